@@ -1,0 +1,834 @@
+//! The Account aggregate: one client's savings or checking account in one currency.
+//! Invariants: the balance never goes below zero, a frozen or closed account takes no
+//! movement, an account closes only at zero, the currency never changes, and an external
+//! transaction id or transfer id has an effect at most once.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use crate::error::{Refusal, RefusalKind};
+use crate::ids::{AccountId, ClientId, TransferId};
+use crate::money::{Currency, Money};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountType {
+    #[default]
+    Savings,
+    Checking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    #[default]
+    Open,
+    Frozen,
+    Closed,
+}
+
+/// Money entering (credit) or leaving (debit) an account, as the core system books it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Credit,
+    Debit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCommand {
+    Open {
+        account_id: AccountId,
+        client_id: ClientId,
+        account_type: AccountType,
+        currency: Currency,
+        initial_deposit: Option<Money>,
+    },
+    Deposit {
+        amount: Money,
+        description: Option<String>,
+    },
+    Withdraw {
+        amount: Money,
+        description: Option<String>,
+    },
+    /// A transaction booked by the external core system; a repeated id is a no-op.
+    RecordExternal {
+        external_id: String,
+        direction: Direction,
+        amount: Money,
+        booked_at: DateTime<Utc>,
+        description: Option<String>,
+    },
+    /// The first step of a transfer; a repeated transfer id is a no-op.
+    DebitForTransfer {
+        transfer_id: TransferId,
+        to_account: AccountId,
+        amount: Money,
+    },
+    /// The second step of a transfer; a repeated transfer id is a no-op.
+    CreditFromTransfer {
+        transfer_id: TransferId,
+        from_account: AccountId,
+        amount: Money,
+    },
+    /// The compensation when the credit side failed: gives the debited amount back. It
+    /// ignores freezes and closure on purpose; compensation must not fail.
+    ReverseTransferDebit { transfer_id: TransferId },
+    Freeze { reason: Option<String> },
+    Unfreeze,
+    Close,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    AccountOpened {
+        account_id: AccountId,
+        client_id: ClientId,
+        account_type: AccountType,
+        currency: Currency,
+        initial_deposit: Money,
+    },
+    MoneyDeposited {
+        amount: Money,
+        description: Option<String>,
+        balance_after: Money,
+    },
+    MoneyWithdrawn {
+        amount: Money,
+        description: Option<String>,
+        balance_after: Money,
+    },
+    ExternalTransactionRecorded {
+        external_id: String,
+        direction: Direction,
+        amount: Money,
+        booked_at: DateTime<Utc>,
+        description: Option<String>,
+        balance_after: Money,
+    },
+    TransferDebited {
+        transfer_id: TransferId,
+        to_account: AccountId,
+        amount: Money,
+        balance_after: Money,
+    },
+    TransferCredited {
+        transfer_id: TransferId,
+        from_account: AccountId,
+        amount: Money,
+        balance_after: Money,
+    },
+    TransferDebitReversed {
+        transfer_id: TransferId,
+        amount: Money,
+        balance_after: Money,
+    },
+    AccountFrozen {
+        reason: Option<String>,
+    },
+    AccountUnfrozen,
+    AccountClosed,
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        match self {
+            AccountEvent::AccountOpened { .. } => "AccountOpened",
+            AccountEvent::MoneyDeposited { .. } => "MoneyDeposited",
+            AccountEvent::MoneyWithdrawn { .. } => "MoneyWithdrawn",
+            AccountEvent::ExternalTransactionRecorded { .. } => "ExternalTransactionRecorded",
+            AccountEvent::TransferDebited { .. } => "TransferDebited",
+            AccountEvent::TransferCredited { .. } => "TransferCredited",
+            AccountEvent::TransferDebitReversed { .. } => "TransferDebitReversed",
+            AccountEvent::AccountFrozen { .. } => "AccountFrozen",
+            AccountEvent::AccountUnfrozen => "AccountUnfrozen",
+            AccountEvent::AccountClosed => "AccountClosed",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("the account does not exist")]
+    NotFound,
+    #[error("the account is already open")]
+    AlreadyOpen,
+    #[error("the amount is in {given}, the account holds {account}")]
+    CurrencyMismatch { given: Currency, account: Currency },
+    #[error("insufficient funds: the balance is {balance}")]
+    InsufficientFunds { balance: Money },
+    #[error("the account is frozen")]
+    Frozen,
+    #[error("the account is closed")]
+    Closed,
+    #[error("the account is not frozen")]
+    NotFrozen,
+    #[error("the account is already frozen")]
+    AlreadyFrozen,
+    #[error("the account can only be closed at a zero balance; it holds {balance}")]
+    BalanceNotZero { balance: Money },
+    #[error("the resulting balance would exceed the maximum an account may hold")]
+    BalanceLimit,
+    #[error("transfer {0} was never debited from this account")]
+    TransferNotDebited(TransferId),
+    #[error("a transfer cannot go from an account to itself")]
+    SameAccount,
+    #[error("the external transaction id must be 1 to 100 printable characters")]
+    InvalidExternalId,
+}
+
+impl Refusal for AccountError {
+    fn code(&self) -> &'static str {
+        match self {
+            AccountError::NotFound => "account-not-found",
+            AccountError::AlreadyOpen => "account-already-open",
+            AccountError::CurrencyMismatch { .. } => "currency-mismatch",
+            AccountError::InsufficientFunds { .. } => "insufficient-funds",
+            AccountError::Frozen => "account-frozen",
+            AccountError::Closed => "account-closed",
+            AccountError::NotFrozen => "account-not-frozen",
+            AccountError::AlreadyFrozen => "account-already-frozen",
+            AccountError::BalanceNotZero { .. } => "balance-not-zero",
+            AccountError::BalanceLimit => "balance-limit",
+            AccountError::TransferNotDebited(_) => "transfer-not-debited",
+            AccountError::SameAccount => "same-account",
+            AccountError::InvalidExternalId => "invalid-external-id",
+        }
+    }
+
+    fn kind(&self) -> RefusalKind {
+        match self {
+            AccountError::NotFound => RefusalKind::NotFound,
+            AccountError::CurrencyMismatch { .. }
+            | AccountError::InvalidExternalId
+            | AccountError::SameAccount => RefusalKind::Invalid,
+            _ => RefusalKind::Conflict,
+        }
+    }
+}
+
+/// The state of one account, evolved from its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// `None` until the account is opened.
+    pub id: Option<AccountId>,
+    pub client_id: ClientId,
+    pub account_type: AccountType,
+    pub status: AccountStatus,
+    pub balance: Money,
+    pub external_ids: BTreeSet<String>,
+    pub transfers_debited: BTreeSet<TransferId>,
+    pub transfers_credited: BTreeSet<TransferId>,
+    pub transfers_reversed: BTreeSet<TransferId>,
+    /// Amount of each transfer debited and not reversed, for compensation.
+    pub pending_debits: Vec<(TransferId, Money)>,
+}
+
+impl Account {
+    pub fn currency(&self) -> Currency {
+        self.balance.currency
+    }
+
+    fn require_open(&self) -> Result<(), AccountError> {
+        match (self.id, self.status) {
+            (None, _) => Err(AccountError::NotFound),
+            (_, AccountStatus::Frozen) => Err(AccountError::Frozen),
+            (_, AccountStatus::Closed) => Err(AccountError::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    fn require_currency(&self, amount: Money) -> Result<(), AccountError> {
+        if amount.currency == self.currency() {
+            Ok(())
+        } else {
+            Err(AccountError::CurrencyMismatch {
+                given: amount.currency,
+                account: self.currency(),
+            })
+        }
+    }
+
+    fn credited(&self, amount: Money) -> Result<Money, AccountError> {
+        self.require_currency(amount)?;
+        self.balance.checked_add(amount).ok_or(AccountError::BalanceLimit)
+    }
+
+    fn debited(&self, amount: Money) -> Result<Money, AccountError> {
+        self.require_currency(amount)?;
+        self.balance
+            .checked_sub(amount)
+            .ok_or(AccountError::InsufficientFunds { balance: self.balance })
+    }
+
+    /// Decides which events `command` causes, without changing anything.
+    pub fn decide(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        use AccountCommand as C;
+        use AccountEvent as E;
+        if let C::Open { .. } = command {
+            if self.id.is_some() {
+                return Err(AccountError::AlreadyOpen);
+            }
+        } else if self.id.is_none() {
+            return Err(AccountError::NotFound);
+        }
+        let events = match command {
+            C::Open {
+                account_id,
+                client_id,
+                account_type,
+                currency,
+                initial_deposit,
+            } => {
+                let initial_deposit = initial_deposit.unwrap_or(Money::zero(currency));
+                if initial_deposit.currency != currency {
+                    return Err(AccountError::CurrencyMismatch {
+                        given: initial_deposit.currency,
+                        account: currency,
+                    });
+                }
+                vec![E::AccountOpened {
+                    account_id,
+                    client_id,
+                    account_type,
+                    currency,
+                    initial_deposit,
+                }]
+            }
+            C::Deposit { amount, description } => {
+                self.require_open()?;
+                let balance_after = self.credited(amount)?;
+                vec![E::MoneyDeposited {
+                    amount,
+                    description,
+                    balance_after,
+                }]
+            }
+            C::Withdraw { amount, description } => {
+                self.require_open()?;
+                let balance_after = self.debited(amount)?;
+                vec![E::MoneyWithdrawn {
+                    amount,
+                    description,
+                    balance_after,
+                }]
+            }
+            C::RecordExternal {
+                external_id,
+                direction,
+                amount,
+                booked_at,
+                description,
+            } => {
+                let valid_id = !external_id.is_empty()
+                    && external_id.chars().count() <= 100
+                    && !external_id.chars().any(char::is_control);
+                if !valid_id {
+                    return Err(AccountError::InvalidExternalId);
+                }
+                if self.external_ids.contains(&external_id) {
+                    return Ok(vec![]);
+                }
+                self.require_open()?;
+                let balance_after = match direction {
+                    Direction::Credit => self.credited(amount)?,
+                    Direction::Debit => self.debited(amount)?,
+                };
+                vec![E::ExternalTransactionRecorded {
+                    external_id,
+                    direction,
+                    amount,
+                    booked_at,
+                    description,
+                    balance_after,
+                }]
+            }
+            C::DebitForTransfer {
+                transfer_id,
+                to_account,
+                amount,
+            } => {
+                if self.transfers_debited.contains(&transfer_id) {
+                    return Ok(vec![]);
+                }
+                if Some(to_account) == self.id {
+                    return Err(AccountError::SameAccount);
+                }
+                self.require_open()?;
+                let balance_after = self.debited(amount)?;
+                vec![E::TransferDebited {
+                    transfer_id,
+                    to_account,
+                    amount,
+                    balance_after,
+                }]
+            }
+            C::CreditFromTransfer {
+                transfer_id,
+                from_account,
+                amount,
+            } => {
+                if self.transfers_credited.contains(&transfer_id) {
+                    return Ok(vec![]);
+                }
+                if Some(from_account) == self.id {
+                    return Err(AccountError::SameAccount);
+                }
+                self.require_open()?;
+                let balance_after = self.credited(amount)?;
+                vec![E::TransferCredited {
+                    transfer_id,
+                    from_account,
+                    amount,
+                    balance_after,
+                }]
+            }
+            C::ReverseTransferDebit { transfer_id } => {
+                if self.transfers_reversed.contains(&transfer_id) {
+                    return Ok(vec![]);
+                }
+                let (_, amount) = self
+                    .pending_debits
+                    .iter()
+                    .find(|(id, _)| *id == transfer_id)
+                    .copied()
+                    .ok_or(AccountError::TransferNotDebited(transfer_id))?;
+                let balance_after = self.credited(amount)?;
+                vec![E::TransferDebitReversed {
+                    transfer_id,
+                    amount,
+                    balance_after,
+                }]
+            }
+            C::Freeze { reason } => match self.status {
+                AccountStatus::Open => vec![E::AccountFrozen { reason }],
+                AccountStatus::Frozen => return Err(AccountError::AlreadyFrozen),
+                AccountStatus::Closed => return Err(AccountError::Closed),
+            },
+            C::Unfreeze => match self.status {
+                AccountStatus::Frozen => vec![E::AccountUnfrozen],
+                AccountStatus::Open => return Err(AccountError::NotFrozen),
+                AccountStatus::Closed => return Err(AccountError::Closed),
+            },
+            C::Close => {
+                self.require_open()?;
+                if !self.balance.is_zero() {
+                    return Err(AccountError::BalanceNotZero { balance: self.balance });
+                }
+                vec![E::AccountClosed]
+            }
+        };
+        Ok(events)
+    }
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use AccountEvent as E;
+        match event {
+            E::AccountOpened {
+                account_id,
+                client_id,
+                account_type,
+                initial_deposit,
+                ..
+            } => {
+                self.id = Some(account_id);
+                self.client_id = client_id;
+                self.account_type = account_type;
+                self.status = AccountStatus::Open;
+                self.balance = initial_deposit;
+            }
+            E::MoneyDeposited { balance_after, .. } | E::MoneyWithdrawn { balance_after, .. } => {
+                self.balance = balance_after;
+            }
+            E::ExternalTransactionRecorded {
+                external_id,
+                balance_after,
+                ..
+            } => {
+                self.external_ids.insert(external_id);
+                self.balance = balance_after;
+            }
+            E::TransferDebited {
+                transfer_id,
+                amount,
+                balance_after,
+                ..
+            } => {
+                self.transfers_debited.insert(transfer_id);
+                self.pending_debits.push((transfer_id, amount));
+                self.balance = balance_after;
+            }
+            E::TransferCredited {
+                transfer_id,
+                balance_after,
+                ..
+            } => {
+                self.transfers_credited.insert(transfer_id);
+                self.balance = balance_after;
+            }
+            E::TransferDebitReversed {
+                transfer_id,
+                balance_after,
+                ..
+            } => {
+                self.transfers_reversed.insert(transfer_id);
+                self.pending_debits.retain(|(id, _)| *id != transfer_id);
+                self.balance = balance_after;
+            }
+            E::AccountFrozen { .. } => self.status = AccountStatus::Frozen,
+            E::AccountUnfrozen => self.status = AccountStatus::Open,
+            E::AccountClosed => self.status = AccountStatus::Closed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use AccountCommand as C;
+    use AccountEvent as E;
+
+    type Given = TestFramework<Account>;
+
+    fn eur(amount: i64) -> Money {
+        Money::non_negative(amount, Currency::parse("EUR").unwrap()).unwrap()
+    }
+
+    fn usd(amount: i64) -> Money {
+        Money::positive(amount, Currency::parse("USD").unwrap()).unwrap()
+    }
+
+    fn ids() -> (AccountId, ClientId) {
+        (
+            "0192f000-0000-7000-8000-000000000001".parse().unwrap(),
+            "0192f000-0000-7000-8000-000000000002".parse().unwrap(),
+        )
+    }
+
+    fn opened(balance: i64) -> Vec<AccountEvent> {
+        let (account_id, client_id) = ids();
+        vec![E::AccountOpened {
+            account_id,
+            client_id,
+            account_type: AccountType::Checking,
+            currency: Currency::parse("EUR").unwrap(),
+            initial_deposit: eur(balance),
+        }]
+    }
+
+    fn other_account() -> AccountId {
+        "0192f000-0000-7000-8000-0000000000ff".parse().unwrap()
+    }
+
+    fn transfer() -> TransferId {
+        "0192f000-0000-7000-8000-0000000000aa".parse().unwrap()
+    }
+
+    #[test]
+    fn opens_with_an_initial_deposit() {
+        let (account_id, client_id) = ids();
+        Given::with(())
+            .given_no_previous_events()
+            .when(C::Open {
+                account_id,
+                client_id,
+                account_type: AccountType::Checking,
+                currency: Currency::parse("EUR").unwrap(),
+                initial_deposit: Some(eur(500)),
+            })
+            .then_expect_events(opened(500));
+    }
+
+    #[test]
+    fn opens_at_zero_without_a_deposit() {
+        let (account_id, client_id) = ids();
+        Given::with(())
+            .given_no_previous_events()
+            .when(C::Open {
+                account_id,
+                client_id,
+                account_type: AccountType::Checking,
+                currency: Currency::parse("EUR").unwrap(),
+                initial_deposit: None,
+            })
+            .then_expect_events(opened(0));
+    }
+
+    #[test]
+    fn refuses_an_initial_deposit_in_another_currency() {
+        let (account_id, client_id) = ids();
+        Given::with(())
+            .given_no_previous_events()
+            .when(C::Open {
+                account_id,
+                client_id,
+                account_type: AccountType::Savings,
+                currency: Currency::parse("EUR").unwrap(),
+                initial_deposit: Some(usd(5)),
+            })
+            .then_expect_error(AccountError::CurrencyMismatch {
+                given: Currency::parse("USD").unwrap(),
+                account: Currency::parse("EUR").unwrap(),
+            });
+    }
+
+    #[test]
+    fn refuses_to_open_twice() {
+        let (account_id, client_id) = ids();
+        Given::with(())
+            .given(opened(0))
+            .when(C::Open {
+                account_id,
+                client_id,
+                account_type: AccountType::Savings,
+                currency: Currency::parse("EUR").unwrap(),
+                initial_deposit: None,
+            })
+            .then_expect_error(AccountError::AlreadyOpen);
+    }
+
+    #[test]
+    fn refuses_commands_on_an_account_never_opened() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(C::Deposit { amount: eur(1), description: None })
+            .then_expect_error(AccountError::NotFound);
+    }
+
+    #[test]
+    fn deposits_and_withdraws() {
+        Given::with(())
+            .given(opened(100))
+            .when(C::Deposit { amount: eur(50), description: Some("cash".into()) })
+            .then_expect_events(vec![E::MoneyDeposited {
+                amount: eur(50),
+                description: Some("cash".into()),
+                balance_after: eur(150),
+            }]);
+        Given::with(())
+            .given(opened(100))
+            .when(C::Withdraw { amount: eur(100), description: None })
+            .then_expect_events(vec![E::MoneyWithdrawn {
+                amount: eur(100),
+                description: None,
+                balance_after: eur(0),
+            }]);
+    }
+
+    #[test]
+    fn never_overdraws() {
+        Given::with(())
+            .given(opened(100))
+            .when(C::Withdraw { amount: eur(101), description: None })
+            .then_expect_error(AccountError::InsufficientFunds { balance: eur(100) });
+    }
+
+    #[test]
+    fn refuses_a_movement_in_another_currency() {
+        Given::with(())
+            .given(opened(100))
+            .when(C::Deposit { amount: usd(1), description: None })
+            .then_expect_error(AccountError::CurrencyMismatch {
+                given: Currency::parse("USD").unwrap(),
+                account: Currency::parse("EUR").unwrap(),
+            });
+    }
+
+    #[test]
+    fn refuses_a_balance_beyond_the_limit() {
+        Given::with(())
+            .given(opened(crate::money::MAX_AMOUNT_MINOR))
+            .when(C::Deposit { amount: eur(1), description: None })
+            .then_expect_error(AccountError::BalanceLimit);
+    }
+
+    #[test]
+    fn a_frozen_account_takes_no_movement() {
+        let frozen = [opened(100), vec![E::AccountFrozen { reason: None }]].concat();
+        for command in [
+            C::Deposit { amount: eur(1), description: None },
+            C::Withdraw { amount: eur(1), description: None },
+            C::DebitForTransfer { transfer_id: transfer(), to_account: other_account(), amount: eur(1) },
+            C::CreditFromTransfer { transfer_id: transfer(), from_account: other_account(), amount: eur(1) },
+            C::Close,
+        ] {
+            Given::with(()).given(frozen.clone()).when(command).then_expect_error(AccountError::Frozen);
+        }
+    }
+
+    #[test]
+    fn a_closed_account_takes_no_movement() {
+        let closed = [opened(0), vec![E::AccountClosed]].concat();
+        for command in [
+            C::Deposit { amount: eur(1), description: None },
+            C::Withdraw { amount: eur(1), description: None },
+            C::Close,
+        ] {
+            Given::with(()).given(closed.clone()).when(command).then_expect_error(AccountError::Closed);
+        }
+        Given::with(()).given(closed.clone()).when(C::Freeze { reason: None }).then_expect_error(AccountError::Closed);
+        Given::with(()).given(closed).when(C::Unfreeze).then_expect_error(AccountError::Closed);
+    }
+
+    #[test]
+    fn freezes_and_unfreezes() {
+        Given::with(())
+            .given(opened(0))
+            .when(C::Freeze { reason: Some("fraud check".into()) })
+            .then_expect_events(vec![E::AccountFrozen { reason: Some("fraud check".into()) }]);
+        Given::with(())
+            .given([opened(0), vec![E::AccountFrozen { reason: None }]].concat())
+            .when(C::Freeze { reason: None })
+            .then_expect_error(AccountError::AlreadyFrozen);
+        Given::with(())
+            .given([opened(0), vec![E::AccountFrozen { reason: None }]].concat())
+            .when(C::Unfreeze)
+            .then_expect_events(vec![E::AccountUnfrozen]);
+        Given::with(()).given(opened(0)).when(C::Unfreeze).then_expect_error(AccountError::NotFrozen);
+    }
+
+    #[test]
+    fn closes_only_at_zero() {
+        Given::with(()).given(opened(0)).when(C::Close).then_expect_events(vec![E::AccountClosed]);
+        Given::with(())
+            .given(opened(1))
+            .when(C::Close)
+            .then_expect_error(AccountError::BalanceNotZero { balance: eur(1) });
+    }
+
+    fn external(id: &str, direction: Direction, amount: i64) -> AccountCommand {
+        C::RecordExternal {
+            external_id: id.into(),
+            direction,
+            amount: eur(amount),
+            booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z").unwrap().into(),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn records_an_external_transaction_once() {
+        let recorded = E::ExternalTransactionRecorded {
+            external_id: "core-1".into(),
+            direction: Direction::Credit,
+            amount: eur(30),
+            booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z").unwrap().into(),
+            description: None,
+            balance_after: eur(130),
+        };
+        Given::with(())
+            .given(opened(100))
+            .when(external("core-1", Direction::Credit, 30))
+            .then_expect_events(vec![recorded.clone()]);
+        Given::with(())
+            .given([opened(100), vec![recorded]].concat())
+            .when(external("core-1", Direction::Credit, 30))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_external_debit_cannot_overdraw_and_ids_are_checked() {
+        Given::with(())
+            .given(opened(10))
+            .when(external("core-2", Direction::Debit, 11))
+            .then_expect_error(AccountError::InsufficientFunds { balance: eur(10) });
+        Given::with(())
+            .given(opened(10))
+            .when(external("", Direction::Credit, 1))
+            .then_expect_error(AccountError::InvalidExternalId);
+    }
+
+    #[test]
+    fn transfer_steps_apply_once() {
+        let debited = E::TransferDebited {
+            transfer_id: transfer(),
+            to_account: other_account(),
+            amount: eur(40),
+            balance_after: eur(60),
+        };
+        let debit = C::DebitForTransfer { transfer_id: transfer(), to_account: other_account(), amount: eur(40) };
+        Given::with(()).given(opened(100)).when(debit.clone()).then_expect_events(vec![debited.clone()]);
+        Given::with(())
+            .given([opened(100), vec![debited.clone()]].concat())
+            .when(debit)
+            .then_expect_events(vec![]);
+        let credit = C::CreditFromTransfer { transfer_id: transfer(), from_account: other_account(), amount: eur(40) };
+        let credited = E::TransferCredited {
+            transfer_id: transfer(),
+            from_account: other_account(),
+            amount: eur(40),
+            balance_after: eur(140),
+        };
+        Given::with(()).given(opened(100)).when(credit.clone()).then_expect_events(vec![credited.clone()]);
+        Given::with(()).given([opened(100), vec![credited]].concat()).when(credit).then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_transfer_to_itself_is_refused() {
+        let (account_id, _) = ids();
+        Given::with(())
+            .given(opened(100))
+            .when(C::DebitForTransfer { transfer_id: transfer(), to_account: account_id, amount: eur(1) })
+            .then_expect_error(AccountError::SameAccount);
+    }
+
+    #[test]
+    fn a_reversal_restores_the_debit_once_even_when_frozen() {
+        let debited = E::TransferDebited {
+            transfer_id: transfer(),
+            to_account: other_account(),
+            amount: eur(40),
+            balance_after: eur(60),
+        };
+        let reversed = E::TransferDebitReversed { transfer_id: transfer(), amount: eur(40), balance_after: eur(100) };
+        Given::with(())
+            .given([opened(100), vec![debited.clone(), E::AccountFrozen { reason: None }]].concat())
+            .when(C::ReverseTransferDebit { transfer_id: transfer() })
+            .then_expect_events(vec![reversed.clone()]);
+        Given::with(())
+            .given([opened(100), vec![debited, reversed]].concat())
+            .when(C::ReverseTransferDebit { transfer_id: transfer() })
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(opened(100))
+            .when(C::ReverseTransferDebit { transfer_id: transfer() })
+            .then_expect_error(AccountError::TransferNotDebited(transfer()));
+    }
+
+    #[test]
+    fn refusal_codes_are_stable() {
+        assert_eq!(AccountError::InsufficientFunds { balance: eur(0) }.code(), "insufficient-funds");
+        assert_eq!(AccountError::NotFound.kind(), RefusalKind::NotFound);
+        assert_eq!(AccountError::Closed.kind(), RefusalKind::Conflict);
+    }
+}
