@@ -1,0 +1,15 @@
+//! The write side's persistence: an event store that seals every event into its stream's
+//! hash chain, over cqrs-es's `PersistedEventRepository` implementations (`sqlite-es`
+//! embedded, `postgres-es` self-hosted); the command executor with optimistic concurrency
+//! and retries; and the durable idempotency records.
+
+mod backend;
+mod error;
+mod executor;
+pub mod idempotency;
+mod store;
+
+pub use backend::Backend;
+pub use error::StoreError;
+pub use executor::{Committed, ExecuteError, Expected};
+pub use store::{EventStore, Loaded};

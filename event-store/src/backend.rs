@@ -1,0 +1,98 @@
+//! Opening the store on each backend, and dispatching the repository calls to it.
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::time::Duration;
+
+use postgres_es::PostgresEventRepository;
+use sqlite_es::SqliteEventRepository;
+
+use crate::error::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database behind the store: the cqrs-es repository for appends and loads, and the
+/// pool for the queries cqrs-es does not offer (audit reads, idempotency).
+pub enum Backend {
+    Sqlite {
+        repository: SqliteEventRepository,
+        pool: SqlitePool,
+    },
+    Postgres {
+        repository: PostgresEventRepository,
+        pool: PgPool,
+    },
+}
+
+impl Backend {
+    /// Opens (creating if needed) the SQLite store at `path`. WAL with
+    /// `synchronous=FULL`: a commit that returned is on disk, even after power loss.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Backend::Sqlite {
+            repository: SqliteEventRepository::new(pool.clone()),
+            pool,
+        })
+    }
+
+    /// Connects to PostgreSQL at `url` and brings its schema up to date.
+    pub async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Backend::Postgres {
+            repository: PostgresEventRepository::new(pool.clone()),
+            pool,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Backend::Postgres { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Backend::Sqlite { pool, .. } => pool.close().await,
+            Backend::Postgres { pool, .. } => pool.close().await,
+        }
+    }
+}
+
+/// Runs `$body` with `$repo` bound to whichever cqrs-es repository the backend holds.
+macro_rules! with_repository {
+    ($backend:expr, $repo:ident => $body:expr) => {
+        match $backend {
+            $crate::backend::Backend::Sqlite { repository: $repo, .. } => $body,
+            $crate::backend::Backend::Postgres { repository: $repo, .. } => $body,
+        }
+    };
+}
+pub(crate) use with_repository;

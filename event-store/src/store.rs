@@ -1,0 +1,125 @@
+//! Loading aggregates and appending sealed events.
+
+use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent};
+use domain::chain::{seal, GENESIS_HASH};
+use domain::metadata::{CommandMetadata, HASH};
+use serde_json::Value;
+
+use crate::backend::{with_repository, Backend};
+use crate::error::StoreError;
+
+/// The event store. Every append seals its events into the stream's hash chain.
+pub struct EventStore {
+    pub(crate) backend: Backend,
+    pub(crate) locks: crate::executor::StreamLocks,
+}
+
+/// An aggregate as loaded: its state, its version (the last sequence) and the hash of its
+/// last event, which the next event links to.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    pub aggregate: A,
+    pub version: u64,
+    pub(crate) last_hash: String,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
+}
+
+impl EventStore {
+    pub fn new(backend: Backend) -> Self {
+        EventStore {
+            backend,
+            locks: Default::default(),
+        }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Loads the aggregate `id` by replaying its stream.
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+        let events = with_repository!(&self.backend, repo => repo.get_events::<A>(id).await)?;
+        let mut loaded = Loaded {
+            aggregate: A::default(),
+            version: 0,
+            last_hash: GENESIS_HASH.to_string(),
+        };
+        for event in events {
+            loaded.version = event.sequence as u64;
+            loaded.last_hash = event
+                .metadata
+                .get(HASH)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let payload: A::Event = serde_json::from_value(event.payload)?;
+            loaded.aggregate.apply(payload);
+        }
+        Ok(loaded)
+    }
+
+    /// Appends `events` after `loaded`, sealing each into the chain. Fails with
+    /// [`StoreError::Conflict`] when another writer appended first; nothing is written then.
+    pub async fn append<A: Aggregate>(
+        &self,
+        id: &str,
+        loaded: &Loaded<A>,
+        events: &[A::Event],
+        metadata: &CommandMetadata,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        let base = metadata.to_map();
+        let mut previous = loaded.last_hash.clone();
+        let mut sealed = Vec::with_capacity(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            let metadata: serde_json::Map<String, Value> =
+                base.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let mut serialized = SerializedEvent::new(
+                id.to_string(),
+                loaded.version as usize + offset + 1,
+                A::TYPE.to_string(),
+                event.event_type(),
+                event.event_version(),
+                serde_json::to_value(event)?,
+                Value::Object(metadata),
+            );
+            seal(&mut serialized, &previous);
+            previous = serialized.metadata[HASH].as_str().unwrap_or_default().to_string();
+            sealed.push(serialized);
+        }
+        if sealed.is_empty() {
+            return Ok(sealed);
+        }
+        with_repository!(&self.backend, repo => repo.persist::<A>(&sealed, None).await)?;
+        Ok(sealed)
+    }
+
+    /// One stream's events as stored, for audit and verification.
+    pub async fn stream(&self, aggregate_type: &str, id: &str) -> Result<Vec<SerializedEvent>, StoreError> {
+        const QUERY: &str = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload, metadata FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
+        let rows = match &self.backend {
+            Backend::Sqlite { pool, .. } => {
+                let rows: Vec<(String, String, i64, String, String, String, String)> =
+                    sqlx::query_as(QUERY).bind(aggregate_type).bind(id).fetch_all(pool).await?;
+                rows.into_iter()
+                    .map(|(t, i, s, e, v, p, m)| Ok((t, i, s, e, v, serde_json::from_str(&p)?, serde_json::from_str(&m)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            }
+            Backend::Postgres { pool, .. } => {
+                let rows: Vec<(String, String, i64, String, String, Value, Value)> =
+                    sqlx::query_as(QUERY).bind(aggregate_type).bind(id).fetch_all(pool).await?;
+                rows
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(t, i, s, e, v, p, m)| SerializedEvent::new(i, s as usize, t, e, v, p, m))
+            .collect())
+    }
+}
