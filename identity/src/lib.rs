@@ -1,0 +1,33 @@
+//! The embedded identity provider: what Cognito is in AWS, in one process. It keeps the
+//! staff directory (argon2 password hashes) and OAuth clients in SQLite, signs tokens of
+//! Cognito's shape with a P-256 key generated on first start and kept in the data
+//! directory, and serves login, the token endpoint (refresh, authorization code + PKCE,
+//! client credentials), the authorization page, discovery and the JWKS.
+
+mod authorize;
+mod directory;
+mod keys;
+mod password;
+mod routes;
+mod tokens;
+
+pub use directory::{
+    DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory, WorkerClient,
+};
+pub use keys::{LocalKeySource, SigningKey};
+pub use routes::router;
+pub use tokens::{TokenIssuer, TokenSet};
+
+use std::sync::Arc;
+
+/// Everything the identity routes need.
+#[derive(Clone)]
+pub struct Identity {
+    pub directory: Arc<EmbeddedDirectory>,
+    pub issuer: Arc<TokenIssuer>,
+}
+
+/// The public client the UI signs in with (authorization code + PKCE).
+pub const UI_CLIENT_ID: &str = "crm-ui";
+/// The client `POST /auth/login` issues tokens to (scripts, the CLI).
+pub const CLI_CLIENT_ID: &str = "crm-cli";

@@ -1,0 +1,325 @@
+//! The staff directory: who may sign in. A trait, so that staff management goes to
+//! Cognito in AWS and to this embedded SQLite directory locally.
+
+use api_kit::auth::AccessCheck;
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use domain::policy::Role;
+use domain::StaffId;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::password;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct NewDirectoryUser {
+    pub id: StaffId,
+    pub username: String,
+    pub role: Role,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    pub id: StaffId,
+    pub username: String,
+    pub role: Role,
+    pub enabled: bool,
+}
+
+/// A machine client's credentials; the secret is shown once and stored only hashed.
+#[derive(Debug, Clone)]
+pub struct WorkerClient {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("the username is taken")]
+    DuplicateUsername,
+    #[error("no such user")]
+    NotFound,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("the password {0}")]
+    WeakPassword(&'static str),
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for DirectoryError {
+    fn from(error: sqlx::Error) -> Self {
+        DirectoryError::Unavailable(error.to_string())
+    }
+}
+
+/// What staff management needs of a directory.
+#[async_trait]
+pub trait StaffDirectory: Send + Sync {
+    async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError>;
+    async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError>;
+    async fn set_role(&self, id: StaffId, role: Role) -> Result<(), DirectoryError>;
+    async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError>;
+}
+
+/// The directory in SQLite, in the data directory's `identity.db`.
+pub struct EmbeddedDirectory {
+    pub(crate) pool: SqlitePool,
+}
+
+pub(crate) fn sha256_b64(value: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+}
+
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+type UserRow = (String, String, String, i64);
+
+fn user_from_row((id, username, role, enabled): UserRow) -> Result<DirectoryUser, DirectoryError> {
+    Ok(DirectoryUser {
+        id: id.parse().map_err(|_| DirectoryError::Unavailable(format!("corrupt user id {id}")))?,
+        username,
+        role: Role::parse(&role).ok_or_else(|| DirectoryError::Unavailable(format!("corrupt role {role}")))?,
+        enabled: enabled != 0,
+    })
+}
+
+impl EmbeddedDirectory {
+    pub async fn open(path: &Path) -> Result<Self, DirectoryError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+        let directory = EmbeddedDirectory { pool };
+        for client in [crate::UI_CLIENT_ID, crate::CLI_CLIENT_ID] {
+            sqlx::query("INSERT INTO clients (client_id, name, created_at) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING")
+                .bind(client)
+                .bind(now())
+                .execute(&directory.pool)
+                .await?;
+        }
+        Ok(directory)
+    }
+
+    /// Creates the root admin unless one exists. Returns the user and, when no password
+    /// was given, the generated one (to be shown once).
+    pub async fn ensure_root(
+        &self,
+        username: &str,
+        password: Option<String>,
+    ) -> Result<Option<(DirectoryUser, Option<String>)>, DirectoryError> {
+        let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE role = $1 LIMIT 1")
+            .bind(Role::RootAdmin.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        if existing.is_some() {
+            return Ok(None);
+        }
+        let generated = password.is_none().then(random_token);
+        let password = password.or_else(|| generated.clone()).unwrap_or_default();
+        let user = NewDirectoryUser {
+            id: StaffId::new(),
+            username: username.to_string(),
+            role: Role::RootAdmin,
+            password,
+        };
+        self.create_user(user.clone()).await?;
+        Ok(Some((
+            DirectoryUser { id: user.id, username: user.username, role: user.role, enabled: true },
+            generated,
+        )))
+    }
+
+    /// Checks a username and password; the same error for an unknown user and a wrong
+    /// password, after the same amount of work.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<DirectoryUser, DirectoryError> {
+        let row: Option<(String, String, String, i64, String)> =
+            sqlx::query_as("SELECT id, username, role, enabled, password_hash FROM users WHERE username = $1")
+                .bind(username.trim().to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?;
+        let (user, hash) = match row {
+            Some((id, username, role, enabled, hash)) => (Some(user_from_row((id, username, role, enabled))?), Some(hash)),
+            None => (None, None),
+        };
+        let matches = password::verify(password.to_string(), hash).await;
+        match user {
+            Some(user) if matches && user.enabled => Ok(user),
+            _ => Err(DirectoryError::InvalidCredentials),
+        }
+    }
+
+    pub async fn find(&self, id: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        let row: Option<UserRow> = sqlx::query_as("SELECT id, username, role, enabled FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    /// Registers an integration worker (client credentials) and returns its secret once.
+    pub async fn register_worker(&self, name: &str) -> Result<WorkerClient, DirectoryError> {
+        let client_id = format!("worker-{}", uuid::Uuid::now_v7().simple());
+        let client_secret = random_token();
+        sqlx::query("INSERT INTO clients (client_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&client_id)
+            .bind(name)
+            .bind(password::hash(client_secret.clone()).await.map_err(DirectoryError::Unavailable)?)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(WorkerClient { client_id, client_secret })
+    }
+
+    /// Checks a worker's client credentials.
+    pub async fn authenticate_worker(&self, client_id: &str, secret: &str) -> Result<(), DirectoryError> {
+        let row: Option<(Option<String>, i64)> =
+            sqlx::query_as("SELECT secret_hash, enabled FROM clients WHERE client_id = $1")
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (hash, enabled) = match row {
+            Some((Some(hash), enabled)) => (Some(hash), enabled != 0),
+            _ => (None, false),
+        };
+        if password::verify(secret.to_string(), hash).await && enabled {
+            Ok(())
+        } else {
+            Err(DirectoryError::InvalidCredentials)
+        }
+    }
+
+    /// Whether `client_id` is a known public client that may use `redirect_uri`.
+    pub(crate) async fn public_client_allows(&self, client_id: &str, redirect_uri: &str) -> Result<bool, DirectoryError> {
+        let row: Option<(Option<String>, String)> =
+            sqlx::query_as("SELECT secret_hash, redirect_uris FROM clients WHERE client_id = $1 AND enabled = 1")
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some((None, uris)) => serde_json::from_str::<Vec<String>>(&uris)
+                .unwrap_or_default()
+                .iter()
+                .any(|allowed| allowed == redirect_uri),
+            _ => false,
+        })
+    }
+
+    /// Sets the redirect URIs a public client may use.
+    pub async fn set_redirect_uris(&self, client_id: &str, uris: &[String]) -> Result<(), DirectoryError> {
+        sqlx::query("UPDATE clients SET redirect_uris = $1 WHERE client_id = $2")
+            .bind(serde_json::to_string(uris).unwrap_or_else(|_| "[]".into()))
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl StaffDirectory for EmbeddedDirectory {
+    async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
+        password::check_strength(&user.password).map_err(DirectoryError::WeakPassword)?;
+        let hash = password::hash(user.password).await.map_err(DirectoryError::Unavailable)?;
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.username.to_ascii_lowercase())
+        .bind(user.role.as_str())
+        .bind(hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DirectoryError::DuplicateUsername),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query("UPDATE users SET enabled = $1 WHERE id = $2")
+            .bind(i64::from(enabled))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if !enabled {
+            sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if updated.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_role(&self, id: StaffId, role: Role) -> Result<(), DirectoryError> {
+        let updated = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError> {
+        // Refresh tokens and codes go with the user (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AccessCheck for EmbeddedDirectory {
+    async fn is_active(&self, subject: &str, role: Role) -> Result<bool, String> {
+        let row: Option<(i64,)> = if role == Role::Worker {
+            sqlx::query_as("SELECT enabled FROM clients WHERE client_id = $1 AND secret_hash IS NOT NULL")
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await
+        } else {
+            sqlx::query_as("SELECT enabled FROM users WHERE id = $1 AND role = $2")
+                .bind(subject)
+                .bind(role.as_str())
+                .fetch_optional(&self.pool)
+                .await
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(matches!(row, Some((1,))))
+    }
+}

@@ -1,0 +1,79 @@
+//! Argon2id password hashing, off the async runtime (it is deliberately slow).
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use std::sync::OnceLock;
+
+/// A hash of a random password nobody has, verified against for unknown usernames so
+/// that "no such user" takes as long as "wrong password".
+fn decoy() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        let secret = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(secret.as_str().as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .unwrap_or_default()
+    })
+}
+
+pub(crate) async fn hash(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Verifies `password` against `stored`, or against a decoy when there is no user.
+pub(crate) async fn verify(password: String, stored: Option<String>) -> bool {
+    let known = stored.is_some();
+    let matches = tokio::task::spawn_blocking(move || {
+        let stored = stored.unwrap_or_else(|| decoy().to_string());
+        PasswordHash::new(&stored)
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    known && matches
+}
+
+/// Passwords for staff: long enough to resist guessing, not so long they DoS the hasher.
+pub(crate) fn check_strength(password: &str) -> Result<(), &'static str> {
+    let length = password.chars().count();
+    if length < 12 {
+        Err("must be at least 12 characters")
+    } else if length > 128 {
+        Err("must be at most 128 characters")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verifies_only_the_right_password() {
+        let stored = hash("correct horse battery".into()).await.unwrap();
+        assert!(verify("correct horse battery".into(), Some(stored.clone())).await);
+        assert!(!verify("wrong horse battery".into(), Some(stored)).await);
+        assert!(!verify("anything".into(), None).await);
+    }
+
+    #[test]
+    fn strength_bounds() {
+        assert!(check_strength("short").is_err());
+        assert!(check_strength(&"x".repeat(129)).is_err());
+        assert!(check_strength("twelve chars").is_ok());
+    }
+}

@@ -1,0 +1,162 @@
+//! The provider's HTTP surface: `POST /auth/login`, `POST /oauth2/token`,
+//! `GET|POST /oauth2/authorize`, discovery and the JWKS.
+
+use api_kit::{ApiError, AppJson};
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::directory::DirectoryError;
+use crate::tokens::{GrantError, TokenSet};
+use crate::{authorize, Identity, CLI_CLIENT_ID};
+
+pub fn router(identity: Identity) -> Router {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/oauth2/token", post(token))
+        .route("/oauth2/authorize", get(authorize::page).post(authorize::submit))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state(identity)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// Username and password → tokens, as Cognito's USER_PASSWORD_AUTH.
+async fn login(State(identity): State<Identity>, AppJson(request): AppJson<LoginRequest>) -> Result<Json<TokenSet>, ApiError> {
+    let user = identity
+        .directory
+        .authenticate(&request.username, &request.password)
+        .await
+        .map_err(|error| match error {
+            DirectoryError::InvalidCredentials => {
+                tracing::info!(username = %request.username, "failed sign-in");
+                ApiError::Unauthenticated("invalid username or password".into())
+            }
+            other => ApiError::Unavailable(other.to_string()),
+        })?;
+    tracing::info!(user = %user.id, role = %user.role, "sign-in");
+    let tokens = identity
+        .issuer
+        .issue_for_user(&user, CLI_CLIENT_ID, None)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(tokens))
+}
+
+/// The fields of every grant the token endpoint takes (RFC 6749 form encoding).
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    #[allow(dead_code)]
+    scope: Option<String>,
+}
+
+/// An OAuth error response (RFC 6749 §5.2).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (status, Json(json!({"error": error, "error_description": description}))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+    response
+}
+
+fn grant_error(error: GrantError) -> Response {
+    match error {
+        GrantError::InvalidGrant(reason) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", reason),
+        other => {
+            tracing::error!(error = %other, "token endpoint failure");
+            oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again later")
+        }
+    }
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)`, if present.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let decoded = STANDARD.decode(value.strip_prefix("Basic ")?).ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+async fn token(State(identity): State<Identity>, headers: HeaderMap, form: Result<Form<TokenRequest>, FormRejection>) -> Response {
+    let Ok(Form(request)) = form else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "send an application/x-www-form-urlencoded body with grant_type");
+    };
+    let result = match request.grant_type.as_str() {
+        "authorization_code" => {
+            let (Some(code), Some(redirect_uri), Some(client_id), Some(verifier)) =
+                (&request.code, &request.redirect_uri, &request.client_id, &request.code_verifier)
+            else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code, redirect_uri, client_id and code_verifier are required");
+            };
+            identity.issuer.redeem_code(code, client_id, redirect_uri, verifier).await
+        }
+        "refresh_token" => {
+            let Some(refresh_token) = &request.refresh_token else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+            };
+            identity.issuer.refresh(refresh_token, request.client_id.as_deref()).await
+        }
+        "client_credentials" => {
+            let credentials = basic_credentials(&headers).or_else(|| request.client_id.clone().zip(request.client_secret.clone()));
+            let Some((client_id, secret)) = credentials else {
+                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required");
+            };
+            match identity.directory.authenticate_worker(&client_id, &secret).await {
+                Ok(()) => identity.issuer.issue_for_worker(&client_id),
+                Err(DirectoryError::InvalidCredentials) => {
+                    return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret")
+                }
+                Err(other) => Err(other.into()),
+            }
+        }
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "use authorization_code, refresh_token or client_credentials"),
+    };
+    match result {
+        Ok(tokens) => {
+            let mut response = Json(tokens).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+            response
+        }
+        Err(error) => grant_error(error),
+    }
+}
+
+async fn discovery(State(identity): State<Identity>) -> Json<serde_json::Value> {
+    let issuer = identity.issuer.issuer();
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "cognito:username", "cognito:groups"],
+    }))
+}
+
+async fn jwks(State(identity): State<Identity>) -> Json<serde_json::Value> {
+    Json(identity.issuer.key().jwks())
+}
