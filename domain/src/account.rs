@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use crate::error::{Refusal, RefusalKind};
-use crate::ids::{AccountId, ClientId, TransferId};
+use crate::ids::{AccountId, ClientId, TransactionId, TransferId};
 use crate::money::{Currency, Money};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -48,15 +48,18 @@ pub enum AccountCommand {
         initial_deposit: Option<Money>,
     },
     Deposit {
+        transaction_id: TransactionId,
         amount: Money,
         description: Option<String>,
     },
     Withdraw {
+        transaction_id: TransactionId,
         amount: Money,
         description: Option<String>,
     },
     /// A transaction booked by the external core system; a repeated id is a no-op.
     RecordExternal {
+        transaction_id: TransactionId,
         external_id: String,
         direction: Direction,
         amount: Money,
@@ -65,19 +68,24 @@ pub enum AccountCommand {
     },
     /// The first step of a transfer; a repeated transfer id is a no-op.
     DebitForTransfer {
+        transaction_id: TransactionId,
         transfer_id: TransferId,
         to_account: AccountId,
         amount: Money,
     },
     /// The second step of a transfer; a repeated transfer id is a no-op.
     CreditFromTransfer {
+        transaction_id: TransactionId,
         transfer_id: TransferId,
         from_account: AccountId,
         amount: Money,
     },
     /// The compensation when the credit side failed: gives the debited amount back. It
     /// ignores freezes and closure on purpose; compensation must not fail.
-    ReverseTransferDebit { transfer_id: TransferId },
+    ReverseTransferDebit {
+        transaction_id: TransactionId,
+        transfer_id: TransferId,
+    },
     Freeze { reason: Option<String> },
     Unfreeze,
     Close,
@@ -93,16 +101,19 @@ pub enum AccountEvent {
         initial_deposit: Money,
     },
     MoneyDeposited {
+        transaction_id: TransactionId,
         amount: Money,
         description: Option<String>,
         balance_after: Money,
     },
     MoneyWithdrawn {
+        transaction_id: TransactionId,
         amount: Money,
         description: Option<String>,
         balance_after: Money,
     },
     ExternalTransactionRecorded {
+        transaction_id: TransactionId,
         external_id: String,
         direction: Direction,
         amount: Money,
@@ -111,18 +122,21 @@ pub enum AccountEvent {
         balance_after: Money,
     },
     TransferDebited {
+        transaction_id: TransactionId,
         transfer_id: TransferId,
         to_account: AccountId,
         amount: Money,
         balance_after: Money,
     },
     TransferCredited {
+        transaction_id: TransactionId,
         transfer_id: TransferId,
         from_account: AccountId,
         amount: Money,
         balance_after: Money,
     },
     TransferDebitReversed {
+        transaction_id: TransactionId,
         transfer_id: TransferId,
         amount: Money,
         balance_after: Money,
@@ -304,25 +318,36 @@ impl Account {
                     initial_deposit,
                 }]
             }
-            C::Deposit { amount, description } => {
+            C::Deposit {
+                transaction_id,
+                amount,
+                description,
+            } => {
                 self.require_open()?;
                 let balance_after = self.credited(amount)?;
                 vec![E::MoneyDeposited {
+                    transaction_id,
                     amount,
                     description,
                     balance_after,
                 }]
             }
-            C::Withdraw { amount, description } => {
+            C::Withdraw {
+                transaction_id,
+                amount,
+                description,
+            } => {
                 self.require_open()?;
                 let balance_after = self.debited(amount)?;
                 vec![E::MoneyWithdrawn {
+                    transaction_id,
                     amount,
                     description,
                     balance_after,
                 }]
             }
             C::RecordExternal {
+                transaction_id,
                 external_id,
                 direction,
                 amount,
@@ -344,6 +369,7 @@ impl Account {
                     Direction::Debit => self.debited(amount)?,
                 };
                 vec![E::ExternalTransactionRecorded {
+                    transaction_id,
                     external_id,
                     direction,
                     amount,
@@ -353,6 +379,7 @@ impl Account {
                 }]
             }
             C::DebitForTransfer {
+                transaction_id,
                 transfer_id,
                 to_account,
                 amount,
@@ -366,6 +393,7 @@ impl Account {
                 self.require_open()?;
                 let balance_after = self.debited(amount)?;
                 vec![E::TransferDebited {
+                    transaction_id,
                     transfer_id,
                     to_account,
                     amount,
@@ -373,6 +401,7 @@ impl Account {
                 }]
             }
             C::CreditFromTransfer {
+                transaction_id,
                 transfer_id,
                 from_account,
                 amount,
@@ -386,13 +415,17 @@ impl Account {
                 self.require_open()?;
                 let balance_after = self.credited(amount)?;
                 vec![E::TransferCredited {
+                    transaction_id,
                     transfer_id,
                     from_account,
                     amount,
                     balance_after,
                 }]
             }
-            C::ReverseTransferDebit { transfer_id } => {
+            C::ReverseTransferDebit {
+                transaction_id,
+                transfer_id,
+            } => {
                 if self.transfers_reversed.contains(&transfer_id) {
                     return Ok(vec![]);
                 }
@@ -404,6 +437,7 @@ impl Account {
                     .ok_or(AccountError::TransferNotDebited(transfer_id))?;
                 let balance_after = self.credited(amount)?;
                 vec![E::TransferDebitReversed {
+                    transaction_id,
                     transfer_id,
                     amount,
                     balance_after,
@@ -550,6 +584,10 @@ mod tests {
         "0192f000-0000-7000-8000-0000000000ff".parse().unwrap()
     }
 
+    fn tx() -> TransactionId {
+        "0192f000-0000-7000-8000-0000000000bb".parse().unwrap()
+    }
+
     fn transfer() -> TransferId {
         "0192f000-0000-7000-8000-0000000000aa".parse().unwrap()
     }
@@ -621,7 +659,7 @@ mod tests {
     fn refuses_commands_on_an_account_never_opened() {
         Given::with(())
             .given_no_previous_events()
-            .when(C::Deposit { amount: eur(1), description: None })
+            .when(C::Deposit { transaction_id: tx(), amount: eur(1), description: None })
             .then_expect_error(AccountError::NotFound);
     }
 
@@ -629,16 +667,18 @@ mod tests {
     fn deposits_and_withdraws() {
         Given::with(())
             .given(opened(100))
-            .when(C::Deposit { amount: eur(50), description: Some("cash".into()) })
+            .when(C::Deposit { transaction_id: tx(), amount: eur(50), description: Some("cash".into()) })
             .then_expect_events(vec![E::MoneyDeposited {
+                transaction_id: tx(),
                 amount: eur(50),
                 description: Some("cash".into()),
                 balance_after: eur(150),
             }]);
         Given::with(())
             .given(opened(100))
-            .when(C::Withdraw { amount: eur(100), description: None })
+            .when(C::Withdraw { transaction_id: tx(), amount: eur(100), description: None })
             .then_expect_events(vec![E::MoneyWithdrawn {
+                transaction_id: tx(),
                 amount: eur(100),
                 description: None,
                 balance_after: eur(0),
@@ -649,7 +689,7 @@ mod tests {
     fn never_overdraws() {
         Given::with(())
             .given(opened(100))
-            .when(C::Withdraw { amount: eur(101), description: None })
+            .when(C::Withdraw { transaction_id: tx(), amount: eur(101), description: None })
             .then_expect_error(AccountError::InsufficientFunds { balance: eur(100) });
     }
 
@@ -657,7 +697,7 @@ mod tests {
     fn refuses_a_movement_in_another_currency() {
         Given::with(())
             .given(opened(100))
-            .when(C::Deposit { amount: usd(1), description: None })
+            .when(C::Deposit { transaction_id: tx(), amount: usd(1), description: None })
             .then_expect_error(AccountError::CurrencyMismatch {
                 given: Currency::parse("USD").unwrap(),
                 account: Currency::parse("EUR").unwrap(),
@@ -668,7 +708,7 @@ mod tests {
     fn refuses_a_balance_beyond_the_limit() {
         Given::with(())
             .given(opened(crate::money::MAX_AMOUNT_MINOR))
-            .when(C::Deposit { amount: eur(1), description: None })
+            .when(C::Deposit { transaction_id: tx(), amount: eur(1), description: None })
             .then_expect_error(AccountError::BalanceLimit);
     }
 
@@ -676,10 +716,10 @@ mod tests {
     fn a_frozen_account_takes_no_movement() {
         let frozen = [opened(100), vec![E::AccountFrozen { reason: None }]].concat();
         for command in [
-            C::Deposit { amount: eur(1), description: None },
-            C::Withdraw { amount: eur(1), description: None },
-            C::DebitForTransfer { transfer_id: transfer(), to_account: other_account(), amount: eur(1) },
-            C::CreditFromTransfer { transfer_id: transfer(), from_account: other_account(), amount: eur(1) },
+            C::Deposit { transaction_id: tx(), amount: eur(1), description: None },
+            C::Withdraw { transaction_id: tx(), amount: eur(1), description: None },
+            C::DebitForTransfer { transaction_id: tx(), transfer_id: transfer(), to_account: other_account(), amount: eur(1) },
+            C::CreditFromTransfer { transaction_id: tx(), transfer_id: transfer(), from_account: other_account(), amount: eur(1) },
             C::Close,
         ] {
             Given::with(()).given(frozen.clone()).when(command).then_expect_error(AccountError::Frozen);
@@ -690,8 +730,8 @@ mod tests {
     fn a_closed_account_takes_no_movement() {
         let closed = [opened(0), vec![E::AccountClosed]].concat();
         for command in [
-            C::Deposit { amount: eur(1), description: None },
-            C::Withdraw { amount: eur(1), description: None },
+            C::Deposit { transaction_id: tx(), amount: eur(1), description: None },
+            C::Withdraw { transaction_id: tx(), amount: eur(1), description: None },
             C::Close,
         ] {
             Given::with(()).given(closed.clone()).when(command).then_expect_error(AccountError::Closed);
@@ -728,6 +768,7 @@ mod tests {
 
     fn external(id: &str, direction: Direction, amount: i64) -> AccountCommand {
         C::RecordExternal {
+            transaction_id: tx(),
             external_id: id.into(),
             direction,
             amount: eur(amount),
@@ -739,6 +780,7 @@ mod tests {
     #[test]
     fn records_an_external_transaction_once() {
         let recorded = E::ExternalTransactionRecorded {
+            transaction_id: tx(),
             external_id: "core-1".into(),
             direction: Direction::Credit,
             amount: eur(30),
@@ -771,19 +813,21 @@ mod tests {
     #[test]
     fn transfer_steps_apply_once() {
         let debited = E::TransferDebited {
+            transaction_id: tx(),
             transfer_id: transfer(),
             to_account: other_account(),
             amount: eur(40),
             balance_after: eur(60),
         };
-        let debit = C::DebitForTransfer { transfer_id: transfer(), to_account: other_account(), amount: eur(40) };
+        let debit = C::DebitForTransfer { transaction_id: tx(), transfer_id: transfer(), to_account: other_account(), amount: eur(40) };
         Given::with(()).given(opened(100)).when(debit.clone()).then_expect_events(vec![debited.clone()]);
         Given::with(())
             .given([opened(100), vec![debited.clone()]].concat())
             .when(debit)
             .then_expect_events(vec![]);
-        let credit = C::CreditFromTransfer { transfer_id: transfer(), from_account: other_account(), amount: eur(40) };
+        let credit = C::CreditFromTransfer { transaction_id: tx(), transfer_id: transfer(), from_account: other_account(), amount: eur(40) };
         let credited = E::TransferCredited {
+            transaction_id: tx(),
             transfer_id: transfer(),
             from_account: other_account(),
             amount: eur(40),
@@ -798,30 +842,31 @@ mod tests {
         let (account_id, _) = ids();
         Given::with(())
             .given(opened(100))
-            .when(C::DebitForTransfer { transfer_id: transfer(), to_account: account_id, amount: eur(1) })
+            .when(C::DebitForTransfer { transaction_id: tx(), transfer_id: transfer(), to_account: account_id, amount: eur(1) })
             .then_expect_error(AccountError::SameAccount);
     }
 
     #[test]
     fn a_reversal_restores_the_debit_once_even_when_frozen() {
         let debited = E::TransferDebited {
+            transaction_id: tx(),
             transfer_id: transfer(),
             to_account: other_account(),
             amount: eur(40),
             balance_after: eur(60),
         };
-        let reversed = E::TransferDebitReversed { transfer_id: transfer(), amount: eur(40), balance_after: eur(100) };
+        let reversed = E::TransferDebitReversed { transaction_id: tx(), transfer_id: transfer(), amount: eur(40), balance_after: eur(100) };
         Given::with(())
             .given([opened(100), vec![debited.clone(), E::AccountFrozen { reason: None }]].concat())
-            .when(C::ReverseTransferDebit { transfer_id: transfer() })
+            .when(C::ReverseTransferDebit { transaction_id: tx(), transfer_id: transfer() })
             .then_expect_events(vec![reversed.clone()]);
         Given::with(())
             .given([opened(100), vec![debited, reversed]].concat())
-            .when(C::ReverseTransferDebit { transfer_id: transfer() })
+            .when(C::ReverseTransferDebit { transaction_id: tx(), transfer_id: transfer() })
             .then_expect_events(vec![]);
         Given::with(())
             .given(opened(100))
-            .when(C::ReverseTransferDebit { transfer_id: transfer() })
+            .when(C::ReverseTransferDebit { transaction_id: tx(), transfer_id: transfer() })
             .then_expect_error(AccountError::TransferNotDebited(transfer()));
     }
 

@@ -69,6 +69,10 @@ id_type!(
     /// A transfer between two accounts.
     TransferId
 );
+id_type!(
+    /// One movement of money on one account (a line of its transaction history).
+    TransactionId
+);
 
 #[cfg(test)]
 mod tests {

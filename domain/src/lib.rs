@@ -16,5 +16,5 @@ pub mod staff;
 pub mod transfer;
 
 pub use error::{Refusal, RefusalKind, ValidationError, ValidationErrors};
-pub use ids::{AccountId, ClientId, StaffId, TransferId};
+pub use ids::{AccountId, ClientId, StaffId, TransactionId, TransferId};
 pub use money::{Currency, Money};

@@ -7,7 +7,7 @@ use domain::account::{Account, AccountCommand, AccountEvent, AccountType};
 use domain::chain::{verify_stream, ChainProblem};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
-use domain::{AccountId, ClientId, Currency, Money};
+use domain::{AccountId, ClientId, Currency, Money, TransactionId};
 use event_store::idempotency::{Claim, StoredResponse};
 use event_store::{Backend, EventStore, ExecuteError, Expected, StoreError};
 use std::sync::Arc;
@@ -99,7 +99,7 @@ fn open(id: AccountId, balance: i64) -> AccountCommand {
 }
 
 fn deposit(amount: i64) -> AccountCommand {
-    AccountCommand::Deposit { amount: eur(amount), description: None }
+    AccountCommand::Deposit { transaction_id: TransactionId::new(), amount: eur(amount), description: None }
 }
 
 async fn appends_and_loads(store: &EventStore) {
@@ -132,14 +132,14 @@ async fn refuses_a_stale_append(store: &EventStore) {
     store.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100)).await.unwrap();
     let first = store.load::<Account>(&key).await.unwrap();
     let second = store.load::<Account>(&key).await.unwrap();
-    let event = |balance| AccountEvent::MoneyDeposited { amount: eur(1), description: None, balance_after: eur(balance) };
+    let event = |balance| AccountEvent::MoneyDeposited { transaction_id: TransactionId::new(), amount: eur(1), description: None, balance_after: eur(balance) };
     store.append::<Account>(&key, &first, &[event(101)], &metadata()).await.unwrap();
     let stale = store.append::<Account>(&key, &second, &[event(101)], &metadata()).await;
     assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
     assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2);
     let mismatch = store.execute::<Account>(&key, Expected::Version(1), &metadata(), deposit(1)).await;
     assert!(matches!(mismatch, Err(ExecuteError::VersionMismatch { expected: 1, actual: 2 })), "{mismatch:?}");
-    let refused = store.execute::<Account>(&key, Expected::Any, &metadata(), AccountCommand::Withdraw { amount: eur(1_000), description: None }).await;
+    let refused = store.execute::<Account>(&key, Expected::Any, &metadata(), AccountCommand::Withdraw { transaction_id: TransactionId::new(), amount: eur(1_000), description: None }).await;
     assert!(matches!(refused, Err(ExecuteError::Refused(_))));
     assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2, "a refusal appends nothing");
 }
@@ -186,7 +186,7 @@ async fn chains_and_detects_tampering(fixture: &Fixture) {
     assert_eq!(stream[0].metadata["previous_hash"], domain::chain::GENESIS_HASH);
     assert_eq!(stream[2].metadata["previous_hash"], stream[1].metadata["hash"]);
 
-    let forged = r#"{"MoneyDeposited":{"amount":{"amount_minor":5000,"currency":"EUR"},"description":null,"balance_after":{"amount_minor":5015,"currency":"EUR"}}}"#;
+    let forged = r#"{"MoneyDeposited":{"transaction_id":"0192f000-0000-7000-8000-0000000000bb","amount":{"amount_minor":5000,"currency":"EUR"},"description":null,"balance_after":{"amount_minor":5015,"currency":"EUR"}}}"#;
     fixture.tamper_payload(&key, 2, forged).await;
     let failures = verify_stream(&store.stream("account", &key).await.unwrap());
     assert_eq!(failures.len(), 1);
@@ -204,7 +204,7 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
         let events: Vec<AccountEvent> = (0..100)
             .map(|_| {
                 balance += 1;
-                AccountEvent::MoneyDeposited { amount: eur(1), description: None, balance_after: eur(balance) }
+                AccountEvent::MoneyDeposited { transaction_id: TransactionId::new(), amount: eur(1), description: None, balance_after: eur(balance) }
             })
             .collect();
         store.append::<Account>(&key, &loaded, &events, &metadata()).await.unwrap();
