@@ -1,1 +1,16 @@
-fn main() {}
+//! The `crm` command. Everything it does lives in the library; this only parses the
+//! command line and reports failures.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = crm::cli::Cli::parse();
+    match crm::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("crm: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

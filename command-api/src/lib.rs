@@ -1,0 +1,66 @@
+//! The write side's HTTP API (`/v1`): every command of the API contract, each
+//! authenticated, authorized through the domain policy, idempotent under an
+//! `Idempotency-Key`, optionally guarded by `If-Match`, and answered with the aggregate's
+//! id and new version. `/openapi.json` describes it.
+
+mod accounts;
+mod clients;
+mod context;
+mod idempotency;
+mod input;
+mod openapi;
+mod owners;
+mod reply;
+mod staff;
+mod transfers;
+
+use api_kit::json::BODY_LIMIT;
+use api_kit::Authenticator;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{delete, get, patch, post};
+use axum::Router;
+use event_store::EventStore;
+use identity::StaffDirectory;
+use std::sync::Arc;
+
+pub use openapi::ApiDoc;
+pub use transfers::resume_pending_transfers;
+
+/// What the command handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<EventStore>,
+    pub auth: Arc<Authenticator>,
+    pub directory: Arc<dyn StaffDirectory>,
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// The command API's routes, with idempotency and the body limit applied.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/staff", post(staff::create))
+        .route("/v1/staff/{id}", delete(staff::delete))
+        .route("/v1/staff/{id}/disable", post(staff::disable))
+        .route("/v1/staff/{id}/enable", post(staff::enable))
+        .route("/v1/clients", post(clients::onboard))
+        .route("/v1/clients/{id}", patch(clients::update_contact))
+        .route("/v1/clients/{id}/deactivate", post(clients::deactivate))
+        .route("/v1/clients/{id}/accounts", post(accounts::open))
+        .route("/v1/accounts/{id}/deposits", post(accounts::deposit))
+        .route("/v1/accounts/{id}/withdrawals", post(accounts::withdraw))
+        .route("/v1/accounts/{id}/external-transactions", post(accounts::record_external))
+        .route("/v1/accounts/{id}/freeze", post(accounts::freeze))
+        .route("/v1/accounts/{id}/unfreeze", post(accounts::unfreeze))
+        .route("/v1/accounts/{id}/close", post(accounts::close))
+        .route("/v1/transfers", post(transfers::request))
+        .route("/v1/transfers/{id}", get(transfers::get))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route("/openapi.json", get(openapi::serve))
+        .with_state(state)
+}

@@ -122,4 +122,20 @@ impl EventStore {
             .map(|(t, i, s, e, v, p, m)| SerializedEvent::new(i, s as usize, t, e, v, p, m))
             .collect())
     }
+
+    /// Ids of the streams of `aggregate_type` that hold none of `terminal_events`: the
+    /// processes (transfers) still under way, to be resumed after a restart.
+    pub async fn open_streams(&self, aggregate_type: &str, terminal_events: &[&str]) -> Result<Vec<String>, StoreError> {
+        // The terminal event types are our own constants, never caller input.
+        let terminal = terminal_events.iter().map(|t| format!("'{}'", t.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        let query = format!(
+            "SELECT aggregate_id FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id \
+             HAVING SUM(CASE WHEN event_type IN ({terminal}) THEN 1 ELSE 0 END) = 0"
+        );
+        let ids: Vec<(String,)> = match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlx::query_as(&query).bind(aggregate_type).fetch_all(pool).await?,
+            Backend::Postgres { pool, .. } => sqlx::query_as(&query).bind(aggregate_type).fetch_all(pool).await?,
+        };
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
 }

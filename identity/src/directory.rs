@@ -124,19 +124,19 @@ impl EmbeddedDirectory {
         Ok(directory)
     }
 
-    /// Creates the root admin unless one exists. Returns the user and, when no password
-    /// was given, the generated one (to be shown once).
+    /// The root admin, created first if there is none. The password is the one given,
+    /// or a generated one returned (to be shown once) when none was given.
     pub async fn ensure_root(
         &self,
         username: &str,
         password: Option<String>,
-    ) -> Result<Option<(DirectoryUser, Option<String>)>, DirectoryError> {
-        let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE role = $1 LIMIT 1")
+    ) -> Result<(DirectoryUser, Option<String>), DirectoryError> {
+        let existing: Option<UserRow> = sqlx::query_as("SELECT id, username, role, enabled FROM users WHERE role = $1 LIMIT 1")
             .bind(Role::RootAdmin.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        if existing.is_some() {
-            return Ok(None);
+        if let Some(row) = existing {
+            return Ok((user_from_row(row)?, None));
         }
         let generated = password.is_none().then(random_token);
         let password = password.or_else(|| generated.clone()).unwrap_or_default();
@@ -147,10 +147,15 @@ impl EmbeddedDirectory {
             password,
         };
         self.create_user(user.clone()).await?;
-        Ok(Some((
-            DirectoryUser { id: user.id, username: user.username, role: user.role, enabled: true },
+        Ok((
+            DirectoryUser { id: user.id, username: user.username.to_ascii_lowercase(), role: user.role, enabled: true },
             generated,
-        )))
+        ))
+    }
+
+    pub async fn ping(&self) -> Result<(), DirectoryError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Checks a username and password; the same error for an unknown user and a wrong

@@ -1,0 +1,111 @@
+//! `Idempotency-Key` on POST, PATCH and DELETE: the first request with a key runs and its
+//! response is stored; a retry with the same key and the same request gets that response
+//! (same status, headers and body) without running again; the same key with a different
+//! request gets 422. Keys are scoped to the caller. Concurrent duplicates wait for the
+//! first to finish, so they resolve to one effect.
+
+use api_kit::json::BODY_LIMIT;
+use api_kit::{ApiError, Caller};
+use axum::body::{to_bytes, Body};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use event_store::idempotency::{Claim, StoredResponse};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+use crate::context::idempotency_key;
+use crate::AppState;
+
+/// Headers worth replaying; the rest (dates, lengths) are regenerated.
+const REPLAYED_HEADERS: [&str; 3] = ["content-type", "etag", "location"];
+/// How long a duplicate waits for the first request with its key.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+
+pub(crate) async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match handle(state, request, next).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(state: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
+    if !matches!(*request.method(), Method::POST | Method::PATCH | Method::DELETE) {
+        return Ok(next.run(request).await);
+    }
+    let Some(key) = idempotency_key(request.headers())? else {
+        return Ok(next.run(request).await);
+    };
+    let (mut parts, body) = request.into_parts();
+    let caller = Caller::from_request_parts(&mut parts, &state).await?;
+    let body = to_bytes(body, BODY_LIMIT).await.map_err(|_| ApiError::PayloadTooLarge(BODY_LIMIT))?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&body);
+    let request_hash = hex::encode(hasher.finalize());
+
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        match state.store.claim_idempotency(&caller.id, &key, &request_hash).await? {
+            Claim::New => break,
+            Claim::Replay(stored) => return Ok(replay(stored)),
+            Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
+            Claim::InProgress if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Claim::InProgress => {
+                return Err(ApiError::Conflict {
+                    code: "idempotency-key-in-progress",
+                    detail: "a request with this Idempotency-Key is still being processed".into(),
+                })
+            }
+        }
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let (parts, body) = response.into_parts();
+    let body = match to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(error) => {
+            state.store.release_idempotency(&caller.id, &key).await?;
+            return Err(ApiError::Internal(format!("reading a response to store it: {error}")));
+        }
+    };
+    if parts.status.is_server_error() {
+        // Our fault, not the request's: let a retry run again.
+        state.store.release_idempotency(&caller.id, &key).await?;
+    } else {
+        let stored = StoredResponse {
+            status: parts.status.as_u16(),
+            headers: REPLAYED_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    let value = parts.headers.get(*name)?.to_str().ok()?;
+                    Some((name.to_string(), value.to_string()))
+                })
+                .collect(),
+            body: body.to_vec(),
+        };
+        if let Err(error) = state.store.complete_idempotency(&caller.id, &key, &stored).await {
+            // The command ran; failing now would invite a retry that cannot replay.
+            tracing::error!(%error, key, "could not store an idempotent response");
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (name, value) in stored.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response.headers_mut().insert("idempotent-replay", HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,170 @@
+//! Staff management: the root admin manages admins; admins manage agents and auditors.
+//! The StaffUser stream is the record; the directory (who may sign in) follows it.
+
+use api_kit::{ApiError, AppJson};
+use axum::extract::{Path, State};
+use domain::policy::{Action, Role};
+use domain::staff::{NewStaff, StaffCommand, StaffError, StaffStatus, StaffUser};
+use domain::{StaffId, ValidationErrors};
+use event_store::{Committed, ExecuteError};
+use identity::{DirectoryError, NewDirectoryUser};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::context::CommandContext;
+use crate::input::path_id;
+use crate::reply::{CommandResult, Reply};
+use crate::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateStaffRequest {
+    pub username: String,
+    pub email: String,
+    pub full_name: String,
+    /// `admin` (root admin only), `agent` or `auditor` (admins).
+    pub role: String,
+    /// At least 12 characters.
+    pub password: String,
+}
+
+fn directory_error(error: DirectoryError) -> ApiError {
+    match error {
+        DirectoryError::DuplicateUsername => ApiError::Conflict {
+            code: "username-taken",
+            detail: "a member of staff already has this username".into(),
+        },
+        DirectoryError::WeakPassword(reason) => ApiError::validation("password", reason),
+        DirectoryError::NotFound => ApiError::NotFound("no such member of staff in the directory".into()),
+        other => ApiError::Unavailable(other.to_string()),
+    }
+}
+
+/// Create a member of staff.
+#[utoipa::path(post, path = "/v1/staff", tag = "staff", request_body = CreateStaffRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = CommandResult), (status = 403, description = "Role may not create this role"),
+        (status = 409, description = "Username taken"), (status = 422, description = "Invalid fields")),
+    security(("bearer" = [])))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(request): AppJson<CreateStaffRequest>,
+) -> Result<Reply<CommandResult>, ApiError> {
+    // Refuse callers who manage nobody before looking at the body.
+    if !matches!(context.caller.role, Role::RootAdmin | Role::Admin) {
+        return Err(ApiError::Forbidden("only admins and the root admin manage staff".into()));
+    }
+    let built = NewStaff::builder()
+        .username(&request.username)
+        .email(&request.email)
+        .full_name(&request.full_name)
+        .role(&request.role)
+        .build();
+    let staff = match built {
+        Ok(staff) => staff,
+        Err(mut errors) => {
+            add_password_error(&request.password, &mut errors);
+            return Err(errors.into());
+        }
+    };
+    context.caller.authorize(Action::CreateStaff { role: staff.role })?;
+    let id = StaffId::new();
+    state
+        .directory
+        .create_user(NewDirectoryUser {
+            id,
+            username: staff.username.as_str().to_string(),
+            role: staff.role,
+            password: request.password,
+        })
+        .await
+        .map_err(directory_error)?;
+    let result = state
+        .store
+        .execute::<StaffUser>(&id.to_string(), context.expected, &context.metadata, StaffCommand::Create { staff_id: id, staff })
+        .await;
+    match result {
+        Ok(committed) => Ok(Reply::created(format!("/v1/staff/{id}"), committed.version, CommandResult { id: id.to_string(), version: committed.version })),
+        Err(error) => {
+            // The event is the record: without it, the sign-in must not exist either.
+            if let Err(undo) = state.directory.delete_user(id).await {
+                tracing::error!(%id, error = %undo, "could not remove a directory entry whose StaffCreated failed");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+fn add_password_error(password: &str, errors: &mut ValidationErrors) {
+    let length = password.chars().count();
+    if !(12..=128).contains(&length) {
+        errors.add("password", "must be 12 to 128 characters");
+    }
+}
+
+/// Runs a management command on `id` after checking the caller manages its role, then
+/// brings the directory in line with the stream (also after a refusal, which may be a
+/// retry whose directory update failed the first time).
+async fn manage(state: &AppState, context: CommandContext, id: &str, command: StaffCommand) -> Result<Reply<CommandResult>, ApiError> {
+    let id: StaffId = path_id(id, "member of staff")?;
+    let loaded = state.store.load::<StaffUser>(&id.to_string()).await?;
+    let (Some(role), true) = (loaded.aggregate.role, loaded.exists()) else {
+        return Err(ApiError::NotFound(format!("no member of staff with id {id}")));
+    };
+    context.caller.authorize(Action::ManageStaff { role })?;
+    let result = state
+        .store
+        .execute::<StaffUser>(&id.to_string(), context.expected, &context.metadata, command)
+        .await;
+    match result {
+        Ok(Committed { aggregate, version, .. }) => {
+            sync_directory(state, id, &aggregate).await?;
+            Ok(Reply::ok(version, CommandResult { id: id.to_string(), version }))
+        }
+        Err(ExecuteError::Refused(refusal @ (StaffError::AlreadyDisabled | StaffError::AlreadyEnabled | StaffError::Deleted))) => {
+            sync_directory(state, id, &loaded.aggregate).await?;
+            Err(ApiError::refused(&refusal))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn sync_directory(state: &AppState, id: StaffId, staff: &StaffUser) -> Result<(), ApiError> {
+    let result = match staff.status {
+        StaffStatus::Enabled => state.directory.set_enabled(id, true).await,
+        StaffStatus::Disabled => state.directory.set_enabled(id, false).await,
+        StaffStatus::Deleted => state.directory.delete_user(id).await,
+    };
+    match result {
+        Ok(()) | Err(DirectoryError::NotFound) => Ok(()),
+        Err(error) => Err(ApiError::Unavailable(format!("the directory could not be updated: {error}"))),
+    }
+}
+
+/// Disable a member of staff: sign-in and existing tokens stop working.
+#[utoipa::path(post, path = "/v1/staff/{id}/disable", tag = "staff",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409), (status = 412)),
+    security(("bearer" = [])))]
+pub(crate) async fn disable(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+    manage(&state, context, &id, StaffCommand::Disable).await
+}
+
+/// Enable a disabled member of staff.
+#[utoipa::path(post, path = "/v1/staff/{id}/enable", tag = "staff",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409), (status = 412)),
+    security(("bearer" = [])))]
+pub(crate) async fn enable(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+    manage(&state, context, &id, StaffCommand::Enable).await
+}
+
+/// Delete a member of staff for good.
+#[utoipa::path(delete, path = "/v1/staff/{id}", tag = "staff",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 412)),
+    security(("bearer" = [])))]
+pub(crate) async fn delete(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+    manage(&state, context, &id, StaffCommand::Delete).await
+}

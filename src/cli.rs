@@ -1,0 +1,89 @@
+//! The command line: `crm serve`, `crm worker add`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "crm", about = "Ledgerline CRM for bank staff", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole product in one process on SQLite files in the data directory.
+    Serve(ServeArgs),
+    /// Manage integration workers (OAuth client-credentials clients).
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+}
+
+#[derive(Debug, Args)]
+struct DataDir {
+    /// Where the SQLite files and the signing key are kept.
+    #[arg(long, env = "CRM_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "CRM_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    data: DataDir,
+    /// The URL clients reach this server at (the token issuer); defaults from --addr.
+    #[arg(long, env = "CRM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The root admin's username, used when the root admin is first created.
+    #[arg(long, env = "CRM_ROOT_USERNAME", default_value = "root")]
+    root_username: String,
+    /// More redirect URIs the UI's OAuth client may use, comma-separated.
+    #[arg(long, env = "CRM_UI_REDIRECT_URIS", value_delimiter = ',')]
+    ui_redirect_uri: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerCommand {
+    /// Register a worker and print its client id and secret (shown once).
+    Add {
+        /// A name to recognise the worker by.
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            let config = Config {
+                data_dir: args.data.data_dir,
+                public_url: args.public_url,
+                root_username: args.root_username,
+                // Read from the environment only, so it never shows in `ps`.
+                root_password: std::env::var("CRM_ROOT_PASSWORD").ok().filter(|p| !p.is_empty()),
+                ui_redirect_uris: args.ui_redirect_uri,
+            };
+            crate::serve::serve(config, args.addr).await
+        }
+        Command::Worker(WorkerCommand::Add { name, data }) => {
+            std::fs::create_dir_all(&data.data_dir)?;
+            let directory = identity::EmbeddedDirectory::open(&data.data_dir.join("identity.db")).await?;
+            let worker = directory.register_worker(&name).await?;
+            println!("client_id={}\nclient_secret={}", worker.client_id, worker.client_secret);
+            directory.close().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The one-process product's configuration: command-line flags with environment
+//! fallbacks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the SQLite files and the signing key live.
+    pub data_dir: PathBuf,
+    /// The address clients use to reach us; the token issuer. Defaults from the bound
+    /// address.
+    pub public_url: Option<String>,
+    pub root_username: String,
+    /// `None`: generate one on first start and print it once.
+    pub root_password: Option<String>,
+    /// Extra redirect URIs the UI client may use (the UI's own is always allowed).
+    pub ui_redirect_uris: Vec<String>,
+}
+
+impl Config {
+    /// The issuer URL for a server bound at `addr`.
+    pub fn public_url_for(&self, addr: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+        format!("http://{host}:{}", addr.port())
+    }
+}

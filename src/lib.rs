@@ -1,0 +1,11 @@
+//! Ledgerline's composition root: `crm serve` wires the event store, the embedded
+//! identity provider and the command API into one process on the embedded default
+//! (SQLite files in a data directory, no other server). Tests build the same app.
+
+pub mod cli;
+pub mod config;
+mod health;
+pub mod serve;
+
+pub use config::Config;
+pub use serve::{build, App};
