@@ -45,14 +45,15 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
                 _ => (String::new(), message.to_string()),
             };
             let field = field.trim_end_matches('.').to_string();
-            // serde names an unknown or missing field in its message, not in the path.
-            let field = if let Some(name) = quoted(&reason).filter(|_| reason.starts_with("unknown field") || reason.starts_with("missing field")) {
-                if field.is_empty() || field == "." { name } else { format!("{field}.{name}") }
-            } else if field.is_empty() {
-                "body".to_string()
-            } else {
-                field
+            // serde names a missing field in its message rather than in the path.
+            let missing = quoted(&reason).filter(|_| reason.starts_with("missing field"));
+            let field = match (missing, field.as_str()) {
+                (Some(name), "") => name,
+                (Some(name), parent) => format!("{parent}.{name}"),
+                (None, "") => "body".to_string(),
+                (None, _) => field,
             };
+            let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
             ApiError::validation(&field, reason)
         }
         JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest {

@@ -128,9 +128,13 @@ impl EventStore {
     pub async fn open_streams(&self, aggregate_type: &str, terminal_events: &[&str]) -> Result<Vec<String>, StoreError> {
         // The terminal event types are our own constants, never caller input.
         let terminal = terminal_events.iter().map(|t| format!("'{}'", t.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        let finished = if terminal.is_empty() {
+            "0".to_string()
+        } else {
+            format!("SUM(CASE WHEN event_type IN ({terminal}) THEN 1 ELSE 0 END)")
+        };
         let query = format!(
-            "SELECT aggregate_id FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id \
-             HAVING SUM(CASE WHEN event_type IN ({terminal}) THEN 1 ELSE 0 END) = 0"
+            "SELECT aggregate_id FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id HAVING {finished} = 0"
         );
         let ids: Vec<(String,)> = match &self.backend {
             Backend::Sqlite { pool, .. } => sqlx::query_as(&query).bind(aggregate_type).fetch_all(pool).await?,

@@ -1,0 +1,12 @@
+//! HTTP-level tests of the one-process product: each test spawns the real app on a
+//! random loopback port over a fresh data directory and talks to it with an HTTP client.
+
+mod accounts;
+mod auth;
+mod clients;
+mod idempotency;
+mod oauth;
+mod staff;
+mod support;
+mod transfers;
+mod validation;

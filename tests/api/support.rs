@@ -1,0 +1,208 @@
+//! Spawning the app and speaking to it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+
+pub(crate) const ROOT_PASSWORD: &str = "root-password-for-tests";
+pub(crate) const PASSWORD: &str = "a-long-enough-password";
+
+pub(crate) struct TestApp {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) app: crm::App,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) root: String,
+    counter: AtomicU32,
+}
+
+/// A member of staff signed in.
+#[derive(Clone, Debug)]
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) username: String,
+    pub(crate) token: String,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
+}
+
+impl Reply {
+    pub(crate) fn problem_type(&self) -> &str {
+        self.body["type"].as_str().unwrap_or_default()
+    }
+
+    pub(crate) fn is_problem(&self) -> bool {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/problem+json")
+    }
+
+    pub(crate) fn id(&self) -> String {
+        self.body["id"].as_str().expect("an id in the body").to_string()
+    }
+
+    pub(crate) fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub(crate) async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(dir).await
+    }
+
+    pub(crate) async fn spawn_in(dir: tempfile::TempDir) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = crm::Config {
+            data_dir: dir.path().to_path_buf(),
+            public_url: None,
+            root_username: "root".into(),
+            root_password: Some(ROOT_PASSWORD.into()),
+            ui_redirect_uris: vec!["http://127.0.0.1:5173/callback".into()],
+        };
+        let base = config.public_url_for(addr);
+        let app = crm::build(&config, &base).await.unwrap();
+        let router = app.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut test = TestApp { base, http, app, dir, root: String::new(), counter: AtomicU32::new(0) };
+        test.root = test.login("root", ROOT_PASSWORD).await;
+        test
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) async fn login(&self, username: &str, password: &str) -> String {
+        let reply = self.call(Method::POST, "/auth/login", None, Some(json!({"username": username, "password": password})), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "login of {username}: {:?}", reply.body);
+        reply.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Sends a request; `headers` are extra headers.
+    pub(crate) async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::read(request.send().await.unwrap()).await
+    }
+
+    pub(crate) async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply { status, headers, body }
+    }
+
+    pub(crate) async fn post(&self, token: &str, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body), &[]).await
+    }
+
+    pub(crate) fn unique(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Creates a member of staff as `creator` and signs them in.
+    pub(crate) async fn staff(&self, creator: &str, role: &str) -> User {
+        let username = self.unique(role);
+        let reply = self
+            .post(
+                creator,
+                "/v1/staff",
+                json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Test Person", "role": role, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let token = self.login(&username, PASSWORD).await;
+        User { id: reply.id(), username, token }
+    }
+
+    pub(crate) async fn admin(&self) -> User {
+        self.staff(&self.root.clone(), "admin").await
+    }
+
+    /// An admin, then an agent created by it.
+    pub(crate) async fn agent(&self) -> User {
+        let admin = self.admin().await;
+        self.staff(&admin.token, "agent").await
+    }
+
+    pub(crate) async fn worker(&self) -> String {
+        let worker = self.app.directory.register_worker("test worker").await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/oauth2/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", &worker.client_id), ("client_secret", &worker.client_secret)])
+            .send()
+            .await
+            .unwrap();
+        let reply = Self::read(response).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub(crate) async fn client_of(&self, agent: &User) -> String {
+        let reply = self.post(&agent.token, "/v1/clients", client_body()).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.id()
+    }
+
+    /// Opens an EUR account with `balance` for a new client of `agent`.
+    pub(crate) async fn account_of(&self, agent: &User, balance: i64) -> String {
+        let client = self.client_of(agent).await;
+        let mut body = json!({"account_type": "checking", "currency": "EUR"});
+        if balance > 0 {
+            body["initial_deposit"] = json!({"amount_minor": balance, "currency": "EUR"});
+        }
+        let reply = self.post(&agent.token, &format!("/v1/clients/{client}/accounts"), body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.id()
+    }
+
+    /// How many events a stream holds, read from the store.
+    pub(crate) async fn events(&self, aggregate_type: &str, id: &str) -> usize {
+        self.app.store.stream(aggregate_type, id).await.unwrap().len()
+    }
+
+    pub(crate) async fn balance(&self, account: &str) -> i64 {
+        let loaded = self.app.store.load::<domain::account::Account>(account).await.unwrap();
+        loaded.aggregate.balance.amount_minor
+    }
+}
+
+pub(crate) fn client_body() -> Value {
+    json!({
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "date_of_birth": "1990-12-10",
+        "gender": "female",
+        "email": "ada@example.com",
+        "phone": "+353 1 234 5678",
+        "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01 F5P2"}
+    })
+}
+
+pub(crate) fn eur(amount: i64) -> Value {
+    json!({"amount": {"amount_minor": amount, "currency": "EUR"}})
+}
+
+
