@@ -59,8 +59,13 @@ enum WorkerCommand {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .try_init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -72,16 +77,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 public_url: args.public_url,
                 root_username: args.root_username,
                 // Read from the environment only, so it never shows in `ps`.
-                root_password: std::env::var("CRM_ROOT_PASSWORD").ok().filter(|p| !p.is_empty()),
+                root_password: std::env::var("CRM_ROOT_PASSWORD")
+                    .ok()
+                    .filter(|p| !p.is_empty()),
                 ui_redirect_uris: args.ui_redirect_uri,
             };
             crate::serve::serve(config, args.addr).await
         }
         Command::Worker(WorkerCommand::Add { name, data }) => {
             std::fs::create_dir_all(&data.data_dir)?;
-            let directory = identity::EmbeddedDirectory::open(&data.data_dir.join("identity.db")).await?;
+            let directory =
+                identity::EmbeddedDirectory::open(&data.data_dir.join("identity.db")).await?;
             let worker = directory.register_worker(&name).await?;
-            println!("client_id={}\nclient_secret={}", worker.client_id, worker.client_secret);
+            println!(
+                "client_id={}\nclient_secret={}",
+                worker.client_id, worker.client_secret
+            );
             directory.close().await;
             Ok(())
         }

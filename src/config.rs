@@ -24,7 +24,11 @@ impl Config {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_string();
         }
-        let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+        let host = if addr.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            addr.ip().to_string()
+        };
         format!("http://{host}:{}", addr.port())
     }
 }

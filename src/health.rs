@@ -10,7 +10,10 @@ use crate::serve::Shared;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({"status": "live"})) }),
+        )
         .route("/health/ready", get(ready))
         .with_state(shared)
 }

@@ -9,7 +9,9 @@ use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::staff::{NewStaff, StaffCommand, StaffUser};
 use event_store::{Backend, EventStore, Expected};
-use identity::{EmbeddedDirectory, Identity, LocalKeySource, SigningKey, TokenIssuer, UI_CLIENT_ID};
+use identity::{
+    EmbeddedDirectory, Identity, LocalKeySource, SigningKey, TokenIssuer, UI_CLIENT_ID,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -48,10 +50,14 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&config.data_dir.join("ledger.db")).await.context("opening the event store")?,
+        Backend::open_sqlite(&config.data_dir.join("ledger.db"))
+            .await
+            .context("opening the event store")?,
     ));
     let directory = Arc::new(
-        EmbeddedDirectory::open(&config.data_dir.join("identity.db")).await.context("opening the staff directory")?,
+        EmbeddedDirectory::open(&config.data_dir.join("identity.db"))
+            .await
+            .context("opening the staff directory")?,
     );
     let key = Arc::new(
         SigningKey::load_or_create(&config.data_dir.join("signing-key.pem"))
@@ -60,32 +66,57 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     );
     let mut redirect_uris = vec![format!("{public_url}/callback")];
     redirect_uris.extend(config.ui_redirect_uris.iter().cloned());
-    directory.set_redirect_uris(UI_CLIENT_ID, &redirect_uris).await?;
+    directory
+        .set_redirect_uris(UI_CLIENT_ID, &redirect_uris)
+        .await?;
 
     let issuer = Arc::new(TokenIssuer::new(public_url, key.clone(), directory.clone()));
     let verifier = TokenVerifier::new(public_url, Arc::new(LocalKeySource(key)));
     let auth = Arc::new(Authenticator::new(verifier, directory.clone()));
 
     let (root, generated_root_password) = bootstrap_root(config, &store, &directory).await?;
-    let resumed = command_api::resume_pending_transfers(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resumed = command_api::resume_pending_transfers(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if resumed > 0 {
         tracing::info!(resumed, "finished transfers interrupted by the last stop");
     }
 
-    let identity = Identity { directory: directory.clone(), issuer: issuer.clone() };
-    let commands = command_api::AppState { store: store.clone(), auth, directory: directory.clone() };
-    let shared = Shared { store: store.clone(), directory: directory.clone() };
+    let identity = Identity {
+        directory: directory.clone(),
+        issuer: issuer.clone(),
+    };
+    let commands = command_api::AppState {
+        store: store.clone(),
+        auth,
+        directory: directory.clone(),
+    };
+    let shared = Shared {
+        store: store.clone(),
+        directory: directory.clone(),
+    };
     let router = Router::new()
         .merge(identity::router(identity))
         .merge(command_api::router(commands))
         .merge(crate::health::router(shared))
         .layer(TraceLayer::new_for_http());
-    Ok(App { router, store, directory, issuer, root_id: root, generated_root_password })
+    Ok(App {
+        router,
+        store,
+        directory,
+        issuer,
+        root_id: root,
+        generated_root_password,
+    })
 }
 
 /// The root admin exists in the directory and as a StaffUser stream; either may be
 /// missing after a first start that was cut short, so both are checked every start.
-async fn bootstrap_root(config: &Config, store: &EventStore, directory: &EmbeddedDirectory) -> anyhow::Result<(String, Option<String>)> {
+async fn bootstrap_root(
+    config: &Config,
+    store: &EventStore,
+    directory: &EmbeddedDirectory,
+) -> anyhow::Result<(String, Option<String>)> {
     let (root, generated) = directory
         .ensure_root(&config.root_username, config.root_password.clone())
         .await
@@ -108,7 +139,15 @@ async fn bootstrap_root(config: &Config, store: &EventStore, directory: &Embedde
             occurred_at: Utc::now(),
         };
         store
-            .execute::<StaffUser>(&id, Expected::Any, &metadata, StaffCommand::Create { staff_id: root.id, staff })
+            .execute::<StaffUser>(
+                &id,
+                Expected::Any,
+                &metadata,
+                StaffCommand::Create {
+                    staff_id: root.id,
+                    staff,
+                },
+            )
             .await
             .map_err(|e| anyhow::anyhow!("recording the root admin: {e}"))?;
     }
@@ -117,7 +156,9 @@ async fn bootstrap_root(config: &Config, store: &EventStore, directory: &Embedde
 
 /// Binds `addr`, builds the app and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     let public_url = config.public_url_for(local);
     let app = build(&config, &public_url).await?;
@@ -129,7 +170,9 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     }
     tracing::info!(%local, %public_url, data_dir = %config.data_dir.display(), "serving");
     eprintln!("Ledgerline is serving on {public_url}");
-    axum::serve(listener, app.router.clone()).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.router.clone())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     app.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -64,7 +64,12 @@ impl HttpKeySource {
 #[async_trait]
 impl KeySource for HttpKeySource {
     async fn fetch(&self) -> Result<JwkSet, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let response = response.error_for_status().map_err(|e| e.to_string())?;
         response.json::<JwkSet>().await.map_err(|e| e.to_string())
     }
@@ -130,7 +135,11 @@ impl TokenVerifier {
             let mut last_fetch = self.last_fetch.lock().await;
             let due = last_fetch.is_none_or(|at| at.elapsed() >= self.refresh_interval);
             if due && !self.keys.read().await.contains_key(kid) {
-                let set = self.source.fetch().await.map_err(TokenError::KeysUnavailable)?;
+                let set = self
+                    .source
+                    .fetch()
+                    .await
+                    .map_err(TokenError::KeysUnavailable)?;
                 *last_fetch = Some(Instant::now());
                 let mut keys = HashMap::new();
                 for jwk in &set.keys {
@@ -141,7 +150,12 @@ impl TokenVerifier {
                 *self.keys.write().await = keys;
             }
         }
-        self.keys.read().await.get(kid).cloned().ok_or(TokenError::UnknownKey)
+        self.keys
+            .read()
+            .await
+            .get(kid)
+            .cloned()
+            .ok_or(TokenError::UnknownKey)
     }
 
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
@@ -206,9 +220,15 @@ impl Caller {
 
 /// The role a token's groups grant; the most privileged wins if several are present.
 fn role_of(groups: &[String]) -> Option<Role> {
-    [Role::RootAdmin, Role::Admin, Role::Auditor, Role::Agent, Role::Worker]
-        .into_iter()
-        .find(|role| groups.iter().any(|group| group == role.as_str()))
+    [
+        Role::RootAdmin,
+        Role::Admin,
+        Role::Auditor,
+        Role::Agent,
+        Role::Worker,
+    ]
+    .into_iter()
+    .find(|role| groups.iter().any(|group| group == role.as_str()))
 }
 
 impl Authenticator {
@@ -217,23 +237,41 @@ impl Authenticator {
     }
 
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("an Authorization: Bearer token is required".into()))?;
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthenticated("an Authorization: Bearer token is required".into())
+        })?;
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into()))?;
-        let claims = self.verifier.verify(token).await.map_err(|error| match error {
-            TokenError::KeysUnavailable(message) => ApiError::Unavailable(message),
-            other => ApiError::Unauthenticated(other.to_string()),
-        })?;
-        let role = role_of(&claims.groups).ok_or_else(|| ApiError::Forbidden("the token grants no role".into()))?;
-        let active = self.access.is_active(&claims.sub, role).await.map_err(ApiError::Unavailable)?;
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                )
+            })?;
+        let claims = self
+            .verifier
+            .verify(token)
+            .await
+            .map_err(|error| match error {
+                TokenError::KeysUnavailable(message) => ApiError::Unavailable(message),
+                other => ApiError::Unauthenticated(other.to_string()),
+            })?;
+        let role = role_of(&claims.groups)
+            .ok_or_else(|| ApiError::Forbidden("the token grants no role".into()))?;
+        let active = self
+            .access
+            .is_active(&claims.sub, role)
+            .await
+            .map_err(ApiError::Unavailable)?;
         if !active {
-            return Err(ApiError::Unauthenticated("the account behind this token is disabled or deleted".into()));
+            return Err(ApiError::Unauthenticated(
+                "the account behind this token is disabled or deleted".into(),
+            ));
         }
         Ok(Caller {
             username: claims.username.unwrap_or_else(|| claims.sub.clone()),

@@ -39,9 +39,13 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(error) => {
             // axum words it "Failed to deserialize …: <path>: <serde message>".
             let text = error.body_text();
-            let message = text.split_once("target type: ").map_or(text.as_str(), |(_, rest)| rest);
+            let message = text
+                .split_once("target type: ")
+                .map_or(text.as_str(), |(_, rest)| rest);
             let (field, reason) = match message.split_once(": ") {
-                Some((path, reason)) if !path.contains(' ') => (path.to_string(), reason.to_string()),
+                Some((path, reason)) if !path.contains(' ') => {
+                    (path.to_string(), reason.to_string())
+                }
                 _ => (String::new(), message.to_string()),
             };
             let field = field.trim_end_matches('.').to_string();
@@ -53,24 +57,34 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
                 (None, "") => "body".to_string(),
                 (None, _) => field,
             };
-            let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
+            let reason = reason
+                .split(" at line ")
+                .next()
+                .unwrap_or(&reason)
+                .to_string();
             ApiError::validation(&field, reason)
         }
         JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest {
             code: "malformed-json",
             detail: error.body_text(),
         },
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("the body must be JSON, sent with Content-Type: application/json".into())
-        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        ),
         JsonRejection::BytesRejection(error) => {
             if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(crate::json::BODY_LIMIT)
             } else {
-                ApiError::BadRequest { code: "unreadable-body", detail: error.body_text() }
+                ApiError::BadRequest {
+                    code: "unreadable-body",
+                    detail: error.body_text(),
+                }
             }
         }
-        other => ApiError::BadRequest { code: "unreadable-body", detail: other.body_text() },
+        other => ApiError::BadRequest {
+            code: "unreadable-body",
+            detail: other.body_text(),
+        },
     }
 }
 
@@ -90,7 +104,10 @@ mod tests {
 
     #[test]
     fn finds_the_quoted_field() {
-        assert_eq!(quoted("unknown field `colour`, expected one of `a`"), Some("colour".into()));
+        assert_eq!(
+            quoted("unknown field `colour`, expected one of `a`"),
+            Some("colour".into())
+        );
         assert_eq!(quoted("no quotes"), None);
     }
 }

@@ -30,7 +30,11 @@ pub enum ApiError {
     Validation(ValidationErrors),
     /// 409/422/404: a business rule refused the command.
     #[error("{detail}")]
-    Refused { status: StatusCode, code: &'static str, detail: String },
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+    },
     /// 409: a conflict that is not a business rule (duplicate username, busy stream).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -72,7 +76,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Refused { status, .. } => *status,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -89,7 +95,9 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
-            ApiError::BadRequest { code, .. } | ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::BadRequest { code, .. }
+            | ApiError::Refused { code, .. }
+            | ApiError::Conflict { code, .. } => code,
             ApiError::Validation(_) => "validation",
             ApiError::PreconditionFailed { .. } => "version-mismatch",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
@@ -146,7 +154,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -171,7 +182,9 @@ impl<E: Refusal> From<ExecuteError<E>> for ApiError {
     fn from(error: ExecuteError<E>) -> Self {
         match error {
             ExecuteError::Refused(refusal) => ApiError::refused(&refusal),
-            ExecuteError::VersionMismatch { expected, actual } => ApiError::PreconditionFailed { expected, actual },
+            ExecuteError::VersionMismatch { expected, actual } => {
+                ApiError::PreconditionFailed { expected, actual }
+            }
             ExecuteError::Contention => ApiError::Conflict {
                 code: "concurrent-update",
                 detail: error.to_string(),

@@ -42,7 +42,9 @@ pub(crate) async fn open(
 ) -> Result<Reply<CommandResult>, ApiError> {
     let client_id: ClientId = path_id(&client_id, "client")?;
     let client = owners::client(&state.store, client_id).await?;
-    context.caller.authorize(Action::OpenAccount { agent: client.agent_id })?;
+    context.caller.authorize(Action::OpenAccount {
+        agent: client.agent_id,
+    })?;
     if client.status != ClientStatus::Active || client.erased {
         return Err(ApiError::Refused {
             status: axum::http::StatusCode::CONFLICT,
@@ -52,7 +54,10 @@ pub(crate) async fn open(
     }
     let mut errors = ValidationErrors::new();
     let currency = errors.check("currency", Currency::parse(&request.currency));
-    let initial_deposit = request.initial_deposit.as_ref().and_then(|m| m.positive("initial_deposit", &mut errors));
+    let initial_deposit = request
+        .initial_deposit
+        .as_ref()
+        .and_then(|m| m.positive("initial_deposit", &mut errors));
     let currency = errors.finish(|| currency)?.unwrap_or_default();
     let id = AccountId::new();
     let command = AccountCommand::Open {
@@ -62,8 +67,23 @@ pub(crate) async fn open(
         currency,
         initial_deposit,
     };
-    let committed = state.store.execute::<Account>(&id.to_string(), context.expected, &context.metadata, command).await?;
-    Ok(Reply::created(format!("/v1/accounts/{id}"), committed.version, CommandResult { id: id.to_string(), version: committed.version }))
+    let committed = state
+        .store
+        .execute::<Account>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            command,
+        )
+        .await?;
+    Ok(Reply::created(
+        format!("/v1/accounts/{id}"),
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,7 +93,11 @@ pub(crate) struct MovementRequest {
     pub description: Option<String>,
 }
 
-fn movement_reply(id: AccountId, transaction_id: TransactionId, committed: Committed<Account>) -> Reply<MovementResult> {
+fn movement_reply(
+    id: AccountId,
+    transaction_id: TransactionId,
+    committed: Committed<Account>,
+) -> Reply<MovementResult> {
     let recorded = !committed.events.is_empty();
     Reply::created(
         format!("/v1/accounts/{id}/transactions/{transaction_id}"),
@@ -97,15 +121,25 @@ async fn move_money(
 ) -> Result<Reply<MovementResult>, ApiError> {
     let id: AccountId = path_id(id, "account")?;
     let (_, owner) = owners::account(&state.store, id).await?;
-    context.caller.authorize(Action::MoveMoney { agent: owner })?;
+    context
+        .caller
+        .authorize(Action::MoveMoney { agent: owner })?;
     let mut errors = ValidationErrors::new();
     let amount = request.amount.positive("amount", &mut errors);
-    let description = optional_description(request.description.as_deref(), "description", &mut errors);
-    let amount = errors.finish(|| amount)?.ok_or_else(|| ApiError::validation("amount", "is required"))?;
+    let description =
+        optional_description(request.description.as_deref(), "description", &mut errors);
+    let amount = errors
+        .finish(|| amount)?
+        .ok_or_else(|| ApiError::validation("amount", "is required"))?;
     let transaction_id = TransactionId::new();
     let committed = state
         .store
-        .execute::<Account>(&id.to_string(), context.expected, &context.metadata, command(transaction_id, amount, description))
+        .execute::<Account>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            command(transaction_id, amount, description),
+        )
         .await?;
     Ok(movement_reply(id, transaction_id, committed))
 }
@@ -122,11 +156,17 @@ pub(crate) async fn deposit(
     Path(id): Path<String>,
     AppJson(request): AppJson<MovementRequest>,
 ) -> Result<Reply<MovementResult>, ApiError> {
-    move_money(&state, context, &id, request, |transaction_id, amount, description| AccountCommand::Deposit {
-        transaction_id,
-        amount,
-        description,
-    })
+    move_money(
+        &state,
+        context,
+        &id,
+        request,
+        |transaction_id, amount, description| AccountCommand::Deposit {
+            transaction_id,
+            amount,
+            description,
+        },
+    )
     .await
 }
 
@@ -143,11 +183,17 @@ pub(crate) async fn withdraw(
     Path(id): Path<String>,
     AppJson(request): AppJson<MovementRequest>,
 ) -> Result<Reply<MovementResult>, ApiError> {
-    move_money(&state, context, &id, request, |transaction_id, amount, description| AccountCommand::Withdraw {
-        transaction_id,
-        amount,
-        description,
-    })
+    move_money(
+        &state,
+        context,
+        &id,
+        request,
+        |transaction_id, amount, description| AccountCommand::Withdraw {
+            transaction_id,
+            amount,
+            description,
+        },
+    )
     .await
 }
 
@@ -174,13 +220,18 @@ pub(crate) async fn record_external(
     Path(id): Path<String>,
     AppJson(request): AppJson<ExternalTransactionRequest>,
 ) -> Result<Reply<MovementResult>, ApiError> {
-    context.caller.authorize(Action::RecordExternalTransaction)?;
+    context
+        .caller
+        .authorize(Action::RecordExternalTransaction)?;
     let id: AccountId = path_id(&id, "account")?;
     owners::account(&state.store, id).await?;
     let mut errors = ValidationErrors::new();
     let amount = request.amount.positive("amount", &mut errors);
-    let description = optional_description(request.description.as_deref(), "description", &mut errors);
-    let amount = errors.finish(|| amount)?.ok_or_else(|| ApiError::validation("amount", "is required"))?;
+    let description =
+        optional_description(request.description.as_deref(), "description", &mut errors);
+    let amount = errors
+        .finish(|| amount)?
+        .ok_or_else(|| ApiError::validation("amount", "is required"))?;
     let transaction_id = TransactionId::new();
     let command = AccountCommand::RecordExternal {
         transaction_id,
@@ -190,16 +241,45 @@ pub(crate) async fn record_external(
         booked_at: request.booked_at,
         description,
     };
-    let committed = state.store.execute::<Account>(&id.to_string(), context.expected, &context.metadata, command).await?;
+    let committed = state
+        .store
+        .execute::<Account>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            command,
+        )
+        .await?;
     Ok(movement_reply(id, transaction_id, committed))
 }
 
-async fn manage(state: &AppState, context: CommandContext, id: &str, command: AccountCommand) -> Result<Reply<CommandResult>, ApiError> {
+async fn manage(
+    state: &AppState,
+    context: CommandContext,
+    id: &str,
+    command: AccountCommand,
+) -> Result<Reply<CommandResult>, ApiError> {
     let id: AccountId = path_id(id, "account")?;
     let (_, owner) = owners::account(&state.store, id).await?;
-    context.caller.authorize(Action::ManageAccount { agent: owner })?;
-    let committed = state.store.execute::<Account>(&id.to_string(), context.expected, &context.metadata, command).await?;
-    Ok(Reply::ok(committed.version, CommandResult { id: id.to_string(), version: committed.version }))
+    context
+        .caller
+        .authorize(Action::ManageAccount { agent: owner })?;
+    let committed = state
+        .store
+        .execute::<Account>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            command,
+        )
+        .await?;
+    Ok(Reply::ok(
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
 }
 
 /// Freeze an account: no movement until unfrozen. The body (`{"reason": …}`) is optional.
@@ -207,7 +287,12 @@ async fn manage(state: &AppState, context: CommandContext, id: &str, command: Ac
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409), (status = 412)),
     security(("bearer" = [])))]
-pub(crate) async fn freeze(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>, body: Bytes) -> Result<Reply<CommandResult>, ApiError> {
+pub(crate) async fn freeze(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Reply<CommandResult>, ApiError> {
     let reason = optional_json::<ReasonRequest>(&body)?.reason()?;
     manage(&state, context, &id, AccountCommand::Freeze { reason }).await
 }
@@ -217,7 +302,11 @@ pub(crate) async fn freeze(State(state): State<AppState>, context: CommandContex
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409), (status = 412)),
     security(("bearer" = [])))]
-pub(crate) async fn unfreeze(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+pub(crate) async fn unfreeze(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandResult>, ApiError> {
     manage(&state, context, &id, AccountCommand::Unfreeze).await
 }
 
@@ -226,6 +315,10 @@ pub(crate) async fn unfreeze(State(state): State<AppState>, context: CommandCont
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409, description = "Balance not zero"), (status = 412)),
     security(("bearer" = [])))]
-pub(crate) async fn close(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+pub(crate) async fn close(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandResult>, ApiError> {
     manage(&state, context, &id, AccountCommand::Close).await
 }

@@ -71,8 +71,14 @@ pub(crate) async fn onboard(
         return Err(ApiError::Forbidden("only agents onboard clients".into()));
     }
     let agent: StaffId = match &request.agent_id {
-        Some(id) => id.parse().map_err(|_| ApiError::validation("agent_id", "is not a staff id"))?,
-        None => context.caller.id.parse().map_err(|_| ApiError::Forbidden("the caller is not a member of staff".into()))?,
+        Some(id) => id
+            .parse()
+            .map_err(|_| ApiError::validation("agent_id", "is not a staff id"))?,
+        None => context
+            .caller
+            .id
+            .parse()
+            .map_err(|_| ApiError::Forbidden("the caller is not a member of staff".into()))?,
     };
     context.caller.authorize(Action::OnboardClient { agent })?;
     let details = PersonalDetails::builder()
@@ -87,9 +93,25 @@ pub(crate) async fn onboard(
     let id = ClientId::new();
     let committed = state
         .store
-        .execute::<Client>(&id.to_string(), context.expected, &context.metadata, ClientCommand::Onboard { client_id: id, agent_id: agent, details })
+        .execute::<Client>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            ClientCommand::Onboard {
+                client_id: id,
+                agent_id: agent,
+                details,
+            },
+        )
         .await?;
-    Ok(Reply::created(format!("/v1/clients/{id}"), committed.version, CommandResult { id: id.to_string(), version: committed.version }))
+    Ok(Reply::created(
+        format!("/v1/clients/{id}"),
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -113,25 +135,47 @@ pub(crate) async fn update_contact(
 ) -> Result<Reply<CommandResult>, ApiError> {
     let id: ClientId = path_id(&id, "client")?;
     let client = owners::client(&state.store, id).await?;
-    context.caller.authorize(Action::UpdateClient { agent: client.agent_id })?;
+    context.caller.authorize(Action::UpdateClient {
+        agent: client.agent_id,
+    })?;
     let mut errors = ValidationErrors::new();
     let change = ContactChange {
-        email: request.email.as_deref().and_then(|e| errors.check("email", Email::parse(e))),
-        phone: request.phone.as_deref().and_then(|p| errors.check("phone", Phone::parse(p))),
-        address: request.address.as_ref().and_then(|a| match a.builder().build() {
-            Ok(address) => Some(address),
-            Err(nested) => {
-                errors.nest("address", nested);
-                None
-            }
-        }),
+        email: request
+            .email
+            .as_deref()
+            .and_then(|e| errors.check("email", Email::parse(e))),
+        phone: request
+            .phone
+            .as_deref()
+            .and_then(|p| errors.check("phone", Phone::parse(p))),
+        address: request
+            .address
+            .as_ref()
+            .and_then(|a| match a.builder().build() {
+                Ok(address) => Some(address),
+                Err(nested) => {
+                    errors.nest("address", nested);
+                    None
+                }
+            }),
     };
     let change = errors.finish(|| change)?;
     let committed = state
         .store
-        .execute::<Client>(&id.to_string(), context.expected, &context.metadata, ClientCommand::UpdateContact(change))
+        .execute::<Client>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            ClientCommand::UpdateContact(change),
+        )
         .await?;
-    Ok(Reply::ok(committed.version, CommandResult { id: id.to_string(), version: committed.version }))
+    Ok(Reply::ok(
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -144,7 +188,9 @@ impl ReasonRequest {
     pub(crate) fn reason(&self) -> Result<Option<String>, ApiError> {
         self.reason
             .as_deref()
-            .map(|r| bounded_text(r, 500).map_err(|e| ApiError::validation("reason", e.to_string())))
+            .map(|r| {
+                bounded_text(r, 500).map_err(|e| ApiError::validation("reason", e.to_string()))
+            })
             .transpose()
     }
 }
@@ -162,11 +208,24 @@ pub(crate) async fn deactivate(
 ) -> Result<Reply<CommandResult>, ApiError> {
     let id: ClientId = path_id(&id, "client")?;
     let client = owners::client(&state.store, id).await?;
-    context.caller.authorize(Action::UpdateClient { agent: client.agent_id })?;
+    context.caller.authorize(Action::UpdateClient {
+        agent: client.agent_id,
+    })?;
     let reason = optional_json::<ReasonRequest>(&body)?.reason()?;
     let committed = state
         .store
-        .execute::<Client>(&id.to_string(), context.expected, &context.metadata, ClientCommand::Deactivate { reason })
+        .execute::<Client>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            ClientCommand::Deactivate { reason },
+        )
         .await?;
-    Ok(Reply::ok(committed.version, CommandResult { id: id.to_string(), version: committed.version }))
+    Ok(Reply::ok(
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
 }

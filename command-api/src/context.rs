@@ -46,7 +46,11 @@ fn header_token(headers: &HeaderMap, name: &str, max: usize) -> Result<Option<St
         return Ok(None);
     };
     match value.to_str() {
-        Ok(text) if !text.is_empty() && text.len() <= max && text.chars().all(|c| c.is_ascii_graphic()) => {
+        Ok(text)
+            if !text.is_empty()
+                && text.len() <= max
+                && text.chars().all(|c| c.is_ascii_graphic()) =>
+        {
             Ok(Some(text.to_string()))
         }
         _ => Err(ApiError::BadRequest {
@@ -71,8 +75,8 @@ where
         let caller = Caller::from_request_parts(parts, state).await?;
         let expected = expected_version(&parts.headers)?;
         let causation_id = uuid::Uuid::now_v7().to_string();
-        let correlation_id =
-            header_token(&parts.headers, CORRELATION_HEADER, 128)?.unwrap_or_else(|| causation_id.clone());
+        let correlation_id = header_token(&parts.headers, CORRELATION_HEADER, 128)?
+            .unwrap_or_else(|| causation_id.clone());
         let metadata = CommandMetadata {
             actor_id: caller.id.clone(),
             actor_role: caller.role,
@@ -81,7 +85,11 @@ where
             idempotency_key: idempotency_key(&parts.headers)?,
             occurred_at: Utc::now(),
         };
-        Ok(CommandContext { caller, metadata, expected })
+        Ok(CommandContext {
+            caller,
+            metadata,
+            expected,
+        })
     }
 }
 
@@ -99,9 +107,18 @@ mod tests {
     #[test]
     fn reads_if_match() {
         assert_eq!(expected_version(&HeaderMap::new()).unwrap(), Expected::Any);
-        assert_eq!(expected_version(&with_if_match("\"7\"")).unwrap(), Expected::Version(7));
-        assert_eq!(expected_version(&with_if_match("W/\"7\"")).unwrap(), Expected::Version(7));
-        assert_eq!(expected_version(&with_if_match("*")).unwrap(), Expected::Any);
+        assert_eq!(
+            expected_version(&with_if_match("\"7\"")).unwrap(),
+            Expected::Version(7)
+        );
+        assert_eq!(
+            expected_version(&with_if_match("W/\"7\"")).unwrap(),
+            Expected::Version(7)
+        );
+        assert_eq!(
+            expected_version(&with_if_match("*")).unwrap(),
+            Expected::Any
+        );
         for bad in ["7", "\"x\"", "\"-1\"", "\"\""] {
             assert!(expected_version(&with_if_match(bad)).is_err(), "{bad}");
         }

@@ -23,7 +23,11 @@ const REPLAYED_HEADERS: [&str; 3] = ["content-type", "etag", "location"];
 /// How long a duplicate waits for the first request with its key.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
 
-pub(crate) async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn middleware(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     match handle(state, request, next).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -31,7 +35,10 @@ pub(crate) async fn middleware(State(state): State<AppState>, request: Request, 
 }
 
 async fn handle(state: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
-    if !matches!(*request.method(), Method::POST | Method::PATCH | Method::DELETE) {
+    if !matches!(
+        *request.method(),
+        Method::POST | Method::PATCH | Method::DELETE
+    ) {
         return Ok(next.run(request).await);
     }
     let Some(key) = idempotency_key(request.headers())? else {
@@ -39,7 +46,9 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     };
     let (mut parts, body) = request.into_parts();
     let caller = Caller::from_request_parts(&mut parts, &state).await?;
-    let body = to_bytes(body, BODY_LIMIT).await.map_err(|_| ApiError::PayloadTooLarge(BODY_LIMIT))?;
+    let body = to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(BODY_LIMIT))?;
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str().as_bytes());
     hasher.update(b" ");
@@ -50,7 +59,11 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
-        match state.store.claim_idempotency(&caller.id, &key, &request_hash).await? {
+        match state
+            .store
+            .claim_idempotency(&caller.id, &key, &request_hash)
+            .await?
+        {
             Claim::New => break,
             Claim::Replay(stored) => return Ok(replay(stored)),
             Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
@@ -72,7 +85,9 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
         Ok(body) => body,
         Err(error) => {
             state.store.release_idempotency(&caller.id, &key).await?;
-            return Err(ApiError::Internal(format!("reading a response to store it: {error}")));
+            return Err(ApiError::Internal(format!(
+                "reading a response to store it: {error}"
+            )));
         }
     };
     if parts.status.is_server_error() {
@@ -90,7 +105,11 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
                 .collect(),
             body: body.to_vec(),
         };
-        if let Err(error) = state.store.complete_idempotency(&caller.id, &key, &stored).await {
+        if let Err(error) = state
+            .store
+            .complete_idempotency(&caller.id, &key, &stored)
+            .await
+        {
             // The command ran; failing now would invite a retry that cannot replay.
             tracing::error!(%error, key, "could not store an idempotent response");
         }
@@ -106,6 +125,8 @@ fn replay(stored: StoredResponse) -> Response {
             response.headers_mut().insert(name, value);
         }
     }
-    response.headers_mut().insert("idempotent-replay", HeaderValue::from_static("true"));
+    response
+        .headers_mut()
+        .insert("idempotent-replay", HeaderValue::from_static("true"));
     response
 }

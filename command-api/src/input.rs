@@ -23,10 +23,15 @@ pub(crate) struct MoneyInput {
 impl MoneyInput {
     /// A positive amount; errors name `field.amount_minor` or `field.currency`.
     pub(crate) fn positive(&self, field: &str, errors: &mut ValidationErrors) -> Option<Money> {
-        let currency = errors.check(&format!("{field}.currency"), Currency::parse(&self.currency))?;
+        let currency = errors.check(
+            &format!("{field}.currency"),
+            Currency::parse(&self.currency),
+        )?;
         match Money::positive(self.amount_minor, currency) {
             Ok(money) => Some(money),
-            Err(error @ (MoneyError::NotPositive | MoneyError::TooLarge | MoneyError::Negative)) => {
+            Err(
+                error @ (MoneyError::NotPositive | MoneyError::TooLarge | MoneyError::Negative),
+            ) => {
                 errors.add(format!("{field}.amount_minor"), error.to_string());
                 None
             }
@@ -39,13 +44,19 @@ impl MoneyInput {
 }
 
 /// An optional free-text description, validated.
-pub(crate) fn optional_description(value: Option<&str>, field: &str, errors: &mut ValidationErrors) -> Option<String> {
+pub(crate) fn optional_description(
+    value: Option<&str>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
     value.and_then(|text| errors.check(field, description(text)))
 }
 
 /// A path id; a malformed one names nothing that exists.
 pub(crate) fn path_id<T: FromStr>(value: &str, what: &str) -> Result<T, ApiError> {
-    value.parse().map_err(|_| ApiError::NotFound(format!("no {what} with id {value}")))
+    value
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no {what} with id {value}")))
 }
 
 /// A body that may be empty (e.g. `POST …/freeze` with or without a reason).
@@ -55,7 +66,10 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Resu
     }
     serde_json::from_slice(body).map_err(|error| {
         if error.is_syntax() || error.is_eof() {
-            ApiError::BadRequest { code: "malformed-json", detail: error.to_string() }
+            ApiError::BadRequest {
+                code: "malformed-json",
+                detail: error.to_string(),
+            }
         } else {
             ApiError::validation("body", error.to_string())
         }

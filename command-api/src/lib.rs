@@ -53,13 +53,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/clients/{id}/accounts", post(accounts::open))
         .route("/v1/accounts/{id}/deposits", post(accounts::deposit))
         .route("/v1/accounts/{id}/withdrawals", post(accounts::withdraw))
-        .route("/v1/accounts/{id}/external-transactions", post(accounts::record_external))
+        .route(
+            "/v1/accounts/{id}/external-transactions",
+            post(accounts::record_external),
+        )
         .route("/v1/accounts/{id}/freeze", post(accounts::freeze))
         .route("/v1/accounts/{id}/unfreeze", post(accounts::unfreeze))
         .route("/v1/accounts/{id}/close", post(accounts::close))
         .route("/v1/transfers", post(transfers::request))
         .route("/v1/transfers/{id}", get(transfers::get))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route("/openapi.json", get(openapi::serve))
         .with_state(state)

@@ -16,7 +16,10 @@ pub(crate) async fn client(store: &EventStore, id: ClientId) -> Result<Client, A
 }
 
 /// The account and the agent its client is assigned to.
-pub(crate) async fn account(store: &EventStore, id: AccountId) -> Result<(Account, StaffId), ApiError> {
+pub(crate) async fn account(
+    store: &EventStore,
+    id: AccountId,
+) -> Result<(Account, StaffId), ApiError> {
     let loaded = store.load::<Account>(&id.to_string()).await?;
     if !loaded.exists() {
         return Err(ApiError::NotFound(format!("no account with id {id}")));

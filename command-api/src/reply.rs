@@ -37,11 +37,21 @@ pub(crate) struct Reply<T> {
 
 impl<T: Serialize> Reply<T> {
     pub(crate) fn created(location: String, version: u64, body: T) -> Self {
-        Reply { status: StatusCode::CREATED, version, location: Some(location), body }
+        Reply {
+            status: StatusCode::CREATED,
+            version,
+            location: Some(location),
+            body,
+        }
     }
 
     pub(crate) fn ok(version: u64, body: T) -> Self {
-        Reply { status: StatusCode::OK, version, location: None, body }
+        Reply {
+            status: StatusCode::OK,
+            version,
+            location: None,
+            body,
+        }
     }
 }
 

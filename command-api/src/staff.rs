@@ -35,7 +35,9 @@ fn directory_error(error: DirectoryError) -> ApiError {
             detail: "a member of staff already has this username".into(),
         },
         DirectoryError::WeakPassword(reason) => ApiError::validation("password", reason),
-        DirectoryError::NotFound => ApiError::NotFound("no such member of staff in the directory".into()),
+        DirectoryError::NotFound => {
+            ApiError::NotFound("no such member of staff in the directory".into())
+        }
         other => ApiError::Unavailable(other.to_string()),
     }
 }
@@ -53,7 +55,9 @@ pub(crate) async fn create(
 ) -> Result<Reply<CommandResult>, ApiError> {
     // Refuse callers who manage nobody before looking at the body.
     if !matches!(context.caller.role, Role::RootAdmin | Role::Admin) {
-        return Err(ApiError::Forbidden("only admins and the root admin manage staff".into()));
+        return Err(ApiError::Forbidden(
+            "only admins and the root admin manage staff".into(),
+        ));
     }
     let built = NewStaff::builder()
         .username(&request.username)
@@ -68,7 +72,9 @@ pub(crate) async fn create(
             return Err(errors.into());
         }
     };
-    context.caller.authorize(Action::CreateStaff { role: staff.role })?;
+    context
+        .caller
+        .authorize(Action::CreateStaff { role: staff.role })?;
     let id = StaffId::new();
     state
         .directory
@@ -82,10 +88,25 @@ pub(crate) async fn create(
         .map_err(directory_error)?;
     let result = state
         .store
-        .execute::<StaffUser>(&id.to_string(), context.expected, &context.metadata, StaffCommand::Create { staff_id: id, staff })
+        .execute::<StaffUser>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            StaffCommand::Create {
+                staff_id: id,
+                staff,
+            },
+        )
         .await;
     match result {
-        Ok(committed) => Ok(Reply::created(format!("/v1/staff/{id}"), committed.version, CommandResult { id: id.to_string(), version: committed.version })),
+        Ok(committed) => Ok(Reply::created(
+            format!("/v1/staff/{id}"),
+            committed.version,
+            CommandResult {
+                id: id.to_string(),
+                version: committed.version,
+            },
+        )),
         Err(error) => {
             // The event is the record: without it, the sign-in must not exist either.
             if let Err(undo) = state.directory.delete_user(id).await {
@@ -106,23 +127,47 @@ fn add_password_error(password: &str, errors: &mut ValidationErrors) {
 /// Runs a management command on `id` after checking the caller manages its role, then
 /// brings the directory in line with the stream (also after a refusal, which may be a
 /// retry whose directory update failed the first time).
-async fn manage(state: &AppState, context: CommandContext, id: &str, command: StaffCommand) -> Result<Reply<CommandResult>, ApiError> {
+async fn manage(
+    state: &AppState,
+    context: CommandContext,
+    id: &str,
+    command: StaffCommand,
+) -> Result<Reply<CommandResult>, ApiError> {
     let id: StaffId = path_id(id, "member of staff")?;
     let loaded = state.store.load::<StaffUser>(&id.to_string()).await?;
     let (Some(role), true) = (loaded.aggregate.role, loaded.exists()) else {
-        return Err(ApiError::NotFound(format!("no member of staff with id {id}")));
+        return Err(ApiError::NotFound(format!(
+            "no member of staff with id {id}"
+        )));
     };
     context.caller.authorize(Action::ManageStaff { role })?;
     let result = state
         .store
-        .execute::<StaffUser>(&id.to_string(), context.expected, &context.metadata, command)
+        .execute::<StaffUser>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            command,
+        )
         .await;
     match result {
-        Ok(Committed { aggregate, version, .. }) => {
+        Ok(Committed {
+            aggregate, version, ..
+        }) => {
             sync_directory(state, id, &aggregate).await?;
-            Ok(Reply::ok(version, CommandResult { id: id.to_string(), version }))
+            Ok(Reply::ok(
+                version,
+                CommandResult {
+                    id: id.to_string(),
+                    version,
+                },
+            ))
         }
-        Err(ExecuteError::Refused(refusal @ (StaffError::AlreadyDisabled | StaffError::AlreadyEnabled | StaffError::Deleted))) => {
+        Err(ExecuteError::Refused(
+            refusal @ (StaffError::AlreadyDisabled
+            | StaffError::AlreadyEnabled
+            | StaffError::Deleted),
+        )) => {
             sync_directory(state, id, &loaded.aggregate).await?;
             Err(ApiError::refused(&refusal))
         }
@@ -138,7 +183,9 @@ async fn sync_directory(state: &AppState, id: StaffId, staff: &StaffUser) -> Res
     };
     match result {
         Ok(()) | Err(DirectoryError::NotFound) => Ok(()),
-        Err(error) => Err(ApiError::Unavailable(format!("the directory could not be updated: {error}"))),
+        Err(error) => Err(ApiError::Unavailable(format!(
+            "the directory could not be updated: {error}"
+        ))),
     }
 }
 
@@ -147,7 +194,11 @@ async fn sync_directory(state: &AppState, id: StaffId, staff: &StaffUser) -> Res
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409), (status = 412)),
     security(("bearer" = [])))]
-pub(crate) async fn disable(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandResult>, ApiError> {
     manage(&state, context, &id, StaffCommand::Disable).await
 }
 
@@ -156,7 +207,11 @@ pub(crate) async fn disable(State(state): State<AppState>, context: CommandConte
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 409), (status = 412)),
     security(("bearer" = [])))]
-pub(crate) async fn enable(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+pub(crate) async fn enable(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandResult>, ApiError> {
     manage(&state, context, &id, StaffCommand::Enable).await
 }
 
@@ -165,6 +220,10 @@ pub(crate) async fn enable(State(state): State<AppState>, context: CommandContex
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 412)),
     security(("bearer" = [])))]
-pub(crate) async fn delete(State(state): State<AppState>, context: CommandContext, Path(id): Path<String>) -> Result<Reply<CommandResult>, ApiError> {
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandResult>, ApiError> {
     manage(&state, context, &id, StaffCommand::Delete).await
 }

@@ -67,8 +67,12 @@ pub(crate) async fn request(
     AppJson(request): AppJson<TransferRequest>,
 ) -> Result<Reply<TransferView>, ApiError> {
     let mut errors = ValidationErrors::new();
-    let from: Option<AccountId> = errors.check("from_account_id", request.from_account_id.parse::<AccountId>());
-    let to: Option<AccountId> = errors.check("to_account_id", request.to_account_id.parse::<AccountId>());
+    let from: Option<AccountId> = errors.check(
+        "from_account_id",
+        request.from_account_id.parse::<AccountId>(),
+    );
+    let to: Option<AccountId> =
+        errors.check("to_account_id", request.to_account_id.parse::<AccountId>());
     let amount = request.amount.positive("amount", &mut errors);
     if from.is_some() && from == to {
         errors.add("to_account_id", "must differ from from_account_id");
@@ -78,17 +82,25 @@ pub(crate) async fn request(
         _ => return Err(ApiError::validation("body", "incomplete transfer")),
     };
     let (source, owner) = owners::account(&state.store, from).await?;
-    context.caller.authorize(Action::MoveMoney { agent: owner })?;
+    context
+        .caller
+        .authorize(Action::MoveMoney { agent: owner })?;
     let destination = state.store.load::<Account>(&to.to_string()).await?;
     if !destination.exists() {
         return Err(ApiError::validation("to_account_id", "no such account"));
     }
-    for (field, currency) in [("from_account_id", source.currency()), ("to_account_id", destination.aggregate.currency())] {
+    for (field, currency) in [
+        ("from_account_id", source.currency()),
+        ("to_account_id", destination.aggregate.currency()),
+    ] {
         if currency != amount.currency {
             return Err(ApiError::Refused {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "currency-mismatch",
-                detail: format!("{field} holds {currency}, the amount is in {}", amount.currency),
+                detail: format!(
+                    "{field} holds {currency}, the amount is in {}",
+                    amount.currency
+                ),
             });
         }
     }
@@ -99,12 +111,21 @@ pub(crate) async fn request(
             &id.to_string(),
             Expected::Any,
             &context.metadata,
-            TransferCommand::Request { transfer_id: id, from_account: from, to_account: to, amount },
+            TransferCommand::Request {
+                transfer_id: id,
+                from_account: from,
+                to_account: to,
+                amount,
+            },
         )
         .await?;
     let (transfer, version) = run(&state.store, id, &context.metadata).await?;
     match transfer.status {
-        TransferStatus::Completed => Ok(Reply::created(format!("/v1/transfers/{id}"), version, view(id, &transfer, version))),
+        TransferStatus::Completed => Ok(Reply::created(
+            format!("/v1/transfers/{id}"),
+            version,
+            view(id, &transfer, version),
+        )),
         _ => {
             let code = failure_code(transfer.failure_reason.as_deref());
             Err(ApiError::Refused {
@@ -118,20 +139,33 @@ pub(crate) async fn request(
 
 /// The stable problem code for a recorded failure reason.
 fn failure_code(reason: Option<&str>) -> &'static str {
-    const KNOWN: [&str; 6] = ["insufficient-funds", "account-frozen", "account-closed", "currency-mismatch", "balance-limit", "account-not-found"];
+    const KNOWN: [&str; 6] = [
+        "insufficient-funds",
+        "account-frozen",
+        "account-closed",
+        "currency-mismatch",
+        "balance-limit",
+        "account-not-found",
+    ];
     reason
         .and_then(|r| KNOWN.iter().find(|known| **known == r).copied())
         .unwrap_or("transfer-failed")
 }
 
 /// Drives transfer `id` to completion or failure from wherever it stands.
-pub(crate) async fn run(store: &EventStore, id: TransferId, metadata: &CommandMetadata) -> Result<(Transfer, u64), ApiError> {
+pub(crate) async fn run(
+    store: &EventStore,
+    id: TransferId,
+    metadata: &CommandMetadata,
+) -> Result<(Transfer, u64), ApiError> {
     let key = id.to_string();
     let mut credit_refusal: Option<&'static str> = None;
     loop {
         let loaded = store.load::<Transfer>(&key).await?;
         let transfer = loaded.aggregate;
-        let amount = transfer.amount.ok_or_else(|| ApiError::NotFound(format!("no transfer with id {id}")))?;
+        let amount = transfer
+            .amount
+            .ok_or_else(|| ApiError::NotFound(format!("no transfer with id {id}")))?;
         let step = |command| store.execute::<Transfer>(&key, Expected::Any, metadata, command);
         match transfer.next_step(credit_refusal.is_some()) {
             TransferStep::Done => return Ok((transfer, loaded.version)),
@@ -142,9 +176,22 @@ pub(crate) async fn run(store: &EventStore, id: TransferId, metadata: &CommandMe
                     to_account: transfer.to_account,
                     amount,
                 };
-                match store.execute::<Account>(&transfer.from_account.to_string(), Expected::Any, metadata, debit).await {
+                match store
+                    .execute::<Account>(
+                        &transfer.from_account.to_string(),
+                        Expected::Any,
+                        metadata,
+                        debit,
+                    )
+                    .await
+                {
                     Ok(_) => step(TransferCommand::MarkDebited).await.map(drop)?,
-                    Err(ExecuteError::Refused(refusal)) => step(TransferCommand::Fail { reason: refusal.code().into(), compensated: false }).await.map(drop)?,
+                    Err(ExecuteError::Refused(refusal)) => step(TransferCommand::Fail {
+                        reason: refusal.code().into(),
+                        compensated: false,
+                    })
+                    .await
+                    .map(drop)?,
                     Err(error) => return Err(error.into()),
                 }
             }
@@ -155,17 +202,40 @@ pub(crate) async fn run(store: &EventStore, id: TransferId, metadata: &CommandMe
                     from_account: transfer.from_account,
                     amount,
                 };
-                match store.execute::<Account>(&transfer.to_account.to_string(), Expected::Any, metadata, credit).await {
+                match store
+                    .execute::<Account>(
+                        &transfer.to_account.to_string(),
+                        Expected::Any,
+                        metadata,
+                        credit,
+                    )
+                    .await
+                {
                     Ok(_) => step(TransferCommand::Complete).await.map(drop)?,
                     Err(ExecuteError::Refused(refusal)) => credit_refusal = Some(refusal.code()),
                     Err(error) => return Err(error.into()),
                 }
             }
             TransferStep::Compensate => {
-                let reverse = AccountCommand::ReverseTransferDebit { transaction_id: TransactionId::new(), transfer_id: id };
-                store.execute::<Account>(&transfer.from_account.to_string(), Expected::Any, metadata, reverse).await?;
+                let reverse = AccountCommand::ReverseTransferDebit {
+                    transaction_id: TransactionId::new(),
+                    transfer_id: id,
+                };
+                store
+                    .execute::<Account>(
+                        &transfer.from_account.to_string(),
+                        Expected::Any,
+                        metadata,
+                        reverse,
+                    )
+                    .await?;
                 let reason = credit_refusal.unwrap_or("transfer-failed").to_string();
-                step(TransferCommand::Fail { reason, compensated: true }).await.map(drop)?;
+                step(TransferCommand::Fail {
+                    reason,
+                    compensated: true,
+                })
+                .await
+                .map(drop)?;
             }
         }
     }
@@ -173,7 +243,9 @@ pub(crate) async fn run(store: &EventStore, id: TransferId, metadata: &CommandMe
 
 /// Resumes every transfer left unfinished (by a crash or an outage); returns how many.
 pub async fn resume_pending_transfers(store: &EventStore) -> Result<usize, ApiError> {
-    let pending = store.open_streams("transfer", &["TransferCompleted", "TransferFailed"]).await?;
+    let pending = store
+        .open_streams("transfer", &["TransferCompleted", "TransferFailed"])
+        .await?;
     for id in &pending {
         let id: TransferId = path_id(id, "transfer")?;
         let metadata = CommandMetadata {
@@ -194,7 +266,11 @@ pub async fn resume_pending_transfers(store: &EventStore) -> Result<usize, ApiEr
 #[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = String, Path)),
     responses((status = 200, body = TransferView), (status = 403), (status = 404)),
     security(("bearer" = [])))]
-pub(crate) async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Reply<TransferView>, ApiError> {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<TransferView>, ApiError> {
     let id: TransferId = path_id(&id, "transfer")?;
     let loaded = state.store.load::<Transfer>(&id.to_string()).await?;
     if !loaded.exists() {
@@ -202,5 +278,8 @@ pub(crate) async fn get(State(state): State<AppState>, caller: Caller, Path(id):
     }
     let (_, owner) = owners::account(&state.store, loaded.aggregate.from_account).await?;
     caller.authorize(Action::ReadAccount { agent: owner })?;
-    Ok(Reply::ok(loaded.version, view(id, &loaded.aggregate, loaded.version)))
+    Ok(Reply::ok(
+        loaded.version,
+        view(id, &loaded.aggregate, loaded.version),
+    ))
 }

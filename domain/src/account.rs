@@ -86,7 +86,9 @@ pub enum AccountCommand {
         transaction_id: TransactionId,
         transfer_id: TransferId,
     },
-    Freeze { reason: Option<String> },
+    Freeze {
+        reason: Option<String>,
+    },
     Unfreeze,
     Close,
 }
@@ -274,14 +276,18 @@ impl Account {
 
     fn credited(&self, amount: Money) -> Result<Money, AccountError> {
         self.require_currency(amount)?;
-        self.balance.checked_add(amount).ok_or(AccountError::BalanceLimit)
+        self.balance
+            .checked_add(amount)
+            .ok_or(AccountError::BalanceLimit)
     }
 
     fn debited(&self, amount: Money) -> Result<Money, AccountError> {
         self.require_currency(amount)?;
         self.balance
             .checked_sub(amount)
-            .ok_or(AccountError::InsufficientFunds { balance: self.balance })
+            .ok_or(AccountError::InsufficientFunds {
+                balance: self.balance,
+            })
     }
 
     /// Decides which events `command` causes, without changing anything.
@@ -456,7 +462,9 @@ impl Account {
             C::Close => {
                 self.require_open()?;
                 if !self.balance.is_zero() {
-                    return Err(AccountError::BalanceNotZero { balance: self.balance });
+                    return Err(AccountError::BalanceNotZero {
+                        balance: self.balance,
+                    });
                 }
                 vec![E::AccountClosed]
             }
@@ -659,7 +667,11 @@ mod tests {
     fn refuses_commands_on_an_account_never_opened() {
         Given::with(())
             .given_no_previous_events()
-            .when(C::Deposit { transaction_id: tx(), amount: eur(1), description: None })
+            .when(C::Deposit {
+                transaction_id: tx(),
+                amount: eur(1),
+                description: None,
+            })
             .then_expect_error(AccountError::NotFound);
     }
 
@@ -667,7 +679,11 @@ mod tests {
     fn deposits_and_withdraws() {
         Given::with(())
             .given(opened(100))
-            .when(C::Deposit { transaction_id: tx(), amount: eur(50), description: Some("cash".into()) })
+            .when(C::Deposit {
+                transaction_id: tx(),
+                amount: eur(50),
+                description: Some("cash".into()),
+            })
             .then_expect_events(vec![E::MoneyDeposited {
                 transaction_id: tx(),
                 amount: eur(50),
@@ -676,7 +692,11 @@ mod tests {
             }]);
         Given::with(())
             .given(opened(100))
-            .when(C::Withdraw { transaction_id: tx(), amount: eur(100), description: None })
+            .when(C::Withdraw {
+                transaction_id: tx(),
+                amount: eur(100),
+                description: None,
+            })
             .then_expect_events(vec![E::MoneyWithdrawn {
                 transaction_id: tx(),
                 amount: eur(100),
@@ -689,7 +709,11 @@ mod tests {
     fn never_overdraws() {
         Given::with(())
             .given(opened(100))
-            .when(C::Withdraw { transaction_id: tx(), amount: eur(101), description: None })
+            .when(C::Withdraw {
+                transaction_id: tx(),
+                amount: eur(101),
+                description: None,
+            })
             .then_expect_error(AccountError::InsufficientFunds { balance: eur(100) });
     }
 
@@ -697,7 +721,11 @@ mod tests {
     fn refuses_a_movement_in_another_currency() {
         Given::with(())
             .given(opened(100))
-            .when(C::Deposit { transaction_id: tx(), amount: usd(1), description: None })
+            .when(C::Deposit {
+                transaction_id: tx(),
+                amount: usd(1),
+                description: None,
+            })
             .then_expect_error(AccountError::CurrencyMismatch {
                 given: Currency::parse("USD").unwrap(),
                 account: Currency::parse("EUR").unwrap(),
@@ -708,7 +736,11 @@ mod tests {
     fn refuses_a_balance_beyond_the_limit() {
         Given::with(())
             .given(opened(crate::money::MAX_AMOUNT_MINOR))
-            .when(C::Deposit { transaction_id: tx(), amount: eur(1), description: None })
+            .when(C::Deposit {
+                transaction_id: tx(),
+                amount: eur(1),
+                description: None,
+            })
             .then_expect_error(AccountError::BalanceLimit);
     }
 
@@ -716,13 +748,34 @@ mod tests {
     fn a_frozen_account_takes_no_movement() {
         let frozen = [opened(100), vec![E::AccountFrozen { reason: None }]].concat();
         for command in [
-            C::Deposit { transaction_id: tx(), amount: eur(1), description: None },
-            C::Withdraw { transaction_id: tx(), amount: eur(1), description: None },
-            C::DebitForTransfer { transaction_id: tx(), transfer_id: transfer(), to_account: other_account(), amount: eur(1) },
-            C::CreditFromTransfer { transaction_id: tx(), transfer_id: transfer(), from_account: other_account(), amount: eur(1) },
+            C::Deposit {
+                transaction_id: tx(),
+                amount: eur(1),
+                description: None,
+            },
+            C::Withdraw {
+                transaction_id: tx(),
+                amount: eur(1),
+                description: None,
+            },
+            C::DebitForTransfer {
+                transaction_id: tx(),
+                transfer_id: transfer(),
+                to_account: other_account(),
+                amount: eur(1),
+            },
+            C::CreditFromTransfer {
+                transaction_id: tx(),
+                transfer_id: transfer(),
+                from_account: other_account(),
+                amount: eur(1),
+            },
             C::Close,
         ] {
-            Given::with(()).given(frozen.clone()).when(command).then_expect_error(AccountError::Frozen);
+            Given::with(())
+                .given(frozen.clone())
+                .when(command)
+                .then_expect_error(AccountError::Frozen);
         }
     }
 
@@ -730,22 +783,43 @@ mod tests {
     fn a_closed_account_takes_no_movement() {
         let closed = [opened(0), vec![E::AccountClosed]].concat();
         for command in [
-            C::Deposit { transaction_id: tx(), amount: eur(1), description: None },
-            C::Withdraw { transaction_id: tx(), amount: eur(1), description: None },
+            C::Deposit {
+                transaction_id: tx(),
+                amount: eur(1),
+                description: None,
+            },
+            C::Withdraw {
+                transaction_id: tx(),
+                amount: eur(1),
+                description: None,
+            },
             C::Close,
         ] {
-            Given::with(()).given(closed.clone()).when(command).then_expect_error(AccountError::Closed);
+            Given::with(())
+                .given(closed.clone())
+                .when(command)
+                .then_expect_error(AccountError::Closed);
         }
-        Given::with(()).given(closed.clone()).when(C::Freeze { reason: None }).then_expect_error(AccountError::Closed);
-        Given::with(()).given(closed).when(C::Unfreeze).then_expect_error(AccountError::Closed);
+        Given::with(())
+            .given(closed.clone())
+            .when(C::Freeze { reason: None })
+            .then_expect_error(AccountError::Closed);
+        Given::with(())
+            .given(closed)
+            .when(C::Unfreeze)
+            .then_expect_error(AccountError::Closed);
     }
 
     #[test]
     fn freezes_and_unfreezes() {
         Given::with(())
             .given(opened(0))
-            .when(C::Freeze { reason: Some("fraud check".into()) })
-            .then_expect_events(vec![E::AccountFrozen { reason: Some("fraud check".into()) }]);
+            .when(C::Freeze {
+                reason: Some("fraud check".into()),
+            })
+            .then_expect_events(vec![E::AccountFrozen {
+                reason: Some("fraud check".into()),
+            }]);
         Given::with(())
             .given([opened(0), vec![E::AccountFrozen { reason: None }]].concat())
             .when(C::Freeze { reason: None })
@@ -754,12 +828,18 @@ mod tests {
             .given([opened(0), vec![E::AccountFrozen { reason: None }]].concat())
             .when(C::Unfreeze)
             .then_expect_events(vec![E::AccountUnfrozen]);
-        Given::with(()).given(opened(0)).when(C::Unfreeze).then_expect_error(AccountError::NotFrozen);
+        Given::with(())
+            .given(opened(0))
+            .when(C::Unfreeze)
+            .then_expect_error(AccountError::NotFrozen);
     }
 
     #[test]
     fn closes_only_at_zero() {
-        Given::with(()).given(opened(0)).when(C::Close).then_expect_events(vec![E::AccountClosed]);
+        Given::with(())
+            .given(opened(0))
+            .when(C::Close)
+            .then_expect_events(vec![E::AccountClosed]);
         Given::with(())
             .given(opened(1))
             .when(C::Close)
@@ -772,7 +852,9 @@ mod tests {
             external_id: id.into(),
             direction,
             amount: eur(amount),
-            booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z").unwrap().into(),
+            booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z")
+                .unwrap()
+                .into(),
             description: None,
         }
     }
@@ -784,7 +866,9 @@ mod tests {
             external_id: "core-1".into(),
             direction: Direction::Credit,
             amount: eur(30),
-            booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z").unwrap().into(),
+            booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z")
+                .unwrap()
+                .into(),
             description: None,
             balance_after: eur(130),
         };
@@ -819,13 +903,26 @@ mod tests {
             amount: eur(40),
             balance_after: eur(60),
         };
-        let debit = C::DebitForTransfer { transaction_id: tx(), transfer_id: transfer(), to_account: other_account(), amount: eur(40) };
-        Given::with(()).given(opened(100)).when(debit.clone()).then_expect_events(vec![debited.clone()]);
+        let debit = C::DebitForTransfer {
+            transaction_id: tx(),
+            transfer_id: transfer(),
+            to_account: other_account(),
+            amount: eur(40),
+        };
+        Given::with(())
+            .given(opened(100))
+            .when(debit.clone())
+            .then_expect_events(vec![debited.clone()]);
         Given::with(())
             .given([opened(100), vec![debited.clone()]].concat())
             .when(debit)
             .then_expect_events(vec![]);
-        let credit = C::CreditFromTransfer { transaction_id: tx(), transfer_id: transfer(), from_account: other_account(), amount: eur(40) };
+        let credit = C::CreditFromTransfer {
+            transaction_id: tx(),
+            transfer_id: transfer(),
+            from_account: other_account(),
+            amount: eur(40),
+        };
         let credited = E::TransferCredited {
             transaction_id: tx(),
             transfer_id: transfer(),
@@ -833,8 +930,14 @@ mod tests {
             amount: eur(40),
             balance_after: eur(140),
         };
-        Given::with(()).given(opened(100)).when(credit.clone()).then_expect_events(vec![credited.clone()]);
-        Given::with(()).given([opened(100), vec![credited]].concat()).when(credit).then_expect_events(vec![]);
+        Given::with(())
+            .given(opened(100))
+            .when(credit.clone())
+            .then_expect_events(vec![credited.clone()]);
+        Given::with(())
+            .given([opened(100), vec![credited]].concat())
+            .when(credit)
+            .then_expect_events(vec![]);
     }
 
     #[test]
@@ -842,7 +945,12 @@ mod tests {
         let (account_id, _) = ids();
         Given::with(())
             .given(opened(100))
-            .when(C::DebitForTransfer { transaction_id: tx(), transfer_id: transfer(), to_account: account_id, amount: eur(1) })
+            .when(C::DebitForTransfer {
+                transaction_id: tx(),
+                transfer_id: transfer(),
+                to_account: account_id,
+                amount: eur(1),
+            })
             .then_expect_error(AccountError::SameAccount);
     }
 
@@ -855,24 +963,47 @@ mod tests {
             amount: eur(40),
             balance_after: eur(60),
         };
-        let reversed = E::TransferDebitReversed { transaction_id: tx(), transfer_id: transfer(), amount: eur(40), balance_after: eur(100) };
+        let reversed = E::TransferDebitReversed {
+            transaction_id: tx(),
+            transfer_id: transfer(),
+            amount: eur(40),
+            balance_after: eur(100),
+        };
         Given::with(())
-            .given([opened(100), vec![debited.clone(), E::AccountFrozen { reason: None }]].concat())
-            .when(C::ReverseTransferDebit { transaction_id: tx(), transfer_id: transfer() })
+            .given(
+                [
+                    opened(100),
+                    vec![debited.clone(), E::AccountFrozen { reason: None }],
+                ]
+                .concat(),
+            )
+            .when(C::ReverseTransferDebit {
+                transaction_id: tx(),
+                transfer_id: transfer(),
+            })
             .then_expect_events(vec![reversed.clone()]);
         Given::with(())
             .given([opened(100), vec![debited, reversed]].concat())
-            .when(C::ReverseTransferDebit { transaction_id: tx(), transfer_id: transfer() })
+            .when(C::ReverseTransferDebit {
+                transaction_id: tx(),
+                transfer_id: transfer(),
+            })
             .then_expect_events(vec![]);
         Given::with(())
             .given(opened(100))
-            .when(C::ReverseTransferDebit { transaction_id: tx(), transfer_id: transfer() })
+            .when(C::ReverseTransferDebit {
+                transaction_id: tx(),
+                transfer_id: transfer(),
+            })
             .then_expect_error(AccountError::TransferNotDebited(transfer()));
     }
 
     #[test]
     fn refusal_codes_are_stable() {
-        assert_eq!(AccountError::InsufficientFunds { balance: eur(0) }.code(), "insufficient-funds");
+        assert_eq!(
+            AccountError::InsufficientFunds { balance: eur(0) }.code(),
+            "insufficient-funds"
+        );
         assert_eq!(AccountError::NotFound.kind(), RefusalKind::NotFound);
         assert_eq!(AccountError::Closed.kind(), RefusalKind::Conflict);
     }

@@ -208,7 +208,13 @@ mod tests {
         assert_eq!(
             problems(&events),
             [
-                (3, ChainProblem::SequenceGap { expected: 2, found: 3 }),
+                (
+                    3,
+                    ChainProblem::SequenceGap {
+                        expected: 2,
+                        found: 3
+                    }
+                ),
                 (3, ChainProblem::BrokenLink)
             ]
         );
@@ -234,7 +240,10 @@ mod tests {
             event.sequence = index + 1;
         }
         let found = problems(&events);
-        assert!(found.iter().any(|(_, p)| *p == ChainProblem::HashMismatch), "{found:?}");
+        assert!(
+            found.iter().any(|(_, p)| *p == ChainProblem::HashMismatch),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -38,10 +38,16 @@ pub enum ClientCommand {
         details: PersonalDetails,
     },
     UpdateContact(ContactChange),
-    Reassign { to: StaffId },
+    Reassign {
+        to: StaffId,
+    },
     /// Know-your-customer checks passed; `method` names how (document, video call …).
-    Verify { method: String },
-    Deactivate { reason: Option<String> },
+    Verify {
+        method: String,
+    },
+    Deactivate {
+        reason: Option<String>,
+    },
     /// Right to be forgotten: the personal data leaves the client's current state.
     ErasePersonalData,
     /// A message was sent to the client; the body itself is kept only as a hash.
@@ -60,9 +66,16 @@ pub enum ClientEvent {
         details: PersonalDetails,
     },
     ContactDetailsUpdated(ContactChange),
-    ClientReassigned { from: StaffId, to: StaffId },
-    ClientVerified { method: String },
-    ClientDeactivated { reason: Option<String> },
+    ClientReassigned {
+        from: StaffId,
+        to: StaffId,
+    },
+    ClientVerified {
+        method: String,
+    },
+    ClientDeactivated {
+        reason: Option<String>,
+    },
     PersonalDataErased,
     CommunicationSent {
         recipient: Email,
@@ -292,7 +305,9 @@ mod tests {
     type Given = TestFramework<Client>;
 
     fn agent(n: u8) -> StaffId {
-        format!("0192f000-0000-7000-8000-0000000000{n:02}").parse().unwrap()
+        format!("0192f000-0000-7000-8000-0000000000{n:02}")
+            .parse()
+            .unwrap()
     }
 
     fn client_id() -> ClientId {
@@ -342,8 +357,14 @@ mod tests {
             agent_id: agent(1),
             details: details(),
         };
-        Given::with(()).given_no_previous_events().when(onboard.clone()).then_expect_events(onboarded());
-        Given::with(()).given(onboarded()).when(onboard).then_expect_error(ClientError::AlreadyOnboarded);
+        Given::with(())
+            .given_no_previous_events()
+            .when(onboard.clone())
+            .then_expect_events(onboarded());
+        Given::with(())
+            .given(onboarded())
+            .when(onboard)
+            .then_expect_error(ClientError::AlreadyOnboarded);
     }
 
     #[test]
@@ -388,7 +409,10 @@ mod tests {
         Given::with(())
             .given(onboarded())
             .when(C::Reassign { to: agent(2) })
-            .then_expect_events(vec![E::ClientReassigned { from: agent(1), to: agent(2) }]);
+            .then_expect_events(vec![E::ClientReassigned {
+                from: agent(1),
+                to: agent(2),
+            }]);
         Given::with(())
             .given(onboarded())
             .when(C::Reassign { to: agent(1) })
@@ -399,11 +423,25 @@ mod tests {
     fn verifies_once() {
         Given::with(())
             .given(onboarded())
-            .when(C::Verify { method: "passport".into() })
-            .then_expect_events(vec![E::ClientVerified { method: "passport".into() }]);
+            .when(C::Verify {
+                method: "passport".into(),
+            })
+            .then_expect_events(vec![E::ClientVerified {
+                method: "passport".into(),
+            }]);
         Given::with(())
-            .given([onboarded(), vec![E::ClientVerified { method: "passport".into() }]].concat())
-            .when(C::Verify { method: "passport".into() })
+            .given(
+                [
+                    onboarded(),
+                    vec![E::ClientVerified {
+                        method: "passport".into(),
+                    }],
+                ]
+                .concat(),
+            )
+            .when(C::Verify {
+                method: "passport".into(),
+            })
             .then_expect_error(ClientError::AlreadyVerified);
     }
 
@@ -411,8 +449,12 @@ mod tests {
     fn deactivates_once() {
         Given::with(())
             .given(onboarded())
-            .when(C::Deactivate { reason: Some("moved abroad".into()) })
-            .then_expect_events(vec![E::ClientDeactivated { reason: Some("moved abroad".into()) }]);
+            .when(C::Deactivate {
+                reason: Some("moved abroad".into()),
+            })
+            .then_expect_events(vec![E::ClientDeactivated {
+                reason: Some("moved abroad".into()),
+            }]);
         Given::with(())
             .given(deactivated())
             .when(C::Deactivate { reason: None })
@@ -455,6 +497,9 @@ mod tests {
                 subject: "Hello".into(),
                 body_sha256: "ab".repeat(32),
             }]);
-        Given::with(()).given(deactivated()).when(command).then_expect_error(ClientError::Deactivated);
+        Given::with(())
+            .given(deactivated())
+            .when(command)
+            .then_expect_error(ClientError::Deactivated);
     }
 }

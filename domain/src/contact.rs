@@ -317,7 +317,10 @@ impl PersonalDetailsBuilder {
         let mut errors = ValidationErrors::new();
         let first_name = errors.check("first_name", text(&self.first_name, 100));
         let last_name = errors.check("last_name", text(&self.last_name, 100));
-        let date_of_birth = errors.check("date_of_birth", parse_birth_date(&self.date_of_birth, today));
+        let date_of_birth = errors.check(
+            "date_of_birth",
+            parse_birth_date(&self.date_of_birth, today),
+        );
         let gender = errors.check("gender", Gender::parse(&self.gender));
         let email = errors.check("email", Email::parse(&self.email));
         let phone = errors.check("phone", Phone::parse(&self.phone));
@@ -328,12 +331,32 @@ impl PersonalDetailsBuilder {
                 None
             }
         };
-        match (first_name, last_name, date_of_birth, gender, email, phone, address) {
-            (Some(first_name), Some(last_name), Some(date_of_birth), Some(gender), Some(email), Some(phone), Some(address))
-                if errors.is_empty() =>
-            {
-                Ok(PersonalDetails { first_name, last_name, date_of_birth, gender, email, phone, address })
-            }
+        match (
+            first_name,
+            last_name,
+            date_of_birth,
+            gender,
+            email,
+            phone,
+            address,
+        ) {
+            (
+                Some(first_name),
+                Some(last_name),
+                Some(date_of_birth),
+                Some(gender),
+                Some(email),
+                Some(phone),
+                Some(address),
+            ) if errors.is_empty() => Ok(PersonalDetails {
+                first_name,
+                last_name,
+                date_of_birth,
+                gender,
+                email,
+                phone,
+                address,
+            }),
             _ => Err(errors),
         }
     }
@@ -346,7 +369,8 @@ impl PersonalDetails {
 }
 
 fn parse_birth_date(value: &str, today: NaiveDate) -> Result<NaiveDate, ContactError> {
-    let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| ContactError::DateOfBirth)?;
+    let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| ContactError::DateOfBirth)?;
     if date >= today || today.year() - date.year() > 150 {
         return Err(ContactError::DateOfBirth);
     }
@@ -435,7 +459,17 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@sub.example.org"] {
             assert!(Email::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a..b@c.co", "a@b..co", "a@-b.co"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a@.co",
+            "a b@c.co",
+            "a..b@c.co",
+            "a@b..co",
+            "a@-b.co",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -41,7 +41,8 @@ impl CommandMetadata {
         }
         map.insert(
             OCCURRED_AT.into(),
-            self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            self.occurred_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
         );
         map
     }

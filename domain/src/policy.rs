@@ -20,7 +20,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::RootAdmin, Role::Admin, Role::Agent, Role::Auditor, Role::Worker];
+    pub const ALL: [Role; 5] = [
+        Role::RootAdmin,
+        Role::Admin,
+        Role::Agent,
+        Role::Auditor,
+        Role::Worker,
+    ];
 
     /// The group name used in tokens (`cognito:groups`).
     pub fn as_str(&self) -> &'static str {
@@ -59,7 +65,10 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(id: impl Into<String>, role: Role) -> Self {
-        Actor { id: id.into(), role }
+        Actor {
+            id: id.into(),
+            role,
+        }
     }
 
     fn is(&self, staff: StaffId) -> bool {
@@ -70,28 +79,55 @@ impl Actor {
 /// Everything the API lets someone do. Targets that belong to an agent name that agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    CreateStaff { role: Role },
+    CreateStaff {
+        role: Role,
+    },
     /// Disable, enable or delete a member of staff holding `role`.
-    ManageStaff { role: Role },
-    ChangeStaffRole { from: Role, to: Role },
+    ManageStaff {
+        role: Role,
+    },
+    ChangeStaffRole {
+        from: Role,
+        to: Role,
+    },
     ReadStaff,
     /// Onboard a client to be assigned to `agent`.
-    OnboardClient { agent: StaffId },
+    OnboardClient {
+        agent: StaffId,
+    },
     ListClients,
-    ReadClient { agent: StaffId },
+    ReadClient {
+        agent: StaffId,
+    },
     /// Update contact details or deactivate.
-    UpdateClient { agent: StaffId },
-    OpenAccount { agent: StaffId },
-    ReadAccount { agent: StaffId },
+    UpdateClient {
+        agent: StaffId,
+    },
+    OpenAccount {
+        agent: StaffId,
+    },
+    ReadAccount {
+        agent: StaffId,
+    },
     /// Deposit, withdraw, or transfer out of an account.
-    MoveMoney { agent: StaffId },
+    MoveMoney {
+        agent: StaffId,
+    },
     /// Freeze, unfreeze or close an account.
-    ManageAccount { agent: StaffId },
-    ReadTransactions { agent: StaffId },
+    ManageAccount {
+        agent: StaffId,
+    },
+    ReadTransactions {
+        agent: StaffId,
+    },
     RecordExternalTransaction,
     ReadForExport,
-    DraftMail { agent: StaffId },
-    SendMail { agent: StaffId },
+    DraftMail {
+        agent: StaffId,
+    },
+    SendMail {
+        agent: StaffId,
+    },
     ReadSystemLog,
     ReadAudit,
     RebuildReadModels,
@@ -122,14 +158,17 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         OnboardClient { agent } | UpdateClient { agent } | OpenAccount { agent } => {
             role == Agent && actor.is(agent)
         }
-        MoveMoney { agent } | ManageAccount { agent } | DraftMail { agent } | SendMail { agent } => {
-            role == Agent && actor.is(agent)
-        }
+        MoveMoney { agent }
+        | ManageAccount { agent }
+        | DraftMail { agent }
+        | SendMail { agent } => role == Agent && actor.is(agent),
         ListClients => matches!(role, Agent | Auditor),
         ReadClient { agent } | ReadTransactions { agent } => {
             (role == Agent && actor.is(agent)) || role == Auditor
         }
-        ReadAccount { agent } => (role == Agent && actor.is(agent)) || matches!(role, Auditor | Worker),
+        ReadAccount { agent } => {
+            (role == Agent && actor.is(agent)) || matches!(role, Auditor | Worker)
+        }
         RecordExternalTransaction | ReadForExport => role == Worker,
         ReadAudit => role == Auditor,
     };
@@ -140,7 +179,9 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         CreateStaff { .. } | ManageStaff { .. } | ChangeStaffRole { .. } => {
             "only the root admin manages admins, and only admins manage agents and auditors"
         }
-        ReadStaff | ReadSystemLog | RebuildReadModels => "only admins and the root admin may do this",
+        ReadStaff | ReadSystemLog | RebuildReadModels => {
+            "only admins and the root admin may do this"
+        }
         RecordExternalTransaction | ReadForExport => "only integration workers may do this",
         ReadAudit => "only auditors may read the audit trail",
         _ if role == Agent => "this client is assigned to another agent",
@@ -166,11 +207,41 @@ mod tests {
             ("manage admin", ManageStaff { role: Admin }),
             ("manage agent", ManageStaff { role: Agent }),
             ("manage auditor", ManageStaff { role: Auditor }),
-            ("agent->auditor", ChangeStaffRole { from: Agent, to: Auditor }),
-            ("auditor->agent", ChangeStaffRole { from: Auditor, to: Agent }),
-            ("agent->admin", ChangeStaffRole { from: Agent, to: Admin }),
-            ("admin->agent", ChangeStaffRole { from: Admin, to: Agent }),
-            ("agent->agent", ChangeStaffRole { from: Agent, to: Agent }),
+            (
+                "agent->auditor",
+                ChangeStaffRole {
+                    from: Agent,
+                    to: Auditor,
+                },
+            ),
+            (
+                "auditor->agent",
+                ChangeStaffRole {
+                    from: Auditor,
+                    to: Agent,
+                },
+            ),
+            (
+                "agent->admin",
+                ChangeStaffRole {
+                    from: Agent,
+                    to: Admin,
+                },
+            ),
+            (
+                "admin->agent",
+                ChangeStaffRole {
+                    from: Admin,
+                    to: Agent,
+                },
+            ),
+            (
+                "agent->agent",
+                ChangeStaffRole {
+                    from: Agent,
+                    to: Agent,
+                },
+            ),
             ("read staff", ReadStaff),
             ("list clients", ListClients),
             ("record external", RecordExternalTransaction),
@@ -205,25 +276,46 @@ mod tests {
         let own = action.ends_with("(own)");
         let base = action.split(" (").next().unwrap();
         match role {
-            RootAdmin => matches!(base, "create admin" | "manage admin" | "read staff" | "read system log" | "rebuild"),
+            RootAdmin => matches!(
+                base,
+                "create admin" | "manage admin" | "read staff" | "read system log" | "rebuild"
+            ),
             Admin => matches!(
                 base,
-                "create agent" | "create auditor" | "manage agent" | "manage auditor" | "agent->auditor"
-                    | "auditor->agent" | "read staff" | "read system log" | "rebuild"
+                "create agent"
+                    | "create auditor"
+                    | "manage agent"
+                    | "manage auditor"
+                    | "agent->auditor"
+                    | "auditor->agent"
+                    | "read staff"
+                    | "read system log"
+                    | "rebuild"
             ),
             Agent => {
                 base == "list clients"
                     || (own
                         && matches!(
                             base,
-                            "onboard" | "read client" | "update client" | "open account" | "read account"
-                                | "move money" | "manage account" | "read transactions" | "draft mail"
+                            "onboard"
+                                | "read client"
+                                | "update client"
+                                | "open account"
+                                | "read account"
+                                | "move money"
+                                | "manage account"
+                                | "read transactions"
+                                | "draft mail"
                                 | "send mail"
                         ))
             }
             Auditor => matches!(
                 base,
-                "list clients" | "read client" | "read account" | "read transactions" | "read audit"
+                "list clients"
+                    | "read client"
+                    | "read account"
+                    | "read transactions"
+                    | "read audit"
             ),
             Worker => matches!(base, "record external" | "read for export" | "read account"),
         }
@@ -249,7 +341,13 @@ mod tests {
     #[test]
     fn an_agent_is_told_the_client_is_someone_else_s() {
         let actor = Actor::new(StaffId::new().to_string(), Agent);
-        let denied = authorize(&actor, ReadClient { agent: StaffId::new() }).unwrap_err();
+        let denied = authorize(
+            &actor,
+            ReadClient {
+                agent: StaffId::new(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(denied.0, "this client is assigned to another agent");
     }
 

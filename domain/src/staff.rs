@@ -27,9 +27,9 @@ impl Username {
     pub fn parse(value: &str) -> Result<Self, &'static str> {
         let value = value.trim().to_ascii_lowercase();
         let valid = (3..=64).contains(&value.len())
-            && value
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+            && value.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            });
         if valid {
             Ok(Username(value))
         } else {
@@ -103,12 +103,14 @@ impl NewStaffBuilder {
                 .ok_or("must be one of root-admin, admin, agent, auditor"),
         );
         match (username, email, full_name, role) {
-            (Some(username), Some(email), Some(full_name), Some(role)) if errors.is_empty() => Ok(NewStaff {
-                username,
-                email,
-                full_name,
-                role,
-            }),
+            (Some(username), Some(email), Some(full_name), Some(role)) if errors.is_empty() => {
+                Ok(NewStaff {
+                    username,
+                    email,
+                    full_name,
+                    role,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -141,7 +143,10 @@ pub enum StaffEvent {
     StaffDisabled,
     StaffEnabled,
     StaffDeleted,
-    StaffRoleChanged { from: Role, to: Role },
+    StaffRoleChanged {
+        from: Role,
+        to: Role,
+    },
 }
 
 impl DomainEvent for StaffEvent {
@@ -369,9 +374,18 @@ mod tests {
 
     #[test]
     fn creates_once() {
-        let create = C::Create { staff_id: id(), staff: new_agent() };
-        Given::with(()).given_no_previous_events().when(create.clone()).then_expect_events(created());
-        Given::with(()).given(created()).when(create).then_expect_error(StaffError::AlreadyExists);
+        let create = C::Create {
+            staff_id: id(),
+            staff: new_agent(),
+        };
+        Given::with(())
+            .given_no_previous_events()
+            .when(create.clone())
+            .then_expect_events(created());
+        Given::with(())
+            .given(created())
+            .when(create)
+            .then_expect_error(StaffError::AlreadyExists);
     }
 
     #[test]
@@ -380,25 +394,54 @@ mod tests {
         staff.role = Role::Worker;
         Given::with(())
             .given_no_previous_events()
-            .when(C::Create { staff_id: id(), staff })
+            .when(C::Create {
+                staff_id: id(),
+                staff,
+            })
             .then_expect_error(StaffError::NotAStaffRole);
     }
 
     #[test]
     fn disables_and_enables() {
-        Given::with(()).given(created()).when(C::Disable).then_expect_events(vec![E::StaffDisabled]);
-        Given::with(()).given(with(E::StaffDisabled)).when(C::Disable).then_expect_error(StaffError::AlreadyDisabled);
-        Given::with(()).given(with(E::StaffDisabled)).when(C::Enable).then_expect_events(vec![E::StaffEnabled]);
-        Given::with(()).given(created()).when(C::Enable).then_expect_error(StaffError::AlreadyEnabled);
+        Given::with(())
+            .given(created())
+            .when(C::Disable)
+            .then_expect_events(vec![E::StaffDisabled]);
+        Given::with(())
+            .given(with(E::StaffDisabled))
+            .when(C::Disable)
+            .then_expect_error(StaffError::AlreadyDisabled);
+        Given::with(())
+            .given(with(E::StaffDisabled))
+            .when(C::Enable)
+            .then_expect_events(vec![E::StaffEnabled]);
+        Given::with(())
+            .given(created())
+            .when(C::Enable)
+            .then_expect_error(StaffError::AlreadyEnabled);
     }
 
     #[test]
     fn deletes_for_good() {
-        Given::with(()).given(created()).when(C::Delete).then_expect_events(vec![E::StaffDeleted]);
-        for command in [C::Delete, C::Enable, C::Disable, C::ChangeRole { to: Role::Auditor }] {
-            Given::with(()).given(with(E::StaffDeleted)).when(command).then_expect_error(StaffError::Deleted);
+        Given::with(())
+            .given(created())
+            .when(C::Delete)
+            .then_expect_events(vec![E::StaffDeleted]);
+        for command in [
+            C::Delete,
+            C::Enable,
+            C::Disable,
+            C::ChangeRole { to: Role::Auditor },
+        ] {
+            Given::with(())
+                .given(with(E::StaffDeleted))
+                .when(command)
+                .then_expect_error(StaffError::Deleted);
         }
-        Given::with(()).given_no_previous_events().when(C::Delete).then_expect_error(StaffError::NotFound);
+        Given::with(())
+            .given_no_previous_events()
+            .when(C::Delete)
+            .then_expect_error(StaffError::NotFound);
     }
 
     #[test]
@@ -406,8 +449,14 @@ mod tests {
         Given::with(())
             .given(created())
             .when(C::ChangeRole { to: Role::Auditor })
-            .then_expect_events(vec![E::StaffRoleChanged { from: Role::Agent, to: Role::Auditor }]);
-        Given::with(()).given(created()).when(C::ChangeRole { to: Role::Agent }).then_expect_error(StaffError::SameRole);
+            .then_expect_events(vec![E::StaffRoleChanged {
+                from: Role::Agent,
+                to: Role::Auditor,
+            }]);
+        Given::with(())
+            .given(created())
+            .when(C::ChangeRole { to: Role::Agent })
+            .then_expect_error(StaffError::SameRole);
         Given::with(())
             .given(created())
             .when(C::ChangeRole { to: Role::Worker })

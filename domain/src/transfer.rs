@@ -33,7 +33,10 @@ pub enum TransferCommand {
     MarkDebited,
     Complete,
     /// `compensated`: the debit was reversed (or never happened).
-    Fail { reason: String, compensated: bool },
+    Fail {
+        reason: String,
+        compensated: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +49,10 @@ pub enum TransferEvent {
     },
     TransferSourceDebited,
     TransferCompleted,
-    TransferFailed { reason: String, compensated: bool },
+    TransferFailed {
+        reason: String,
+        compensated: bool,
+    },
 }
 
 impl DomainEvent for TransferEvent {
@@ -155,10 +161,18 @@ impl Transfer {
             }
             C::MarkDebited if self.status == TransferStatus::Requested => E::TransferSourceDebited,
             C::Complete if self.status == TransferStatus::Debited => E::TransferCompleted,
-            C::Fail { reason, compensated }
-                if matches!(self.status, TransferStatus::Requested | TransferStatus::Debited) =>
+            C::Fail {
+                reason,
+                compensated,
+            } if matches!(
+                self.status,
+                TransferStatus::Requested | TransferStatus::Debited
+            ) =>
             {
-                E::TransferFailed { reason, compensated }
+                E::TransferFailed {
+                    reason,
+                    compensated,
+                }
             }
             _ => return Err(TransferError::InvalidStep(self.status)),
         };
@@ -221,7 +235,9 @@ mod tests {
     type Given = TestFramework<Transfer>;
 
     fn account(n: u8) -> AccountId {
-        format!("0192f000-0000-7000-8000-0000000000{n:02}").parse().unwrap()
+        format!("0192f000-0000-7000-8000-0000000000{n:02}")
+            .parse()
+            .unwrap()
     }
 
     fn id() -> TransferId {
@@ -233,7 +249,12 @@ mod tests {
     }
 
     fn requested() -> Vec<TransferEvent> {
-        vec![E::TransferRequested { transfer_id: id(), from_account: account(1), to_account: account(2), amount: amount() }]
+        vec![E::TransferRequested {
+            transfer_id: id(),
+            from_account: account(1),
+            to_account: account(2),
+            amount: amount(),
+        }]
     }
 
     fn state(events: Vec<TransferEvent>) -> Transfer {
@@ -248,21 +269,39 @@ mod tests {
     fn is_requested_between_two_accounts() {
         Given::with(())
             .given_no_previous_events()
-            .when(C::Request { transfer_id: id(), from_account: account(1), to_account: account(2), amount: amount() })
+            .when(C::Request {
+                transfer_id: id(),
+                from_account: account(1),
+                to_account: account(2),
+                amount: amount(),
+            })
             .then_expect_events(requested());
         Given::with(())
             .given_no_previous_events()
-            .when(C::Request { transfer_id: id(), from_account: account(1), to_account: account(1), amount: amount() })
+            .when(C::Request {
+                transfer_id: id(),
+                from_account: account(1),
+                to_account: account(1),
+                amount: amount(),
+            })
             .then_expect_error(TransferError::SameAccount);
         Given::with(())
             .given(requested())
-            .when(C::Request { transfer_id: id(), from_account: account(1), to_account: account(2), amount: amount() })
+            .when(C::Request {
+                transfer_id: id(),
+                from_account: account(1),
+                to_account: account(2),
+                amount: amount(),
+            })
             .then_expect_error(TransferError::AlreadyRequested);
     }
 
     #[test]
     fn completes_after_the_debit() {
-        Given::with(()).given(requested()).when(C::MarkDebited).then_expect_events(vec![E::TransferSourceDebited]);
+        Given::with(())
+            .given(requested())
+            .when(C::MarkDebited)
+            .then_expect_events(vec![E::TransferSourceDebited]);
         Given::with(())
             .given([requested(), vec![E::TransferSourceDebited]].concat())
             .when(C::Complete)
@@ -275,25 +314,49 @@ mod tests {
 
     #[test]
     fn fails_before_completion_only() {
-        let fail = C::Fail { reason: "insufficient-funds".into(), compensated: true };
+        let fail = C::Fail {
+            reason: "insufficient-funds".into(),
+            compensated: true,
+        };
         Given::with(())
             .given(requested())
             .when(fail.clone())
-            .then_expect_events(vec![E::TransferFailed { reason: "insufficient-funds".into(), compensated: true }]);
+            .then_expect_events(vec![E::TransferFailed {
+                reason: "insufficient-funds".into(),
+                compensated: true,
+            }]);
         Given::with(())
-            .given([requested(), vec![E::TransferSourceDebited, E::TransferCompleted]].concat())
+            .given(
+                [
+                    requested(),
+                    vec![E::TransferSourceDebited, E::TransferCompleted],
+                ]
+                .concat(),
+            )
             .when(fail)
             .then_expect_error(TransferError::InvalidStep(TransferStatus::Completed));
-        Given::with(()).given_no_previous_events().when(C::MarkDebited).then_expect_error(TransferError::NotFound);
+        Given::with(())
+            .given_no_previous_events()
+            .when(C::MarkDebited)
+            .then_expect_error(TransferError::NotFound);
     }
 
     #[test]
     fn the_saga_steps_follow_the_state() {
-        assert_eq!(state(requested()).next_step(false), TransferStep::DebitSource);
+        assert_eq!(
+            state(requested()).next_step(false),
+            TransferStep::DebitSource
+        );
         let debited = state([requested(), vec![E::TransferSourceDebited]].concat());
         assert_eq!(debited.next_step(false), TransferStep::CreditDestination);
         assert_eq!(debited.next_step(true), TransferStep::Compensate);
-        let done = state([requested(), vec![E::TransferSourceDebited, E::TransferCompleted]].concat());
+        let done = state(
+            [
+                requested(),
+                vec![E::TransferSourceDebited, E::TransferCompleted],
+            ]
+            .concat(),
+        );
         assert_eq!(done.next_step(false), TransferStep::Done);
     }
 }

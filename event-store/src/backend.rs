@@ -1,7 +1,9 @@
 //! Opening the store on each backend, and dispatching the repository calls to it.
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,8 +74,12 @@ impl Backend {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
-            Backend::Sqlite { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-            Backend::Postgres { pool, .. } => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query("SELECT 1").execute(pool).await.map(drop)?
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query("SELECT 1").execute(pool).await.map(drop)?
+            }
         }
         Ok(())
     }
@@ -90,8 +96,12 @@ impl Backend {
 macro_rules! with_repository {
     ($backend:expr, $repo:ident => $body:expr) => {
         match $backend {
-            $crate::backend::Backend::Sqlite { repository: $repo, .. } => $body,
-            $crate::backend::Backend::Postgres { repository: $repo, .. } => $body,
+            $crate::backend::Backend::Sqlite {
+                repository: $repo, ..
+            } => $body,
+            $crate::backend::Backend::Postgres {
+                repository: $repo, ..
+            } => $body,
         }
     };
 }

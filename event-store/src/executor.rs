@@ -56,7 +56,10 @@ pub(crate) struct StreamLocks(Mutex<HashMap<String, Weak<AsyncMutex<()>>>>);
 impl StreamLocks {
     async fn lock(&self, key: String) -> OwnedMutexGuard<()> {
         let mutex = {
-            let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if map.len() > 4096 {
                 map.retain(|_, weak| weak.strong_count() > 0);
             }
@@ -114,7 +117,12 @@ impl EventStore {
                     })
                 }
                 Err(StoreError::Conflict) => {
-                    tracing::debug!(aggregate = A::TYPE, id, attempt, "append conflict, retrying");
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        id,
+                        attempt,
+                        "append conflict, retrying"
+                    );
                     tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
                 }
                 Err(error) => return Err(error.into()),

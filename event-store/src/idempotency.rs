@@ -29,11 +29,14 @@ pub enum Claim {
     Mismatch,
 }
 
-const INSERT: &str = "INSERT INTO idempotency (caller, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+const INSERT: &str =
+    "INSERT INTO idempotency (caller, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (caller, key) DO NOTHING";
-const SELECT: &str = "SELECT request_hash, status, response_headers, response_body FROM idempotency \
+const SELECT: &str =
+    "SELECT request_hash, status, response_headers, response_body FROM idempotency \
      WHERE caller = $1 AND key = $2";
-const COMPLETE: &str = "UPDATE idempotency SET status = $1, response_headers = $2, response_body = $3 \
+const COMPLETE: &str =
+    "UPDATE idempotency SET status = $1, response_headers = $2, response_body = $3 \
      WHERE caller = $4 AND key = $5";
 const RELEASE: &str = "DELETE FROM idempotency WHERE caller = $1 AND key = $2 AND status IS NULL";
 
@@ -41,17 +44,42 @@ type Row = (String, Option<i32>, Option<String>, Option<Vec<u8>>);
 
 impl EventStore {
     /// Claims `key` for `caller` and a request whose hash is `request_hash`.
-    pub async fn claim_idempotency(&self, caller: &str, key: &str, request_hash: &str) -> Result<Claim, StoreError> {
+    pub async fn claim_idempotency(
+        &self,
+        caller: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Claim, StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
         let (inserted, row): (u64, Option<Row>) = match &self.backend {
             Backend::Sqlite { pool, .. } => {
-                let inserted = sqlx::query(INSERT).bind(caller).bind(key).bind(request_hash).bind(&now).execute(pool).await?;
-                let row = sqlx::query_as(SELECT).bind(caller).bind(key).fetch_optional(pool).await?;
+                let inserted = sqlx::query(INSERT)
+                    .bind(caller)
+                    .bind(key)
+                    .bind(request_hash)
+                    .bind(&now)
+                    .execute(pool)
+                    .await?;
+                let row = sqlx::query_as(SELECT)
+                    .bind(caller)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?;
                 (inserted.rows_affected(), row)
             }
             Backend::Postgres { pool, .. } => {
-                let inserted = sqlx::query(INSERT).bind(caller).bind(key).bind(request_hash).bind(&now).execute(pool).await?;
-                let row = sqlx::query_as(SELECT).bind(caller).bind(key).fetch_optional(pool).await?;
+                let inserted = sqlx::query(INSERT)
+                    .bind(caller)
+                    .bind(key)
+                    .bind(request_hash)
+                    .bind(&now)
+                    .execute(pool)
+                    .await?;
+                let row = sqlx::query_as(SELECT)
+                    .bind(caller)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?;
                 (inserted.rows_affected(), row)
             }
         };
@@ -76,15 +104,34 @@ impl EventStore {
     }
 
     /// Stores the response of a claimed key.
-    pub async fn complete_idempotency(&self, caller: &str, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
+    pub async fn complete_idempotency(
+        &self,
+        caller: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
         let headers = serde_json::to_string(&response.headers)?;
         let status = i32::from(response.status);
         match &self.backend {
             Backend::Sqlite { pool, .. } => {
-                sqlx::query(COMPLETE).bind(status).bind(&headers).bind(&response.body).bind(caller).bind(key).execute(pool).await?;
+                sqlx::query(COMPLETE)
+                    .bind(status)
+                    .bind(&headers)
+                    .bind(&response.body)
+                    .bind(caller)
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
             }
             Backend::Postgres { pool, .. } => {
-                sqlx::query(COMPLETE).bind(status).bind(&headers).bind(&response.body).bind(caller).bind(key).execute(pool).await?;
+                sqlx::query(COMPLETE)
+                    .bind(status)
+                    .bind(&headers)
+                    .bind(&response.body)
+                    .bind(caller)
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
             }
         }
         Ok(())
@@ -93,8 +140,18 @@ impl EventStore {
     /// Gives up a claimed key whose request failed on our side, so a retry may run.
     pub async fn release_idempotency(&self, caller: &str, key: &str) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlx::query(RELEASE).bind(caller).bind(key).execute(pool).await.map(drop)?,
-            Backend::Postgres { pool, .. } => sqlx::query(RELEASE).bind(caller).bind(key).execute(pool).await.map(drop)?,
+            Backend::Sqlite { pool, .. } => sqlx::query(RELEASE)
+                .bind(caller)
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(drop)?,
+            Backend::Postgres { pool, .. } => sqlx::query(RELEASE)
+                .bind(caller)
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(drop)?,
         }
         Ok(())
     }

@@ -77,8 +77,10 @@ impl EventStore {
         let mut previous = loaded.last_hash.clone();
         let mut sealed = Vec::with_capacity(events.len());
         for (offset, event) in events.iter().enumerate() {
-            let metadata: serde_json::Map<String, Value> =
-                base.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let metadata: serde_json::Map<String, Value> = base
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             let mut serialized = SerializedEvent::new(
                 id.to_string(),
                 loaded.version as usize + offset + 1,
@@ -89,7 +91,10 @@ impl EventStore {
                 Value::Object(metadata),
             );
             seal(&mut serialized, &previous);
-            previous = serialized.metadata[HASH].as_str().unwrap_or_default().to_string();
+            previous = serialized.metadata[HASH]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             sealed.push(serialized);
         }
         if sealed.is_empty() {
@@ -100,20 +105,42 @@ impl EventStore {
     }
 
     /// One stream's events as stored, for audit and verification.
-    pub async fn stream(&self, aggregate_type: &str, id: &str) -> Result<Vec<SerializedEvent>, StoreError> {
+    pub async fn stream(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
         const QUERY: &str = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
              payload, metadata FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
         let rows = match &self.backend {
             Backend::Sqlite { pool, .. } => {
                 let rows: Vec<(String, String, i64, String, String, String, String)> =
-                    sqlx::query_as(QUERY).bind(aggregate_type).bind(id).fetch_all(pool).await?;
+                    sqlx::query_as(QUERY)
+                        .bind(aggregate_type)
+                        .bind(id)
+                        .fetch_all(pool)
+                        .await?;
                 rows.into_iter()
-                    .map(|(t, i, s, e, v, p, m)| Ok((t, i, s, e, v, serde_json::from_str(&p)?, serde_json::from_str(&m)?)))
+                    .map(|(t, i, s, e, v, p, m)| {
+                        Ok((
+                            t,
+                            i,
+                            s,
+                            e,
+                            v,
+                            serde_json::from_str(&p)?,
+                            serde_json::from_str(&m)?,
+                        ))
+                    })
                     .collect::<Result<Vec<_>, StoreError>>()?
             }
             Backend::Postgres { pool, .. } => {
                 let rows: Vec<(String, String, i64, String, String, Value, Value)> =
-                    sqlx::query_as(QUERY).bind(aggregate_type).bind(id).fetch_all(pool).await?;
+                    sqlx::query_as(QUERY)
+                        .bind(aggregate_type)
+                        .bind(id)
+                        .fetch_all(pool)
+                        .await?;
                 rows
             }
         };
@@ -125,9 +152,17 @@ impl EventStore {
 
     /// Ids of the streams of `aggregate_type` that hold none of `terminal_events`: the
     /// processes (transfers) still under way, to be resumed after a restart.
-    pub async fn open_streams(&self, aggregate_type: &str, terminal_events: &[&str]) -> Result<Vec<String>, StoreError> {
+    pub async fn open_streams(
+        &self,
+        aggregate_type: &str,
+        terminal_events: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
         // The terminal event types are our own constants, never caller input.
-        let terminal = terminal_events.iter().map(|t| format!("'{}'", t.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        let terminal = terminal_events
+            .iter()
+            .map(|t| format!("'{}'", t.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
         let finished = if terminal.is_empty() {
             "0".to_string()
         } else {
@@ -137,8 +172,18 @@ impl EventStore {
             "SELECT aggregate_id FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id HAVING {finished} = 0"
         );
         let ids: Vec<(String,)> = match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlx::query_as(&query).bind(aggregate_type).fetch_all(pool).await?,
-            Backend::Postgres { pool, .. } => sqlx::query_as(&query).bind(aggregate_type).fetch_all(pool).await?,
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_as(&query)
+                    .bind(aggregate_type)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::query_as(&query)
+                    .bind(aggregate_type)
+                    .fetch_all(pool)
+                    .await?
+            }
         };
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }

@@ -21,31 +21,51 @@ struct Fixture {
 impl Fixture {
     async fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::open_sqlite(&dir.path().join("events.db")).await.unwrap();
-        Fixture { store: EventStore::new(backend), cleanup: None, _dir: Some(dir) }
+        let backend = Backend::open_sqlite(&dir.path().join("events.db"))
+            .await
+            .unwrap();
+        Fixture {
+            store: EventStore::new(backend),
+            cleanup: None,
+            _dir: Some(dir),
+        }
     }
 
     async fn postgres() -> Fixture {
-        let server = std::env::var("CRM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let server = std::env::var("CRM_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let name = format!("crm_test_{}", uuid::Uuid::now_v7().simple());
         let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
             .await
             .expect("PostgreSQL must be running for the conformance suite (see .ci/run)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
-        let backend = Backend::connect_postgres(&format!("{server}/{name}")).await.unwrap();
-        Fixture { store: EventStore::new(backend), cleanup: Some((server, name)), _dir: None }
+        let backend = Backend::connect_postgres(&format!("{server}/{name}"))
+            .await
+            .unwrap();
+        Fixture {
+            store: EventStore::new(backend),
+            cleanup: Some((server, name)),
+            _dir: None,
+        }
     }
 
     /// A second store on the same database, as another process would open it.
     async fn second_store(&self) -> EventStore {
         match (self.store.backend(), &self.cleanup, &self._dir) {
-            (Backend::Sqlite { .. }, _, Some(dir)) => {
-                EventStore::new(Backend::open_sqlite(&dir.path().join("events.db")).await.unwrap())
-            }
-            (Backend::Postgres { .. }, Some((server, name)), _) => {
-                EventStore::new(Backend::connect_postgres(&format!("{server}/{name}")).await.unwrap())
-            }
+            (Backend::Sqlite { .. }, _, Some(dir)) => EventStore::new(
+                Backend::open_sqlite(&dir.path().join("events.db"))
+                    .await
+                    .unwrap(),
+            ),
+            (Backend::Postgres { .. }, Some((server, name)), _) => EventStore::new(
+                Backend::connect_postgres(&format!("{server}/{name}"))
+                    .await
+                    .unwrap(),
+            ),
             _ => unreachable!("fixture shape"),
         }
     }
@@ -53,8 +73,13 @@ impl Fixture {
     async fn finish(self) {
         self.store.backend().close().await;
         if let Some((server, name)) = self.cleanup {
-            let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+            let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+                .await
+                .unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .unwrap();
         }
     }
 
@@ -62,8 +87,15 @@ impl Fixture {
     async fn tamper_payload(&self, id: &str, sequence: i64, payload: &str) {
         match self.store.backend() {
             Backend::Sqlite { pool, .. } => {
-                sqlx::query("UPDATE events SET payload = $1 WHERE aggregate_id = $2 AND sequence = $3")
-                    .bind(payload).bind(id).bind(sequence).execute(pool).await.unwrap();
+                sqlx::query(
+                    "UPDATE events SET payload = $1 WHERE aggregate_id = $2 AND sequence = $3",
+                )
+                .bind(payload)
+                .bind(id)
+                .bind(sequence)
+                .execute(pool)
+                .await
+                .unwrap();
             }
             Backend::Postgres { pool, .. } => {
                 sqlx::query("UPDATE events SET payload = $1::json WHERE aggregate_id = $2 AND sequence = $3")
@@ -99,15 +131,25 @@ fn open(id: AccountId, balance: i64) -> AccountCommand {
 }
 
 fn deposit(amount: i64) -> AccountCommand {
-    AccountCommand::Deposit { transaction_id: TransactionId::new(), amount: eur(amount), description: None }
+    AccountCommand::Deposit {
+        transaction_id: TransactionId::new(),
+        amount: eur(amount),
+        description: None,
+    }
 }
 
 async fn appends_and_loads(store: &EventStore) {
     let id = AccountId::new();
     let key = id.to_string();
-    let opened = store.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100)).await.unwrap();
+    let opened = store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
+        .await
+        .unwrap();
     assert_eq!(opened.version, 1);
-    let deposited = store.execute::<Account>(&key, Expected::Version(1), &metadata(), deposit(50)).await.unwrap();
+    let deposited = store
+        .execute::<Account>(&key, Expected::Version(1), &metadata(), deposit(50))
+        .await
+        .unwrap();
     assert_eq!(deposited.version, 2);
     assert_eq!(deposited.aggregate.balance.amount_minor, 150);
 
@@ -119,35 +161,97 @@ async fn appends_and_loads(store: &EventStore) {
     assert_eq!(stream.len(), 2);
     assert_eq!(stream[1].event_type, "MoneyDeposited");
     let meta = &stream[1].metadata;
-    for field in ["actor_id", "actor_role", "correlation_id", "causation_id", "idempotency_key", "occurred_at", "previous_hash", "hash"] {
-        assert!(meta.get(field).and_then(|v| v.as_str()).is_some(), "metadata lacks {field}");
+    for field in [
+        "actor_id",
+        "actor_role",
+        "correlation_id",
+        "causation_id",
+        "idempotency_key",
+        "occurred_at",
+        "previous_hash",
+        "hash",
+    ] {
+        assert!(
+            meta.get(field).and_then(|v| v.as_str()).is_some(),
+            "metadata lacks {field}"
+        );
     }
     assert_eq!(meta["actor_role"], "agent");
-    assert!(store.load::<Account>(&AccountId::new().to_string()).await.unwrap().version == 0);
+    assert!(
+        store
+            .load::<Account>(&AccountId::new().to_string())
+            .await
+            .unwrap()
+            .version
+            == 0
+    );
 }
 
 async fn refuses_a_stale_append(store: &EventStore) {
     let id = AccountId::new();
     let key = id.to_string();
-    store.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100)).await.unwrap();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
+        .await
+        .unwrap();
     let first = store.load::<Account>(&key).await.unwrap();
     let second = store.load::<Account>(&key).await.unwrap();
-    let event = |balance| AccountEvent::MoneyDeposited { transaction_id: TransactionId::new(), amount: eur(1), description: None, balance_after: eur(balance) };
-    store.append::<Account>(&key, &first, &[event(101)], &metadata()).await.unwrap();
-    let stale = store.append::<Account>(&key, &second, &[event(101)], &metadata()).await;
+    let event = |balance| AccountEvent::MoneyDeposited {
+        transaction_id: TransactionId::new(),
+        amount: eur(1),
+        description: None,
+        balance_after: eur(balance),
+    };
+    store
+        .append::<Account>(&key, &first, &[event(101)], &metadata())
+        .await
+        .unwrap();
+    let stale = store
+        .append::<Account>(&key, &second, &[event(101)], &metadata())
+        .await;
     assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
     assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2);
-    let mismatch = store.execute::<Account>(&key, Expected::Version(1), &metadata(), deposit(1)).await;
-    assert!(matches!(mismatch, Err(ExecuteError::VersionMismatch { expected: 1, actual: 2 })), "{mismatch:?}");
-    let refused = store.execute::<Account>(&key, Expected::Any, &metadata(), AccountCommand::Withdraw { transaction_id: TransactionId::new(), amount: eur(1_000), description: None }).await;
+    let mismatch = store
+        .execute::<Account>(&key, Expected::Version(1), &metadata(), deposit(1))
+        .await;
+    assert!(
+        matches!(
+            mismatch,
+            Err(ExecuteError::VersionMismatch {
+                expected: 1,
+                actual: 2
+            })
+        ),
+        "{mismatch:?}"
+    );
+    let refused = store
+        .execute::<Account>(
+            &key,
+            Expected::Any,
+            &metadata(),
+            AccountCommand::Withdraw {
+                transaction_id: TransactionId::new(),
+                amount: eur(1_000),
+                description: None,
+            },
+        )
+        .await;
     assert!(matches!(refused, Err(ExecuteError::Refused(_))));
-    assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2, "a refusal appends nothing");
+    assert_eq!(
+        store.load::<Account>(&key).await.unwrap().version,
+        2,
+        "a refusal appends nothing"
+    );
 }
 
 async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
     let id = AccountId::new();
     let key = id.to_string();
-    fixture.store.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 0)).await.unwrap();
+    fixture
+        .store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 0))
+        .await
+        .unwrap();
     // Two stores on one database: their per-process queues do not see each other, so
     // the optimistic check and the retry are what keep every deposit.
     let other = Arc::new(fixture.second_store().await);
@@ -158,9 +262,14 @@ async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
         let own = n % 2 == 0;
         tasks.push(async move {
             if own {
-                fixture.store.execute::<Account>(&key, Expected::Any, &metadata(), deposit(1)).await
+                fixture
+                    .store
+                    .execute::<Account>(&key, Expected::Any, &metadata(), deposit(1))
+                    .await
             } else {
-                other.execute::<Account>(&key, Expected::Any, &metadata(), deposit(1)).await
+                other
+                    .execute::<Account>(&key, Expected::Any, &metadata(), deposit(1))
+                    .await
             }
         });
     }
@@ -177,14 +286,26 @@ async fn chains_and_detects_tampering(fixture: &Fixture) {
     let store = &fixture.store;
     let id = AccountId::new();
     let key = id.to_string();
-    store.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 10)).await.unwrap();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 10))
+        .await
+        .unwrap();
     for _ in 0..3 {
-        store.execute::<Account>(&key, Expected::Any, &metadata(), deposit(5)).await.unwrap();
+        store
+            .execute::<Account>(&key, Expected::Any, &metadata(), deposit(5))
+            .await
+            .unwrap();
     }
     let stream = store.stream("account", &key).await.unwrap();
     assert!(verify_stream(&stream).is_empty());
-    assert_eq!(stream[0].metadata["previous_hash"], domain::chain::GENESIS_HASH);
-    assert_eq!(stream[2].metadata["previous_hash"], stream[1].metadata["hash"]);
+    assert_eq!(
+        stream[0].metadata["previous_hash"],
+        domain::chain::GENESIS_HASH
+    );
+    assert_eq!(
+        stream[2].metadata["previous_hash"],
+        stream[1].metadata["hash"]
+    );
 
     let forged = r#"{"MoneyDeposited":{"transaction_id":"0192f000-0000-7000-8000-0000000000bb","amount":{"amount_minor":5000,"currency":"EUR"},"description":null,"balance_after":{"amount_minor":5015,"currency":"EUR"}}}"#;
     fixture.tamper_payload(&key, 2, forged).await;
@@ -197,17 +318,28 @@ async fn chains_and_detects_tampering(fixture: &Fixture) {
 async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
     let id = AccountId::new();
     let key = id.to_string();
-    store.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 0)).await.unwrap();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 0))
+        .await
+        .unwrap();
     let mut balance = 0;
     for _ in 0..100 {
         let loaded = store.load::<Account>(&key).await.unwrap();
         let events: Vec<AccountEvent> = (0..100)
             .map(|_| {
                 balance += 1;
-                AccountEvent::MoneyDeposited { transaction_id: TransactionId::new(), amount: eur(1), description: None, balance_after: eur(balance) }
+                AccountEvent::MoneyDeposited {
+                    transaction_id: TransactionId::new(),
+                    amount: eur(1),
+                    description: None,
+                    balance_after: eur(balance),
+                }
             })
             .collect();
-        store.append::<Account>(&key, &loaded, &events, &metadata()).await.unwrap();
+        store
+            .append::<Account>(&key, &loaded, &events, &metadata())
+            .await
+            .unwrap();
     }
     let loaded = store.load::<Account>(&key).await.unwrap();
     assert_eq!(loaded.version, 10_001);
@@ -218,17 +350,60 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
 }
 
 async fn keeps_idempotency_records(store: &EventStore) {
-    assert_eq!(store.claim_idempotency("alice", "k1", "hash-a").await.unwrap(), Claim::New);
-    assert_eq!(store.claim_idempotency("alice", "k1", "hash-a").await.unwrap(), Claim::InProgress);
-    let response = StoredResponse { status: 201, headers: vec![("etag".into(), "\"1\"".into())], body: b"{\"id\":1}".to_vec() };
-    store.complete_idempotency("alice", "k1", &response).await.unwrap();
-    assert_eq!(store.claim_idempotency("alice", "k1", "hash-a").await.unwrap(), Claim::Replay(response));
-    assert_eq!(store.claim_idempotency("alice", "k1", "hash-b").await.unwrap(), Claim::Mismatch);
+    assert_eq!(
+        store
+            .claim_idempotency("alice", "k1", "hash-a")
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("alice", "k1", "hash-a")
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+    let response = StoredResponse {
+        status: 201,
+        headers: vec![("etag".into(), "\"1\"".into())],
+        body: b"{\"id\":1}".to_vec(),
+    };
+    store
+        .complete_idempotency("alice", "k1", &response)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency("alice", "k1", "hash-a")
+            .await
+            .unwrap(),
+        Claim::Replay(response)
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("alice", "k1", "hash-b")
+            .await
+            .unwrap(),
+        Claim::Mismatch
+    );
     // Keys are per caller.
-    assert_eq!(store.claim_idempotency("bob", "k1", "hash-b").await.unwrap(), Claim::New);
+    assert_eq!(
+        store
+            .claim_idempotency("bob", "k1", "hash-b")
+            .await
+            .unwrap(),
+        Claim::New
+    );
     // A released key can be claimed again.
     store.release_idempotency("bob", "k1").await.unwrap();
-    assert_eq!(store.claim_idempotency("bob", "k1", "hash-c").await.unwrap(), Claim::New);
+    assert_eq!(
+        store
+            .claim_idempotency("bob", "k1", "hash-c")
+            .await
+            .unwrap(),
+        Claim::New
+    );
 }
 
 macro_rules! conformance {

@@ -45,13 +45,19 @@ async fn validate(identity: &Identity, params: &AuthorizeParams) -> Result<(), &
     if params.response_type.as_deref() != Some("code") {
         return Err("response_type must be code");
     }
-    if params.code_challenge_method.as_deref() != Some("S256") || params.code_challenge.as_deref().is_none_or(str::is_empty) {
+    if params.code_challenge_method.as_deref() != Some("S256")
+        || params.code_challenge.as_deref().is_none_or(str::is_empty)
+    {
         return Err("PKCE is required: code_challenge with code_challenge_method=S256");
     }
     let (Some(client_id), Some(redirect_uri)) = (&params.client_id, &params.redirect_uri) else {
         return Err("client_id and redirect_uri are required");
     };
-    match identity.directory.public_client_allows(client_id, redirect_uri).await {
+    match identity
+        .directory
+        .public_client_allows(client_id, redirect_uri)
+        .await
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err("unknown client or unregistered redirect_uri"),
         Err(_) => Err("the identity provider is unavailable"),
@@ -71,7 +77,12 @@ fn form(params: &AuthorizeParams, message: Option<&str>) -> String {
     ]
     .into_iter()
     .filter_map(|(name, value)| {
-        value.as_ref().map(|v| format!(r#"<input type="hidden" name="{name}" value="{}">"#, escape(v)))
+        value.as_ref().map(|v| {
+            format!(
+                r#"<input type="hidden" name="{name}" value="{}">"#,
+                escape(v)
+            )
+        })
     })
     .collect();
     let message = message
@@ -95,28 +106,56 @@ button{{margin-top:1.5rem;width:100%;padding:.6rem;background:#0b4f8a;color:#fff
 fn page_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("static header"),
+    );
     headers.insert("x-frame-options", "DENY".parse().expect("static header"));
     response
 }
 
-pub(crate) async fn page(State(identity): State<Identity>, Query(params): Query<AuthorizeParams>) -> Response {
+pub(crate) async fn page(
+    State(identity): State<Identity>,
+    Query(params): Query<AuthorizeParams>,
+) -> Response {
     match validate(&identity, &params).await {
         Ok(()) => page_response(StatusCode::OK, form(&params, None)),
-        Err(reason) => page_response(StatusCode::BAD_REQUEST, format!("<!doctype html><title>Error</title><p>{}</p>", escape(reason))),
+        Err(reason) => page_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "<!doctype html><title>Error</title><p>{}</p>",
+                escape(reason)
+            ),
+        ),
     }
 }
 
-pub(crate) async fn submit(State(identity): State<Identity>, Form(sign_in): Form<SignIn>) -> Response {
+pub(crate) async fn submit(
+    State(identity): State<Identity>,
+    Form(sign_in): Form<SignIn>,
+) -> Response {
     let params = sign_in.params;
     if let Err(reason) = validate(&identity, &params).await {
-        return page_response(StatusCode::BAD_REQUEST, format!("<!doctype html><title>Error</title><p>{}</p>", escape(reason)));
+        return page_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "<!doctype html><title>Error</title><p>{}</p>",
+                escape(reason)
+            ),
+        );
     }
-    let user = match identity.directory.authenticate(&sign_in.username, &sign_in.password).await {
+    let user = match identity
+        .directory
+        .authenticate(&sign_in.username, &sign_in.password)
+        .await
+    {
         Ok(user) => user,
         Err(_) => {
             tracing::info!(username = %sign_in.username, "failed sign-in (authorize)");
-            return page_response(StatusCode::UNAUTHORIZED, form(&params, Some("Invalid username or password.")));
+            return page_response(
+                StatusCode::UNAUTHORIZED,
+                form(&params, Some("Invalid username or password.")),
+            );
         }
     };
     let (client_id, redirect_uri, challenge) = (
@@ -126,17 +165,29 @@ pub(crate) async fn submit(State(identity): State<Identity>, Form(sign_in): Form
     );
     let code = match identity
         .issuer
-        .create_code(&user, &client_id, &redirect_uri, &challenge, params.nonce.as_deref())
+        .create_code(
+            &user,
+            &client_id,
+            &redirect_uri,
+            &challenge,
+            params.nonce.as_deref(),
+        )
         .await
     {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(%error, "could not create an authorization code");
-            return page_response(StatusCode::SERVICE_UNAVAILABLE, form(&params, Some("Sign-in is unavailable; try again.")));
+            return page_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                form(&params, Some("Sign-in is unavailable; try again.")),
+            );
         }
     };
     let Ok(mut target) = Url::parse(&redirect_uri) else {
-        return page_response(StatusCode::BAD_REQUEST, "<!doctype html><p>invalid redirect_uri</p>".into());
+        return page_response(
+            StatusCode::BAD_REQUEST,
+            "<!doctype html><p>invalid redirect_uri</p>".into(),
+        );
     };
     {
         let mut query = target.query_pairs_mut();

@@ -9,7 +9,9 @@ use domain::policy::Role;
 use domain::StaffId;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -92,9 +94,12 @@ type UserRow = (String, String, String, i64);
 
 fn user_from_row((id, username, role, enabled): UserRow) -> Result<DirectoryUser, DirectoryError> {
     Ok(DirectoryUser {
-        id: id.parse().map_err(|_| DirectoryError::Unavailable(format!("corrupt user id {id}")))?,
+        id: id
+            .parse()
+            .map_err(|_| DirectoryError::Unavailable(format!("corrupt user id {id}")))?,
         username,
-        role: Role::parse(&role).ok_or_else(|| DirectoryError::Unavailable(format!("corrupt role {role}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| DirectoryError::Unavailable(format!("corrupt role {role}")))?,
         enabled: enabled != 0,
     })
 }
@@ -108,7 +113,10 @@ impl EmbeddedDirectory {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         MIGRATIONS
             .run(&pool)
             .await
@@ -131,10 +139,11 @@ impl EmbeddedDirectory {
         username: &str,
         password: Option<String>,
     ) -> Result<(DirectoryUser, Option<String>), DirectoryError> {
-        let existing: Option<UserRow> = sqlx::query_as("SELECT id, username, role, enabled FROM users WHERE role = $1 LIMIT 1")
-            .bind(Role::RootAdmin.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let existing: Option<UserRow> =
+            sqlx::query_as("SELECT id, username, role, enabled FROM users WHERE role = $1 LIMIT 1")
+                .bind(Role::RootAdmin.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         if let Some(row) = existing {
             return Ok((user_from_row(row)?, None));
         }
@@ -148,7 +157,12 @@ impl EmbeddedDirectory {
         };
         self.create_user(user.clone()).await?;
         Ok((
-            DirectoryUser { id: user.id, username: user.username.to_ascii_lowercase(), role: user.role, enabled: true },
+            DirectoryUser {
+                id: user.id,
+                username: user.username.to_ascii_lowercase(),
+                role: user.role,
+                enabled: true,
+            },
             generated,
         ))
     }
@@ -160,14 +174,22 @@ impl EmbeddedDirectory {
 
     /// Checks a username and password; the same error for an unknown user and a wrong
     /// password, after the same amount of work.
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<DirectoryUser, DirectoryError> {
-        let row: Option<(String, String, String, i64, String)> =
-            sqlx::query_as("SELECT id, username, role, enabled, password_hash FROM users WHERE username = $1")
-                .bind(username.trim().to_ascii_lowercase())
-                .fetch_optional(&self.pool)
-                .await?;
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<DirectoryUser, DirectoryError> {
+        let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT id, username, role, enabled, password_hash FROM users WHERE username = $1",
+        )
+        .bind(username.trim().to_ascii_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
         let (user, hash) = match row {
-            Some((id, username, role, enabled, hash)) => (Some(user_from_row((id, username, role, enabled))?), Some(hash)),
+            Some((id, username, role, enabled, hash)) => (
+                Some(user_from_row((id, username, role, enabled))?),
+                Some(hash),
+            ),
             None => (None, None),
         };
         let matches = password::verify(password.to_string(), hash).await;
@@ -178,10 +200,11 @@ impl EmbeddedDirectory {
     }
 
     pub async fn find(&self, id: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        let row: Option<UserRow> = sqlx::query_as("SELECT id, username, role, enabled FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, username, role, enabled FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(user_from_row).transpose()
     }
 
@@ -196,11 +219,18 @@ impl EmbeddedDirectory {
             .bind(now())
             .execute(&self.pool)
             .await?;
-        Ok(WorkerClient { client_id, client_secret })
+        Ok(WorkerClient {
+            client_id,
+            client_secret,
+        })
     }
 
     /// Checks a worker's client credentials.
-    pub async fn authenticate_worker(&self, client_id: &str, secret: &str) -> Result<(), DirectoryError> {
+    pub async fn authenticate_worker(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(), DirectoryError> {
         let row: Option<(Option<String>, i64)> =
             sqlx::query_as("SELECT secret_hash, enabled FROM clients WHERE client_id = $1")
                 .bind(client_id)
@@ -218,12 +248,17 @@ impl EmbeddedDirectory {
     }
 
     /// Whether `client_id` is a known public client that may use `redirect_uri`.
-    pub(crate) async fn public_client_allows(&self, client_id: &str, redirect_uri: &str) -> Result<bool, DirectoryError> {
-        let row: Option<(Option<String>, String)> =
-            sqlx::query_as("SELECT secret_hash, redirect_uris FROM clients WHERE client_id = $1 AND enabled = 1")
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
+    pub(crate) async fn public_client_allows(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+    ) -> Result<bool, DirectoryError> {
+        let row: Option<(Option<String>, String)> = sqlx::query_as(
+            "SELECT secret_hash, redirect_uris FROM clients WHERE client_id = $1 AND enabled = 1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row {
             Some((None, uris)) => serde_json::from_str::<Vec<String>>(&uris)
                 .unwrap_or_default()
@@ -234,7 +269,11 @@ impl EmbeddedDirectory {
     }
 
     /// Sets the redirect URIs a public client may use.
-    pub async fn set_redirect_uris(&self, client_id: &str, uris: &[String]) -> Result<(), DirectoryError> {
+    pub async fn set_redirect_uris(
+        &self,
+        client_id: &str,
+        uris: &[String],
+    ) -> Result<(), DirectoryError> {
         sqlx::query("UPDATE clients SET redirect_uris = $1 WHERE client_id = $2")
             .bind(serde_json::to_string(uris).unwrap_or_else(|_| "[]".into()))
             .bind(client_id)
@@ -252,7 +291,9 @@ impl EmbeddedDirectory {
 impl StaffDirectory for EmbeddedDirectory {
     async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
         password::check_strength(&user.password).map_err(DirectoryError::WeakPassword)?;
-        let hash = password::hash(user.password).await.map_err(DirectoryError::Unavailable)?;
+        let hash = password::hash(user.password)
+            .await
+            .map_err(DirectoryError::Unavailable)?;
         let result = sqlx::query(
             "INSERT INTO users (id, username, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -265,7 +306,9 @@ impl StaffDirectory for EmbeddedDirectory {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DirectoryError::DuplicateUsername),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DirectoryError::DuplicateUsername)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -278,7 +321,10 @@ impl StaffDirectory for EmbeddedDirectory {
             .execute(&mut *tx)
             .await?;
         if !enabled {
-            sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         if updated.rows_affected() == 0 {
@@ -301,7 +347,10 @@ impl StaffDirectory for EmbeddedDirectory {
 
     async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError> {
         // Refresh tokens and codes go with the user (ON DELETE CASCADE).
-        let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
         if deleted.rows_affected() == 0 {
             return Err(DirectoryError::NotFound);
         }
@@ -313,10 +362,12 @@ impl StaffDirectory for EmbeddedDirectory {
 impl AccessCheck for EmbeddedDirectory {
     async fn is_active(&self, subject: &str, role: Role) -> Result<bool, String> {
         let row: Option<(i64,)> = if role == Role::Worker {
-            sqlx::query_as("SELECT enabled FROM clients WHERE client_id = $1 AND secret_hash IS NOT NULL")
-                .bind(subject)
-                .fetch_optional(&self.pool)
-                .await
+            sqlx::query_as(
+                "SELECT enabled FROM clients WHERE client_id = $1 AND secret_hash IS NOT NULL",
+            )
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await
         } else {
             sqlx::query_as("SELECT enabled FROM users WHERE id = $1 AND role = $2")
                 .bind(subject)

@@ -26,12 +26,16 @@ impl SigningKey {
     /// Reads the key at `path`, or creates one there.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
         if path.exists() {
-            let pem = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let secret = p256::SecretKey::from_pkcs8_pem(&pem).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let secret = p256::SecretKey::from_pkcs8_pem(&pem)
+                .map_err(|e| format!("parsing {}: {e}", path.display()))?;
             return Self::from_secret(&secret);
         }
         let secret = p256::SecretKey::random(&mut OsRng);
-        let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+        let pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| e.to_string())?;
         write_private(path, pem.as_bytes())?;
         Self::from_secret(&secret)
     }
@@ -42,13 +46,17 @@ impl SigningKey {
     }
 
     fn from_secret(secret: &p256::SecretKey) -> Result<Self, String> {
-        let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+        let pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| e.to_string())?;
         let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
         let point = secret.public_key().to_encoded_point(false);
         let (x, y) = (point.x().ok_or("no x")?, point.y().ok_or("no y")?);
         let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
         // RFC 7638 thumbprint: SHA-256 over the required members in lexical order.
-        let thumbprint = Sha256::digest(format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#));
+        let thumbprint = Sha256::digest(format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+        ));
         let kid = URL_SAFE_NO_PAD.encode(thumbprint);
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"});
         Ok(SigningKey { kid, encoding, jwk })
@@ -111,7 +119,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

@@ -12,7 +12,8 @@ mod routes;
 mod tokens;
 
 pub use directory::{
-    DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory, WorkerClient,
+    DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory,
+    WorkerClient,
 };
 pub use keys::{LocalKeySource, SigningKey};
 pub use routes::router;

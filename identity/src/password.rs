@@ -38,7 +38,11 @@ pub(crate) async fn verify(password: String, stored: Option<String>) -> bool {
     let matches = tokio::task::spawn_blocking(move || {
         let stored = stored.unwrap_or_else(|| decoy().to_string());
         PasswordHash::new(&stored)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await

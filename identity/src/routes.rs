@@ -21,7 +21,10 @@ pub fn router(identity: Identity) -> Router {
     Router::new()
         .route("/auth/login", post(login))
         .route("/oauth2/token", post(token))
-        .route("/oauth2/authorize", get(authorize::page).post(authorize::submit))
+        .route(
+            "/oauth2/authorize",
+            get(authorize::page).post(authorize::submit),
+        )
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(identity)
@@ -35,7 +38,10 @@ struct LoginRequest {
 }
 
 /// Username and password → tokens, as Cognito's USER_PASSWORD_AUTH.
-async fn login(State(identity): State<Identity>, AppJson(request): AppJson<LoginRequest>) -> Result<Json<TokenSet>, ApiError> {
+async fn login(
+    State(identity): State<Identity>,
+    AppJson(request): AppJson<LoginRequest>,
+) -> Result<Json<TokenSet>, ApiError> {
     let user = identity
         .directory
         .authenticate(&request.username, &request.password)
@@ -72,17 +78,30 @@ struct TokenRequest {
 
 /// An OAuth error response (RFC 6749 §5.2).
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut response = (status, Json(json!({"error": error, "error_description": description}))).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+    let mut response = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("static header"),
+    );
     response
 }
 
 fn grant_error(error: GrantError) -> Response {
     match error {
-        GrantError::InvalidGrant(reason) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", reason),
+        GrantError::InvalidGrant(reason) => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", reason)
+        }
         other => {
             tracing::error!(error = %other, "token endpoint failure");
-            oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again later")
+            oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again later",
+            )
         }
     }
 }
@@ -95,44 +114,91 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-async fn token(State(identity): State<Identity>, headers: HeaderMap, form: Result<Form<TokenRequest>, FormRejection>) -> Response {
+async fn token(
+    State(identity): State<Identity>,
+    headers: HeaderMap,
+    form: Result<Form<TokenRequest>, FormRejection>,
+) -> Response {
     let Ok(Form(request)) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "send an application/x-www-form-urlencoded body with grant_type");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send an application/x-www-form-urlencoded body with grant_type",
+        );
     };
     let result = match request.grant_type.as_str() {
         "authorization_code" => {
-            let (Some(code), Some(redirect_uri), Some(client_id), Some(verifier)) =
-                (&request.code, &request.redirect_uri, &request.client_id, &request.code_verifier)
-            else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code, redirect_uri, client_id and code_verifier are required");
+            let (Some(code), Some(redirect_uri), Some(client_id), Some(verifier)) = (
+                &request.code,
+                &request.redirect_uri,
+                &request.client_id,
+                &request.code_verifier,
+            ) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "code, redirect_uri, client_id and code_verifier are required",
+                );
             };
-            identity.issuer.redeem_code(code, client_id, redirect_uri, verifier).await
+            identity
+                .issuer
+                .redeem_code(code, client_id, redirect_uri, verifier)
+                .await
         }
         "refresh_token" => {
             let Some(refresh_token) = &request.refresh_token else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                );
             };
-            identity.issuer.refresh(refresh_token, request.client_id.as_deref()).await
+            identity
+                .issuer
+                .refresh(refresh_token, request.client_id.as_deref())
+                .await
         }
         "client_credentials" => {
-            let credentials = basic_credentials(&headers).or_else(|| request.client_id.clone().zip(request.client_secret.clone()));
+            let credentials = basic_credentials(&headers)
+                .or_else(|| request.client_id.clone().zip(request.client_secret.clone()));
             let Some((client_id, secret)) = credentials else {
-                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required");
+                return oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "client authentication is required",
+                );
             };
-            match identity.directory.authenticate_worker(&client_id, &secret).await {
+            match identity
+                .directory
+                .authenticate_worker(&client_id, &secret)
+                .await
+            {
                 Ok(()) => identity.issuer.issue_for_worker(&client_id),
                 Err(DirectoryError::InvalidCredentials) => {
-                    return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret")
+                    return oauth_error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_client",
+                        "unknown client or wrong secret",
+                    )
                 }
                 Err(other) => Err(other.into()),
             }
         }
-        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "use authorization_code, refresh_token or client_credentials"),
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "use authorization_code, refresh_token or client_credentials",
+            )
+        }
     };
     match result {
         Ok(tokens) => {
             let mut response = Json(tokens).into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                "no-store".parse().expect("static header"),
+            );
             response
         }
         Err(error) => grant_error(error),

@@ -10,7 +10,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-use crate::directory::{random_token, sha256_b64, DirectoryError, DirectoryUser, EmbeddedDirectory};
+use crate::directory::{
+    random_token, sha256_b64, DirectoryError, DirectoryUser, EmbeddedDirectory,
+};
 use crate::keys::SigningKey;
 
 /// Access and id tokens live 15 minutes; refresh tokens 8 hours (a working day).
@@ -61,8 +63,16 @@ fn unix_now() -> u64 {
 }
 
 impl TokenIssuer {
-    pub fn new(issuer: impl Into<String>, key: Arc<SigningKey>, directory: Arc<EmbeddedDirectory>) -> Self {
-        TokenIssuer { issuer: issuer.into(), key, directory }
+    pub fn new(
+        issuer: impl Into<String>,
+        key: Arc<SigningKey>,
+        directory: Arc<EmbeddedDirectory>,
+    ) -> Self {
+        TokenIssuer {
+            issuer: issuer.into(),
+            key,
+            directory,
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -77,11 +87,18 @@ impl TokenIssuer {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key.kid().to_string());
         header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, self.key.encoding()).map_err(|e| GrantError::Signing(e.to_string()))
+        jsonwebtoken::encode(&header, claims, self.key.encoding())
+            .map_err(|e| GrantError::Signing(e.to_string()))
     }
 
     /// An access token for `subject` in `role`, as the API verifies it.
-    pub fn access_token(&self, subject: &str, username: &str, role: Role, client_id: &str) -> Result<String, GrantError> {
+    pub fn access_token(
+        &self,
+        subject: &str,
+        username: &str,
+        role: Role,
+        client_id: &str,
+    ) -> Result<String, GrantError> {
         let now = unix_now();
         self.sign(&AccessClaims {
             sub: subject.to_string(),
@@ -147,7 +164,11 @@ impl TokenIssuer {
     }
 
     /// Exchanges a refresh token for new tokens; the old one is spent (rotation).
-    pub async fn refresh(&self, refresh_token: &str, client_id: Option<&str>) -> Result<TokenSet, GrantError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client_id: Option<&str>,
+    ) -> Result<TokenSet, GrantError> {
         let row: Option<(String, String, i64)> = sqlx::query_as(
             "DELETE FROM refresh_tokens WHERE token_hash = $1 RETURNING user_id, client_id, expires_at",
         )
@@ -155,10 +176,15 @@ impl TokenIssuer {
         .fetch_optional(&self.directory.pool)
         .await?;
         let Some((user_id, issued_to, expires_at)) = row else {
-            return Err(GrantError::InvalidGrant("the refresh token is invalid or was already used"));
+            return Err(GrantError::InvalidGrant(
+                "the refresh token is invalid or was already used",
+            ));
         };
-        if expires_at < chrono::Utc::now().timestamp() || client_id.is_some_and(|c| c != issued_to) {
-            return Err(GrantError::InvalidGrant("the refresh token is expired or belongs to another client"));
+        if expires_at < chrono::Utc::now().timestamp() || client_id.is_some_and(|c| c != issued_to)
+        {
+            return Err(GrantError::InvalidGrant(
+                "the refresh token is expired or belongs to another client",
+            ));
         }
         match self.directory.find(&user_id).await? {
             Some(user) if user.enabled => self.issue_for_user(&user, &issued_to, None).await,
@@ -209,7 +235,9 @@ impl TokenIssuer {
         .fetch_optional(&self.directory.pool)
         .await?;
         let Some((user_id, issued_to, bound_uri, challenge, nonce, expires_at)) = row else {
-            return Err(GrantError::InvalidGrant("the authorization code is invalid or was already used"));
+            return Err(GrantError::InvalidGrant(
+                "the authorization code is invalid or was already used",
+            ));
         };
         let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()));
         if expires_at < chrono::Utc::now().timestamp()
@@ -217,7 +245,9 @@ impl TokenIssuer {
             || bound_uri != redirect_uri
             || computed != challenge
         {
-            return Err(GrantError::InvalidGrant("the code does not match this client, redirect URI or verifier"));
+            return Err(GrantError::InvalidGrant(
+                "the code does not match this client, redirect URI or verifier",
+            ));
         }
         match self.directory.find(&user_id).await? {
             Some(user) if user.enabled => self.issue_for_user(&user, client_id, nonce).await,

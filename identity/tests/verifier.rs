@@ -36,7 +36,11 @@ async fn serve_jwks(jwks: Jwks) -> String {
 }
 
 async fn issuer(key: Arc<SigningKey>, dir: &tempfile::TempDir) -> TokenIssuer {
-    let directory = Arc::new(EmbeddedDirectory::open(&dir.path().join("identity.db")).await.unwrap());
+    let directory = Arc::new(
+        EmbeddedDirectory::open(&dir.path().join("identity.db"))
+            .await
+            .unwrap(),
+    );
     TokenIssuer::new(ISSUER, key, directory)
 }
 
@@ -45,21 +49,41 @@ async fn a_rotated_key_is_fetched_and_a_retired_one_refused() {
     let dir = tempfile::tempdir().unwrap();
     let old = Arc::new(SigningKey::ephemeral().unwrap());
     let new = Arc::new(SigningKey::ephemeral().unwrap());
-    let jwks = Jwks { current: Arc::new(Mutex::new(old.jwks())), fetches: Arc::new(AtomicUsize::new(0)) };
+    let jwks = Jwks {
+        current: Arc::new(Mutex::new(old.jwks())),
+        fetches: Arc::new(AtomicUsize::new(0)),
+    };
     let url = serve_jwks(jwks.clone()).await;
-    let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url))).with_refresh_interval(Duration::ZERO);
+    let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url)))
+        .with_refresh_interval(Duration::ZERO);
 
-    let old_token = issuer(old, &dir).await.access_token("s-1", "alice", Role::Agent, "crm-cli").unwrap();
+    let old_token = issuer(old, &dir)
+        .await
+        .access_token("s-1", "alice", Role::Agent, "crm-cli")
+        .unwrap();
     let claims = verifier.verify(&old_token).await.unwrap();
-    assert_eq!((claims.sub.as_str(), claims.groups.as_slice()), ("s-1", &["agent".to_string()][..]));
+    assert_eq!(
+        (claims.sub.as_str(), claims.groups.as_slice()),
+        ("s-1", &["agent".to_string()][..])
+    );
     verifier.verify(&old_token).await.unwrap();
     assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1, "keys are cached");
 
     *jwks.current.lock().unwrap() = new.jwks();
-    let new_token = issuer(new, &dir).await.access_token("s-2", "bob", Role::Admin, "crm-cli").unwrap();
+    let new_token = issuer(new, &dir)
+        .await
+        .access_token("s-2", "bob", Role::Admin, "crm-cli")
+        .unwrap();
     assert_eq!(verifier.verify(&new_token).await.unwrap().sub, "s-2");
-    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2, "an unknown kid triggers one fetch");
-    assert_eq!(verifier.verify(&old_token).await, Err(TokenError::UnknownKey));
+    assert_eq!(
+        jwks.fetches.load(Ordering::SeqCst),
+        2,
+        "an unknown kid triggers one fetch"
+    );
+    assert_eq!(
+        verifier.verify(&old_token).await,
+        Err(TokenError::UnknownKey)
+    );
 }
 
 #[tokio::test]
@@ -67,10 +91,17 @@ async fn unknown_kids_do_not_hammer_the_jwks() {
     let dir = tempfile::tempdir().unwrap();
     let known = Arc::new(SigningKey::ephemeral().unwrap());
     let stranger = Arc::new(SigningKey::ephemeral().unwrap());
-    let jwks = Jwks { current: Arc::new(Mutex::new(known.jwks())), fetches: Arc::new(AtomicUsize::new(0)) };
+    let jwks = Jwks {
+        current: Arc::new(Mutex::new(known.jwks())),
+        fetches: Arc::new(AtomicUsize::new(0)),
+    };
     let url = serve_jwks(jwks.clone()).await;
-    let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url))).with_refresh_interval(Duration::from_secs(3600));
-    let forged = issuer(stranger, &dir).await.access_token("s", "mallory", Role::Admin, "crm-cli").unwrap();
+    let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url)))
+        .with_refresh_interval(Duration::from_secs(3600));
+    let forged = issuer(stranger, &dir)
+        .await
+        .access_token("s", "mallory", Role::Admin, "crm-cli")
+        .unwrap();
     for _ in 0..5 {
         assert_eq!(verifier.verify(&forged).await, Err(TokenError::UnknownKey));
     }
@@ -85,21 +116,44 @@ async fn an_unreachable_jwks_is_reported_as_unavailable() {
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     drop(listener);
     let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url)));
-    let token = issuer(key, &dir).await.access_token("s", "a", Role::Agent, "crm-cli").unwrap();
-    assert!(matches!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable(_))));
+    let token = issuer(key, &dir)
+        .await
+        .access_token("s", "a", Role::Agent, "crm-cli")
+        .unwrap();
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(TokenError::KeysUnavailable(_))
+    ));
 }
 
 #[tokio::test]
 async fn client_ids_are_checked_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let key = Arc::new(SigningKey::ephemeral().unwrap());
-    let jwks = Jwks { current: Arc::new(Mutex::new(key.jwks())), fetches: Arc::new(AtomicUsize::new(0)) };
+    let jwks = Jwks {
+        current: Arc::new(Mutex::new(key.jwks())),
+        fetches: Arc::new(AtomicUsize::new(0)),
+    };
     let url = serve_jwks(jwks).await;
-    let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url))).with_client_ids(vec!["app-client".into()]);
+    let verifier = TokenVerifier::new(ISSUER, Arc::new(HttpKeySource::new(url)))
+        .with_client_ids(vec!["app-client".into()]);
     let issuer = issuer(key, &dir).await;
-    assert!(verifier.verify(&issuer.access_token("s", "a", Role::Agent, "app-client").unwrap()).await.is_ok());
+    assert!(verifier
+        .verify(
+            &issuer
+                .access_token("s", "a", Role::Agent, "app-client")
+                .unwrap()
+        )
+        .await
+        .is_ok());
     assert_eq!(
-        verifier.verify(&issuer.access_token("s", "a", Role::Agent, "other-client").unwrap()).await,
+        verifier
+            .verify(
+                &issuer
+                    .access_token("s", "a", Role::Agent, "other-client")
+                    .unwrap()
+            )
+            .await,
         Err(TokenError::UnknownClient)
     );
 }

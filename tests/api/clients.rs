@@ -18,13 +18,27 @@ async fn an_agent_onboards_their_own_clients_only() {
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["version"], 1);
     let id = created.id();
-    assert_eq!(created.headers["location"], format!("/v1/clients/{id}").as_str());
-    let client = app.app.store.load::<domain::client::Client>(&id).await.unwrap().aggregate;
+    assert_eq!(
+        created.headers["location"],
+        format!("/v1/clients/{id}").as_str()
+    );
+    let client = app
+        .app
+        .store
+        .load::<domain::client::Client>(&id)
+        .await
+        .unwrap()
+        .aggregate;
     assert_eq!(client.agent_id.to_string(), agent.id);
 
     let mut for_other = client_body();
     for_other["agent_id"] = json!(other.id);
-    assert_eq!(app.post(&agent.token, "/v1/clients", for_other).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post(&agent.token, "/v1/clients", for_other)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     for token in [&app.root, &admin.token, &auditor.token, &worker] {
         let reply = app.post(token, "/v1/clients", client_body()).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
@@ -40,10 +54,29 @@ async fn contact_details_change_for_the_owner_only() {
     let id = app.client_of(&agent).await;
     let path = format!("/v1/clients/{id}");
 
-    let denied = app.call(Method::PATCH, &path, Some(&other.token), Some(json!({"email": "x@example.com"})), &[]).await;
+    let denied = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&other.token),
+            Some(json!({"email": "x@example.com"})),
+            &[],
+        )
+        .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
-    assert!(!denied.body.to_string().contains("Lovelace"), "a denial shows no client data");
-    let denied_admin = app.call(Method::PATCH, &path, Some(&admin.token), Some(json!({"email": "x@example.com"})), &[]).await;
+    assert!(
+        !denied.body.to_string().contains("Lovelace"),
+        "a denial shows no client data"
+    );
+    let denied_admin = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin.token),
+            Some(json!({"email": "x@example.com"})),
+            &[],
+        )
+        .await;
     assert_eq!(denied_admin.status, StatusCode::FORBIDDEN);
 
     let changed = app
@@ -51,19 +84,45 @@ async fn contact_details_change_for_the_owner_only() {
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
     assert_eq!(changed.body["version"], 2);
-    let client = app.app.store.load::<domain::client::Client>(&id).await.unwrap().aggregate;
+    let client = app
+        .app
+        .store
+        .load::<domain::client::Client>(&id)
+        .await
+        .unwrap()
+        .aggregate;
     assert_eq!(client.details.unwrap().email.as_str(), "new@example.com");
 
-    let nothing = app.call(Method::PATCH, &path, Some(&agent.token), Some(json!({})), &[]).await;
+    let nothing = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&agent.token),
+            Some(json!({})),
+            &[],
+        )
+        .await;
     assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(nothing.problem_type(), "/problems/nothing-to-update");
 
     let bad = app.call(Method::PATCH, &path, Some(&agent.token), Some(json!({"phone": "12", "address": {"line1": "", "city": "C", "country": "ZZ", "postal_code": "1"}})), &[]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.fields(), ["phone", "address.line1", "address.country"]);
-    assert_eq!(app.events("client", &id).await, 2, "refusals append nothing");
+    assert_eq!(
+        app.events("client", &id).await,
+        2,
+        "refusals append nothing"
+    );
 
-    let unknown = app.call(Method::PATCH, "/v1/clients/0192f000-0000-7000-8000-000000000001", Some(&agent.token), Some(json!({"phone": "+3531234567"})), &[]).await;
+    let unknown = app
+        .call(
+            Method::PATCH,
+            "/v1/clients/0192f000-0000-7000-8000-000000000001",
+            Some(&agent.token),
+            Some(json!({"phone": "+3531234567"})),
+            &[],
+        )
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
@@ -74,14 +133,37 @@ async fn a_deactivated_client_takes_no_changes() {
     let other = app.agent().await;
     let id = app.client_of(&agent).await;
     let path = format!("/v1/clients/{id}/deactivate");
-    assert_eq!(app.call(Method::POST, &path, Some(&other.token), None, &[]).await.status, StatusCode::FORBIDDEN);
-    let done = app.post(&agent.token, &path, json!({"reason": "moved abroad"})).await;
+    assert_eq!(
+        app.call(Method::POST, &path, Some(&other.token), None, &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let done = app
+        .post(&agent.token, &path, json!({"reason": "moved abroad"}))
+        .await;
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
-    let again = app.call(Method::POST, &path, Some(&agent.token), None, &[]).await;
+    let again = app
+        .call(Method::POST, &path, Some(&agent.token), None, &[])
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.problem_type(), "/problems/client-deactivated");
-    let patch = app.call(Method::PATCH, &format!("/v1/clients/{id}"), Some(&agent.token), Some(json!({"phone": "+3531234567"})), &[]).await;
+    let patch = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/clients/{id}"),
+            Some(&agent.token),
+            Some(json!({"phone": "+3531234567"})),
+            &[],
+        )
+        .await;
     assert_eq!(patch.status, StatusCode::CONFLICT);
-    let account = app.post(&agent.token, &format!("/v1/clients/{id}/accounts"), json!({"account_type": "savings", "currency": "EUR"})).await;
+    let account = app
+        .post(
+            &agent.token,
+            &format!("/v1/clients/{id}/accounts"),
+            json!({"account_type": "savings", "currency": "EUR"}),
+        )
+        .await;
     assert_eq!(account.status, StatusCode::CONFLICT);
 }

@@ -32,7 +32,9 @@ async fn who_may_create_whom() {
     ];
     for (token, role, expected) in cases {
         let username = app.unique("new");
-        let reply = app.post(token, "/v1/staff", staff_body(&username, role)).await;
+        let reply = app
+            .post(token, "/v1/staff", staff_body(&username, role))
+            .await;
         assert_eq!(reply.status, expected, "creating {role}: {:?}", reply.body);
         if expected == StatusCode::FORBIDDEN {
             assert!(reply.is_problem());
@@ -48,9 +50,13 @@ async fn who_may_create_whom() {
 async fn a_duplicate_username_is_a_conflict() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let first = app.post(&admin.token, "/v1/staff", staff_body("jane.doe", "agent")).await;
+    let first = app
+        .post(&admin.token, "/v1/staff", staff_body("jane.doe", "agent"))
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let again = app.post(&admin.token, "/v1/staff", staff_body("Jane.Doe", "auditor")).await;
+    let again = app
+        .post(&admin.token, "/v1/staff", staff_body("Jane.Doe", "auditor"))
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.problem_type(), "/problems/username-taken");
 }
@@ -63,11 +69,22 @@ async fn invalid_staff_fields_are_named_and_nothing_is_created() {
         .post(&admin.token, "/v1/staff", json!({"username": "x", "email": "nope", "full_name": "", "role": "wizard", "password": "short"}))
         .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(reply.fields(), ["username", "email", "full_name", "role", "password"]);
+    assert_eq!(
+        reply.fields(),
+        ["username", "email", "full_name", "role", "password"]
+    );
     let weak = app.post(&admin.token, "/v1/staff", json!({"username": "weakling", "email": "w@bank.example", "full_name": "W", "role": "agent", "password": "short"})).await;
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(weak.fields(), ["password"]);
-    let login = app.call(Method::POST, "/auth/login", None, Some(json!({"username": "weakling", "password": "short"})), &[]).await;
+    let login = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": "weakling", "password": "short"})),
+            &[],
+        )
+        .await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -76,23 +93,61 @@ async fn disabling_stops_sign_in_and_existing_tokens_until_enabled() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let agent = app.staff(&admin.token, "agent").await;
-    assert_eq!(app.post(&agent.token, "/v1/clients", crate::support::client_body()).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.post(&agent.token, "/v1/clients", crate::support::client_body())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
 
-    let disabled = app.post(&admin.token, &format!("/v1/staff/{}/disable", agent.id), json!({})).await;
+    let disabled = app
+        .post(
+            &admin.token,
+            &format!("/v1/staff/{}/disable", agent.id),
+            json!({}),
+        )
+        .await;
     assert_eq!(disabled.status, StatusCode::OK, "{:?}", disabled.body);
     assert_eq!(disabled.body["version"], 2);
-    let refused = app.post(&agent.token, "/v1/clients", crate::support::client_body()).await;
+    let refused = app
+        .post(&agent.token, "/v1/clients", crate::support::client_body())
+        .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    let login = app.call(Method::POST, "/auth/login", None, Some(json!({"username": agent.username, "password": PASSWORD})), &[]).await;
+    let login = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": agent.username, "password": PASSWORD})),
+            &[],
+        )
+        .await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED);
-    let twice = app.post(&admin.token, &format!("/v1/staff/{}/disable", agent.id), json!({})).await;
+    let twice = app
+        .post(
+            &admin.token,
+            &format!("/v1/staff/{}/disable", agent.id),
+            json!({}),
+        )
+        .await;
     assert_eq!(twice.status, StatusCode::CONFLICT);
     assert_eq!(twice.problem_type(), "/problems/staff-already-disabled");
 
-    let enabled = app.post(&admin.token, &format!("/v1/staff/{}/enable", agent.id), json!({})).await;
+    let enabled = app
+        .post(
+            &admin.token,
+            &format!("/v1/staff/{}/enable", agent.id),
+            json!({}),
+        )
+        .await;
     assert_eq!(enabled.status, StatusCode::OK);
     let token = app.login(&agent.username, PASSWORD).await;
-    assert_eq!(app.post(&token, "/v1/clients", crate::support::client_body()).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.post(&token, "/v1/clients", crate::support::client_body())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -100,13 +155,43 @@ async fn deleting_removes_the_user_for_good() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let auditor = app.staff(&admin.token, "auditor").await;
-    let deleted = app.call(Method::DELETE, &format!("/v1/staff/{}", auditor.id), Some(&admin.token), None, &[]).await;
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/staff/{}", auditor.id),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
-    let login = app.call(Method::POST, "/auth/login", None, Some(json!({"username": auditor.username, "password": PASSWORD})), &[]).await;
+    let login = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": auditor.username, "password": PASSWORD})),
+            &[],
+        )
+        .await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED);
-    let with_old_token = app.call(Method::GET, "/v1/transfers/0192f000-0000-7000-8000-000000000001", Some(&auditor.token), None, &[]).await;
+    let with_old_token = app
+        .call(
+            Method::GET,
+            "/v1/transfers/0192f000-0000-7000-8000-000000000001",
+            Some(&auditor.token),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(with_old_token.status, StatusCode::UNAUTHORIZED);
-    let again = app.post(&admin.token, &format!("/v1/staff/{}/enable", auditor.id), json!({})).await;
+    let again = app
+        .post(
+            &admin.token,
+            &format!("/v1/staff/{}/enable", auditor.id),
+            json!({}),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(again.problem_type(), "/problems/staff-deleted");
 }
@@ -132,18 +217,54 @@ async fn who_may_manage_whom() {
     ];
     for (token, target, allowed) in cases {
         for action in ["disable", "enable"] {
-            let reply = app.post(token, &format!("/v1/staff/{target}/{action}"), json!({})).await;
+            let reply = app
+                .post(token, &format!("/v1/staff/{target}/{action}"), json!({}))
+                .await;
             if allowed {
-                assert!(reply.status == StatusCode::OK || reply.status == StatusCode::CONFLICT, "{action} {target}: {:?}", reply.body);
+                assert!(
+                    reply.status == StatusCode::OK || reply.status == StatusCode::CONFLICT,
+                    "{action} {target}: {:?}",
+                    reply.body
+                );
             } else {
-                assert_eq!(reply.status, StatusCode::FORBIDDEN, "{action} {target}: {:?}", reply.body);
+                assert_eq!(
+                    reply.status,
+                    StatusCode::FORBIDDEN,
+                    "{action} {target}: {:?}",
+                    reply.body
+                );
             }
         }
-        let reply = app.call(Method::DELETE, &format!("/v1/staff/{target}"), Some(token), None, &[]).await;
-        assert_eq!(reply.status, if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN }, "delete {target}: {:?}", reply.body);
+        let reply = app
+            .call(
+                Method::DELETE,
+                &format!("/v1/staff/{target}"),
+                Some(token),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            if allowed {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            },
+            "delete {target}: {:?}",
+            reply.body
+        );
     }
-    let unknown = app.post(&admin.token, "/v1/staff/0192f000-0000-7000-8000-000000000009/disable", json!({})).await;
+    let unknown = app
+        .post(
+            &admin.token,
+            "/v1/staff/0192f000-0000-7000-8000-000000000009/disable",
+            json!({}),
+        )
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    let malformed = app.post(&admin.token, "/v1/staff/not-an-id/disable", json!({})).await;
+    let malformed = app
+        .post(&admin.token, "/v1/staff/not-an-id/disable", json!({}))
+        .await;
     assert_eq!(malformed.status, StatusCode::NOT_FOUND);
 }

@@ -4,7 +4,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-
 pub(crate) const ROOT_PASSWORD: &str = "root-password-for-tests";
 pub(crate) const PASSWORD: &str = "a-long-enough-password";
 
@@ -39,17 +38,28 @@ impl Reply {
     }
 
     pub(crate) fn is_problem(&self) -> bool {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/problem+json")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            == Some("application/problem+json")
     }
 
     pub(crate) fn id(&self) -> String {
-        self.body["id"].as_str().expect("an id in the body").to_string()
+        self.body["id"]
+            .as_str()
+            .expect("an id in the body")
+            .to_string()
     }
 
     pub(crate) fn fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_string()).collect())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -74,8 +84,18 @@ impl TestApp {
         let app = crm::build(&config, &base).await.unwrap();
         let router = app.router.clone();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let mut test = TestApp { base, http, app, dir, root: String::new(), counter: AtomicU32::new(0) };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut test = TestApp {
+            base,
+            http,
+            app,
+            dir,
+            root: String::new(),
+            counter: AtomicU32::new(0),
+        };
         test.root = test.login("root", ROOT_PASSWORD).await;
         test
     }
@@ -85,13 +105,33 @@ impl TestApp {
     }
 
     pub(crate) async fn login(&self, username: &str, password: &str) -> String {
-        let reply = self.call(Method::POST, "/auth/login", None, Some(json!({"username": username, "password": password})), &[]).await;
-        assert_eq!(reply.status, StatusCode::OK, "login of {username}: {:?}", reply.body);
+        let reply = self
+            .call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "login of {username}: {:?}",
+            reply.body
+        );
         reply.body["access_token"].as_str().unwrap().to_string()
     }
 
     /// Sends a request; `headers` are extra headers.
-    pub(crate) async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = self.http.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -109,12 +149,18 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        Reply { status, headers, body }
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub(crate) async fn post(&self, token: &str, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(token), Some(body), &[]).await
+        self.call(Method::POST, path, Some(token), Some(body), &[])
+            .await
     }
 
     pub(crate) fn unique(&self, prefix: &str) -> String {
@@ -133,7 +179,11 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         let token = self.login(&username, PASSWORD).await;
-        User { id: reply.id(), username, token }
+        User {
+            id: reply.id(),
+            username,
+            token,
+        }
     }
 
     pub(crate) async fn admin(&self) -> User {
@@ -147,11 +197,20 @@ impl TestApp {
     }
 
     pub(crate) async fn worker(&self) -> String {
-        let worker = self.app.directory.register_worker("test worker").await.unwrap();
+        let worker = self
+            .app
+            .directory
+            .register_worker("test worker")
+            .await
+            .unwrap();
         let response = self
             .http
             .post(self.url("/oauth2/token"))
-            .form(&[("grant_type", "client_credentials"), ("client_id", &worker.client_id), ("client_secret", &worker.client_secret)])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &worker.client_id),
+                ("client_secret", &worker.client_secret),
+            ])
             .send()
             .await
             .unwrap();
@@ -173,18 +232,34 @@ impl TestApp {
         if balance > 0 {
             body["initial_deposit"] = json!({"amount_minor": balance, "currency": "EUR"});
         }
-        let reply = self.post(&agent.token, &format!("/v1/clients/{client}/accounts"), body).await;
+        let reply = self
+            .post(
+                &agent.token,
+                &format!("/v1/clients/{client}/accounts"),
+                body,
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         reply.id()
     }
 
     /// How many events a stream holds, read from the store.
     pub(crate) async fn events(&self, aggregate_type: &str, id: &str) -> usize {
-        self.app.store.stream(aggregate_type, id).await.unwrap().len()
+        self.app
+            .store
+            .stream(aggregate_type, id)
+            .await
+            .unwrap()
+            .len()
     }
 
     pub(crate) async fn balance(&self, account: &str) -> i64 {
-        let loaded = self.app.store.load::<domain::account::Account>(account).await.unwrap();
+        let loaded = self
+            .app
+            .store
+            .load::<domain::account::Account>(account)
+            .await
+            .unwrap();
         loaded.aggregate.balance.amount_minor
     }
 }
@@ -204,5 +279,3 @@ pub(crate) fn client_body() -> Value {
 pub(crate) fn eur(amount: i64) -> Value {
     json!({"amount": {"amount_minor": amount, "currency": "EUR"}})
 }
-
-

@@ -17,7 +17,15 @@ async fn bad_movements_are_refused_without_effect() {
         let url = url.clone();
         let token = token.clone();
         async move {
-            let response = app.http.post(url).bearer_auth(&token).header("content-type", content_type).body(body).send().await.unwrap();
+            let response = app
+                .http
+                .post(url)
+                .bearer_auth(&token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
             TestApp::read(response).await
         }
     };
@@ -59,10 +67,18 @@ async fn bad_movements_are_refused_without_effect() {
             assert!(reply.body.get(key).is_some(), "{body} lacks {key}");
         }
         if !field.is_empty() {
-            assert!(reply.fields().iter().any(|f| f == field), "{body}: {:?}", reply.body);
+            assert!(
+                reply.fields().iter().any(|f| f == field),
+                "{body}: {:?}",
+                reply.body
+            );
         }
     }
-    let mismatch = raw("{\"amount\": {\"amount_minor\": 1, \"currency\": \"USD\"}}", "application/json").await;
+    let mismatch = raw(
+        "{\"amount\": {\"amount_minor\": 1, \"currency\": \"USD\"}}",
+        "application/json",
+    )
+    .await;
     assert_eq!(mismatch.problem_type(), "/problems/currency-mismatch");
     assert_eq!(app.events("account", &account).await, 1, "nothing appended");
     assert_eq!(app.balance(&account).await, 100);
@@ -83,29 +99,61 @@ async fn a_bad_client_names_every_field() {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.fields(),
-        ["first_name", "date_of_birth", "gender", "email", "phone", "address.city", "address.country", "address.postal_code"]
+        [
+            "first_name",
+            "date_of_birth",
+            "gender",
+            "email",
+            "phone",
+            "address.city",
+            "address.country",
+            "address.postal_code"
+        ]
     );
-    let missing = app.post(&agent.token, "/v1/clients", json!({"first_name": "A"})).await;
+    let missing = app
+        .post(&agent.token, "/v1/clients", json!({"first_name": "A"}))
+        .await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(missing.fields(), ["last_name"]);
-    assert!(app.app.store.open_streams("client", &[]).await.unwrap().is_empty());
+    assert!(app
+        .app
+        .store
+        .open_streams("client", &[])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_command() {
     let app = TestApp::spawn().await;
-    let reply = app.call(reqwest::Method::GET, "/openapi.json", None, None, &[]).await;
+    let reply = app
+        .call(reqwest::Method::GET, "/openapi.json", None, None, &[])
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     let paths = reply.body["paths"].as_object().unwrap();
     for (path, method) in [
-        ("/v1/staff", "post"), ("/v1/staff/{id}", "delete"), ("/v1/staff/{id}/disable", "post"), ("/v1/staff/{id}/enable", "post"),
-        ("/v1/clients", "post"), ("/v1/clients/{id}", "patch"), ("/v1/clients/{id}/deactivate", "post"),
-        ("/v1/clients/{id}/accounts", "post"), ("/v1/accounts/{id}/deposits", "post"), ("/v1/accounts/{id}/withdrawals", "post"),
-        ("/v1/accounts/{id}/external-transactions", "post"), ("/v1/accounts/{id}/freeze", "post"),
-        ("/v1/accounts/{id}/unfreeze", "post"), ("/v1/accounts/{id}/close", "post"), ("/v1/transfers", "post"),
+        ("/v1/staff", "post"),
+        ("/v1/staff/{id}", "delete"),
+        ("/v1/staff/{id}/disable", "post"),
+        ("/v1/staff/{id}/enable", "post"),
+        ("/v1/clients", "post"),
+        ("/v1/clients/{id}", "patch"),
+        ("/v1/clients/{id}/deactivate", "post"),
+        ("/v1/clients/{id}/accounts", "post"),
+        ("/v1/accounts/{id}/deposits", "post"),
+        ("/v1/accounts/{id}/withdrawals", "post"),
+        ("/v1/accounts/{id}/external-transactions", "post"),
+        ("/v1/accounts/{id}/freeze", "post"),
+        ("/v1/accounts/{id}/unfreeze", "post"),
+        ("/v1/accounts/{id}/close", "post"),
+        ("/v1/transfers", "post"),
         ("/v1/transfers/{id}", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from /openapi.json"
+        );
     }
     assert!(reply.body["components"]["securitySchemes"]["bearer"].is_object());
 }
