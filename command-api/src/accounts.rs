@@ -66,6 +66,7 @@ pub(crate) async fn open(
         account_type: request.account_type,
         currency,
         initial_deposit,
+        opening_transaction_id: TransactionId::new(),
     };
     let committed = state
         .store

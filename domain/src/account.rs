@@ -46,6 +46,8 @@ pub enum AccountCommand {
         account_type: AccountType,
         currency: Currency,
         initial_deposit: Option<Money>,
+        /// Names the opening deposit in the transaction history.
+        opening_transaction_id: TransactionId,
     },
     Deposit {
         transaction_id: TransactionId,
@@ -101,6 +103,7 @@ pub enum AccountEvent {
         account_type: AccountType,
         currency: Currency,
         initial_deposit: Money,
+        opening_transaction_id: TransactionId,
     },
     MoneyDeposited {
         transaction_id: TransactionId,
@@ -308,6 +311,7 @@ impl Account {
                 account_type,
                 currency,
                 initial_deposit,
+                opening_transaction_id,
             } => {
                 let initial_deposit = initial_deposit.unwrap_or(Money::zero(currency));
                 if initial_deposit.currency != currency {
@@ -322,6 +326,7 @@ impl Account {
                     account_type,
                     currency,
                     initial_deposit,
+                    opening_transaction_id,
                 }]
             }
             C::Deposit {
@@ -585,6 +590,7 @@ mod tests {
             account_type: AccountType::Checking,
             currency: Currency::parse("EUR").unwrap(),
             initial_deposit: eur(balance),
+            opening_transaction_id: tx(),
         }]
     }
 
@@ -611,6 +617,7 @@ mod tests {
                 account_type: AccountType::Checking,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: Some(eur(500)),
+                opening_transaction_id: tx(),
             })
             .then_expect_events(opened(500));
     }
@@ -626,6 +633,7 @@ mod tests {
                 account_type: AccountType::Checking,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: None,
+                opening_transaction_id: tx(),
             })
             .then_expect_events(opened(0));
     }
@@ -641,6 +649,7 @@ mod tests {
                 account_type: AccountType::Savings,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: Some(usd(5)),
+                opening_transaction_id: tx(),
             })
             .then_expect_error(AccountError::CurrencyMismatch {
                 given: Currency::parse("USD").unwrap(),
@@ -659,6 +668,7 @@ mod tests {
                 account_type: AccountType::Savings,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: None,
+                opening_transaction_id: tx(),
             })
             .then_expect_error(AccountError::AlreadyOpen);
     }

@@ -127,6 +127,7 @@ fn open(id: AccountId, balance: i64) -> AccountCommand {
         account_type: AccountType::Checking,
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: (balance > 0).then(|| eur(balance)),
+        opening_transaction_id: TransactionId::new(),
     }
 }
 
