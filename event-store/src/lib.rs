@@ -6,10 +6,12 @@
 mod backend;
 mod error;
 mod executor;
+mod feed;
 pub mod idempotency;
 mod store;
 
 pub use backend::Backend;
 pub use error::StoreError;
 pub use executor::{Committed, ExecuteError, Expected};
+pub use feed::StoredEvent;
 pub use store::{EventStore, Loaded};

@@ -13,6 +13,7 @@ use crate::error::StoreError;
 pub struct EventStore {
     pub(crate) backend: Backend,
     pub(crate) locks: crate::executor::StreamLocks,
+    pub(crate) commits: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// An aggregate as loaded: its state, its version (the last sequence) and the hash of its
@@ -35,6 +36,7 @@ impl EventStore {
         EventStore {
             backend,
             locks: Default::default(),
+            commits: Default::default(),
         }
     }
 
@@ -101,6 +103,8 @@ impl EventStore {
             return Ok(sealed);
         }
         with_repository!(&self.backend, repo => repo.persist::<A>(&sealed, None).await)?;
+        // A stored permit: the follower wakes even if it was busy when we committed.
+        self.commits.notify_one();
         Ok(sealed)
     }
 

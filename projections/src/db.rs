@@ -1,0 +1,83 @@
+//! Connections to the read-side databases through sqlx's `Any` driver.
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+use std::path::Path;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use crate::error::ProjectionError;
+
+pub(crate) static READ_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/read");
+pub(crate) static LOG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/log");
+
+/// The `Any` URL of a SQLite file (created if missing).
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Opens a pool on `url` and applies `migrations`. SQLite gets WAL and a busy timeout;
+/// `durable` chooses `synchronous=FULL` (the system log) over `NORMAL` (read models,
+/// which a crash can only set back to a checkpoint that commits with them).
+pub(crate) async fn open(url: &str, migrations: &Migrator, durable: bool) -> Result<AnyPool, ProjectionError> {
+    install_default_drivers();
+    let synchronous = if durable { "FULL" } else { "NORMAL" };
+    let pool = AnyPoolOptions::new()
+        .max_connections(if url.starts_with("sqlite:") { 4 } else { 16 })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if connection.backend_name() == "SQLite" {
+                    connection
+                        .execute(sqlx::raw_sql(&format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000;"
+                        )))
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    migrations.run(&pool).await?;
+    Ok(pool)
+}
+
+/// The read models' database. Its pool can be swapped for a rebuilt copy while queries
+/// keep running.
+pub struct ReadStore {
+    pool: RwLock<AnyPool>,
+    url: String,
+}
+
+impl ReadStore {
+    pub async fn open(url: &str) -> Result<Self, ProjectionError> {
+        let pool = open(url, &READ_MIGRATIONS, false).await?;
+        Ok(ReadStore { pool: RwLock::new(pool), url: url.to_string() })
+    }
+
+    /// The current pool (cheap to clone).
+    pub fn pool(&self) -> AnyPool {
+        self.pool.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Puts `pool` in place of the current one; returns the old one.
+    pub(crate) fn swap(&self, pool: AnyPool) -> AnyPool {
+        let mut current = self.pool.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *current, pool)
+    }
+
+    pub async fn ping(&self) -> Result<(), ProjectionError> {
+        sqlx::query("SELECT 1").execute(&self.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool().close().await;
+    }
+}

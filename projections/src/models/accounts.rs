@@ -1,0 +1,135 @@
+//! Accounts with their balances.
+
+use domain::account::AccountEvent;
+use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool, FromRow};
+
+use crate::envelope::Envelope;
+use crate::error::ProjectionError;
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+
+#[derive(Debug, Clone, FromRow)]
+struct Row {
+    id: String,
+    client_id: String,
+    agent_id: String,
+    account_type: String,
+    currency: String,
+    balance_minor: i64,
+    status: String,
+    version: i64,
+    opened_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoneyView {
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub client_id: String,
+    pub agent_id: String,
+    pub account_type: String,
+    pub currency: String,
+    pub balance: MoneyView,
+    pub status: String,
+    pub version: i64,
+    pub opened_at: String,
+    pub updated_at: String,
+}
+
+impl From<Row> for AccountView {
+    fn from(row: Row) -> Self {
+        AccountView {
+            balance: MoneyView { amount_minor: row.balance_minor, currency: row.currency.clone() },
+            id: row.id,
+            client_id: row.client_id,
+            agent_id: row.agent_id,
+            account_type: row.account_type,
+            currency: row.currency,
+            status: row.status,
+            version: row.version,
+            opened_at: row.opened_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+    use AccountEvent as E;
+    let id = e.aggregate_id();
+    let event = e.payload::<AccountEvent>()?;
+    let (balance, status) = match &event {
+        E::AccountOpened { client_id, account_type, currency, initial_deposit, .. } => {
+            let agent: Option<(String,)> = sqlx::query_as("SELECT agent_id FROM clients WHERE id = $1")
+                .bind(client_id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+            let (agent,) = agent.ok_or_else(|| ProjectionError::Poison(format!("account {id} belongs to unknown client {client_id}")))?;
+            let account_type = serde_json::to_value(account_type)?.as_str().unwrap_or_default().to_string();
+            sqlx::query(
+                "INSERT INTO accounts (id, client_id, agent_id, account_type, currency, balance_minor, status, version, \
+                 opened_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $8)",
+            )
+            .bind(id)
+            .bind(client_id.to_string())
+            .bind(agent)
+            .bind(account_type)
+            .bind(currency.code())
+            .bind(initial_deposit.amount_minor)
+            .bind(e.sequence())
+            .bind(&e.occurred_at)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(());
+        }
+        E::MoneyDeposited { balance_after, .. }
+        | E::MoneyWithdrawn { balance_after, .. }
+        | E::ExternalTransactionRecorded { balance_after, .. }
+        | E::TransferDebited { balance_after, .. }
+        | E::TransferCredited { balance_after, .. }
+        | E::TransferDebitReversed { balance_after, .. } => (Some(balance_after.amount_minor), None),
+        E::AccountFrozen { .. } => (None, Some("frozen")),
+        E::AccountUnfrozen => (None, Some("open")),
+        E::AccountClosed => (None, Some("closed")),
+    };
+    let updated = sqlx::query(
+        "UPDATE accounts SET balance_minor = COALESCE($1, balance_minor), status = COALESCE($2, status), version = $3, \
+         updated_at = $4 WHERE id = $5",
+    )
+    .bind(balance)
+    .bind(status)
+    .bind(e.sequence())
+    .bind(&e.occurred_at)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ProjectionError::Poison(format!("account {id} is not in the read model")));
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "SELECT id, client_id, agent_id, account_type, currency, balance_minor, status, version, opened_at, \
+     updated_at FROM accounts";
+
+pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<AccountView>, ProjectionError> {
+    let row: Option<Row> = sqlx::query_as(&format!("{COLUMNS} WHERE id = $1")).bind(id).fetch_optional(pool).await?;
+    Ok(row.map(AccountView::from))
+}
+
+/// A client's accounts, oldest first.
+pub async fn of_client(pool: &AnyPool, client_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<AccountView>, ProjectionError> {
+    let mut select = Select::new(COLUMNS);
+    select.and("client_id = ?", [Param::Text(client_id.to_string())]);
+    if let Some(cursor) = cursor {
+        select.and("id > ?", [Param::Text(decode_cursor(cursor, 1)?.remove(0))]);
+    }
+    let (sql, params) = select.build("id ASC", limit);
+    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
+    Ok(paginate(rows.into_iter().map(AccountView::from).collect(), limit, |a: &AccountView| vec![a.id.clone()]))
+}

@@ -1,0 +1,227 @@
+//! Clients: searchable by name and email, listed per agent.
+
+use domain::client::ClientEvent;
+use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool, FromRow};
+
+use crate::envelope::Envelope;
+use crate::error::ProjectionError;
+use crate::models::like_pattern;
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+
+#[derive(Debug, Clone, FromRow)]
+struct Row {
+    id: String,
+    agent_id: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    date_of_birth: Option<String>,
+    gender: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    address_line1: Option<String>,
+    address_city: Option<String>,
+    address_state: Option<String>,
+    address_country: Option<String>,
+    address_postal_code: Option<String>,
+    status: String,
+    verified: i64,
+    erased: i64,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressView {
+    pub line1: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub country: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+/// A client as the API shows it. Personal fields are null once erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientView {
+    pub id: String,
+    pub agent_id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub gender: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: AddressView,
+    pub status: String,
+    pub verified: bool,
+    pub erased: bool,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Row> for ClientView {
+    fn from(row: Row) -> Self {
+        ClientView {
+            id: row.id,
+            agent_id: row.agent_id,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            date_of_birth: row.date_of_birth,
+            gender: row.gender,
+            email: row.email,
+            phone: row.phone,
+            address: AddressView {
+                line1: row.address_line1,
+                city: row.address_city,
+                state: row.address_state,
+                country: row.address_country,
+                postal_code: row.address_postal_code,
+            },
+            status: row.status,
+            verified: row.verified != 0,
+            erased: row.erased != 0,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+fn enum_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+const SEARCH: &str = "LOWER(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') || ' ' || COALESCE(email, ''))";
+
+pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+    let id = e.aggregate_id();
+    match e.payload::<ClientEvent>()? {
+        ClientEvent::ClientOnboarded { agent_id, details, .. } => {
+            sqlx::query(&format!(
+                "INSERT INTO clients (id, agent_id, first_name, last_name, date_of_birth, gender, email, phone, \
+                 address_line1, address_city, address_state, address_country, address_postal_code, status, verified, erased, \
+                 search, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', 0, 0, '', $14, $15, $15)"
+            ))
+            .bind(id)
+            .bind(agent_id.to_string())
+            .bind(&details.first_name)
+            .bind(&details.last_name)
+            .bind(details.date_of_birth.to_string())
+            .bind(enum_text(&details.gender))
+            .bind(details.email.as_str())
+            .bind(details.phone.as_str())
+            .bind(&details.address.line1)
+            .bind(&details.address.city)
+            .bind(&details.address.state)
+            .bind(&details.address.country)
+            .bind(&details.address.postal_code)
+            .bind(e.sequence())
+            .bind(&e.occurred_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ClientEvent::ContactDetailsUpdated(change) => {
+            if let Some(email) = change.email {
+                sqlx::query("UPDATE clients SET email = $1 WHERE id = $2").bind(email.as_str()).bind(id).execute(&mut *conn).await?;
+            }
+            if let Some(phone) = change.phone {
+                sqlx::query("UPDATE clients SET phone = $1 WHERE id = $2").bind(phone.as_str()).bind(id).execute(&mut *conn).await?;
+            }
+            if let Some(address) = change.address {
+                sqlx::query(
+                    "UPDATE clients SET address_line1 = $1, address_city = $2, address_state = $3, address_country = $4, \
+                     address_postal_code = $5 WHERE id = $6",
+                )
+                .bind(address.line1)
+                .bind(address.city)
+                .bind(address.state)
+                .bind(address.country)
+                .bind(address.postal_code)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        ClientEvent::ClientReassigned { to, .. } => {
+            for table in ["clients", "accounts"] {
+                let key = if table == "clients" { "id" } else { "client_id" };
+                sqlx::query(&format!("UPDATE {table} SET agent_id = $1 WHERE {key} = $2"))
+                    .bind(to.to_string())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        ClientEvent::ClientVerified { .. } => {
+            sqlx::query("UPDATE clients SET verified = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+        }
+        ClientEvent::ClientDeactivated { .. } => {
+            sqlx::query("UPDATE clients SET status = 'deactivated' WHERE id = $1").bind(id).execute(&mut *conn).await?;
+        }
+        ClientEvent::PersonalDataErased => {
+            sqlx::query(
+                "UPDATE clients SET first_name = NULL, last_name = NULL, date_of_birth = NULL, gender = NULL, email = NULL, \
+                 phone = NULL, address_line1 = NULL, address_city = NULL, address_state = NULL, address_country = NULL, \
+                 address_postal_code = NULL, erased = 1 WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ClientEvent::CommunicationSent { .. } => {}
+    }
+    let updated = sqlx::query(&format!("UPDATE clients SET search = {SEARCH}, version = $1, updated_at = $2 WHERE id = $3"))
+        .bind(e.sequence())
+        .bind(&e.occurred_at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ProjectionError::Poison(format!("client {id} is not in the read model")));
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "SELECT id, agent_id, first_name, last_name, date_of_birth, gender, email, phone, address_line1, \
+     address_city, address_state, address_country, address_postal_code, status, verified, erased, version, created_at, \
+     updated_at FROM clients";
+
+pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<ClientView>, ProjectionError> {
+    let row: Option<Row> = sqlx::query_as(&format!("{COLUMNS} WHERE id = $1")).bind(id).fetch_optional(pool).await?;
+    Ok(row.map(ClientView::from))
+}
+
+/// What to list: `agent` restricts to one agent's clients; `q` searches name and email.
+#[derive(Debug, Clone, Default)]
+pub struct ClientFilter {
+    pub agent: Option<String>,
+    pub q: Option<String>,
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub async fn list(pool: &AnyPool, filter: ClientFilter) -> Result<Page<ClientView>, ProjectionError> {
+    let mut select = Select::new(COLUMNS);
+    if let Some(agent) = filter.agent {
+        select.and("agent_id = ?", [Param::Text(agent)]);
+    }
+    if let Some(q) = filter.q.filter(|q| !q.trim().is_empty()) {
+        select.and("search LIKE ? ESCAPE '\\'", [Param::Text(like_pattern(q.trim()))]);
+    }
+    if let Some(status) = filter.status {
+        select.and("status = ?", [Param::Text(status)]);
+    }
+    if let Some(cursor) = &filter.cursor {
+        let key = decode_cursor(cursor, 1)?;
+        select.and("id < ?", [Param::Text(key[0].clone())]);
+    }
+    let (sql, params) = select.build("id DESC", filter.limit);
+    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
+    let views = rows.into_iter().map(ClientView::from).collect();
+    Ok(paginate(views, filter.limit, |c: &ClientView| vec![c.id.clone()]))
+}

@@ -1,0 +1,98 @@
+//! Members of staff, for the admins' lists.
+
+use domain::staff::StaffEvent;
+use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool, FromRow};
+
+use crate::envelope::Envelope;
+use crate::error::ProjectionError;
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct StaffView {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub full_name: String,
+    pub role: String,
+    pub status: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+    let id = e.aggregate_id();
+    let (role, status) = match e.payload::<StaffEvent>()? {
+        StaffEvent::StaffCreated { username, email, full_name, role, .. } => {
+            sqlx::query(
+                "INSERT INTO staff (id, username, email, full_name, role, status, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'enabled', $6, $7, $7)",
+            )
+            .bind(id)
+            .bind(username.as_str())
+            .bind(email.as_str())
+            .bind(full_name)
+            .bind(role.as_str())
+            .bind(e.sequence())
+            .bind(&e.occurred_at)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(());
+        }
+        StaffEvent::StaffDisabled => (None, Some("disabled")),
+        StaffEvent::StaffEnabled => (None, Some("enabled")),
+        StaffEvent::StaffDeleted => (None, Some("deleted")),
+        StaffEvent::StaffRoleChanged { to, .. } => (Some(to.as_str()), None),
+    };
+    let updated = sqlx::query(
+        "UPDATE staff SET role = COALESCE($1, role), status = COALESCE($2, status), version = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(role)
+    .bind(status)
+    .bind(e.sequence())
+    .bind(&e.occurred_at)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ProjectionError::Poison(format!("staff {id} is not in the read model")));
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "SELECT id, username, email, full_name, role, status, version, created_at, updated_at FROM staff";
+
+pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<StaffView>, ProjectionError> {
+    Ok(sqlx::query_as(&format!("{COLUMNS} WHERE id = $1")).bind(id).fetch_optional(pool).await?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StaffFilter {
+    pub role: Option<String>,
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+/// By username.
+pub async fn list(pool: &AnyPool, filter: StaffFilter) -> Result<Page<StaffView>, ProjectionError> {
+    let mut select = Select::new(COLUMNS);
+    if let Some(role) = filter.role {
+        select.and("role = ?", [Param::Text(role)]);
+    }
+    if let Some(status) = filter.status {
+        select.and("status = ?", [Param::Text(status)]);
+    }
+    if let Some(cursor) = &filter.cursor {
+        let key = decode_cursor(cursor, 2)?;
+        select.and("(username > ? OR (username = ? AND id > ?))", [
+            Param::Text(key[0].clone()),
+            Param::Text(key[0].clone()),
+            Param::Text(key[1].clone()),
+        ]);
+    }
+    let (sql, params) = select.build("username ASC, id ASC", filter.limit);
+    let rows: Vec<StaffView> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
+    Ok(paginate(rows, filter.limit, |s: &StaffView| vec![s.username.clone(), s.id.clone()]))
+}

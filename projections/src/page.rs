@@ -1,0 +1,143 @@
+//! Keyset pagination and a small builder for filtered SELECTs whose placeholders
+//! (`$1`, `$2` …) both dialects accept.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
+use sqlx::Any;
+
+use crate::error::ProjectionError;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// One page of a list: `{"items": [...], "next_cursor": "..." | null}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// An opaque cursor: the sort key of the last item, as base64url JSON.
+pub fn encode_cursor(key: &[String]) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+}
+
+pub fn decode_cursor(cursor: &str, parts: usize) -> Result<Vec<String>, ProjectionError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| ProjectionError::InvalidCursor)?;
+    let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| ProjectionError::InvalidCursor)?;
+    if key.len() == parts {
+        Ok(key)
+    } else {
+        Err(ProjectionError::InvalidCursor)
+    }
+}
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// `SELECT … WHERE <conditions> ORDER BY … LIMIT …`, numbering placeholders as it goes.
+pub struct Select {
+    base: String,
+    conditions: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Select {
+    pub fn new(base: &str) -> Self {
+        Select { base: base.to_string(), conditions: Vec::new(), params: Vec::new() }
+    }
+
+    /// Adds a condition; each `?` in it takes the next of `params`.
+    pub fn and(&mut self, condition: &str, params: impl IntoIterator<Item = Param>) -> &mut Self {
+        let mut numbered = String::with_capacity(condition.len() + 8);
+        let mut params = params.into_iter();
+        for c in condition.chars() {
+            if c == '?' {
+                self.params.push(params.next().expect("a parameter for each placeholder"));
+                numbered.push_str(&format!("${}", self.params.len()));
+            } else {
+                numbered.push(c);
+            }
+        }
+        self.conditions.push(numbered);
+        self
+    }
+
+    /// The final SQL (fetching one row more than `limit`, to know whether a next page
+    /// exists) and its parameters.
+    pub fn build(&self, order_by: &str, limit: i64) -> (String, Vec<Param>) {
+        let mut sql = self.base.clone();
+        if !self.conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&self.conditions.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY {order_by} LIMIT {}", limit + 1));
+        (sql, self.params.clone())
+    }
+}
+
+pub fn bind_all<'q, O>(
+    mut query: QueryAs<'q, Any, O, AnyArguments<'q>>,
+    params: Vec<Param>,
+) -> QueryAs<'q, Any, O, AnyArguments<'q>> {
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(int) => query.bind(int),
+        };
+    }
+    query
+}
+
+/// Clamps a requested page size.
+pub fn limit(requested: Option<i64>) -> i64 {
+    requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+/// Cuts the extra row off and makes the cursor from the last item kept.
+pub fn paginate<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Vec<String>) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|last| encode_cursor(&key(last))) } else { None };
+    Page { items: rows, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut select = Select::new("SELECT * FROM t");
+        select.and("a = ?", [Param::Int(1)]).and("(b < ? OR (b = ? AND id < ?))", [
+            Param::Text("x".into()),
+            Param::Text("x".into()),
+            Param::Text("y".into()),
+        ]);
+        let (sql, params) = select.build("b DESC", 10);
+        assert_eq!(sql, "SELECT * FROM t WHERE a = $1 AND (b < $2 OR (b = $3 AND id < $4)) ORDER BY b DESC LIMIT 11");
+        assert_eq!(params.len(), 4);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = encode_cursor(&["2026-01-01T00:00:00Z".into(), "id-1".into()]);
+        assert_eq!(decode_cursor(&cursor, 2).unwrap()[1], "id-1");
+        assert!(decode_cursor(&cursor, 1).is_err());
+        assert!(decode_cursor("!!!", 1).is_err());
+    }
+
+    #[test]
+    fn limits_are_clamped() {
+        assert_eq!(limit(None), 50);
+        assert_eq!(limit(Some(0)), 1);
+        assert_eq!(limit(Some(1000)), 200);
+    }
+}

@@ -1,0 +1,56 @@
+//! Rebuilding the read models without downtime: project the whole store into a fresh
+//! SQLite file, swap its pool in when caught up (queries keep running on the old one
+//! until then), record it as current in a pointer file, and remove the old file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use event_store::EventStore;
+
+use crate::db::{open, sqlite_url, ReadStore, READ_MIGRATIONS};
+use crate::error::ProjectionError;
+use crate::runner::Projector;
+use crate::system_log::SystemLog;
+
+const POINTER: &str = "read-models.current";
+const DEFAULT_FILE: &str = "read-models.db";
+
+/// The read models' SQLite file in `data_dir`: the one the last rebuild made current.
+pub fn current_read_db(data_dir: &Path) -> PathBuf {
+    std::fs::read_to_string(data_dir.join(POINTER))
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .map_or_else(|| data_dir.join(DEFAULT_FILE), |name| data_dir.join(name))
+}
+
+/// Rebuilds the read models of `live` (SQLite, in `data_dir`) from `store`. Returns the
+/// position the copy was built up to when it was swapped in; the live projector carries
+/// on from there.
+pub async fn rebuild_sqlite(
+    store: Arc<EventStore>,
+    live: Arc<ReadStore>,
+    log: Arc<SystemLog>,
+    data_dir: &Path,
+) -> Result<i64, ProjectionError> {
+    let old_path = current_read_db(data_dir);
+    let name = format!("read-models-{}.db", uuid::Uuid::now_v7().simple());
+    let fresh = open(&sqlite_url(&data_dir.join(&name)), &READ_MIGRATIONS, false).await?;
+    let projector = Projector::new(store, live.clone(), log);
+    projector.catch_up_into(&fresh).await?;
+    let position = projector.catch_up_into(&fresh).await?;
+    let pointer_tmp = data_dir.join(format!("{POINTER}.tmp"));
+    std::fs::write(&pointer_tmp, &name).map_err(io)?;
+    std::fs::rename(&pointer_tmp, data_dir.join(POINTER)).map_err(io)?;
+    let old = live.swap(fresh);
+    old.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", old_path.display()));
+    }
+    tracing::info!(position, file = %name, "read models rebuilt and swapped in");
+    Ok(position)
+}
+
+fn io(error: std::io::Error) -> ProjectionError {
+    ProjectionError::Poison(format!("writing the read-model pointer: {error}"))
+}

@@ -1,0 +1,275 @@
+//! The projector: follows the event store in commit order from a durable checkpoint and
+//! applies each event to every read model. A batch's read-model changes, stream positions
+//! and checkpoint commit in one transaction, so a crash mid-batch resumes without loss
+//! or double counting. Each stream's last applied sequence is remembered: a duplicate is
+//! skipped, a gap is filled from the event store, and an event that cannot be applied
+//! (poison) is dead-lettered and logged, blocking only its own stream.
+
+use event_store::{EventStore, StoredEvent};
+use serde_json::json;
+use sqlx::{Acquire, AnyConnection, AnyPool};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::db::ReadStore;
+use crate::envelope::Envelope;
+use crate::error::ProjectionError;
+use crate::models::{accounts, audit_log, clients, staff, transactions};
+use crate::system_log::{LogEntry, SystemLog};
+
+const CHECKPOINT: &str = "read-models";
+const BATCH: i64 = 512;
+/// How often the projector looks for events when nothing woke it.
+const POLL: Duration = Duration::from_millis(500);
+
+/// What one catch-up did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    pub applied: u64,
+    pub skipped: u64,
+    pub dead_lettered: u64,
+    pub position: i64,
+}
+
+#[derive(Default)]
+struct Counters {
+    applied: AtomicU64,
+    dead_lettered: AtomicU64,
+    position: AtomicI64,
+}
+
+pub struct Projector {
+    store: Arc<EventStore>,
+    read: Arc<ReadStore>,
+    log: Arc<SystemLog>,
+    counters: Counters,
+}
+
+impl Projector {
+    pub fn new(store: Arc<EventStore>, read: Arc<ReadStore>, log: Arc<SystemLog>) -> Self {
+        Projector { store, read, log, counters: Counters::default() }
+    }
+
+    /// Events applied since start, events dead-lettered since start, last position.
+    pub fn stats(&self) -> (u64, u64, i64) {
+        (
+            self.counters.applied.load(Ordering::Relaxed),
+            self.counters.dead_lettered.load(Ordering::Relaxed),
+            self.counters.position.load(Ordering::Relaxed),
+        )
+    }
+
+    pub async fn checkpoint(pool: &AnyPool) -> Result<i64, ProjectionError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT position FROM projection_checkpoint WHERE name = $1")
+            .bind(CHECKPOINT)
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.map_or(0, |(position,)| position))
+    }
+
+    /// Applies everything committed so far.
+    pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
+        let mut total = CatchUp::default();
+        loop {
+            let batch = self.step(&self.read.pool()).await?;
+            total.applied += batch.applied;
+            total.skipped += batch.skipped;
+            total.dead_lettered += batch.dead_lettered;
+            if batch.position == 0 {
+                total.position = Self::checkpoint(&self.read.pool()).await?;
+                return Ok(total);
+            }
+            total.position = batch.position;
+        }
+    }
+
+    /// Catches up into `pool` (a rebuild's fresh copy) rather than the live store.
+    pub(crate) async fn catch_up_into(&self, pool: &AnyPool) -> Result<i64, ProjectionError> {
+        loop {
+            let batch = self.step(pool).await?;
+            if batch.position == 0 {
+                return Self::checkpoint(pool).await;
+            }
+        }
+    }
+
+    /// One batch. `position` is 0 when there was nothing to read.
+    async fn step(&self, pool: &AnyPool) -> Result<CatchUp, ProjectionError> {
+        let from = Self::checkpoint(pool).await?;
+        let events = self.store.read_after(from, BATCH).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(CatchUp::default());
+        };
+        let mut stats = CatchUp { position: last, ..CatchUp::default() };
+        let mut tx = pool.begin().await?;
+        for stored in &events {
+            self.deliver(&mut tx, stored, &mut stats).await?;
+        }
+        sqlx::query(
+            "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        )
+        .bind(CHECKPOINT)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.counters.applied.fetch_add(stats.applied, Ordering::Relaxed);
+        self.counters.dead_lettered.fetch_add(stats.dead_lettered, Ordering::Relaxed);
+        self.counters.position.store(last, Ordering::Relaxed);
+        Ok(stats)
+    }
+
+    /// Delivers one event, whatever order or repetition it arrives in.
+    pub async fn deliver(&self, conn: &mut AnyConnection, stored: &StoredEvent, stats: &mut CatchUp) -> Result<(), ProjectionError> {
+        let event = &stored.event;
+        let (last, poisoned) = stream_position(conn, &event.aggregate_type, &event.aggregate_id).await?;
+        let sequence = event.sequence as i64;
+        if poisoned {
+            dead_letter(conn, stored, "the stream is blocked by an earlier event that could not be applied").await?;
+            stats.dead_lettered += 1;
+            return Ok(());
+        }
+        if sequence <= last {
+            stats.skipped += 1;
+            return Ok(());
+        }
+        if sequence > last + 1 {
+            // A gap: fetch what is missing from the store and apply it first.
+            let missing = self.store.stream_after(&event.aggregate_type, &event.aggregate_id, last).await?;
+            for earlier in missing.iter().filter(|m| (m.event.sequence as i64) < sequence) {
+                if !self.apply_one(conn, earlier, stats).await? {
+                    stats.dead_lettered += 1;
+                    dead_letter(conn, stored, "the stream is blocked by an earlier event that could not be applied").await?;
+                    return Ok(());
+                }
+            }
+        }
+        if !self.apply_one(conn, stored, stats).await? {
+            stats.dead_lettered += 1;
+        }
+        Ok(())
+    }
+
+    /// Applies one event in a savepoint. Returns false when it was poison.
+    async fn apply_one(&self, conn: &mut AnyConnection, stored: &StoredEvent, stats: &mut CatchUp) -> Result<bool, ProjectionError> {
+        let envelope = Envelope::new(stored);
+        let mut savepoint = conn.begin().await?;
+        let outcome = apply_all(&mut savepoint, &envelope).await;
+        let poison = match outcome {
+            Ok(()) => {
+                savepoint.commit().await?;
+                set_stream_position(conn, &envelope, false).await?;
+                stats.applied += 1;
+                self.after_apply(&envelope).await;
+                return Ok(true);
+            }
+            Err(ProjectionError::Poison(reason)) => reason,
+            Err(ProjectionError::Database(sqlx::Error::Database(error))) => error.to_string(),
+            Err(other) => return Err(other),
+        };
+        savepoint.rollback().await?;
+        tracing::error!(position = stored.position, stream = %stored.event.aggregate_id, reason = %poison, "dead-lettered an event");
+        dead_letter(conn, stored, &poison).await?;
+        set_stream_position(conn, &envelope, true).await?;
+        self.log
+            .record_or_warn(
+                LogEntry::new("error", "projection", format!("could not apply {} of {} {}", stored.event.event_type, stored.event.aggregate_type, stored.event.aggregate_id))
+                    .keyed(format!("dead-letter:{}", stored.position), crate::timestamp(chrono::Utc::now()))
+                    .details(json!({"position": stored.position, "sequence": stored.event.sequence, "error": poison})),
+            )
+            .await;
+        Ok(false)
+    }
+
+    /// Staff changes also go to the system log (keyed by event, so replays add nothing).
+    async fn after_apply(&self, e: &Envelope<'_>) {
+        if e.aggregate_type() != "staff" {
+            return;
+        }
+        let entry = LogEntry::new("info", "staff", format!("{} {}", e.stored.event.event_type, e.aggregate_id()))
+            .keyed(format!("event:staff:{}:{}", e.aggregate_id(), e.sequence()), e.occurred_at.clone())
+            .actor(e.actor_id.clone(), Some(&e.actor_role))
+            .correlation(e.correlation_id.clone())
+            .details(e.stored.event.payload.clone());
+        self.log.record_or_warn(entry).await;
+    }
+
+    /// Follows the store until `shutdown` turns true: woken on every commit, and every
+    /// half second regardless.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let commits = self.store.commits();
+        loop {
+            if let Err(error) = self.catch_up().await {
+                tracing::error!(%error, "projection failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            tokio::select! {
+                () = commits.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+async fn apply_all(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+    match e.aggregate_type() {
+        "client" => clients::apply(conn, e).await?,
+        "account" => {
+            accounts::apply(conn, e).await?;
+            transactions::apply(conn, e).await?;
+        }
+        "staff" => staff::apply(conn, e).await?,
+        _ => {}
+    }
+    audit_log::apply(conn, e).await
+}
+
+async fn stream_position(conn: &mut AnyConnection, aggregate_type: &str, id: &str) -> Result<(i64, bool), ProjectionError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT last_sequence, poisoned FROM stream_positions WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(aggregate_type)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map_or((0, false), |(last, poisoned)| (last, poisoned != 0)))
+}
+
+async fn set_stream_position(conn: &mut AnyConnection, e: &Envelope<'_>, poisoned: bool) -> Result<(), ProjectionError> {
+    // A poisoned stream keeps its last good sequence.
+    let sequence = if poisoned { e.sequence() - 1 } else { e.sequence() };
+    sqlx::query(
+        "INSERT INTO stream_positions (aggregate_type, aggregate_id, last_sequence, poisoned) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence, poisoned = excluded.poisoned",
+    )
+    .bind(e.aggregate_type())
+    .bind(e.aggregate_id())
+    .bind(sequence)
+    .bind(i64::from(poisoned))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn dead_letter(conn: &mut AnyConnection, stored: &StoredEvent, error: &str) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO dead_letters (position, aggregate_type, aggregate_id, sequence, event_type, error, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (position) DO NOTHING",
+    )
+    .bind(stored.position)
+    .bind(&stored.event.aggregate_type)
+    .bind(&stored.event.aggregate_id)
+    .bind(stored.event.sequence as i64)
+    .bind(&stored.event.event_type)
+    .bind(error)
+    .bind(crate::timestamp(chrono::Utc::now()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! The system log: what admins read to see who signed in, who was refused, what changed
+//! among staff and what failed. Kept in its own database, apart from the rebuildable
+//! read models, since most of it appears in no event stream.
+
+use serde::Serialize;
+use sqlx::{AnyPool, FromRow};
+
+use crate::db::{open, LOG_MIGRATIONS};
+use crate::error::ProjectionError;
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct LogEntry {
+    pub id: String,
+    pub occurred_at: String,
+    /// info, warn or error.
+    pub level: String,
+    /// sign-in, sign-in-failed, denied, staff, projection, integration.
+    pub category: String,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub message: String,
+    /// JSON text with whatever else is worth knowing.
+    pub details: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+impl LogEntry {
+    pub fn new(level: &str, category: &str, message: impl Into<String>) -> Self {
+        LogEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: crate::timestamp(chrono::Utc::now()),
+            level: level.into(),
+            category: category.into(),
+            actor_id: None,
+            actor_role: None,
+            message: message.into(),
+            details: None,
+            correlation_id: None,
+        }
+    }
+
+    pub fn actor(mut self, id: impl Into<String>, role: Option<&str>) -> Self {
+        self.actor_id = Some(id.into());
+        self.actor_role = role.map(String::from);
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details.to_string());
+        self
+    }
+
+    pub fn correlation(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// A fixed id, so that recording the same fact twice records it once.
+    pub fn keyed(mut self, id: impl Into<String>, occurred_at: impl Into<String>) -> Self {
+        self.id = id.into();
+        self.occurred_at = occurred_at.into();
+        self
+    }
+}
+
+pub struct SystemLog {
+    pool: AnyPool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub level: Option<String>,
+    pub category: Option<String>,
+    pub actor: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+const INSERT: &str = "INSERT INTO system_log (id, occurred_at, level, category, actor_id, actor_role, message, details, \
+     correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+
+impl SystemLog {
+    pub async fn open(url: &str) -> Result<Self, ProjectionError> {
+        Ok(SystemLog { pool: open(url, &LOG_MIGRATIONS, true).await? })
+    }
+
+    pub async fn record(&self, entry: LogEntry) -> Result<(), ProjectionError> {
+        sqlx::query(INSERT)
+            .bind(entry.id)
+            .bind(entry.occurred_at)
+            .bind(entry.level)
+            .bind(entry.category)
+            .bind(entry.actor_id)
+            .bind(entry.actor_role)
+            .bind(entry.message)
+            .bind(entry.details)
+            .bind(entry.correlation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records, logging instead of failing: a lost log line must not fail a request.
+    pub async fn record_or_warn(&self, entry: LogEntry) {
+        if let Err(error) = self.record(entry).await {
+            tracing::warn!(%error, "could not write to the system log");
+        }
+    }
+
+    /// Newest first.
+    pub async fn list(&self, filter: LogFilter) -> Result<Page<LogEntry>, ProjectionError> {
+        let mut select = Select::new(
+            "SELECT id, occurred_at, level, category, actor_id, actor_role, message, details, correlation_id FROM system_log",
+        );
+        for (column, value) in [("level", filter.level), ("category", filter.category), ("actor_id", filter.actor)] {
+            if let Some(value) = value {
+                select.and(&format!("{column} = ?"), [Param::Text(value)]);
+            }
+        }
+        if let Some(from) = filter.from {
+            select.and("occurred_at >= ?", [Param::Text(from)]);
+        }
+        if let Some(to) = filter.to {
+            select.and("occurred_at < ?", [Param::Text(to)]);
+        }
+        if let Some(cursor) = &filter.cursor {
+            let key = decode_cursor(cursor, 2)?;
+            select.and("(occurred_at < ? OR (occurred_at = ? AND id < ?))", [
+                Param::Text(key[0].clone()),
+                Param::Text(key[0].clone()),
+                Param::Text(key[1].clone()),
+            ]);
+        }
+        let (sql, params) = select.build("occurred_at DESC, id DESC", filter.limit);
+        let rows: Vec<LogEntry> = bind_all(sqlx::query_as(&sql), params).fetch_all(&self.pool).await?;
+        Ok(paginate(rows, filter.limit, |e: &LogEntry| vec![e.occurred_at.clone(), e.id.clone()]))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
