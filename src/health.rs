@@ -1,36 +1,58 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use std::fmt::Write;
 
 use crate::serve::Shared;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
+        .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(shared)
 }
 
-/// Ready when the stores answer (start-up has finished by the time we serve).
+/// Ready when the stores answer. Start-up catches the read models up before serving, so
+/// by the time this answers at all, projections have caught up.
 async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
-    let store = shared.store.backend().ping().await;
-    let directory = shared.directory.ping().await;
-    match (store, directory) {
-        (Ok(()), Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        (store, directory) => (
+    let store = shared.store.backend().ping().await.err().map(|e| e.to_string());
+    let directory = shared.directory.ping().await.err().map(|e| e.to_string());
+    let read = shared.read.ping().await.err().map(|e| e.to_string());
+    if store.is_none() && directory.is_none() && read.is_none() {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "unavailable",
-                "event_store": store.err().map(|e| e.to_string()),
-                "directory": directory.err().map(|e| e.to_string()),
-            })),
-        ),
+            Json(json!({"status": "unavailable", "event_store": store, "directory": directory, "read_models": read})),
+        )
     }
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
+    let (applied, dead_lettered, position) = shared.projector.stats();
+    let head = shared.store.head().await.unwrap_or(position);
+    let requests = shared.counters.snapshot();
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in lines {
+            let _ = writeln!(text, "{name}{labels} {value}");
+        }
+    };
+    metric("ledgerline_http_responses_total", "counter", "HTTP responses by status class.", &(0..5)
+        .map(|i| (format!("{{class=\"{}xx\"}}", i + 1), requests[i]))
+        .collect::<Vec<_>>());
+    metric("ledgerline_events_projected_total", "counter", "Events applied to the read models since start.", &[(String::new(), applied)]);
+    metric("ledgerline_dead_letters_total", "counter", "Events the projector could not apply since start.", &[(String::new(), dead_lettered)]);
+    metric("ledgerline_event_store_head", "gauge", "Position of the last committed event.", &[(String::new(), head.max(0) as u64)]);
+    metric("ledgerline_projection_position", "gauge", "Position the read models are at.", &[(String::new(), position.max(0) as u64)]);
+    metric("ledgerline_projection_lag_events", "gauge", "Committed events not yet in the read models.", &[(String::new(), (head - position).max(0) as u64)]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -5,7 +5,10 @@
 pub mod cli;
 pub mod config;
 mod health;
+mod observe;
+mod rebuild;
 pub mod serve;
+mod sign_ins;
 
 pub use config::Config;
 pub use serve::{build, App};

@@ -111,3 +111,22 @@ mod tests {
         assert_eq!(quoted("no quotes"), None);
     }
 }
+
+/// `AppQuery<T>`: axum's query-string extractor, with rejections as 400 problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| AppQuery(value))
+            .map_err(|rejection| ApiError::BadRequest { code: "invalid-query", detail: rejection.body_text() })
+    }
+}

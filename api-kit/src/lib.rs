@@ -8,5 +8,5 @@ pub mod json;
 pub mod problem;
 
 pub use auth::{Authenticator, Caller};
-pub use json::AppJson;
+pub use json::{AppJson, AppQuery};
 pub use problem::ApiError;

@@ -26,6 +26,14 @@ use std::sync::Arc;
 pub struct Identity {
     pub directory: Arc<EmbeddedDirectory>,
     pub issuer: Arc<TokenIssuer>,
+    pub sign_ins: Arc<dyn SignInLog>,
+}
+
+/// Where sign-ins and failed sign-ins are reported (the system log).
+#[async_trait::async_trait]
+pub trait SignInLog: Send + Sync {
+    async fn signed_in(&self, user: &DirectoryUser, method: &str);
+    async fn sign_in_failed(&self, username: &str, method: &str);
 }
 
 /// The public client the UI signs in with (authorization code + PKCE).

@@ -42,6 +42,7 @@ async fn login(
     State(identity): State<Identity>,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Json<TokenSet>, ApiError> {
+    let mut failed = false;
     let user = identity
         .directory
         .authenticate(&request.username, &request.password)
@@ -49,11 +50,17 @@ async fn login(
         .map_err(|error| match error {
             DirectoryError::InvalidCredentials => {
                 tracing::info!(username = %request.username, "failed sign-in");
+                failed = true;
                 ApiError::Unauthenticated("invalid username or password".into())
             }
             other => ApiError::Unavailable(other.to_string()),
-        })?;
+        });
+    if failed {
+        identity.sign_ins.sign_in_failed(&request.username, "password").await;
+    }
+    let user = user?;
     tracing::info!(user = %user.id, role = %user.role, "sign-in");
+    identity.sign_ins.signed_in(&user, "password").await;
     let tokens = identity
         .issuer
         .issue_for_user(&user, CLI_CLIENT_ID, None)

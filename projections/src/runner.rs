@@ -45,11 +45,13 @@ pub struct Projector {
     read: Arc<ReadStore>,
     log: Arc<SystemLog>,
     counters: Counters,
+    /// One batch at a time: the follower and explicit catch-ups share this projector.
+    stepping: tokio::sync::Mutex<()>,
 }
 
 impl Projector {
     pub fn new(store: Arc<EventStore>, read: Arc<ReadStore>, log: Arc<SystemLog>) -> Self {
-        Projector { store, read, log, counters: Counters::default() }
+        Projector { store, read, log, counters: Counters::default(), stepping: Default::default() }
     }
 
     /// Events applied since start, events dead-lettered since start, last position.
@@ -97,6 +99,7 @@ impl Projector {
 
     /// One batch. `position` is 0 when there was nothing to read.
     async fn step(&self, pool: &AnyPool) -> Result<CatchUp, ProjectionError> {
+        let _one_batch_at_a_time = self.stepping.lock().await;
         let from = Self::checkpoint(pool).await?;
         let events = self.store.read_after(from, BATCH).await?;
         let Some(last) = events.last().map(|e| e.position) else {

@@ -1,0 +1,103 @@
+//! Clients, their accounts and transaction histories. Agents see their own clients only;
+//! auditors see everyone's.
+
+use api_kit::{ApiError, AppQuery, Caller};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use domain::policy::{Action, Role};
+use domain::StaffId;
+use projections::models::accounts::{self, AccountView};
+use projections::models::clients::{self, ClientFilter, ClientView};
+use projections::models::transactions::{self, TransactionFilter, TransactionView};
+use projections::page::Page;
+use serde::Deserialize;
+
+use crate::params::{detail, read_error, time_bound, PageParams};
+use crate::QueryState;
+
+/// The agent a read-model row belongs to, as the policy wants it.
+fn owner(agent_id: &str) -> StaffId {
+    agent_id.parse().unwrap_or_default()
+}
+
+async fn client_for(state: &QueryState, caller: &Caller, id: &str) -> Result<ClientView, ApiError> {
+    let client = clients::get(&state.read.pool(), id).await.map_err(read_error)?;
+    let client = client.ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;
+    caller.authorize(Action::ReadClient { agent: owner(&client.agent_id) })?;
+    Ok(client)
+}
+
+async fn account_for(state: &QueryState, caller: &Caller, id: &str, action: fn(StaffId) -> Action) -> Result<AccountView, ApiError> {
+    let account = accounts::get(&state.read.pool(), id).await.map_err(read_error)?;
+    let account = account.ok_or_else(|| ApiError::NotFound(format!("no account with id {id}")))?;
+    caller.authorize(action(owner(&account.agent_id)))?;
+    Ok(account)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ClientParams {
+    /// Searches first name, last name and email.
+    q: Option<String>,
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<ClientParams>) -> Result<Json<Page<ClientView>>, ApiError> {
+    caller.authorize(Action::ListClients)?;
+    let filter = ClientFilter {
+        agent: (caller.role == Role::Agent).then(|| caller.id.clone()),
+        q: params.q,
+        status: params.status,
+        limit: params.page.limit(),
+        cursor: params.page.cursor,
+    };
+    Ok(Json(clients::list(&state.read.pool(), filter).await.map_err(read_error)?))
+}
+
+pub(crate) async fn get(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let client = client_for(&state, &caller, &id).await?;
+    Ok(detail(client.version, client))
+}
+
+pub(crate) async fn accounts(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<PageParams>,
+) -> Result<Json<Page<AccountView>>, ApiError> {
+    client_for(&state, &caller, &id).await?;
+    let page = accounts::of_client(&state.read.pool(), &id, params.cursor.as_deref(), params.limit()).await.map_err(read_error)?;
+    Ok(Json(page))
+}
+
+pub(crate) async fn account(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let account = account_for(&state, &caller, &id, |agent| Action::ReadAccount { agent }).await?;
+    Ok(detail(account.version, account))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistoryParams {
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+pub(crate) async fn transactions(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<HistoryParams>,
+) -> Result<Json<Page<TransactionView>>, ApiError> {
+    account_for(&state, &caller, &id, |agent| Action::ReadTransactions { agent }).await?;
+    let filter = TransactionFilter {
+        account_id: id,
+        from: time_bound(params.from.as_deref(), "from")?,
+        to: time_bound(params.to.as_deref(), "to")?,
+        limit: params.page.limit(),
+        cursor: params.page.cursor,
+    };
+    Ok(Json(transactions::list(&state.read.pool(), filter).await.map_err(read_error)?))
+}

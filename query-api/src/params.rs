@@ -1,0 +1,49 @@
+//! Query-string parameters shared by the lists, and the mapping of read-side errors.
+
+use api_kit::ApiError;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use projections::ProjectionError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageParams {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub(crate) fn limit(&self) -> i64 {
+        projections::page::limit(self.limit)
+    }
+}
+
+/// An RFC 3339 bound, normalised to the stored format so text comparison is time order.
+pub(crate) fn time_bound(value: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|time| projections::timestamp(time.with_timezone(&Utc)))
+                .map_err(|_| ApiError::BadRequest { code: "invalid-query", detail: format!("{field} must be an RFC 3339 time") })
+        })
+        .transpose()
+}
+
+pub(crate) fn read_error(error: ProjectionError) -> ApiError {
+    match error {
+        ProjectionError::InvalidCursor => ApiError::BadRequest { code: "invalid-cursor", detail: "the cursor is not one this API gave out".into() },
+        ProjectionError::Store(store) => store.into(),
+        other => ApiError::Unavailable(other.to_string()),
+    }
+}
+
+/// A detail view, with `ETag: "<version>"`.
+pub(crate) fn detail<T: Serialize>(version: i64, body: T) -> Response {
+    let mut response = Json(body).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}

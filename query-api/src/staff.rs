@@ -1,0 +1,34 @@
+//! Staff lists and details, for admins and the root admin.
+
+use api_kit::{ApiError, AppQuery, Caller};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use domain::policy::Action;
+use projections::models::staff::{self, StaffFilter, StaffView};
+use projections::page::Page;
+use serde::Deserialize;
+
+use crate::params::{detail, read_error, PageParams};
+use crate::QueryState;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StaffParams {
+    role: Option<String>,
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<StaffParams>) -> Result<Json<Page<StaffView>>, ApiError> {
+    caller.authorize(Action::ReadStaff)?;
+    let filter = StaffFilter { role: params.role, status: params.status, limit: params.page.limit(), cursor: params.page.cursor };
+    Ok(Json(staff::list(&state.read.pool(), filter).await.map_err(read_error)?))
+}
+
+pub(crate) async fn get(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    caller.authorize(Action::ReadStaff)?;
+    let view = staff::get(&state.read.pool(), &id).await.map_err(read_error)?;
+    let view = view.ok_or_else(|| ApiError::NotFound(format!("no member of staff with id {id}")))?;
+    Ok(detail(view.version, view))
+}
