@@ -82,7 +82,8 @@ pub(crate) async fn events(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct StateParams {
-    version: Option<usize>,
+    #[serde(default, deserialize_with = "crate::params::number")]
+    version: Option<i64>,
     as_of: Option<String>,
 }
 
@@ -114,7 +115,7 @@ pub(crate) async fn state(
     let events: Vec<SerializedEvent> = all
         .into_iter()
         .take_while(|event| {
-            let by_version = params.version.is_none_or(|version| event.sequence <= version);
+            let by_version = params.version.is_none_or(|version| event.sequence as i64 <= version);
             let by_time = as_of.as_deref().is_none_or(|bound| {
                 let occurred = event.metadata.get(OCCURRED_AT).and_then(Value::as_str).unwrap_or_default();
                 occurred <= bound
@@ -123,7 +124,7 @@ pub(crate) async fn state(
         })
         .collect();
     if let Some(version) = params.version {
-        if version > latest {
+        if version < 1 || version as usize > latest {
             return Err(ApiError::NotFound(format!("the stream has {latest} events; there is no version {version}")));
         }
     }

@@ -10,8 +10,17 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PageParams {
+    #[serde(default, deserialize_with = "number")]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// A number from a query string. Needed because `#[serde(flatten)]` hands every value
+/// over as a string.
+pub(crate) fn number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|t| t.parse::<i64>().map_err(|_| serde::de::Error::custom(format!("`{t}` is not a whole number"))))
+        .transpose()
 }
 
 impl PageParams {

@@ -6,6 +6,7 @@ mod auth;
 mod clients;
 mod idempotency;
 mod oauth;
+mod reads;
 mod staff;
 mod support;
 mod transfers;

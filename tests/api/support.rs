@@ -264,6 +264,54 @@ impl TestApp {
     }
 }
 
+/// Polls `check` until it yields, for up to 2 s (the read side promises 1 s).
+pub(crate) async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "the read side did not catch up within 2 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    pub(crate) async fn get(&self, token: &str, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None, &[]).await
+    }
+
+    /// GETs `path` until it answers 200 and `ready` holds.
+    pub(crate) async fn get_when(&self, token: &str, path: &str, ready: impl Fn(&Value) -> bool) -> Reply {
+        eventually(|| async {
+            let reply = self.get(token, path).await;
+            (reply.status == StatusCode::OK && ready(&reply.body)).then_some(reply)
+        })
+        .await
+    }
+
+    /// Waits until the read models hold everything committed so far.
+    pub(crate) async fn settled(&self) {
+        eventually(|| async {
+            let head = self.app.store.head().await.unwrap();
+            (self.app.projector.stats().2 >= head).then_some(())
+        })
+        .await
+    }
+}
+
+pub(crate) fn person(first: &str, last: &str, email: &str) -> Value {
+    let mut body = client_body();
+    body["first_name"] = json!(first);
+    body["last_name"] = json!(last);
+    body["email"] = json!(email);
+    body
+}
+
 pub(crate) fn client_body() -> Value {
     json!({
         "first_name": "Ada",
