@@ -2,6 +2,7 @@
 //! random loopback port over a fresh data directory and talks to it with an HTTP client.
 
 mod accounts;
+mod audit;
 mod auth;
 mod clients;
 mod idempotency;
