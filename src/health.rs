@@ -12,7 +12,10 @@ use crate::serve::Shared;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({"status": "live"})) }),
+        )
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(shared)
@@ -21,7 +24,13 @@ pub(crate) fn router(shared: Shared) -> Router {
 /// Ready when the stores answer. Start-up catches the read models up before serving, so
 /// by the time this answers at all, projections have caught up.
 async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
-    let store = shared.store.backend().ping().await.err().map(|e| e.to_string());
+    let store = shared
+        .store
+        .backend()
+        .ping()
+        .await
+        .err()
+        .map(|e| e.to_string());
     let directory = shared.directory.ping().await.err().map(|e| e.to_string());
     let read = shared.read.ping().await.err().map(|e| e.to_string());
     if store.is_none() && directory.is_none() && read.is_none() {
@@ -29,7 +38,9 @@ async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Va
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "event_store": store, "directory": directory, "read_models": read})),
+            Json(
+                json!({"status": "unavailable", "event_store": store, "directory": directory, "read_models": read}),
+            ),
         )
     }
 }
@@ -46,13 +57,43 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
             let _ = writeln!(text, "{name}{labels} {value}");
         }
     };
-    metric("ledgerline_http_responses_total", "counter", "HTTP responses by status class.", &(0..5)
-        .map(|i| (format!("{{class=\"{}xx\"}}", i + 1), requests[i]))
-        .collect::<Vec<_>>());
-    metric("ledgerline_events_projected_total", "counter", "Events applied to the read models since start.", &[(String::new(), applied)]);
-    metric("ledgerline_dead_letters_total", "counter", "Events the projector could not apply since start.", &[(String::new(), dead_lettered)]);
-    metric("ledgerline_event_store_head", "gauge", "Position of the last committed event.", &[(String::new(), head.max(0) as u64)]);
-    metric("ledgerline_projection_position", "gauge", "Position the read models are at.", &[(String::new(), position.max(0) as u64)]);
-    metric("ledgerline_projection_lag_events", "gauge", "Committed events not yet in the read models.", &[(String::new(), (head - position).max(0) as u64)]);
+    metric(
+        "ledgerline_http_responses_total",
+        "counter",
+        "HTTP responses by status class.",
+        &(0..5)
+            .map(|i| (format!("{{class=\"{}xx\"}}", i + 1), requests[i]))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "ledgerline_events_projected_total",
+        "counter",
+        "Events applied to the read models since start.",
+        &[(String::new(), applied)],
+    );
+    metric(
+        "ledgerline_dead_letters_total",
+        "counter",
+        "Events the projector could not apply since start.",
+        &[(String::new(), dead_lettered)],
+    );
+    metric(
+        "ledgerline_event_store_head",
+        "gauge",
+        "Position of the last committed event.",
+        &[(String::new(), head.max(0) as u64)],
+    );
+    metric(
+        "ledgerline_projection_position",
+        "gauge",
+        "Position the read models are at.",
+        &[(String::new(), position.max(0) as u64)],
+    );
+    metric(
+        "ledgerline_projection_lag_events",
+        "gauge",
+        "Committed events not yet in the read models.",
+        &[(String::new(), (head - position).max(0) as u64)],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

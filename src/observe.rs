@@ -41,15 +41,27 @@ pub(crate) struct Observer {
 /// The `sub` and group of a bearer token, read without verifying it: used only to name
 /// who was refused with 403, which happens only after the token was verified.
 fn token_subject(request_headers: &axum::http::HeaderMap) -> Option<(String, Option<String>)> {
-    let token = request_headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
+    let token = request_headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
     let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
     let sub = claims.get("sub")?.as_str()?.to_string();
-    let role = claims.get("cognito:groups").and_then(|g| g.get(0)).and_then(|g| g.as_str()).map(String::from);
+    let role = claims
+        .get("cognito:groups")
+        .and_then(|g| g.get(0))
+        .and_then(|g| g.as_str())
+        .map(String::from);
     Some((sub, role))
 }
 
-pub(crate) async fn middleware(State(observer): State<Observer>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn middleware(
+    State(observer): State<Observer>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let correlation = request
         .headers()
         .get(CORRELATION)
@@ -68,7 +80,13 @@ pub(crate) async fn middleware(State(observer): State<Observer>, mut request: Re
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     observer.counters.count(status);
-    span.in_scope(|| tracing::info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "answered"));
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
     if status == StatusCode::FORBIDDEN && path.starts_with("/v1/") {
         let (actor, role) = subject.unwrap_or_default();
         let entry = LogEntry::new("warn", "denied", format!("{method} {path} refused"))

@@ -20,8 +20,13 @@ pub(crate) struct EmbeddedRebuild {
 impl query_api::Rebuild for EmbeddedRebuild {
     async fn rebuild(&self) -> Result<i64, String> {
         let _one_at_a_time = self.running.lock().await;
-        projections::rebuild_sqlite(self.store.clone(), self.read.clone(), self.log.clone(), &self.data_dir)
-            .await
-            .map_err(|e| e.to_string())
+        projections::rebuild_sqlite(
+            self.store.clone(),
+            self.read.clone(),
+            self.log.clone(),
+            &self.data_dir,
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 }

@@ -9,7 +9,9 @@ use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::staff::{NewStaff, StaffCommand, StaffUser};
 use event_store::{Backend, EventStore, Expected};
-use identity::{EmbeddedDirectory, Identity, LocalKeySource, SigningKey, TokenIssuer, UI_CLIENT_ID};
+use identity::{
+    EmbeddedDirectory, Identity, LocalKeySource, SigningKey, TokenIssuer, UI_CLIENT_ID,
+};
 use projections::{current_read_db, sqlite_url, Projector, ReadStore, SystemLog};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,10 +68,14 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&config.data_dir.join("ledger.db")).await.context("opening the event store")?,
+        Backend::open_sqlite(&config.data_dir.join("ledger.db"))
+            .await
+            .context("opening the event store")?,
     ));
     let directory = Arc::new(
-        EmbeddedDirectory::open(&config.data_dir.join("identity.db")).await.context("opening the staff directory")?,
+        EmbeddedDirectory::open(&config.data_dir.join("identity.db"))
+            .await
+            .context("opening the staff directory")?,
     );
     let key = Arc::new(
         SigningKey::load_or_create(&config.data_dir.join("signing-key.pem"))
@@ -78,28 +84,43 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     );
     let mut redirect_uris = vec![format!("{public_url}/callback")];
     redirect_uris.extend(config.ui_redirect_uris.iter().cloned());
-    directory.set_redirect_uris(UI_CLIENT_ID, &redirect_uris).await?;
+    directory
+        .set_redirect_uris(UI_CLIENT_ID, &redirect_uris)
+        .await?;
 
     let issuer = Arc::new(TokenIssuer::new(public_url, key.clone(), directory.clone()));
     let verifier = TokenVerifier::new(public_url, Arc::new(LocalKeySource(key)));
     let auth = Arc::new(Authenticator::new(verifier, directory.clone()));
 
     let (root, generated_root_password) = bootstrap_root(config, &store, &directory).await?;
-    let resumed = command_api::resume_pending_transfers(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resumed = command_api::resume_pending_transfers(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if resumed > 0 {
         tracing::info!(resumed, "finished transfers interrupted by the last stop");
     }
 
     let read = Arc::new(
-        ReadStore::open(&sqlite_url(&current_read_db(&config.data_dir))).await.context("opening the read models")?,
+        ReadStore::open(&sqlite_url(&current_read_db(&config.data_dir)))
+            .await
+            .context("opening the read models")?,
     );
     let log = Arc::new(
-        SystemLog::open(&sqlite_url(&config.data_dir.join("system-log.db"))).await.context("opening the system log")?,
+        SystemLog::open(&sqlite_url(&config.data_dir.join("system-log.db")))
+            .await
+            .context("opening the system log")?,
     );
     // Ready means caught up: project everything committed before we serve.
     let projector = Arc::new(Projector::new(store.clone(), read.clone(), log.clone()));
-    let caught_up = projector.catch_up().await.context("catching up the read models")?;
-    tracing::info!(applied = caught_up.applied, position = caught_up.position, "read models caught up");
+    let caught_up = projector
+        .catch_up()
+        .await
+        .context("catching up the read models")?;
+    tracing::info!(
+        applied = caught_up.applied,
+        position = caught_up.position,
+        "read models caught up"
+    );
     let (shutdown, stop) = watch::channel(false);
     let following = tokio::spawn(projector.clone().run(stop));
 
@@ -109,7 +130,11 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         issuer: issuer.clone(),
         sign_ins: Arc::new(crate::sign_ins::SystemLogSignIns(log.clone())),
     };
-    let commands = command_api::AppState { store: store.clone(), auth: auth.clone(), directory: directory.clone() };
+    let commands = command_api::AppState {
+        store: store.clone(),
+        auth: auth.clone(),
+        directory: directory.clone(),
+    };
     let rebuild = Arc::new(crate::rebuild::EmbeddedRebuild {
         store: store.clone(),
         read: read.clone(),
@@ -117,7 +142,13 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         data_dir: config.data_dir.clone(),
         running: Default::default(),
     });
-    let queries = query_api::QueryState { read: read.clone(), log: log.clone(), store: store.clone(), auth, rebuild };
+    let queries = query_api::QueryState {
+        read: read.clone(),
+        log: log.clone(),
+        store: store.clone(),
+        auth,
+        rebuild,
+    };
     let shared = Shared {
         store: store.clone(),
         directory: directory.clone(),
@@ -125,13 +156,19 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         projector: projector.clone(),
         counters: counters.clone(),
     };
-    let observer = Observer { counters, log: log.clone() };
+    let observer = Observer {
+        counters,
+        log: log.clone(),
+    };
     let router = Router::new()
         .merge(identity::router(identity))
         .merge(command_api::router(commands))
         .merge(query_api::router(queries))
         .merge(crate::health::router(shared))
-        .layer(axum::middleware::from_fn_with_state(observer, crate::observe::middleware));
+        .layer(axum::middleware::from_fn_with_state(
+            observer,
+            crate::observe::middleware,
+        ));
     Ok(App {
         router,
         store,

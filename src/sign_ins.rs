@@ -19,7 +19,12 @@ impl SignInLog for SystemLogSignIns {
 
     async fn sign_in_failed(&self, username: &str, method: &str) {
         let shown: String = username.chars().take(64).collect();
-        let entry = LogEntry::new("warn", "sign-in-failed", format!("failed sign-in as {shown}")).details(json!({"method": method, "username": shown}));
+        let entry = LogEntry::new(
+            "warn",
+            "sign-in-failed",
+            format!("failed sign-in as {shown}"),
+        )
+        .details(json!({"method": method, "username": shown}));
         self.0.record_or_warn(entry).await;
     }
 }

@@ -123,10 +123,16 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| AppQuery(value))
-            .map_err(|rejection| ApiError::BadRequest { code: "invalid-query", detail: rejection.body_text() })
+            .map_err(|rejection| ApiError::BadRequest {
+                code: "invalid-query",
+                detail: rejection.body_text(),
+            })
     }
 }

@@ -35,7 +35,8 @@ fn from_row((position, t, i, s, e, v, p, m): Row) -> Result<StoredEvent, StoreEr
     })
 }
 
-const COLUMNS: &str = "rowid, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+const COLUMNS: &str =
+    "rowid, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
 
 impl EventStore {
     /// Signalled after every append.
@@ -44,25 +45,38 @@ impl EventStore {
     }
 
     /// Up to `limit` events committed after `position`, in commit order.
-    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn read_after(
+        &self,
+        position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let Backend::Sqlite { pool, .. } = &self.backend else {
             return Err(StoreError::Unsupported(
                 "following the store in commit order needs the SQLite backend; in AWS, events reach projectors through EventBridge",
             ));
         };
-        let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM events WHERE rowid > $1 ORDER BY rowid LIMIT $2"))
-            .bind(position)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        ))
+        .bind(position)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
         rows.into_iter().map(from_row).collect()
     }
 
     /// The events of one stream after `sequence`, with their positions: how a projector
     /// fills a gap.
-    pub async fn stream_after(&self, aggregate_type: &str, id: &str, sequence: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn stream_after(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        sequence: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let Backend::Sqlite { pool, .. } = &self.backend else {
-            return Err(StoreError::Unsupported("positions exist only in the SQLite store"));
+            return Err(StoreError::Unsupported(
+                "positions exist only in the SQLite store",
+            ));
         };
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence"
@@ -78,9 +92,13 @@ impl EventStore {
     /// The position of the last committed event (0 when empty).
     pub async fn head(&self) -> Result<i64, StoreError> {
         let Backend::Sqlite { pool, .. } = &self.backend else {
-            return Err(StoreError::Unsupported("positions exist only in the SQLite store"));
+            return Err(StoreError::Unsupported(
+                "positions exist only in the SQLite store",
+            ));
         };
-        let (head,): (Option<i64>,) = sqlx::query_as("SELECT MAX(rowid) FROM events").fetch_one(pool).await?;
+        let (head,): (Option<i64>,) = sqlx::query_as("SELECT MAX(rowid) FROM events")
+            .fetch_one(pool)
+            .await?;
         Ok(head.unwrap_or(0))
     }
 }

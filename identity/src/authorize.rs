@@ -152,7 +152,10 @@ pub(crate) async fn submit(
         Ok(user) => user,
         Err(_) => {
             tracing::info!(username = %sign_in.username, "failed sign-in (authorize)");
-            identity.sign_ins.sign_in_failed(&sign_in.username, "authorization-code").await;
+            identity
+                .sign_ins
+                .sign_in_failed(&sign_in.username, "authorization-code")
+                .await;
             return page_response(
                 StatusCode::UNAUTHORIZED,
                 form(&params, Some("Invalid username or password.")),
@@ -198,6 +201,9 @@ pub(crate) async fn submit(
         }
     }
     tracing::info!(user = %user.id, "sign-in (authorize)");
-    identity.sign_ins.signed_in(&user, "authorization-code").await;
+    identity
+        .sign_ins
+        .signed_in(&user, "authorization-code")
+        .await;
     (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
 }

@@ -56,7 +56,10 @@ async fn login(
             other => ApiError::Unavailable(other.to_string()),
         });
     if failed {
-        identity.sign_ins.sign_in_failed(&request.username, "password").await;
+        identity
+            .sign_ins
+            .sign_in_failed(&request.username, "password")
+            .await;
     }
     let user = user?;
     tracing::info!(user = %user.id, role = %user.role, "sign-in");

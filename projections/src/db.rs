@@ -1,6 +1,6 @@
 //! Connections to the read-side databases through sqlx's `Any` driver.
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 use std::path::Path;
@@ -9,8 +9,24 @@ use std::time::Duration;
 
 use crate::error::ProjectionError;
 
-pub(crate) static READ_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/read");
-pub(crate) static LOG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/log");
+/// Which schema a database holds. On Aurora both live in one database, so the two
+/// migration sets number apart (1…, 1001…) and each ignores the other's versions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Schema {
+    ReadModels,
+    SystemLog,
+}
+
+impl Schema {
+    fn migrator(self) -> Migrator {
+        let mut migrator = match self {
+            Schema::ReadModels => sqlx::migrate!("./migrations/read"),
+            Schema::SystemLog => sqlx::migrate!("./migrations/log"),
+        };
+        migrator.set_ignore_missing(true);
+        migrator
+    }
+}
 
 /// The `Any` URL of a SQLite file (created if missing).
 pub fn sqlite_url(path: &Path) -> String {
@@ -20,7 +36,11 @@ pub fn sqlite_url(path: &Path) -> String {
 /// Opens a pool on `url` and applies `migrations`. SQLite gets WAL and a busy timeout;
 /// `durable` chooses `synchronous=FULL` (the system log) over `NORMAL` (read models,
 /// which a crash can only set back to a checkpoint that commits with them).
-pub(crate) async fn open(url: &str, migrations: &Migrator, durable: bool) -> Result<AnyPool, ProjectionError> {
+pub(crate) async fn open(
+    url: &str,
+    schema: Schema,
+    durable: bool,
+) -> Result<AnyPool, ProjectionError> {
     install_default_drivers();
     let synchronous = if durable { "FULL" } else { "NORMAL" };
     let pool = AnyPoolOptions::new()
@@ -40,7 +60,7 @@ pub(crate) async fn open(url: &str, migrations: &Migrator, durable: bool) -> Res
         })
         .connect(url)
         .await?;
-    migrations.run(&pool).await?;
+    schema.migrator().run(&pool).await?;
     Ok(pool)
 }
 
@@ -53,13 +73,19 @@ pub struct ReadStore {
 
 impl ReadStore {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
-        let pool = open(url, &READ_MIGRATIONS, false).await?;
-        Ok(ReadStore { pool: RwLock::new(pool), url: url.to_string() })
+        let pool = open(url, Schema::ReadModels, false).await?;
+        Ok(ReadStore {
+            pool: RwLock::new(pool),
+            url: url.to_string(),
+        })
     }
 
     /// The current pool (cheap to clone).
     pub fn pool(&self) -> AnyPool {
-        self.pool.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.pool
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub fn url(&self) -> &str {
@@ -68,7 +94,10 @@ impl ReadStore {
 
     /// Puts `pool` in place of the current one; returns the old one.
     pub(crate) fn swap(&self, pool: AnyPool) -> AnyPool {
-        let mut current = self.pool.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = self
+            .pool
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         std::mem::replace(&mut *current, pool)
     }
 

@@ -16,7 +16,15 @@ pub struct Envelope<'a> {
 
 impl<'a> Envelope<'a> {
     pub fn new(stored: &'a StoredEvent) -> Self {
-        let meta = |key: &str| stored.event.metadata.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let meta = |key: &str| {
+            stored
+                .event
+                .metadata
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         Envelope {
             stored,
             occurred_at: meta(OCCURRED_AT),

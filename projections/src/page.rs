@@ -26,8 +26,11 @@ pub fn encode_cursor(key: &[String]) -> String {
 }
 
 pub fn decode_cursor(cursor: &str, parts: usize) -> Result<Vec<String>, ProjectionError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| ProjectionError::InvalidCursor)?;
-    let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| ProjectionError::InvalidCursor)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| ProjectionError::InvalidCursor)?;
+    let key: Vec<String> =
+        serde_json::from_slice(&bytes).map_err(|_| ProjectionError::InvalidCursor)?;
     if key.len() == parts {
         Ok(key)
     } else {
@@ -51,7 +54,11 @@ pub struct Select {
 
 impl Select {
     pub fn new(base: &str) -> Self {
-        Select { base: base.to_string(), conditions: Vec::new(), params: Vec::new() }
+        Select {
+            base: base.to_string(),
+            conditions: Vec::new(),
+            params: Vec::new(),
+        }
     }
 
     /// Adds a condition; each `?` in it takes the next of `params`.
@@ -60,7 +67,8 @@ impl Select {
         let mut params = params.into_iter();
         for c in condition.chars() {
             if c == '?' {
-                self.params.push(params.next().expect("a parameter for each placeholder"));
+                self.params
+                    .push(params.next().expect("a parameter for each placeholder"));
                 numbered.push_str(&format!("${}", self.params.len()));
             } else {
                 numbered.push(c);
@@ -105,8 +113,15 @@ pub fn limit(requested: Option<i64>) -> i64 {
 pub fn paginate<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Vec<String>) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|last| encode_cursor(&key(last))) } else { None };
-    Page { items: rows, next_cursor }
+    let next_cursor = if more {
+        rows.last().map(|last| encode_cursor(&key(last)))
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
 }
 
 #[cfg(test)]
@@ -116,11 +131,14 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_in_order() {
         let mut select = Select::new("SELECT * FROM t");
-        select.and("a = ?", [Param::Int(1)]).and("(b < ? OR (b = ? AND id < ?))", [
-            Param::Text("x".into()),
-            Param::Text("x".into()),
-            Param::Text("y".into()),
-        ]);
+        select.and("a = ?", [Param::Int(1)]).and(
+            "(b < ? OR (b = ? AND id < ?))",
+            [
+                Param::Text("x".into()),
+                Param::Text("x".into()),
+                Param::Text("y".into()),
+            ],
+        );
         let (sql, params) = select.build("b DESC", 10);
         assert_eq!(sql, "SELECT * FROM t WHERE a = $1 AND (b < $2 OR (b = $3 AND id < $4)) ORDER BY b DESC LIMIT 11");
         assert_eq!(params.len(), 4);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use event_store::EventStore;
 
-use crate::db::{open, sqlite_url, ReadStore, READ_MIGRATIONS};
+use crate::db::{open, sqlite_url, ReadStore, Schema};
 use crate::error::ProjectionError;
 use crate::runner::Projector;
 use crate::system_log::SystemLog;
@@ -35,7 +35,12 @@ pub async fn rebuild_sqlite(
 ) -> Result<i64, ProjectionError> {
     let old_path = current_read_db(data_dir);
     let name = format!("read-models-{}.db", uuid::Uuid::now_v7().simple());
-    let fresh = open(&sqlite_url(&data_dir.join(&name)), &READ_MIGRATIONS, false).await?;
+    let fresh = open(
+        &sqlite_url(&data_dir.join(&name)),
+        Schema::ReadModels,
+        false,
+    )
+    .await?;
     let projector = Projector::new(store, live.clone(), log);
     projector.catch_up_into(&fresh).await?;
     let position = projector.catch_up_into(&fresh).await?;

@@ -51,7 +51,13 @@ pub struct Projector {
 
 impl Projector {
     pub fn new(store: Arc<EventStore>, read: Arc<ReadStore>, log: Arc<SystemLog>) -> Self {
-        Projector { store, read, log, counters: Counters::default(), stepping: Default::default() }
+        Projector {
+            store,
+            read,
+            log,
+            counters: Counters::default(),
+            stepping: Default::default(),
+        }
     }
 
     /// Events applied since start, events dead-lettered since start, last position.
@@ -64,10 +70,11 @@ impl Projector {
     }
 
     pub async fn checkpoint(pool: &AnyPool) -> Result<i64, ProjectionError> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT position FROM projection_checkpoint WHERE name = $1")
-            .bind(CHECKPOINT)
-            .fetch_optional(pool)
-            .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT position FROM projection_checkpoint WHERE name = $1")
+                .bind(CHECKPOINT)
+                .fetch_optional(pool)
+                .await?;
         Ok(row.map_or(0, |(position,)| position))
     }
 
@@ -105,7 +112,10 @@ impl Projector {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(CatchUp::default());
         };
-        let mut stats = CatchUp { position: last, ..CatchUp::default() };
+        let mut stats = CatchUp {
+            position: last,
+            ..CatchUp::default()
+        };
         let mut tx = pool.begin().await?;
         for stored in &events {
             self.deliver(&mut tx, stored, &mut stats).await?;
@@ -119,33 +129,59 @@ impl Projector {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.counters.applied.fetch_add(stats.applied, Ordering::Relaxed);
-        self.counters.dead_lettered.fetch_add(stats.dead_lettered, Ordering::Relaxed);
+        self.counters
+            .applied
+            .fetch_add(stats.applied, Ordering::Relaxed);
+        self.counters
+            .dead_lettered
+            .fetch_add(stats.dead_lettered, Ordering::Relaxed);
         self.counters.position.store(last, Ordering::Relaxed);
         Ok(stats)
     }
 
     /// Delivers one event, whatever order or repetition it arrives in.
-    pub async fn deliver(&self, conn: &mut AnyConnection, stored: &StoredEvent, stats: &mut CatchUp) -> Result<(), ProjectionError> {
+    pub async fn deliver(
+        &self,
+        conn: &mut AnyConnection,
+        stored: &StoredEvent,
+        stats: &mut CatchUp,
+    ) -> Result<(), ProjectionError> {
         let event = &stored.event;
-        let (last, poisoned) = stream_position(conn, &event.aggregate_type, &event.aggregate_id).await?;
+        let (last, poisoned) =
+            stream_position(conn, &event.aggregate_type, &event.aggregate_id).await?;
         let sequence = event.sequence as i64;
-        if poisoned {
-            dead_letter(conn, stored, "the stream is blocked by an earlier event that could not be applied").await?;
-            stats.dead_lettered += 1;
-            return Ok(());
-        }
         if sequence <= last {
             stats.skipped += 1;
             return Ok(());
         }
+        if poisoned {
+            dead_letter(
+                conn,
+                stored,
+                "the stream is blocked by an earlier event that could not be applied",
+            )
+            .await?;
+            stats.dead_lettered += 1;
+            return Ok(());
+        }
         if sequence > last + 1 {
             // A gap: fetch what is missing from the store and apply it first.
-            let missing = self.store.stream_after(&event.aggregate_type, &event.aggregate_id, last).await?;
-            for earlier in missing.iter().filter(|m| (m.event.sequence as i64) < sequence) {
+            let missing = self
+                .store
+                .stream_after(&event.aggregate_type, &event.aggregate_id, last)
+                .await?;
+            for earlier in missing
+                .iter()
+                .filter(|m| (m.event.sequence as i64) < sequence)
+            {
                 if !self.apply_one(conn, earlier, stats).await? {
                     stats.dead_lettered += 1;
-                    dead_letter(conn, stored, "the stream is blocked by an earlier event that could not be applied").await?;
+                    dead_letter(
+                        conn,
+                        stored,
+                        "the stream is blocked by an earlier event that could not be applied",
+                    )
+                    .await?;
                     return Ok(());
                 }
             }
@@ -157,7 +193,12 @@ impl Projector {
     }
 
     /// Applies one event in a savepoint. Returns false when it was poison.
-    async fn apply_one(&self, conn: &mut AnyConnection, stored: &StoredEvent, stats: &mut CatchUp) -> Result<bool, ProjectionError> {
+    async fn apply_one(
+        &self,
+        conn: &mut AnyConnection,
+        stored: &StoredEvent,
+        stats: &mut CatchUp,
+    ) -> Result<bool, ProjectionError> {
         let envelope = Envelope::new(stored);
         let mut savepoint = conn.begin().await?;
         let outcome = apply_all(&mut savepoint, &envelope).await;
@@ -192,11 +233,18 @@ impl Projector {
         if e.aggregate_type() != "staff" {
             return;
         }
-        let entry = LogEntry::new("info", "staff", format!("{} {}", e.stored.event.event_type, e.aggregate_id()))
-            .keyed(format!("event:staff:{}:{}", e.aggregate_id(), e.sequence()), e.occurred_at.clone())
-            .actor(e.actor_id.clone(), Some(&e.actor_role))
-            .correlation(e.correlation_id.clone())
-            .details(e.stored.event.payload.clone());
+        let entry = LogEntry::new(
+            "info",
+            "staff",
+            format!("{} {}", e.stored.event.event_type, e.aggregate_id()),
+        )
+        .keyed(
+            format!("event:staff:{}:{}", e.aggregate_id(), e.sequence()),
+            e.occurred_at.clone(),
+        )
+        .actor(e.actor_id.clone(), Some(&e.actor_role))
+        .correlation(e.correlation_id.clone())
+        .details(e.stored.event.payload.clone());
         self.log.record_or_warn(entry).await;
     }
 
@@ -234,7 +282,11 @@ async fn apply_all(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), Pro
     audit_log::apply(conn, e).await
 }
 
-async fn stream_position(conn: &mut AnyConnection, aggregate_type: &str, id: &str) -> Result<(i64, bool), ProjectionError> {
+async fn stream_position(
+    conn: &mut AnyConnection,
+    aggregate_type: &str,
+    id: &str,
+) -> Result<(i64, bool), ProjectionError> {
     let row: Option<(i64, i64)> =
         sqlx::query_as("SELECT last_sequence, poisoned FROM stream_positions WHERE aggregate_type = $1 AND aggregate_id = $2")
             .bind(aggregate_type)
@@ -244,9 +296,17 @@ async fn stream_position(conn: &mut AnyConnection, aggregate_type: &str, id: &st
     Ok(row.map_or((0, false), |(last, poisoned)| (last, poisoned != 0)))
 }
 
-async fn set_stream_position(conn: &mut AnyConnection, e: &Envelope<'_>, poisoned: bool) -> Result<(), ProjectionError> {
+async fn set_stream_position(
+    conn: &mut AnyConnection,
+    e: &Envelope<'_>,
+    poisoned: bool,
+) -> Result<(), ProjectionError> {
     // A poisoned stream keeps its last good sequence.
-    let sequence = if poisoned { e.sequence() - 1 } else { e.sequence() };
+    let sequence = if poisoned {
+        e.sequence() - 1
+    } else {
+        e.sequence()
+    };
     sqlx::query(
         "INSERT INTO stream_positions (aggregate_type, aggregate_id, last_sequence, poisoned) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence, poisoned = excluded.poisoned",
@@ -260,7 +320,11 @@ async fn set_stream_position(conn: &mut AnyConnection, e: &Envelope<'_>, poisone
     Ok(())
 }
 
-async fn dead_letter(conn: &mut AnyConnection, stored: &StoredEvent, error: &str) -> Result<(), ProjectionError> {
+async fn dead_letter(
+    conn: &mut AnyConnection,
+    stored: &StoredEvent,
+    error: &str,
+) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO dead_letters (position, aggregate_type, aggregate_id, sequence, event_type, error, recorded_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (position) DO NOTHING",

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::{AnyPool, FromRow};
 
-use crate::db::{open, LOG_MIGRATIONS};
+use crate::db::{open, Schema};
 use crate::error::ProjectionError;
 use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
 
@@ -84,7 +84,9 @@ const INSERT: &str = "INSERT INTO system_log (id, occurred_at, level, category, 
 
 impl SystemLog {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
-        Ok(SystemLog { pool: open(url, &LOG_MIGRATIONS, true).await? })
+        Ok(SystemLog {
+            pool: open(url, Schema::SystemLog, true).await?,
+        })
     }
 
     pub async fn record(&self, entry: LogEntry) -> Result<(), ProjectionError> {
@@ -115,7 +117,11 @@ impl SystemLog {
         let mut select = Select::new(
             "SELECT id, occurred_at, level, category, actor_id, actor_role, message, details, correlation_id FROM system_log",
         );
-        for (column, value) in [("level", filter.level), ("category", filter.category), ("actor_id", filter.actor)] {
+        for (column, value) in [
+            ("level", filter.level),
+            ("category", filter.category),
+            ("actor_id", filter.actor),
+        ] {
             if let Some(value) = value {
                 select.and(&format!("{column} = ?"), [Param::Text(value)]);
             }
@@ -128,15 +134,22 @@ impl SystemLog {
         }
         if let Some(cursor) = &filter.cursor {
             let key = decode_cursor(cursor, 2)?;
-            select.and("(occurred_at < ? OR (occurred_at = ? AND id < ?))", [
-                Param::Text(key[0].clone()),
-                Param::Text(key[0].clone()),
-                Param::Text(key[1].clone()),
-            ]);
+            select.and(
+                "(occurred_at < ? OR (occurred_at = ? AND id < ?))",
+                [
+                    Param::Text(key[0].clone()),
+                    Param::Text(key[0].clone()),
+                    Param::Text(key[1].clone()),
+                ],
+            );
         }
         let (sql, params) = select.build("occurred_at DESC, id DESC", filter.limit);
-        let rows: Vec<LogEntry> = bind_all(sqlx::query_as(&sql), params).fetch_all(&self.pool).await?;
-        Ok(paginate(rows, filter.limit, |e: &LogEntry| vec![e.occurred_at.clone(), e.id.clone()]))
+        let rows: Vec<LogEntry> = bind_all(sqlx::query_as(&sql), params)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(paginate(rows, filter.limit, |e: &LogEntry| {
+            vec![e.occurred_at.clone(), e.id.clone()]
+        }))
     }
 
     pub async fn close(&self) {

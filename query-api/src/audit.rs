@@ -29,10 +29,19 @@ fn aggregate_type(value: &str) -> Result<&'static str, ApiError> {
     AGGREGATE_TYPES
         .into_iter()
         .find(|known| *known == value)
-        .ok_or_else(|| ApiError::NotFound(format!("no aggregate type {value}; use one of {}", AGGREGATE_TYPES.join(", "))))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no aggregate type {value}; use one of {}",
+                AGGREGATE_TYPES.join(", ")
+            ))
+        })
 }
 
-async fn stream(state: &QueryState, kind: &str, id: &str) -> Result<Vec<SerializedEvent>, ApiError> {
+async fn stream(
+    state: &QueryState,
+    kind: &str,
+    id: &str,
+) -> Result<Vec<SerializedEvent>, ApiError> {
     let events = state.store.stream(kind, id).await?;
     if events.is_empty() {
         return Err(ApiError::NotFound(format!("no {kind} stream with id {id}")));
@@ -61,7 +70,10 @@ pub(crate) async fn events(
         Some(cursor) => decode_cursor(cursor, 1)
             .ok()
             .and_then(|key| key[0].parse::<usize>().ok())
-            .ok_or(ApiError::BadRequest { code: "invalid-cursor", detail: "the cursor is not one this API gave out".into() })?,
+            .ok_or(ApiError::BadRequest {
+                code: "invalid-cursor",
+                detail: "the cursor is not one this API gave out".into(),
+            })?,
         None => 0,
     };
     let views = stream(&state, kind, &id)
@@ -77,7 +89,9 @@ pub(crate) async fn events(
         })
         .take(params.limit() as usize + 1)
         .collect();
-    Ok(Json(paginate(views, params.limit(), |e: &EventView| vec![e.sequence.to_string()])))
+    Ok(Json(paginate(views, params.limit(), |e: &EventView| {
+        vec![e.sequence.to_string()]
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,8 +105,12 @@ pub(crate) struct StateParams {
 fn replay<A: Aggregate>(events: &[SerializedEvent]) -> Result<Value, ApiError> {
     let mut aggregate = A::default();
     for event in events {
-        let payload: A::Event = serde_json::from_value(event.payload.clone())
-            .map_err(|e| ApiError::Internal(format!("event {} of {} cannot be read: {e}", event.sequence, event.aggregate_id)))?;
+        let payload: A::Event = serde_json::from_value(event.payload.clone()).map_err(|e| {
+            ApiError::Internal(format!(
+                "event {} of {} cannot be read: {e}",
+                event.sequence, event.aggregate_id
+            ))
+        })?;
         aggregate.apply(payload);
     }
     serde_json::to_value(&aggregate).map_err(|e| ApiError::Internal(e.to_string()))
@@ -108,16 +126,25 @@ pub(crate) async fn state(
     let kind = aggregate_type(&kind)?;
     let as_of = time_bound(params.as_of.as_deref(), "as_of")?;
     if params.version.is_some() && as_of.is_some() {
-        return Err(ApiError::BadRequest { code: "invalid-query", detail: "give version or as_of, not both".into() });
+        return Err(ApiError::BadRequest {
+            code: "invalid-query",
+            detail: "give version or as_of, not both".into(),
+        });
     }
     let all = stream(&state, kind, &id).await?;
     let latest = all.len();
     let events: Vec<SerializedEvent> = all
         .into_iter()
         .take_while(|event| {
-            let by_version = params.version.is_none_or(|version| event.sequence as i64 <= version);
+            let by_version = params
+                .version
+                .is_none_or(|version| event.sequence as i64 <= version);
             let by_time = as_of.as_deref().is_none_or(|bound| {
-                let occurred = event.metadata.get(OCCURRED_AT).and_then(Value::as_str).unwrap_or_default();
+                let occurred = event
+                    .metadata
+                    .get(OCCURRED_AT)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 occurred <= bound
             });
             by_version && by_time
@@ -125,7 +152,9 @@ pub(crate) async fn state(
         .collect();
     if let Some(version) = params.version {
         if version < 1 || version as usize > latest {
-            return Err(ApiError::NotFound(format!("the stream has {latest} events; there is no version {version}")));
+            return Err(ApiError::NotFound(format!(
+                "the stream has {latest} events; there is no version {version}"
+            )));
         }
     }
     let replayed = match kind {
@@ -159,20 +188,42 @@ pub(crate) struct Verification {
     checked_at: DateTime<Utc>,
 }
 
-pub(crate) async fn verify(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<VerifyParams>) -> Result<Json<Verification>, ApiError> {
+pub(crate) async fn verify(
+    State(state): State<QueryState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<VerifyParams>,
+) -> Result<Json<Verification>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
     let streams: Vec<(&str, String)> = match (params.aggregate_type.as_deref(), params.id) {
         (Some(kind), Some(id)) => vec![(aggregate_type(kind)?, id)],
         (None, None) => {
             let mut all = Vec::new();
             for kind in AGGREGATE_TYPES {
-                all.extend(state.store.open_streams(kind, &[]).await?.into_iter().map(|id| (kind, id)));
+                all.extend(
+                    state
+                        .store
+                        .open_streams(kind, &[])
+                        .await?
+                        .into_iter()
+                        .map(|id| (kind, id)),
+                );
             }
             all
         }
-        _ => return Err(ApiError::BadRequest { code: "invalid-query", detail: "give both aggregate_type and id, or neither".into() }),
+        _ => {
+            return Err(ApiError::BadRequest {
+                code: "invalid-query",
+                detail: "give both aggregate_type and id, or neither".into(),
+            })
+        }
     };
-    let mut verification = Verification { ok: true, streams_checked: 0, events_checked: 0, failures: Vec::new(), checked_at: Utc::now() };
+    let mut verification = Verification {
+        ok: true,
+        streams_checked: 0,
+        events_checked: 0,
+        failures: Vec::new(),
+        checked_at: Utc::now(),
+    };
     for (kind, id) in streams {
         let events = state.store.stream(kind, &id).await?;
         verification.streams_checked += 1;
@@ -181,7 +232,10 @@ pub(crate) async fn verify(State(state): State<QueryState>, caller: Caller, AppQ
     }
     verification.ok = verification.failures.is_empty();
     if !verification.ok {
-        tracing::warn!(failures = verification.failures.len(), "hash-chain verification found tampering");
+        tracing::warn!(
+            failures = verification.failures.len(),
+            "hash-chain verification found tampering"
+        );
     }
     Ok(Json(verification))
 }
@@ -196,7 +250,11 @@ pub(crate) struct LogParams {
     page: PageParams,
 }
 
-pub(crate) async fn log(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<LogParams>) -> Result<Json<Page<AuditEntry>>, ApiError> {
+pub(crate) async fn log(
+    State(state): State<QueryState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<LogParams>,
+) -> Result<Json<Page<AuditEntry>>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
     let filter = AuditFilter {
         actor: params.actor,
@@ -206,5 +264,9 @@ pub(crate) async fn log(State(state): State<QueryState>, caller: Caller, AppQuer
         limit: params.page.limit(),
         cursor: params.page.cursor,
     };
-    Ok(Json(audit_log::list(&state.read.pool(), filter).await.map_err(read_error)?))
+    Ok(Json(
+        audit_log::list(&state.read.pool(), filter)
+            .await
+            .map_err(read_error)?,
+    ))
 }

@@ -22,14 +22,25 @@ fn owner(agent_id: &str) -> StaffId {
 }
 
 async fn client_for(state: &QueryState, caller: &Caller, id: &str) -> Result<ClientView, ApiError> {
-    let client = clients::get(&state.read.pool(), id).await.map_err(read_error)?;
+    let client = clients::get(&state.read.pool(), id)
+        .await
+        .map_err(read_error)?;
     let client = client.ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;
-    caller.authorize(Action::ReadClient { agent: owner(&client.agent_id) })?;
+    caller.authorize(Action::ReadClient {
+        agent: owner(&client.agent_id),
+    })?;
     Ok(client)
 }
 
-async fn account_for(state: &QueryState, caller: &Caller, id: &str, action: fn(StaffId) -> Action) -> Result<AccountView, ApiError> {
-    let account = accounts::get(&state.read.pool(), id).await.map_err(read_error)?;
+async fn account_for(
+    state: &QueryState,
+    caller: &Caller,
+    id: &str,
+    action: fn(StaffId) -> Action,
+) -> Result<AccountView, ApiError> {
+    let account = accounts::get(&state.read.pool(), id)
+        .await
+        .map_err(read_error)?;
     let account = account.ok_or_else(|| ApiError::NotFound(format!("no account with id {id}")))?;
     caller.authorize(action(owner(&account.agent_id)))?;
     Ok(account)
@@ -44,7 +55,11 @@ pub(crate) struct ClientParams {
     page: PageParams,
 }
 
-pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<ClientParams>) -> Result<Json<Page<ClientView>>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<QueryState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<ClientParams>,
+) -> Result<Json<Page<ClientView>>, ApiError> {
     caller.authorize(Action::ListClients)?;
     let filter = ClientFilter {
         agent: (caller.role == Role::Agent).then(|| caller.id.clone()),
@@ -53,10 +68,18 @@ pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQue
         limit: params.page.limit(),
         cursor: params.page.cursor,
     };
-    Ok(Json(clients::list(&state.read.pool(), filter).await.map_err(read_error)?))
+    Ok(Json(
+        clients::list(&state.read.pool(), filter)
+            .await
+            .map_err(read_error)?,
+    ))
 }
 
-pub(crate) async fn get(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let client = client_for(&state, &caller, &id).await?;
     Ok(detail(client.version, client))
 }
@@ -68,11 +91,22 @@ pub(crate) async fn accounts(
     AppQuery(params): AppQuery<PageParams>,
 ) -> Result<Json<Page<AccountView>>, ApiError> {
     client_for(&state, &caller, &id).await?;
-    let page = accounts::of_client(&state.read.pool(), &id, params.cursor.as_deref(), params.limit()).await.map_err(read_error)?;
+    let page = accounts::of_client(
+        &state.read.pool(),
+        &id,
+        params.cursor.as_deref(),
+        params.limit(),
+    )
+    .await
+    .map_err(read_error)?;
     Ok(Json(page))
 }
 
-pub(crate) async fn account(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn account(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let account = account_for(&state, &caller, &id, |agent| Action::ReadAccount { agent }).await?;
     Ok(detail(account.version, account))
 }
@@ -91,7 +125,10 @@ pub(crate) async fn transactions(
     Path(id): Path<String>,
     AppQuery(params): AppQuery<HistoryParams>,
 ) -> Result<Json<Page<TransactionView>>, ApiError> {
-    account_for(&state, &caller, &id, |agent| Action::ReadTransactions { agent }).await?;
+    account_for(&state, &caller, &id, |agent| Action::ReadTransactions {
+        agent,
+    })
+    .await?;
     let filter = TransactionFilter {
         account_id: id,
         from: time_bound(params.from.as_deref(), "from")?,
@@ -99,5 +136,9 @@ pub(crate) async fn transactions(
         limit: params.page.limit(),
         cursor: params.page.cursor,
     };
-    Ok(Json(transactions::list(&state.read.pool(), filter).await.map_err(read_error)?))
+    Ok(Json(
+        transactions::list(&state.read.pool(), filter)
+            .await
+            .map_err(read_error)?,
+    ))
 }

@@ -51,8 +51,14 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/clients/{id}/accounts", get(clients::accounts))
         .route("/v1/accounts/{id}", get(clients::account))
         .route("/v1/accounts/{id}/transactions", get(clients::transactions))
-        .route("/v1/audit/streams/{aggregate_type}/{id}/events", get(audit::events))
-        .route("/v1/audit/streams/{aggregate_type}/{id}/state", get(audit::state))
+        .route(
+            "/v1/audit/streams/{aggregate_type}/{id}/events",
+            get(audit::events),
+        )
+        .route(
+            "/v1/audit/streams/{aggregate_type}/{id}/state",
+            get(audit::state),
+        )
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/log", get(audit::log))
         .route("/v1/system-log", get(system_log::list))

@@ -17,10 +17,15 @@ pub(crate) struct PageParams {
 
 /// A number from a query string. Needed because `#[serde(flatten)]` hands every value
 /// over as a string.
-pub(crate) fn number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
     let text: Option<String> = Option::deserialize(deserializer)?;
-    text.map(|t| t.parse::<i64>().map_err(|_| serde::de::Error::custom(format!("`{t}` is not a whole number"))))
-        .transpose()
+    text.map(|t| {
+        t.parse::<i64>()
+            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a whole number")))
+    })
+    .transpose()
 }
 
 impl PageParams {
@@ -35,14 +40,20 @@ pub(crate) fn time_bound(value: Option<&str>, field: &str) -> Result<Option<Stri
         .map(|text| {
             DateTime::parse_from_rfc3339(text)
                 .map(|time| projections::timestamp(time.with_timezone(&Utc)))
-                .map_err(|_| ApiError::BadRequest { code: "invalid-query", detail: format!("{field} must be an RFC 3339 time") })
+                .map_err(|_| ApiError::BadRequest {
+                    code: "invalid-query",
+                    detail: format!("{field} must be an RFC 3339 time"),
+                })
         })
         .transpose()
 }
 
 pub(crate) fn read_error(error: ProjectionError) -> ApiError {
     match error {
-        ProjectionError::InvalidCursor => ApiError::BadRequest { code: "invalid-cursor", detail: "the cursor is not one this API gave out".into() },
+        ProjectionError::InvalidCursor => ApiError::BadRequest {
+            code: "invalid-cursor",
+            detail: "the cursor is not one this API gave out".into(),
+        },
         ProjectionError::Store(store) => store.into(),
         other => ApiError::Unavailable(other.to_string()),
     }

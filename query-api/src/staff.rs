@@ -20,15 +20,35 @@ pub(crate) struct StaffParams {
     page: PageParams,
 }
 
-pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<StaffParams>) -> Result<Json<Page<StaffView>>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<QueryState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<StaffParams>,
+) -> Result<Json<Page<StaffView>>, ApiError> {
     caller.authorize(Action::ReadStaff)?;
-    let filter = StaffFilter { role: params.role, status: params.status, limit: params.page.limit(), cursor: params.page.cursor };
-    Ok(Json(staff::list(&state.read.pool(), filter).await.map_err(read_error)?))
+    let filter = StaffFilter {
+        role: params.role,
+        status: params.status,
+        limit: params.page.limit(),
+        cursor: params.page.cursor,
+    };
+    Ok(Json(
+        staff::list(&state.read.pool(), filter)
+            .await
+            .map_err(read_error)?,
+    ))
 }
 
-pub(crate) async fn get(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.authorize(Action::ReadStaff)?;
-    let view = staff::get(&state.read.pool(), &id).await.map_err(read_error)?;
-    let view = view.ok_or_else(|| ApiError::NotFound(format!("no member of staff with id {id}")))?;
+    let view = staff::get(&state.read.pool(), &id)
+        .await
+        .map_err(read_error)?;
+    let view =
+        view.ok_or_else(|| ApiError::NotFound(format!("no member of staff with id {id}")))?;
     Ok(detail(view.version, view))
 }

@@ -23,7 +23,11 @@ pub(crate) struct LogParams {
     page: PageParams,
 }
 
-pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQuery(params): AppQuery<LogParams>) -> Result<Json<Page<LogEntry>>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<QueryState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<LogParams>,
+) -> Result<Json<Page<LogEntry>>, ApiError> {
     caller.authorize(Action::ReadSystemLog)?;
     let filter = LogFilter {
         level: params.level,
@@ -38,12 +42,23 @@ pub(crate) async fn list(State(state): State<QueryState>, caller: Caller, AppQue
 }
 
 /// Rebuilds every read model from the event store into a fresh copy and swaps it in.
-pub(crate) async fn rebuild(State(state): State<QueryState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn rebuild(
+    State(state): State<QueryState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     caller.authorize(Action::RebuildReadModels)?;
-    let position = state.rebuild.rebuild().await.map_err(ApiError::Unavailable)?;
+    let position = state
+        .rebuild
+        .rebuild()
+        .await
+        .map_err(ApiError::Unavailable)?;
     state
         .log
-        .record_or_warn(LogEntry::new("info", "projection", "read models rebuilt").actor(caller.id.clone(), Some(caller.role.as_str())).details(json!({"position": position})))
+        .record_or_warn(
+            LogEntry::new("info", "projection", "read models rebuilt")
+                .actor(caller.id.clone(), Some(caller.role.as_str()))
+                .details(json!({"position": position})),
+        )
         .await;
     Ok(Json(json!({"status": "rebuilt", "position": position})))
 }

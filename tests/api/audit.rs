@@ -14,15 +14,33 @@ async fn streams_and_state_as_of_a_version_or_time() {
     let agent = app.staff(&admin.token, "agent").await;
     let auditor = app.staff(&admin.token, "auditor").await;
     let account = app.account_of(&agent, 100).await;
-    app.post(&agent.token, &format!("/v1/accounts/{account}/deposits"), eur(50)).await;
+    app.post(
+        &agent.token,
+        &format!("/v1/accounts/{account}/deposits"),
+        eur(50),
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let between = chrono::Utc::now().to_rfc3339();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    app.post(&agent.token, &format!("/v1/accounts/{account}/withdrawals"), eur(30)).await;
+    app.post(
+        &agent.token,
+        &format!("/v1/accounts/{account}/withdrawals"),
+        eur(30),
+    )
+    .await;
 
-    let events = app.get(&auditor.token, &format!("/v1/audit/streams/account/{account}/events")).await;
+    let events = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/streams/account/{account}/events"),
+        )
+        .await;
     let items = events.body["items"].as_array().unwrap();
-    let types: Vec<&str> = items.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = items
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["AccountOpened", "MoneyDeposited", "MoneyWithdrawn"]);
     let metadata = &items[1]["metadata"];
     assert_eq!(metadata["actor_id"], agent.id.as_str());
@@ -32,22 +50,61 @@ async fn streams_and_state_as_of_a_version_or_time() {
         assert!(metadata[field].is_string(), "{field}");
     }
 
-    let at_two = app.get(&auditor.token, &format!("/v1/audit/streams/account/{account}/state?version=2")).await;
+    let at_two = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/streams/account/{account}/state?version=2"),
+        )
+        .await;
     assert_eq!(at_two.body["state"]["balance"]["amount_minor"], 150);
     assert_eq!(at_two.body["version"], 2);
-    let query = format!("/v1/audit/streams/account/{account}/state?as_of={}", urlencode(&between));
+    let query = format!(
+        "/v1/audit/streams/account/{account}/state?as_of={}",
+        urlencode(&between)
+    );
     let then = app.get(&auditor.token, &query).await;
     assert_eq!(then.status, StatusCode::OK, "{:?}", then.body);
     assert_eq!(then.body["state"]["balance"]["amount_minor"], 150);
-    let now = app.get(&auditor.token, &format!("/v1/audit/streams/account/{account}/state")).await;
+    let now = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/streams/account/{account}/state"),
+        )
+        .await;
     assert_eq!(now.body["state"]["balance"]["amount_minor"], 120);
-    assert_eq!(app.get(&auditor.token, &format!("/v1/audit/streams/account/{account}/state?version=9")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&auditor.token, &format!("/v1/audit/streams/planet/{account}/events")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(
+            &auditor.token,
+            &format!("/v1/audit/streams/account/{account}/state?version=9")
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(
+            &auditor.token,
+            &format!("/v1/audit/streams/planet/{account}/events")
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
 
     app.settled().await;
-    let log = app.get(&auditor.token, &format!("/v1/audit/log?actor={}", agent.id)).await;
-    let logged: Vec<&str> = log.body["items"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    assert!(logged.starts_with(&["MoneyWithdrawn", "MoneyDeposited", "AccountOpened"]), "{logged:?}");
+    let log = app
+        .get(&auditor.token, &format!("/v1/audit/log?actor={}", agent.id))
+        .await;
+    let logged: Vec<&str> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        logged.starts_with(&["MoneyWithdrawn", "MoneyDeposited", "AccountOpened"]),
+        "{logged:?}"
+    );
 }
 
 fn urlencode(text: &str) -> String {
@@ -64,7 +121,12 @@ async fn tampered_store() -> (TestApp, String, Vec<String>) {
     for _ in 0..4 {
         let account = app.account_of(&agent, 100).await;
         for _ in 0..3 {
-            app.post(&agent.token, &format!("/v1/accounts/{account}/deposits"), eur(10)).await;
+            app.post(
+                &agent.token,
+                &format!("/v1/accounts/{account}/deposits"),
+                eur(10),
+            )
+            .await;
         }
         accounts.push(account);
     }
@@ -77,7 +139,12 @@ async fn tampered_store() -> (TestApp, String, Vec<String>) {
 #[tokio::test]
 async fn verification_names_each_kind_of_tampering() {
     let (app, auditor, accounts) = tampered_store().await;
-    let db = SqlitePool::connect(&format!("sqlite://{}", app.dir.path().join("ledger.db").display())).await.unwrap();
+    let db = SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("ledger.db").display()
+    ))
+    .await
+    .unwrap();
     let run = |sql: &'static str, id: String| {
         let db = db.clone();
         async move { sqlx::query(sql).bind(id).execute(&db).await.unwrap() }
@@ -85,10 +152,22 @@ async fn verification_names_each_kind_of_tampering() {
     // Modified: a deposit made larger.
     run("UPDATE events SET payload = replace(payload, '\"amount_minor\":10,', '\"amount_minor\":9000,') WHERE aggregate_id = $1 AND sequence = 2", accounts[0].clone()).await;
     // Deleted: the second event removed.
-    run("DELETE FROM events WHERE aggregate_id = $1 AND sequence = 2", accounts[1].clone()).await;
+    run(
+        "DELETE FROM events WHERE aggregate_id = $1 AND sequence = 2",
+        accounts[1].clone(),
+    )
+    .await;
     // Inserted: a forged copy of event 3 put before it, the rest renumbered.
-    run("UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = $1 AND sequence >= 3", accounts[2].clone()).await;
-    run("UPDATE events SET sequence = sequence - 999 WHERE aggregate_id = $1 AND sequence >= 1000", accounts[2].clone()).await;
+    run(
+        "UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = $1 AND sequence >= 3",
+        accounts[2].clone(),
+    )
+    .await;
+    run(
+        "UPDATE events SET sequence = sequence - 999 WHERE aggregate_id = $1 AND sequence >= 1000",
+        accounts[2].clone(),
+    )
+    .await;
     run(
         "INSERT INTO events SELECT aggregate_type, aggregate_id, 3, event_type, event_version, \
          replace(payload, '\"amount_minor\":10,', '\"amount_minor\":5000,'), metadata FROM events WHERE aggregate_id = $1 AND sequence = 4",
@@ -96,9 +175,21 @@ async fn verification_names_each_kind_of_tampering() {
     )
     .await;
     // Reordered: events 2 and 3 swapped.
-    run("UPDATE events SET sequence = 99 WHERE aggregate_id = $1 AND sequence = 2", accounts[3].clone()).await;
-    run("UPDATE events SET sequence = 2 WHERE aggregate_id = $1 AND sequence = 3", accounts[3].clone()).await;
-    run("UPDATE events SET sequence = 3 WHERE aggregate_id = $1 AND sequence = 99", accounts[3].clone()).await;
+    run(
+        "UPDATE events SET sequence = 99 WHERE aggregate_id = $1 AND sequence = 2",
+        accounts[3].clone(),
+    )
+    .await;
+    run(
+        "UPDATE events SET sequence = 2 WHERE aggregate_id = $1 AND sequence = 3",
+        accounts[3].clone(),
+    )
+    .await;
+    run(
+        "UPDATE events SET sequence = 3 WHERE aggregate_id = $1 AND sequence = 99",
+        accounts[3].clone(),
+    )
+    .await;
 
     let report = app.get(&auditor, "/v1/audit/verify").await;
     assert_eq!(report.body["ok"], false);
@@ -107,21 +198,51 @@ async fn verification_names_each_kind_of_tampering() {
         failures
             .iter()
             .filter(|f| f["aggregate_id"] == account)
-            .map(|f| (f["sequence"].as_u64().unwrap(), f["problem"].as_str().unwrap().to_string()))
+            .map(|f| {
+                (
+                    f["sequence"].as_u64().unwrap(),
+                    f["problem"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(problems(&accounts[0]), [(2, "hash_mismatch".to_string())]);
-    assert!(problems(&accounts[1]).contains(&(3, "sequence_gap".to_string())), "{:?}", problems(&accounts[1]));
+    assert!(
+        problems(&accounts[1]).contains(&(3, "sequence_gap".to_string())),
+        "{:?}",
+        problems(&accounts[1])
+    );
     assert!(problems(&accounts[1]).contains(&(3, "broken_link".to_string())));
-    assert!(problems(&accounts[2]).contains(&(3, "hash_mismatch".to_string())), "{:?}", problems(&accounts[2]));
-    assert!(problems(&accounts[2]).iter().any(|(s, p)| *s == 4 && p == "broken_link"));
-    assert!(problems(&accounts[3]).iter().any(|(s, p)| *s == 2 && p == "broken_link"), "{:?}", problems(&accounts[3]));
-    assert!(problems(&accounts[3]).iter().any(|(s, p)| *s == 2 && p == "hash_mismatch"));
+    assert!(
+        problems(&accounts[2]).contains(&(3, "hash_mismatch".to_string())),
+        "{:?}",
+        problems(&accounts[2])
+    );
+    assert!(problems(&accounts[2])
+        .iter()
+        .any(|(s, p)| *s == 4 && p == "broken_link"));
+    assert!(
+        problems(&accounts[3])
+            .iter()
+            .any(|(s, p)| *s == 2 && p == "broken_link"),
+        "{:?}",
+        problems(&accounts[3])
+    );
+    assert!(problems(&accounts[3])
+        .iter()
+        .any(|(s, p)| *s == 2 && p == "hash_mismatch"));
 
-    let one = app.get(&auditor, &format!("/v1/audit/verify?aggregate_type=account&id={}", accounts[0])).await;
+    let one = app
+        .get(
+            &auditor,
+            &format!("/v1/audit/verify?aggregate_type=account&id={}", accounts[0]),
+        )
+        .await;
     assert_eq!(one.body["streams_checked"], 1);
     assert_eq!(one.body["failures"].as_array().unwrap().len(), 1);
-    let half = app.get(&auditor, "/v1/audit/verify?aggregate_type=account").await;
+    let half = app
+        .get(&auditor, "/v1/audit/verify?aggregate_type=account")
+        .await;
     assert_eq!(half.status, StatusCode::BAD_REQUEST);
 }
 
@@ -130,30 +251,56 @@ async fn the_system_log_records_sign_ins_denials_and_staff_changes() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let agent = app.staff(&admin.token, "agent").await;
-    let failed = app.call(reqwest::Method::POST, "/auth/login", None, Some(json!({"username": agent.username, "password": "wrong-password!"})), &[]).await;
+    let failed = app
+        .call(
+            reqwest::Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": agent.username, "password": "wrong-password!"})),
+            &[],
+        )
+        .await;
     assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get(&agent.token, "/v1/system-log").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&agent.token, "/v1/system-log").await.status,
+        StatusCode::FORBIDDEN
+    );
     let _ = app.login(&agent.username, PASSWORD).await;
     app.settled().await;
 
     let categories = |category: &'static str| {
         let app = &app;
         let token = admin.token.clone();
-        async move { app.get(&token, &format!("/v1/system-log?category={category}")).await.body["items"].as_array().unwrap().clone() }
+        async move {
+            app.get(&token, &format!("/v1/system-log?category={category}"))
+                .await
+                .body["items"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
     };
     let sign_ins = categories("sign-in").await;
     assert!(sign_ins.iter().any(|e| e["actor_id"] == agent.id.as_str()));
     let failures = categories("sign-in-failed").await;
-    assert!(failures.iter().any(|e| e["message"].as_str().unwrap().contains(&agent.username)));
+    assert!(failures
+        .iter()
+        .any(|e| e["message"].as_str().unwrap().contains(&agent.username)));
     let denied = categories("denied").await;
-    assert!(denied.iter().any(|e| e["actor_id"] == agent.id.as_str() && e["message"].as_str().unwrap().contains("/v1/system-log")));
+    assert!(denied.iter().any(|e| e["actor_id"] == agent.id.as_str()
+        && e["message"].as_str().unwrap().contains("/v1/system-log")));
     let staff = crate::support::eventually(|| async {
         let entries = categories("staff").await;
-        entries.iter().any(|e| e["message"].as_str().unwrap().contains(&agent.id)).then_some(entries)
+        entries
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains(&agent.id))
+            .then_some(entries)
     })
     .await;
     assert!(staff.iter().all(|e| e["level"] == "info"));
-    let warnings = app.get(&admin.token, "/v1/system-log?level=warn&limit=1").await;
+    let warnings = app
+        .get(&admin.token, "/v1/system-log?level=warn&limit=1")
+        .await;
     assert_eq!(warnings.body["items"].as_array().unwrap().len(), 1);
     assert!(warnings.body["next_cursor"].is_string());
 }
@@ -167,7 +314,12 @@ async fn a_rebuild_gives_identical_read_models_while_serving() {
     let from = app.account_of(&agent, 500).await;
     let to = app.account_of(&agent, 0).await;
     app.post(&agent.token, "/v1/transfers", json!({"from_account_id": from, "to_account_id": to, "amount": {"amount_minor": 120, "currency": "EUR"}})).await;
-    app.post(&agent.token, &format!("/v1/accounts/{to}/freeze"), json!({})).await;
+    app.post(
+        &agent.token,
+        &format!("/v1/accounts/{to}/freeze"),
+        json!({}),
+    )
+    .await;
     app.settled().await;
 
     let paths = [
@@ -192,7 +344,16 @@ async fn a_rebuild_gives_identical_read_models_while_serving() {
     assert_eq!(snapshot().await, before);
 
     // The rebuilt copy keeps following the store.
-    app.post(&agent.token, &format!("/v1/accounts/{from}/deposits"), eur(1)).await;
-    let view = app.get_when(&agent.token, &format!("/v1/accounts/{from}"), |b| b["balance"]["amount_minor"] == 381).await;
+    app.post(
+        &agent.token,
+        &format!("/v1/accounts/{from}/deposits"),
+        eur(1),
+    )
+    .await;
+    let view = app
+        .get_when(&agent.token, &format!("/v1/accounts/{from}"), |b| {
+            b["balance"]["amount_minor"] == 381
+        })
+        .await;
     assert_eq!(view.status, StatusCode::OK);
 }

@@ -275,7 +275,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(std::time::Instant::now() < deadline, "the read side did not catch up within 2 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read side did not catch up within 2 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -286,7 +289,12 @@ impl TestApp {
     }
 
     /// GETs `path` until it answers 200 and `ready` holds.
-    pub(crate) async fn get_when(&self, token: &str, path: &str, ready: impl Fn(&Value) -> bool) -> Reply {
+    pub(crate) async fn get_when(
+        &self,
+        token: &str,
+        path: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Reply {
         eventually(|| async {
             let reply = self.get(token, path).await;
             (reply.status == StatusCode::OK && ready(&reply.body)).then_some(reply)

@@ -45,7 +45,10 @@ pub struct AccountView {
 impl From<Row> for AccountView {
     fn from(row: Row) -> Self {
         AccountView {
-            balance: MoneyView { amount_minor: row.balance_minor, currency: row.currency.clone() },
+            balance: MoneyView {
+                amount_minor: row.balance_minor,
+                currency: row.currency.clone(),
+            },
             id: row.id,
             client_id: row.client_id,
             agent_id: row.agent_id,
@@ -59,18 +62,33 @@ impl From<Row> for AccountView {
     }
 }
 
-pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    e: &Envelope<'_>,
+) -> Result<(), ProjectionError> {
     use AccountEvent as E;
     let id = e.aggregate_id();
     let event = e.payload::<AccountEvent>()?;
     let (balance, status) = match &event {
-        E::AccountOpened { client_id, account_type, currency, initial_deposit, .. } => {
-            let agent: Option<(String,)> = sqlx::query_as("SELECT agent_id FROM clients WHERE id = $1")
-                .bind(client_id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-            let (agent,) = agent.ok_or_else(|| ProjectionError::Poison(format!("account {id} belongs to unknown client {client_id}")))?;
-            let account_type = serde_json::to_value(account_type)?.as_str().unwrap_or_default().to_string();
+        E::AccountOpened {
+            client_id,
+            account_type,
+            currency,
+            initial_deposit,
+            ..
+        } => {
+            // Streams arrive unordered: if the client is not projected yet, its
+            // onboarding fills the agent in (see clients::apply).
+            let agent: Option<(String,)> =
+                sqlx::query_as("SELECT agent_id FROM clients WHERE id = $1")
+                    .bind(client_id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let agent = agent.map(|(agent,)| agent).unwrap_or_default();
+            let account_type = serde_json::to_value(account_type)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             sqlx::query(
                 "INSERT INTO accounts (id, client_id, agent_id, account_type, currency, balance_minor, status, version, \
                  opened_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $8)",
@@ -92,7 +110,9 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
         | E::ExternalTransactionRecorded { balance_after, .. }
         | E::TransferDebited { balance_after, .. }
         | E::TransferCredited { balance_after, .. }
-        | E::TransferDebitReversed { balance_after, .. } => (Some(balance_after.amount_minor), None),
+        | E::TransferDebitReversed { balance_after, .. } => {
+            (Some(balance_after.amount_minor), None)
+        }
         E::AccountFrozen { .. } => (None, Some("frozen")),
         E::AccountUnfrozen => (None, Some("open")),
         E::AccountClosed => (None, Some("closed")),
@@ -109,7 +129,9 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(ProjectionError::Poison(format!("account {id} is not in the read model")));
+        return Err(ProjectionError::Poison(format!(
+            "account {id} is not in the read model"
+        )));
     }
     Ok(())
 }
@@ -118,18 +140,32 @@ const COLUMNS: &str = "SELECT id, client_id, agent_id, account_type, currency, b
      updated_at FROM accounts";
 
 pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<AccountView>, ProjectionError> {
-    let row: Option<Row> = sqlx::query_as(&format!("{COLUMNS} WHERE id = $1")).bind(id).fetch_optional(pool).await?;
+    let row: Option<Row> = sqlx::query_as(&format!("{COLUMNS} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(AccountView::from))
 }
 
 /// A client's accounts, oldest first.
-pub async fn of_client(pool: &AnyPool, client_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<AccountView>, ProjectionError> {
+pub async fn of_client(
+    pool: &AnyPool,
+    client_id: &str,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Page<AccountView>, ProjectionError> {
     let mut select = Select::new(COLUMNS);
     select.and("client_id = ?", [Param::Text(client_id.to_string())]);
     if let Some(cursor) = cursor {
         select.and("id > ?", [Param::Text(decode_cursor(cursor, 1)?.remove(0))]);
     }
     let (sql, params) = select.build("id ASC", limit);
-    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
-    Ok(paginate(rows.into_iter().map(AccountView::from).collect(), limit, |a: &AccountView| vec![a.id.clone()]))
+    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params)
+        .fetch_all(pool)
+        .await?;
+    Ok(paginate(
+        rows.into_iter().map(AccountView::from).collect(),
+        limit,
+        |a: &AccountView| vec![a.id.clone()],
+    ))
 }

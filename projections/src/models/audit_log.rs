@@ -21,7 +21,10 @@ pub struct AuditEntry {
     pub occurred_at: String,
 }
 
-pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    e: &Envelope<'_>,
+) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO audit_log (aggregate_type, aggregate_id, sequence, position, event_type, actor_id, actor_role, \
          correlation_id, causation_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -52,7 +55,10 @@ pub struct AuditFilter {
 }
 
 /// Newest first.
-pub async fn list(pool: &AnyPool, filter: AuditFilter) -> Result<Page<AuditEntry>, ProjectionError> {
+pub async fn list(
+    pool: &AnyPool,
+    filter: AuditFilter,
+) -> Result<Page<AuditEntry>, ProjectionError> {
     let mut select = Select::new(
         "SELECT position, aggregate_type, aggregate_id, sequence, event_type, actor_id, actor_role, correlation_id, \
          causation_id, occurred_at FROM audit_log",
@@ -70,10 +76,16 @@ pub async fn list(pool: &AnyPool, filter: AuditFilter) -> Result<Page<AuditEntry
         select.and("occurred_at < ?", [Param::Text(to)]);
     }
     if let Some(cursor) = &filter.cursor {
-        let position: i64 = decode_cursor(cursor, 1)?[0].parse().map_err(|_| ProjectionError::InvalidCursor)?;
+        let position: i64 = decode_cursor(cursor, 1)?[0]
+            .parse()
+            .map_err(|_| ProjectionError::InvalidCursor)?;
         select.and("position < ?", [Param::Int(position)]);
     }
     let (sql, params) = select.build("position DESC", filter.limit);
-    let rows: Vec<AuditEntry> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
-    Ok(paginate(rows, filter.limit, |a: &AuditEntry| vec![a.position.to_string()]))
+    let rows: Vec<AuditEntry> = bind_all(sqlx::query_as(&sql), params)
+        .fetch_all(pool)
+        .await?;
+    Ok(paginate(rows, filter.limit, |a: &AuditEntry| {
+        vec![a.position.to_string()]
+    }))
 }

@@ -90,21 +90,29 @@ impl From<Row> for ClientView {
 }
 
 fn enum_text<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 const SEARCH: &str = "LOWER(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') || ' ' || COALESCE(email, ''))";
 
-pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    e: &Envelope<'_>,
+) -> Result<(), ProjectionError> {
     let id = e.aggregate_id();
     match e.payload::<ClientEvent>()? {
-        ClientEvent::ClientOnboarded { agent_id, details, .. } => {
-            sqlx::query(&format!(
+        ClientEvent::ClientOnboarded {
+            agent_id, details, ..
+        } => {
+            sqlx::query(
                 "INSERT INTO clients (id, agent_id, first_name, last_name, date_of_birth, gender, email, phone, \
                  address_line1, address_city, address_state, address_country, address_postal_code, status, verified, erased, \
                  search, version, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', 0, 0, '', $14, $15, $15)"
-            ))
+            )
             .bind(id)
             .bind(agent_id.to_string())
             .bind(&details.first_name)
@@ -122,13 +130,27 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
             .bind(&e.occurred_at)
             .execute(&mut *conn)
             .await?;
+            // Accounts projected before their client (unordered delivery) get their agent now.
+            sqlx::query("UPDATE accounts SET agent_id = $1 WHERE client_id = $2 AND agent_id = ''")
+                .bind(agent_id.to_string())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         }
         ClientEvent::ContactDetailsUpdated(change) => {
             if let Some(email) = change.email {
-                sqlx::query("UPDATE clients SET email = $1 WHERE id = $2").bind(email.as_str()).bind(id).execute(&mut *conn).await?;
+                sqlx::query("UPDATE clients SET email = $1 WHERE id = $2")
+                    .bind(email.as_str())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
             }
             if let Some(phone) = change.phone {
-                sqlx::query("UPDATE clients SET phone = $1 WHERE id = $2").bind(phone.as_str()).bind(id).execute(&mut *conn).await?;
+                sqlx::query("UPDATE clients SET phone = $1 WHERE id = $2")
+                    .bind(phone.as_str())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
             }
             if let Some(address) = change.address {
                 sqlx::query(
@@ -147,19 +169,31 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
         }
         ClientEvent::ClientReassigned { to, .. } => {
             for table in ["clients", "accounts"] {
-                let key = if table == "clients" { "id" } else { "client_id" };
-                sqlx::query(&format!("UPDATE {table} SET agent_id = $1 WHERE {key} = $2"))
-                    .bind(to.to_string())
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                let key = if table == "clients" {
+                    "id"
+                } else {
+                    "client_id"
+                };
+                sqlx::query(&format!(
+                    "UPDATE {table} SET agent_id = $1 WHERE {key} = $2"
+                ))
+                .bind(to.to_string())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
             }
         }
         ClientEvent::ClientVerified { .. } => {
-            sqlx::query("UPDATE clients SET verified = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+            sqlx::query("UPDATE clients SET verified = 1 WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         }
         ClientEvent::ClientDeactivated { .. } => {
-            sqlx::query("UPDATE clients SET status = 'deactivated' WHERE id = $1").bind(id).execute(&mut *conn).await?;
+            sqlx::query("UPDATE clients SET status = 'deactivated' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         }
         ClientEvent::PersonalDataErased => {
             sqlx::query(
@@ -173,14 +207,18 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
         }
         ClientEvent::CommunicationSent { .. } => {}
     }
-    let updated = sqlx::query(&format!("UPDATE clients SET search = {SEARCH}, version = $1, updated_at = $2 WHERE id = $3"))
-        .bind(e.sequence())
-        .bind(&e.occurred_at)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let updated = sqlx::query(&format!(
+        "UPDATE clients SET search = {SEARCH}, version = $1, updated_at = $2 WHERE id = $3"
+    ))
+    .bind(e.sequence())
+    .bind(&e.occurred_at)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     if updated.rows_affected() == 0 {
-        return Err(ProjectionError::Poison(format!("client {id} is not in the read model")));
+        return Err(ProjectionError::Poison(format!(
+            "client {id} is not in the read model"
+        )));
     }
     Ok(())
 }
@@ -190,7 +228,10 @@ const COLUMNS: &str = "SELECT id, agent_id, first_name, last_name, date_of_birth
      updated_at FROM clients";
 
 pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<ClientView>, ProjectionError> {
-    let row: Option<Row> = sqlx::query_as(&format!("{COLUMNS} WHERE id = $1")).bind(id).fetch_optional(pool).await?;
+    let row: Option<Row> = sqlx::query_as(&format!("{COLUMNS} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(ClientView::from))
 }
 
@@ -205,13 +246,19 @@ pub struct ClientFilter {
 }
 
 /// Newest first.
-pub async fn list(pool: &AnyPool, filter: ClientFilter) -> Result<Page<ClientView>, ProjectionError> {
+pub async fn list(
+    pool: &AnyPool,
+    filter: ClientFilter,
+) -> Result<Page<ClientView>, ProjectionError> {
     let mut select = Select::new(COLUMNS);
     if let Some(agent) = filter.agent {
         select.and("agent_id = ?", [Param::Text(agent)]);
     }
     if let Some(q) = filter.q.filter(|q| !q.trim().is_empty()) {
-        select.and("search LIKE ? ESCAPE '\\'", [Param::Text(like_pattern(q.trim()))]);
+        select.and(
+            "search LIKE ? ESCAPE '\\'",
+            [Param::Text(like_pattern(q.trim()))],
+        );
     }
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);
@@ -221,7 +268,11 @@ pub async fn list(pool: &AnyPool, filter: ClientFilter) -> Result<Page<ClientVie
         select.and("id < ?", [Param::Text(key[0].clone())]);
     }
     let (sql, params) = select.build("id DESC", filter.limit);
-    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
+    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params)
+        .fetch_all(pool)
+        .await?;
     let views = rows.into_iter().map(ClientView::from).collect();
-    Ok(paginate(views, filter.limit, |c: &ClientView| vec![c.id.clone()]))
+    Ok(paginate(views, filter.limit, |c: &ClientView| {
+        vec![c.id.clone()]
+    }))
 }

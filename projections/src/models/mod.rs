@@ -8,6 +8,10 @@ pub mod transactions;
 
 /// `%text%` for LIKE, with the wildcards in `text` escaped (use `ESCAPE '\'`).
 pub(crate) fn like_pattern(text: &str) -> String {
-    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }

@@ -21,10 +21,19 @@ pub struct StaffView {
     pub updated_at: String,
 }
 
-pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    e: &Envelope<'_>,
+) -> Result<(), ProjectionError> {
     let id = e.aggregate_id();
     let (role, status) = match e.payload::<StaffEvent>()? {
-        StaffEvent::StaffCreated { username, email, full_name, role, .. } => {
+        StaffEvent::StaffCreated {
+            username,
+            email,
+            full_name,
+            role,
+            ..
+        } => {
             sqlx::query(
                 "INSERT INTO staff (id, username, email, full_name, role, status, version, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, 'enabled', $6, $7, $7)",
@@ -56,7 +65,9 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(ProjectionError::Poison(format!("staff {id} is not in the read model")));
+        return Err(ProjectionError::Poison(format!(
+            "staff {id} is not in the read model"
+        )));
     }
     Ok(())
 }
@@ -64,7 +75,10 @@ pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<
 const COLUMNS: &str = "SELECT id, username, email, full_name, role, status, version, created_at, updated_at FROM staff";
 
 pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<StaffView>, ProjectionError> {
-    Ok(sqlx::query_as(&format!("{COLUMNS} WHERE id = $1")).bind(id).fetch_optional(pool).await?)
+    Ok(sqlx::query_as(&format!("{COLUMNS} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,13 +100,20 @@ pub async fn list(pool: &AnyPool, filter: StaffFilter) -> Result<Page<StaffView>
     }
     if let Some(cursor) = &filter.cursor {
         let key = decode_cursor(cursor, 2)?;
-        select.and("(username > ? OR (username = ? AND id > ?))", [
-            Param::Text(key[0].clone()),
-            Param::Text(key[0].clone()),
-            Param::Text(key[1].clone()),
-        ]);
+        select.and(
+            "(username > ? OR (username = ? AND id > ?))",
+            [
+                Param::Text(key[0].clone()),
+                Param::Text(key[0].clone()),
+                Param::Text(key[1].clone()),
+            ],
+        );
     }
     let (sql, params) = select.build("username ASC, id ASC", filter.limit);
-    let rows: Vec<StaffView> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
-    Ok(paginate(rows, filter.limit, |s: &StaffView| vec![s.username.clone(), s.id.clone()]))
+    let rows: Vec<StaffView> = bind_all(sqlx::query_as(&sql), params)
+        .fetch_all(pool)
+        .await?;
+    Ok(paginate(rows, filter.limit, |s: &StaffView| {
+        vec![s.username.clone(), s.id.clone()]
+    }))
 }

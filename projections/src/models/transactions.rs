@@ -44,8 +44,14 @@ pub struct TransactionView {
 impl From<Row> for TransactionView {
     fn from(row: Row) -> Self {
         TransactionView {
-            amount: MoneyView { amount_minor: row.amount_minor, currency: row.currency.clone() },
-            balance_after: MoneyView { amount_minor: row.balance_after_minor, currency: row.currency },
+            amount: MoneyView {
+                amount_minor: row.amount_minor,
+                currency: row.currency.clone(),
+            },
+            balance_after: MoneyView {
+                amount_minor: row.balance_after_minor,
+                currency: row.currency,
+            },
             id: row.id,
             account_id: row.account_id,
             kind: row.kind,
@@ -84,42 +90,106 @@ fn line(event: AccountEvent) -> Option<Line> {
         occurred_at: None,
     };
     Some(match event {
-        E::AccountOpened { initial_deposit, opening_transaction_id, .. } if !initial_deposit.is_zero() => {
-            plain(opening_transaction_id, "opening_deposit", initial_deposit, initial_deposit, None)
-        }
-        E::MoneyDeposited { transaction_id, amount, description, balance_after } => {
-            plain(transaction_id, "deposit", amount, balance_after, description)
-        }
-        E::MoneyWithdrawn { transaction_id, amount, description, balance_after } => {
-            plain(transaction_id, "withdrawal", amount, balance_after, description)
-        }
-        E::ExternalTransactionRecorded { transaction_id, external_id, direction, amount, booked_at, description, balance_after } => {
-            let kind = if direction == Direction::Credit { "external_credit" } else { "external_debit" };
+        E::AccountOpened {
+            initial_deposit,
+            opening_transaction_id,
+            ..
+        } if !initial_deposit.is_zero() => plain(
+            opening_transaction_id,
+            "opening_deposit",
+            initial_deposit,
+            initial_deposit,
+            None,
+        ),
+        E::MoneyDeposited {
+            transaction_id,
+            amount,
+            description,
+            balance_after,
+        } => plain(
+            transaction_id,
+            "deposit",
+            amount,
+            balance_after,
+            description,
+        ),
+        E::MoneyWithdrawn {
+            transaction_id,
+            amount,
+            description,
+            balance_after,
+        } => plain(
+            transaction_id,
+            "withdrawal",
+            amount,
+            balance_after,
+            description,
+        ),
+        E::ExternalTransactionRecorded {
+            transaction_id,
+            external_id,
+            direction,
+            amount,
+            booked_at,
+            description,
+            balance_after,
+        } => {
+            let kind = if direction == Direction::Credit {
+                "external_credit"
+            } else {
+                "external_debit"
+            };
             Line {
                 external_id: Some(external_id),
                 occurred_at: Some(crate::timestamp(booked_at)),
                 ..plain(transaction_id, kind, amount, balance_after, description)
             }
         }
-        E::TransferDebited { transaction_id, transfer_id, to_account, amount, balance_after } => Line {
+        E::TransferDebited {
+            transaction_id,
+            transfer_id,
+            to_account,
+            amount,
+            balance_after,
+        } => Line {
             transfer_id: Some(transfer_id.to_string()),
             counterparty: Some(to_account.to_string()),
             ..plain(transaction_id, "transfer_out", amount, balance_after, None)
         },
-        E::TransferCredited { transaction_id, transfer_id, from_account, amount, balance_after } => Line {
+        E::TransferCredited {
+            transaction_id,
+            transfer_id,
+            from_account,
+            amount,
+            balance_after,
+        } => Line {
             transfer_id: Some(transfer_id.to_string()),
             counterparty: Some(from_account.to_string()),
             ..plain(transaction_id, "transfer_in", amount, balance_after, None)
         },
-        E::TransferDebitReversed { transaction_id, transfer_id, amount, balance_after } => Line {
+        E::TransferDebitReversed {
+            transaction_id,
+            transfer_id,
+            amount,
+            balance_after,
+        } => Line {
             transfer_id: Some(transfer_id.to_string()),
-            ..plain(transaction_id, "transfer_reversal", amount, balance_after, None)
+            ..plain(
+                transaction_id,
+                "transfer_reversal",
+                amount,
+                balance_after,
+                None,
+            )
         },
         _ => return None,
     })
 }
 
-pub(crate) async fn apply(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    e: &Envelope<'_>,
+) -> Result<(), ProjectionError> {
     let Some(line) = line(e.payload::<AccountEvent>()?) else {
         return Ok(());
     };
@@ -156,7 +226,10 @@ pub struct TransactionFilter {
 }
 
 /// Newest first.
-pub async fn list(pool: &AnyPool, filter: TransactionFilter) -> Result<Page<TransactionView>, ProjectionError> {
+pub async fn list(
+    pool: &AnyPool,
+    filter: TransactionFilter,
+) -> Result<Page<TransactionView>, ProjectionError> {
     let mut select = Select::new(
         "SELECT id, account_id, kind, amount_minor, currency, balance_after_minor, description, transfer_id, \
          counterparty_account_id, external_id, occurred_at FROM transactions",
@@ -170,14 +243,21 @@ pub async fn list(pool: &AnyPool, filter: TransactionFilter) -> Result<Page<Tran
     }
     if let Some(cursor) = &filter.cursor {
         let key = decode_cursor(cursor, 2)?;
-        select.and("(occurred_at < ? OR (occurred_at = ? AND id < ?))", [
-            Param::Text(key[0].clone()),
-            Param::Text(key[0].clone()),
-            Param::Text(key[1].clone()),
-        ]);
+        select.and(
+            "(occurred_at < ? OR (occurred_at = ? AND id < ?))",
+            [
+                Param::Text(key[0].clone()),
+                Param::Text(key[0].clone()),
+                Param::Text(key[1].clone()),
+            ],
+        );
     }
     let (sql, params) = select.build("occurred_at DESC, id DESC", filter.limit);
-    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params).fetch_all(pool).await?;
+    let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params)
+        .fetch_all(pool)
+        .await?;
     let views = rows.into_iter().map(TransactionView::from).collect();
-    Ok(paginate(views, filter.limit, |t: &TransactionView| vec![t.occurred_at.clone(), t.id.clone()]))
+    Ok(paginate(views, filter.limit, |t: &TransactionView| {
+        vec![t.occurred_at.clone(), t.id.clone()]
+    }))
 }

@@ -1,0 +1,361 @@
+//! The projector under at-least-once, unordered delivery: duplicates are skipped, a gap is
+//! filled from the event store, out-of-order delivery ends in the same state as in-order,
+//! and a poison event is dead-lettered without stopping other streams.
+
+use chrono::Utc;
+use domain::account::{Account, AccountCommand, AccountType};
+use domain::client::{Client, ClientCommand};
+use domain::contact::{Address, PersonalDetails};
+use domain::metadata::CommandMetadata;
+use domain::policy::Role;
+use domain::{AccountId, ClientId, Currency, Money, StaffId, TransactionId};
+use event_store::{Backend, EventStore, Expected, StoredEvent};
+use projections::models::{accounts, transactions};
+use projections::{sqlite_url, CatchUp, Projector, ReadStore, SystemLog};
+use std::sync::Arc;
+
+struct Setup {
+    store: Arc<EventStore>,
+    read: Arc<ReadStore>,
+    log: Arc<SystemLog>,
+    projector: Projector,
+    _dir: tempfile::TempDir,
+}
+
+fn metadata() -> CommandMetadata {
+    CommandMetadata {
+        actor_id: "agent".into(),
+        actor_role: Role::Agent,
+        correlation_id: "c".into(),
+        causation_id: "c".into(),
+        idempotency_key: None,
+        occurred_at: Utc::now(),
+    }
+}
+
+fn eur(amount: i64) -> Money {
+    Money::positive(amount, Currency::parse("EUR").unwrap()).unwrap()
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EventStore::new(
+        Backend::open_sqlite(&dir.path().join("ledger.db"))
+            .await
+            .unwrap(),
+    ));
+    let read = Arc::new(
+        ReadStore::open(&sqlite_url(&dir.path().join("read.db")))
+            .await
+            .unwrap(),
+    );
+    let log = Arc::new(
+        SystemLog::open(&sqlite_url(&dir.path().join("log.db")))
+            .await
+            .unwrap(),
+    );
+    let projector = Projector::new(store.clone(), read.clone(), log.clone());
+    Setup {
+        store,
+        read,
+        log,
+        projector,
+        _dir: dir,
+    }
+}
+
+/// A client with one account that saw `deposits` deposits of 10; returns the account id.
+async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
+    let client = ClientId::new();
+    let details = PersonalDetails::builder()
+        .first_name("Ada")
+        .last_name("Lovelace")
+        .date_of_birth("1990-01-01")
+        .gender("female")
+        .email("ada@example.com")
+        .phone("+3531234567")
+        .address(
+            Address::builder()
+                .line1("1 Main St")
+                .city("Dublin")
+                .country("IE")
+                .postal_code("D01"),
+        )
+        .build(Utc::now().date_naive())
+        .unwrap();
+    store
+        .execute::<Client>(
+            &client.to_string(),
+            Expected::Any,
+            &metadata(),
+            ClientCommand::Onboard {
+                client_id: client,
+                agent_id: StaffId::new(),
+                details,
+            },
+        )
+        .await
+        .unwrap();
+    let account = AccountId::new();
+    let open = AccountCommand::Open {
+        account_id: account,
+        client_id: client,
+        account_type: AccountType::Checking,
+        currency: Currency::parse("EUR").unwrap(),
+        initial_deposit: None,
+        opening_transaction_id: TransactionId::new(),
+    };
+    store
+        .execute::<Account>(&account.to_string(), Expected::Any, &metadata(), open)
+        .await
+        .unwrap();
+    for _ in 0..deposits {
+        let deposit = AccountCommand::Deposit {
+            transaction_id: TransactionId::new(),
+            amount: eur(10),
+            description: None,
+        };
+        store
+            .execute::<Account>(&account.to_string(), Expected::Any, &metadata(), deposit)
+            .await
+            .unwrap();
+    }
+    account.to_string()
+}
+
+async fn deliver(setup: &Setup, events: &[StoredEvent]) -> CatchUp {
+    let pool = setup.read.pool();
+    let mut tx = pool.begin().await.unwrap();
+    let mut stats = CatchUp::default();
+    for event in events {
+        setup
+            .projector
+            .deliver(&mut tx, event, &mut stats)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    stats
+}
+
+async fn balance(setup: &Setup, account: &str) -> (i64, i64) {
+    let view = accounts::get(&setup.read.pool(), account)
+        .await
+        .unwrap()
+        .expect("the account is projected");
+    (view.balance.amount_minor, view.version)
+}
+
+async fn history_len(setup: &Setup, account: &str) -> usize {
+    let filter = transactions::TransactionFilter {
+        account_id: account.into(),
+        limit: 200,
+        ..Default::default()
+    };
+    transactions::list(&setup.read.pool(), filter)
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn duplicates_are_skipped() {
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 3).await;
+    let events = setup.store.read_after(0, 100).await.unwrap();
+    let first = deliver(&setup, &events).await;
+    assert_eq!((first.applied, first.skipped), (5, 0));
+    let again = deliver(&setup, &events).await;
+    assert_eq!((again.applied, again.skipped), (0, 5));
+    assert_eq!(balance(&setup, &account).await, (30, 4));
+    assert_eq!(
+        history_len(&setup, &account).await,
+        3,
+        "no movement is counted twice"
+    );
+}
+
+#[tokio::test]
+async fn out_of_order_delivery_ends_in_the_same_state() {
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 4).await;
+    let mut events = setup.store.read_after(0, 100).await.unwrap();
+    events.reverse();
+    let stats = deliver(&setup, &events).await;
+    assert_eq!(
+        stats.applied, 6,
+        "the first delivery (the last event) pulls in every earlier one"
+    );
+    assert_eq!(stats.skipped, 4);
+    assert_eq!(balance(&setup, &account).await, (40, 5));
+    let view = accounts::get(&setup.read.pool(), &account)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !view.agent_id.is_empty(),
+        "the client, projected after its account, named the agent"
+    );
+    assert_eq!(history_len(&setup, &account).await, 4);
+}
+
+#[tokio::test]
+async fn a_gap_is_filled_from_the_store() {
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 2).await;
+    let events = setup.store.read_after(0, 100).await.unwrap();
+    // Client, account opened, then the second deposit without the first.
+    let stats = deliver(
+        &setup,
+        &[events[0].clone(), events[1].clone(), events[3].clone()],
+    )
+    .await;
+    assert_eq!(stats.applied, 4);
+    assert_eq!(balance(&setup, &account).await, (20, 3));
+}
+
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_and_blocks_only_its_stream() {
+    let setup = setup().await;
+    let healthy = account_with_deposits(&setup.store, 1).await;
+    let broken = account_with_deposits(&setup.store, 0).await;
+    let events = setup.store.read_after(0, 100).await.unwrap();
+    deliver(&setup, &events).await;
+
+    let template = events.last().unwrap().clone();
+    let mut poison = template.clone();
+    poison.position = 10_000;
+    poison.event.sequence = 2;
+    poison.event.event_type = "MoneyDeposited".into();
+    poison.event.payload = serde_json::json!({"MoneyDeposited": {"amount": "lots"}});
+    let mut after = poison.clone();
+    after.position = 10_001;
+    after.event.sequence = 3;
+    let stats = deliver(&setup, &[poison, after]).await;
+    assert_eq!((stats.applied, stats.dead_lettered), (0, 2));
+
+    // Other streams carry on.
+    let deposit = AccountCommand::Deposit {
+        transaction_id: TransactionId::new(),
+        amount: eur(5),
+        description: None,
+    };
+    setup
+        .store
+        .execute::<Account>(&healthy, Expected::Any, &metadata(), deposit)
+        .await
+        .unwrap();
+    let caught_up = setup.projector.catch_up().await.unwrap();
+    assert!(caught_up.applied >= 1);
+    assert_eq!(balance(&setup, &healthy).await, (15, 3));
+    assert_eq!(balance(&setup, &broken).await, (0, 1));
+
+    let pool = setup.read.pool();
+    let (dead,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM dead_letters WHERE aggregate_id = $1")
+            .bind(&broken)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(dead, 2);
+    let logged = setup
+        .log
+        .list(projections::system_log::LogFilter {
+            category: Some("projection".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logged.items.len(), 1);
+    assert_eq!(logged.items[0].level, "error");
+}
+
+#[tokio::test]
+async fn a_crash_mid_batch_resumes_from_the_checkpoint() {
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 3).await;
+    // A batch that applied but never committed leaves nothing behind.
+    {
+        let pool = setup.read.pool();
+        let mut tx = pool.begin().await.unwrap();
+        let mut stats = CatchUp::default();
+        for event in setup.store.read_after(0, 100).await.unwrap() {
+            setup
+                .projector
+                .deliver(&mut tx, &event, &mut stats)
+                .await
+                .unwrap();
+        }
+        tx.rollback().await.unwrap();
+    }
+    assert!(accounts::get(&setup.read.pool(), &account)
+        .await
+        .unwrap()
+        .is_none());
+    let resumed = setup.projector.catch_up().await.unwrap();
+    assert_eq!(resumed.applied, 5);
+    assert_eq!(balance(&setup, &account).await, (30, 4));
+    assert_eq!(setup.projector.catch_up().await.unwrap().applied, 0);
+}
+
+/// The same events projected into PostgreSQL (as on Aurora) give the same views as in
+/// SQLite: one schema and one set of queries serve both.
+#[tokio::test]
+async fn postgres_read_models_match_sqlite() {
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 3).await;
+    setup.projector.catch_up().await.unwrap();
+
+    let server = std::env::var("CRM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("crm_read_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .expect("PostgreSQL must be running (see .ci/run)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pg_read = Arc::new(ReadStore::open(&format!("{server}/{name}")).await.unwrap());
+    let pg_log = Arc::new(SystemLog::open(&format!("{server}/{name}")).await.unwrap());
+    let pg_projector = Projector::new(setup.store.clone(), pg_read.clone(), pg_log);
+    let caught_up = pg_projector.catch_up().await.unwrap();
+    assert_eq!(caught_up.applied, 5);
+
+    let sqlite_view = accounts::get(&setup.read.pool(), &account).await.unwrap();
+    let pg_view = accounts::get(&pg_read.pool(), &account).await.unwrap();
+    assert_eq!(sqlite_view, pg_view);
+    let history = |pool| {
+        let filter = transactions::TransactionFilter {
+            account_id: account.clone(),
+            limit: 2,
+            ..Default::default()
+        };
+        async move { transactions::list(&pool, filter).await.unwrap() }
+    };
+    let (sqlite_page, pg_page) = (
+        history(setup.read.pool()).await,
+        history(pg_read.pool()).await,
+    );
+    assert_eq!(sqlite_page.items, pg_page.items);
+    assert_eq!(sqlite_page.next_cursor, pg_page.next_cursor);
+    let clients = projections::models::clients::list(
+        &pg_read.pool(),
+        projections::models::clients::ClientFilter {
+            q: Some("love".into()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(clients.items.len(), 1);
+
+    pg_read.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
