@@ -1,0 +1,177 @@
+//! Kills `crm serve` with SIGKILL in the middle of a burst of commands, restarts it, and
+//! checks that no accepted command was lost and that the read models equal a fresh
+//! rebuild from the event store.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT_PASSWORD: &str = "root-password-for-crash";
+const PASSWORD: &str = "a-long-enough-password";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+async fn start(data_dir: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the crm binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client.get(format!("{base}/health/ready")).send().await {
+            if response.status() == StatusCode::OK {
+                return Server { child, base };
+            }
+        }
+        assert!(Instant::now() < deadline, "crm serve did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            (status, response.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Value::Null),
+    }
+}
+
+async fn login(http: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let (status, body) = call(http, reqwest::Method::POST, format!("{base}/auth/login"), None, Some(json!({"username": username, "password": password}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn create_staff(http: &reqwest::Client, base: &str, token: &str, username: &str, role: &str) -> String {
+    let body = json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Crash Test", "role": role, "password": PASSWORD});
+    let (status, reply) = call(http, reqwest::Method::POST, format!("{base}/v1/staff"), Some(token), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    login(http, base, username, PASSWORD).await
+}
+
+/// Every page of a list.
+async fn all(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{base}{path}{separator}limit=200");
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, page) = call(http, reqwest::Method::GET, url, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return items,
+        }
+    }
+}
+
+async fn snapshot(http: &reqwest::Client, base: &str, auditor: &str, accounts: &[String]) -> Vec<Value> {
+    let mut views = vec![Value::Array(all(http, base, auditor, "/v1/audit/log").await)];
+    for account in accounts {
+        views.push(call(http, reqwest::Method::GET, format!("{base}/v1/accounts/{account}"), Some(auditor), None).await.1);
+        views.push(Value::Array(all(http, base, auditor, &format!("/v1/accounts/{account}/transactions")).await));
+    }
+    views
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_no_accepted_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut server = start(dir.path(), port).await;
+    let base = server.base.clone();
+    let root = login(&http, &base, "root", ROOT_PASSWORD).await;
+    let admin = create_staff(&http, &base, &root, "crash.admin", "admin").await;
+    let agent = create_staff(&http, &base, &admin, "crash.agent", "agent").await;
+    let auditor = create_staff(&http, &base, &admin, "crash.auditor", "auditor").await;
+    let client_body = json!({"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1990-12-10", "gender": "female",
+        "email": "ada@example.com", "phone": "+353 1 234 5678",
+        "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01"}});
+    let (_, client) = call(&http, reqwest::Method::POST, format!("{base}/v1/clients"), Some(&agent), Some(client_body)).await;
+    let client = client["id"].as_str().unwrap().to_string();
+    let mut accounts = Vec::new();
+    for _ in 0..4 {
+        let (status, account) = call(&http, reqwest::Method::POST, format!("{base}/v1/clients/{client}/accounts"), Some(&agent), Some(json!({"account_type": "checking", "currency": "EUR"}))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        accounts.push(account["id"].as_str().unwrap().to_string());
+    }
+
+    // A burst of deposits from eight concurrent clients, cut short by SIGKILL.
+    let burst: Vec<_> = (0..8)
+        .map(|worker| {
+            let (http, base, agent, account) = (http.clone(), base.clone(), agent.clone(), accounts[worker % 4].clone());
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                for _ in 0..2_000 {
+                    let body = json!({"amount": {"amount_minor": 1, "currency": "EUR"}});
+                    let (status, reply) = call(&http, reqwest::Method::POST, format!("{base}/v1/accounts/{account}/deposits"), Some(&agent), Some(body)).await;
+                    if status == StatusCode::CREATED {
+                        accepted.push((account.clone(), reply["transaction_id"].as_str().unwrap().to_string()));
+                    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+                        break;
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut accepted = Vec::new();
+    for task in burst {
+        accepted.extend(task.await.unwrap());
+    }
+    assert!(accepted.len() > 20, "the burst was under way when the server died ({} accepted)", accepted.len());
+
+    let mut server = start(dir.path(), port).await;
+    for account in &accounts {
+        let history: HashSet<String> = all(&http, &base, &auditor, &format!("/v1/accounts/{account}/transactions")).await
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect();
+        let (_, view) = call(&http, reqwest::Method::GET, format!("{base}/v1/accounts/{account}"), Some(&auditor), None).await;
+        assert_eq!(view["balance"]["amount_minor"].as_u64().unwrap() as usize, history.len(), "balance = number of deposits of 1");
+        for (_, id) in accepted.iter().filter(|(a, _)| a == account) {
+            assert!(history.contains(id), "accepted deposit {id} was lost");
+        }
+    }
+    let before = snapshot(&http, &base, &auditor, &accounts).await;
+    let (status, body) = call(&http, reqwest::Method::POST, format!("{base}/v1/admin/rebuild"), Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(snapshot(&http, &base, &auditor, &accounts).await, before, "incremental read models equal a fresh rebuild");
+    let (_, verify) = call(&http, reqwest::Method::GET, format!("{base}/v1/audit/verify"), Some(&auditor), None).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
