@@ -20,6 +20,17 @@ enum Command {
     /// Manage integration workers (OAuth client-credentials clients).
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Rebuild every read model from the event store into a fresh copy and swap it in.
+    /// With --server, the running server does it while it keeps serving (admin
+    /// credentials from CRM_USERNAME / CRM_PASSWORD); without, it is done on the data
+    /// directory of a stopped server.
+    Replay {
+        #[command(flatten)]
+        data: DataDir,
+        /// The URL of a running `crm serve`.
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +95,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::serve::serve(config, args.addr).await
         }
+        Command::Replay { data, server: Some(url) } => crate::replay::through_server(&url, &data.data_dir).await,
+        Command::Replay { data, server: None } => crate::replay::offline(&data.data_dir).await,
         Command::Worker(WorkerCommand::Add { name, data }) => {
             std::fs::create_dir_all(&data.data_dir)?;
             let directory =

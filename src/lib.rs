@@ -7,6 +7,7 @@ pub mod config;
 mod health;
 mod observe;
 mod rebuild;
+pub mod replay;
 pub mod serve;
 mod sign_ins;
 

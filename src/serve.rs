@@ -242,12 +242,16 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
             config.root_username
         );
     }
+    // Tells `crm replay` that a server owns this data directory, and where.
+    let lock = config.data_dir.join(crate::replay::SERVER_FILE);
+    std::fs::write(&lock, &public_url).with_context(|| format!("writing {}", lock.display()))?;
     tracing::info!(%local, %public_url, data_dir = %config.data_dir.display(), "serving");
     eprintln!("Ledgerline is serving on {public_url}");
     axum::serve(listener, app.router.clone())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     app.close().await;
+    let _ = std::fs::remove_file(&lock);
     tracing::info!("stopped");
     Ok(())
 }

@@ -172,6 +172,33 @@ async fn a_killed_server_loses_no_accepted_command() {
     assert_eq!(snapshot(&http, &base, &auditor, &accounts).await, before, "incremental read models equal a fresh rebuild");
     let (_, verify) = call(&http, reqwest::Method::GET, format!("{base}/v1/audit/verify"), Some(&auditor), None).await;
     assert_eq!(verify["ok"], true, "{verify}");
+
+    // `crm replay` refuses to rebuild offline under a live server …
+    let refused = Command::new(env!("CARGO_BIN_EXE_crm")).args(["replay", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--server"));
+    // … rebuilds through it while it serves …
+    let through = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["replay", "--server", &base, "--data-dir"])
+        .arg(dir.path())
+        .env("CRM_USERNAME", "crash.admin")
+        .env("CRM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+    // … and offline once it is gone.
+    let offline = Command::new(env!("CARGO_BIN_EXE_crm")).args(["replay", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    assert!(String::from_utf8_lossy(&offline.stdout).contains("events/s"));
+    let server = start(dir.path(), port).await;
+    assert_eq!(snapshot(&http, &base, &auditor_after_restart(&http, &base).await, &accounts).await, before);
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+async fn auditor_after_restart(http: &reqwest::Client, base: &str) -> String {
+    login(http, base, "crash.auditor", PASSWORD).await
 }
