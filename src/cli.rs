@@ -69,6 +69,11 @@ enum WorkerCommand {
     },
 }
 
+/// On unless set to `0`, `false` or `off`.
+fn env_flag(name: &str) -> bool {
+    !matches!(std::env::var(name).as_deref(), Ok("0" | "false" | "off"))
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn".into());
@@ -92,6 +97,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .ok()
                     .filter(|p| !p.is_empty()),
                 ui_redirect_uris: args.ui_redirect_uri,
+                store: event_store::SqliteOptions {
+                    group_commit: env_flag("CRM_GROUP_COMMIT"),
+                    aggregate_cache: env_flag("CRM_AGGREGATE_CACHE"),
+                },
             };
             crate::serve::serve(config, args.addr).await
         }

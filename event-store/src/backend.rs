@@ -8,19 +8,37 @@ use std::path::Path;
 use std::time::Duration;
 
 use postgres_es::PostgresEventRepository;
-use sqlite_es::SqliteEventRepository;
 
 use crate::error::StoreError;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+use crate::sqlite_writer::SqliteRepository;
+
+/// How the embedded store runs; both on by default. Turning them off is for measuring
+/// what they are worth (docs/performance.md).
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteOptions {
+    /// Batch concurrent appends into one durable commit.
+    pub group_commit: bool,
+    /// Keep aggregates in memory between commands.
+    pub aggregate_cache: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { group_commit: true, aggregate_cache: true }
+    }
+}
+
 /// The database behind the store: the cqrs-es repository for appends and loads, and the
 /// pool for the queries cqrs-es does not offer (audit reads, idempotency).
 pub enum Backend {
     Sqlite {
-        repository: SqliteEventRepository,
+        repository: SqliteRepository,
         pool: SqlitePool,
+        options: SqliteOptions,
     },
     Postgres {
         repository: PostgresEventRepository,
@@ -32,7 +50,11 @@ impl Backend {
     /// Opens (creating if needed) the SQLite store at `path`. WAL with
     /// `synchronous=FULL`: a commit that returned is on disk, even after power loss.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
+        Self::open_sqlite_with(path, SqliteOptions::default()).await
+    }
+
+    pub async fn open_sqlite_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -41,12 +63,13 @@ impl Backend {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(connect)
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         Ok(Backend::Sqlite {
-            repository: SqliteEventRepository::new(pool.clone()),
+            repository: SqliteRepository::new(pool.clone(), options.group_commit),
             pool,
+            options,
         })
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
-use crate::store::EventStore;
+use crate::store::{EventStore, Loaded};
 
 /// How many times a command is re-decided after losing a race with another process.
 const MAX_ATTEMPTS: u32 = 8;
@@ -86,7 +86,7 @@ impl EventStore {
         command: A::Command,
     ) -> Result<Committed<A>, ExecuteError<A::Error>>
     where
-        A: Aggregate<Services = ()> + Clone,
+        A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: Clone,
     {
         let _guard = self.locks.lock(format!("{}/{id}", A::TYPE)).await;
@@ -110,11 +110,17 @@ impl EventStore {
             let events = sink.collect().await;
             match self.append::<A>(id, &before, &events, metadata).await {
                 Ok(sealed) => {
+                    let version = loaded.version + sealed.len() as u64;
+                    if let Some(last) = sealed.last() {
+                        let last_hash = last.metadata[domain::metadata::HASH].as_str().unwrap_or_default().to_string();
+                        let after = Loaded { aggregate: loaded.aggregate.clone(), version, last_hash };
+                        self.cache.put(Self::cache_key::<A>(id), after);
+                    }
                     return Ok(Committed {
-                        version: loaded.version + sealed.len() as u64,
+                        version,
                         aggregate: loaded.aggregate,
                         events: sealed,
-                    })
+                    });
                 }
                 Err(StoreError::Conflict) => {
                     tracing::debug!(

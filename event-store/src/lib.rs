@@ -4,13 +4,15 @@
 //! and retries; and the durable idempotency records.
 
 mod backend;
+mod cache;
 mod error;
 mod executor;
 mod feed;
 pub mod idempotency;
+mod sqlite_writer;
 mod store;
 
-pub use backend::Backend;
+pub use backend::{Backend, SqliteOptions};
 pub use error::StoreError;
 pub use executor::{Committed, ExecuteError, Expected};
 pub use feed::StoredEvent;

@@ -14,6 +14,7 @@ pub struct EventStore {
     pub(crate) backend: Backend,
     pub(crate) locks: crate::executor::StreamLocks,
     pub(crate) commits: std::sync::Arc<tokio::sync::Notify>,
+    pub(crate) cache: crate::cache::AggregateCache,
 }
 
 /// An aggregate as loaded: its state, its version (the last sequence) and the hash of its
@@ -32,20 +33,45 @@ impl<A: Aggregate> Loaded<A> {
 }
 
 impl EventStore {
+    /// A store over `backend`. Aggregates are cached in memory for the embedded SQLite
+    /// store, whose owning process is its only writer; not for PostgreSQL, which several
+    /// processes may share.
     pub fn new(backend: Backend) -> Self {
+        let cache = crate::cache::AggregateCache::new(matches!(
+            backend,
+            Backend::Sqlite { options: crate::backend::SqliteOptions { aggregate_cache: true, .. }, .. }
+        ));
         EventStore {
             backend,
             locks: Default::default(),
             commits: Default::default(),
+            cache,
         }
+    }
+
+    pub(crate) fn cache_key<A: Aggregate>(id: &str) -> String {
+        format!("{}/{id}", A::TYPE)
     }
 
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
 
-    /// Loads the aggregate `id` by replaying its stream.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+    /// Loads the aggregate `id` (from the cache, or by replaying its stream).
+    pub async fn load<A: Aggregate + Clone + 'static>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+        let key = Self::cache_key::<A>(id);
+        if let Some(loaded) = self.cache.get::<A>(&key) {
+            return Ok(loaded);
+        }
+        let loaded = self.load_from_store::<A>(id).await?;
+        if loaded.exists() {
+            self.cache.put(key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the aggregate `id` by replaying its stream, bypassing the cache.
+    pub async fn load_from_store<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
         let events = with_repository!(&self.backend, repo => repo.get_events::<A>(id).await)?;
         let mut loaded = Loaded {
             aggregate: A::default(),
@@ -102,6 +128,9 @@ impl EventStore {
         if sealed.is_empty() {
             return Ok(sealed);
         }
+        // Whatever happens next, a cached copy of this stream may be out of date; the
+        // executor puts the new state back after a successful command.
+        self.cache.evict(&Self::cache_key::<A>(id));
         with_repository!(&self.backend, repo => repo.persist::<A>(&sealed, None).await)?;
         // A stored permit: the follower wakes even if it was busy when we committed.
         self.commits.notify_one();

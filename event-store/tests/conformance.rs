@@ -277,7 +277,8 @@ async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
     for result in futures::future::join_all(tasks).await {
         result.unwrap();
     }
-    let loaded = fixture.store.load::<Account>(&key).await.unwrap();
+    // Read from storage: each store's in-memory cache knows only its own writes.
+    let loaded = fixture.store.load_from_store::<Account>(&key).await.unwrap();
     assert_eq!(loaded.version, 21);
     assert_eq!(loaded.aggregate.balance.amount_minor, 20);
     other.backend().close().await;

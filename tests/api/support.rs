@@ -79,6 +79,7 @@ impl TestApp {
             root_username: "root".into(),
             root_password: Some(ROOT_PASSWORD.into()),
             ui_redirect_uris: vec!["http://127.0.0.1:5173/callback".into()],
+            store: event_store::SqliteOptions::default(),
         };
         let base = config.public_url_for(addr);
         let app = crm::build(&config, &base).await.unwrap();

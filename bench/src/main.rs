@@ -1,0 +1,261 @@
+//! Ledgerline's benchmark. `load`: starts `crm serve` (the release build) on a fresh data
+//! directory, drives it over loopback HTTP with N concurrent clients on many accounts,
+//! and prints commands/s, command latency p50/p99, projection lag p50/p99 (command
+//! accepted → visible in the query API) and the server's peak RSS. `replay`: writes
+//! N events to a fresh store and times rebuilding the read models from them.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Commands over HTTP against `crm serve`.
+    Load {
+        /// The crm binary (build it with `cargo build --release`).
+        #[arg(long, default_value = "target/release/crm")]
+        crm: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 500)]
+        accounts: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Every Nth command also measures how long until the query API shows it.
+        #[arg(long, default_value_t = 10)]
+        lag_every: usize,
+    },
+    /// Rebuild throughput over a store of `events` events.
+    Replay {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::Load { crm, clients, accounts, seconds, lag_every } => load(crm, clients, accounts, seconds, lag_every).await,
+        Bench::Replay { events } => replay(events).await,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Peak resident set size of a process, from /proc.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> anyhow::Result<(u16, Value)> {
+    let mut request = http.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+async fn login(http: &reqwest::Client, base: &str, username: &str, password: &str) -> anyhow::Result<String> {
+    let (_, body) = post(http, format!("{base}/auth/login"), None, json!({"username": username, "password": password})).await?;
+    Ok(body["access_token"].as_str().context("login failed")?.to_string())
+}
+
+async fn load(crm: PathBuf, clients: usize, accounts: usize, seconds: u64, lag_every: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new(&crm)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("CRM_ROOT_PASSWORD", "bench-root-password")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (cargo build --release first)", crm.display()))?;
+    let pid = child.id();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let ready = Instant::now();
+    while http.get(format!("{base}/health/ready")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+        if ready.elapsed() > Duration::from_secs(30) {
+            bail!("crm serve did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let root = login(&http, &base, "root", "bench-root-password").await?;
+    let staff = |username: &str, role: &str| json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Bench", "role": role, "password": "bench-password-1"});
+    post(&http, format!("{base}/v1/staff"), Some(&root), staff("bench.admin", "admin")).await?;
+    let admin = login(&http, &base, "bench.admin", "bench-password-1").await?;
+    post(&http, format!("{base}/v1/staff"), Some(&admin), staff("bench.agent", "agent")).await?;
+    let agent = login(&http, &base, "bench.agent", "bench-password-1").await?;
+    let mut ids = Vec::with_capacity(accounts);
+    let client_body = json!({"first_name": "Bench", "last_name": "Client", "date_of_birth": "1980-01-01", "gender": "unspecified",
+        "email": "bench@example.com", "phone": "+3531234567",
+        "address": {"line1": "1 Main St", "city": "Dublin", "country": "IE", "postal_code": "D01"}});
+    for n in 0..accounts {
+        let (_, client) = post(&http, format!("{base}/v1/clients"), Some(&agent), client_body.clone()).await?;
+        let client = client["id"].as_str().context("client")?.to_string();
+        let (_, account) = post(&http, format!("{base}/v1/clients/{client}/accounts"), Some(&agent),
+            json!({"account_type": "checking", "currency": "EUR", "initial_deposit": {"amount_minor": 1_000_000, "currency": "EUR"}})).await?;
+        ids.push(account["id"].as_str().with_context(|| format!("account {n}"))?.to_string());
+    }
+    let ids = Arc::new(ids);
+    println!("setup: {accounts} accounts; running {clients} clients for {seconds} s");
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|worker| {
+            let (http, base, agent, ids) = (http.clone(), base.clone(), agent.clone(), ids.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
+                let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0usize);
+                let mut n = 0usize;
+                while Instant::now() < deadline {
+                    let account = &ids[rng.gen_range(0..ids.len())];
+                    let kind = if rng.gen_bool(0.7) { "deposits" } else { "withdrawals" };
+                    let body = json!({"amount": {"amount_minor": rng.gen_range(1..100), "currency": "EUR"}});
+                    let sent = Instant::now();
+                    match post(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body).await {
+                        Ok((201, reply)) => {
+                            latencies.push(sent.elapsed());
+                            n += 1;
+                            if n % lag_every == 0 {
+                                let version = reply["version"].as_u64().unwrap_or(0);
+                                let accepted = Instant::now();
+                                loop {
+                                    let view = match http.get(format!("{base}/v1/accounts/{account}")).bearer_auth(&agent).send().await {
+                                        Ok(response) => response.json::<Value>().await.unwrap_or(Value::Null),
+                                        Err(_) => Value::Null,
+                                    };
+                                    if view["version"].as_u64().unwrap_or(0) >= version {
+                                        lags.push(accepted.elapsed());
+                                        break;
+                                    }
+                                    if accepted.elapsed() > Duration::from_secs(10) {
+                                        errors += 1;
+                                        break;
+                                    }
+                                    tokio::time::sleep(Duration::from_millis(1)).await;
+                                }
+                            }
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, lags, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0);
+    for task in tasks {
+        let (l, g, e) = task.await?;
+        latencies.extend(l);
+        lags.extend(g);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    lags.sort();
+    println!("commands:        {} accepted, {errors} failed, {:.0} commands/s", latencies.len(), latencies.len() as f64 / elapsed);
+    println!("latency:         p50 {}  p99 {}  max {}", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)), ms(percentile(&latencies, 1.0)));
+    println!("projection lag:  p50 {}  p99 {}  ({} samples)", ms(percentile(&lags, 0.5)), ms(percentile(&lags, 0.99)), lags.len());
+    if let Some(rss) = peak_rss_mib(pid) {
+        println!("server peak RSS: {rss:.0} MiB");
+    }
+    drop(server);
+    Ok(())
+}
+
+async fn replay(events: usize) -> anyhow::Result<()> {
+    use domain::account::{AccountEvent, AccountType};
+    use domain::metadata::CommandMetadata;
+    use domain::policy::Role;
+    use domain::{AccountId, ClientId, Currency, Money, TransactionId};
+    use event_store::{Backend, EventStore};
+
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(EventStore::new(Backend::open_sqlite(&dir.path().join("ledger.db")).await?));
+    let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metadata = CommandMetadata {
+        actor_id: "bench".into(),
+        actor_role: Role::Agent,
+        correlation_id: "bench".into(),
+        causation_id: "bench".into(),
+        idempotency_key: None,
+        occurred_at: chrono::Utc::now(),
+    };
+    // Streams of 1,000 events: an account opened, then deposits. (Accounts without a
+    // projected client are legal: unordered delivery allows it.)
+    let per_stream = 1_000;
+    let written = Instant::now();
+    let mut total = 0;
+    while total < events {
+        let id = AccountId::new();
+        let key = id.to_string();
+        let loaded = store.load::<domain::account::Account>(&key).await?;
+        let count = per_stream.min(events - total);
+        let mut batch = vec![AccountEvent::AccountOpened {
+            account_id: id,
+            client_id: ClientId::new(),
+            account_type: AccountType::Checking,
+            currency: eur,
+            initial_deposit: Money::zero(eur),
+            opening_transaction_id: TransactionId::new(),
+        }];
+        for n in 1..count as i64 {
+            let amount = Money::positive(1, eur).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let balance = Money::non_negative(n, eur).map_err(|e| anyhow::anyhow!("{e}"))?;
+            batch.push(AccountEvent::MoneyDeposited { transaction_id: TransactionId::new(), amount, description: None, balance_after: balance });
+        }
+        store.append::<domain::account::Account>(&key, &loaded, &batch, &metadata).await?;
+        total += count;
+    }
+    println!("wrote {total} events in {:.1} s", written.elapsed().as_secs_f64());
+    let read = Arc::new(projections::ReadStore::open(&projections::sqlite_url(&projections::current_read_db(dir.path()))).await?);
+    let log = Arc::new(projections::SystemLog::open(&projections::sqlite_url(&dir.path().join("system-log.db"))).await?);
+    let started = Instant::now();
+    let position = projections::rebuild_sqlite(store, read, log, dir.path()).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("replay:          {position} events in {seconds:.1} s, {:.0} events/s", position as f64 / seconds);
+    if let Some(rss) = peak_rss_mib(std::process::id()) {
+        println!("bench peak RSS:  {rss:.0} MiB");
+    }
+    Ok(())
+}
