@@ -104,7 +104,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::serve::serve(config, args.addr).await
         }
-        Command::Replay { data, server: Some(url) } => crate::replay::through_server(&url, &data.data_dir).await,
+        Command::Replay {
+            data,
+            server: Some(url),
+        } => crate::replay::through_server(&url, &data.data_dir).await,
         Command::Replay { data, server: None } => crate::replay::offline(&data.data_dir).await,
         Command::Worker(WorkerCommand::Add { name, data }) => {
             std::fs::create_dir_all(&data.data_dir)?;

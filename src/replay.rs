@@ -16,7 +16,10 @@ pub const SERVER_FILE: &str = "serve.url";
 pub async fn offline(data_dir: &Path) -> anyhow::Result<()> {
     if let Ok(url) = std::fs::read_to_string(data_dir.join(SERVER_FILE)) {
         let url = url.trim();
-        let live = reqwest::get(format!("{url}/health/live")).await.map(|r| r.status().is_success()).unwrap_or(false);
+        let live = reqwest::get(format!("{url}/health/live"))
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
         if live {
             bail!("a server is running on this data directory at {url}: run `crm replay --server {url}` (with CRM_USERNAME and CRM_PASSWORD of an admin)");
         }
@@ -34,7 +37,9 @@ pub async fn offline(data_dir: &Path) -> anyhow::Result<()> {
 /// The rebuild itself, on a data directory.
 pub async fn rebuild(data_dir: &Path) -> anyhow::Result<i64> {
     let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&data_dir.join("ledger.db")).await.context("opening the event store")?,
+        Backend::open_sqlite(&data_dir.join("ledger.db"))
+            .await
+            .context("opening the event store")?,
     ));
     let read = Arc::new(ReadStore::open(&sqlite_url(&current_read_db(data_dir))).await?);
     let log = Arc::new(SystemLog::open(&sqlite_url(&data_dir.join("system-log.db"))).await?);
@@ -47,8 +52,10 @@ pub async fn rebuild(data_dir: &Path) -> anyhow::Result<i64> {
 
 /// Asks the running server to rebuild while it keeps serving.
 pub async fn through_server(url: &str, _data_dir: &Path) -> anyhow::Result<()> {
-    let username = std::env::var("CRM_USERNAME").context("CRM_USERNAME (an admin) is required with --server")?;
-    let password = std::env::var("CRM_PASSWORD").context("CRM_PASSWORD is required with --server")?;
+    let username = std::env::var("CRM_USERNAME")
+        .context("CRM_USERNAME (an admin) is required with --server")?;
+    let password =
+        std::env::var("CRM_PASSWORD").context("CRM_PASSWORD is required with --server")?;
     let http = reqwest::Client::new();
     let url = url.trim_end_matches('/');
     let login: Value = http
@@ -60,7 +67,9 @@ pub async fn through_server(url: &str, _data_dir: &Path) -> anyhow::Result<()> {
         .context("signing in")?
         .json()
         .await?;
-    let token = login["access_token"].as_str().context("no access token in the sign-in answer")?;
+    let token = login["access_token"]
+        .as_str()
+        .context("no access token in the sign-in answer")?;
     let started = Instant::now();
     let answer: Value = http
         .post(format!("{url}/v1/admin/rebuild"))
@@ -71,6 +80,10 @@ pub async fn through_server(url: &str, _data_dir: &Path) -> anyhow::Result<()> {
         .context("rebuilding")?
         .json()
         .await?;
-    println!("rebuilt up to event {} in {:.1} s while serving", answer["position"], started.elapsed().as_secs_f64());
+    println!(
+        "rebuilt up to event {} in {:.1} s while serving",
+        answer["position"],
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

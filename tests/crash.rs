@@ -16,23 +16,38 @@ struct Server {
     base: String,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn start(data_dir: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
-        .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the crm binary starts");
     let base = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child: Command::new(env!("CARGO_BIN_EXE_crm"))
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the crm binary starts"),
+        base: base.clone(),
+    };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(response) = client.get(format!("{base}/health/ready")).send().await {
             if response.status() == StatusCode::OK {
-                return Server { child, base };
+                return server;
             }
         }
         assert!(Instant::now() < deadline, "crm serve did not become ready");
@@ -41,10 +56,20 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut request = http.request(method, url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -62,14 +87,34 @@ async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, toke
 }
 
 async fn login(http: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
-    let (status, body) = call(http, reqwest::Method::POST, format!("{base}/auth/login"), None, Some(json!({"username": username, "password": password}))).await;
+    let (status, body) = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/auth/login"),
+        None,
+        Some(json!({"username": username, "password": password})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["access_token"].as_str().unwrap().to_string()
 }
 
-async fn create_staff(http: &reqwest::Client, base: &str, token: &str, username: &str, role: &str) -> String {
+async fn create_staff(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    username: &str,
+    role: &str,
+) -> String {
     let body = json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Crash Test", "role": role, "password": PASSWORD});
-    let (status, reply) = call(http, reqwest::Method::POST, format!("{base}/v1/staff"), Some(token), Some(body)).await;
+    let (status, reply) = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/v1/staff"),
+        Some(token),
+        Some(body),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
     login(http, base, username, PASSWORD).await
 }
@@ -94,11 +139,36 @@ async fn all(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Vec
     }
 }
 
-async fn snapshot(http: &reqwest::Client, base: &str, auditor: &str, accounts: &[String]) -> Vec<Value> {
-    let mut views = vec![Value::Array(all(http, base, auditor, "/v1/audit/log").await)];
+async fn snapshot(
+    http: &reqwest::Client,
+    base: &str,
+    auditor: &str,
+    accounts: &[String],
+) -> Vec<Value> {
+    let mut views = vec![Value::Array(
+        all(http, base, auditor, "/v1/audit/log").await,
+    )];
     for account in accounts {
-        views.push(call(http, reqwest::Method::GET, format!("{base}/v1/accounts/{account}"), Some(auditor), None).await.1);
-        views.push(Value::Array(all(http, base, auditor, &format!("/v1/accounts/{account}/transactions")).await));
+        views.push(
+            call(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/v1/accounts/{account}"),
+                Some(auditor),
+                None,
+            )
+            .await
+            .1,
+        );
+        views.push(Value::Array(
+            all(
+                http,
+                base,
+                auditor,
+                &format!("/v1/accounts/{account}/transactions"),
+            )
+            .await,
+        ));
     }
     views
 }
@@ -107,7 +177,10 @@ async fn snapshot(http: &reqwest::Client, base: &str, auditor: &str, accounts: &
 async fn a_killed_server_loses_no_accepted_command() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let mut server = start(dir.path(), port).await;
     let base = server.base.clone();
     let root = login(&http, &base, "root", ROOT_PASSWORD).await;
@@ -117,11 +190,25 @@ async fn a_killed_server_loses_no_accepted_command() {
     let client_body = json!({"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1990-12-10", "gender": "female",
         "email": "ada@example.com", "phone": "+353 1 234 5678",
         "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01"}});
-    let (_, client) = call(&http, reqwest::Method::POST, format!("{base}/v1/clients"), Some(&agent), Some(client_body)).await;
+    let (_, client) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/clients"),
+        Some(&agent),
+        Some(client_body),
+    )
+    .await;
     let client = client["id"].as_str().unwrap().to_string();
     let mut accounts = Vec::new();
     for _ in 0..4 {
-        let (status, account) = call(&http, reqwest::Method::POST, format!("{base}/v1/clients/{client}/accounts"), Some(&agent), Some(json!({"account_type": "checking", "currency": "EUR"}))).await;
+        let (status, account) = call(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v1/clients/{client}/accounts"),
+            Some(&agent),
+            Some(json!({"account_type": "checking", "currency": "EUR"})),
+        )
+        .await;
         assert_eq!(status, StatusCode::CREATED);
         accounts.push(account["id"].as_str().unwrap().to_string());
     }
@@ -129,14 +216,29 @@ async fn a_killed_server_loses_no_accepted_command() {
     // A burst of deposits from eight concurrent clients, cut short by SIGKILL.
     let burst: Vec<_> = (0..8)
         .map(|worker| {
-            let (http, base, agent, account) = (http.clone(), base.clone(), agent.clone(), accounts[worker % 4].clone());
+            let (http, base, agent, account) = (
+                http.clone(),
+                base.clone(),
+                agent.clone(),
+                accounts[worker % 4].clone(),
+            );
             tokio::spawn(async move {
                 let mut accepted = Vec::new();
                 for _ in 0..2_000 {
                     let body = json!({"amount": {"amount_minor": 1, "currency": "EUR"}});
-                    let (status, reply) = call(&http, reqwest::Method::POST, format!("{base}/v1/accounts/{account}/deposits"), Some(&agent), Some(body)).await;
+                    let (status, reply) = call(
+                        &http,
+                        reqwest::Method::POST,
+                        format!("{base}/v1/accounts/{account}/deposits"),
+                        Some(&agent),
+                        Some(body),
+                    )
+                    .await;
                     if status == StatusCode::CREATED {
-                        accepted.push((account.clone(), reply["transaction_id"].as_str().unwrap().to_string()));
+                        accepted.push((
+                            account.clone(),
+                            reply["transaction_id"].as_str().unwrap().to_string(),
+                        ));
                     } else if status == StatusCode::SERVICE_UNAVAILABLE {
                         break;
                     }
@@ -152,29 +254,72 @@ async fn a_killed_server_loses_no_accepted_command() {
     for task in burst {
         accepted.extend(task.await.unwrap());
     }
-    assert!(accepted.len() > 20, "the burst was under way when the server died ({} accepted)", accepted.len());
+    assert!(
+        accepted.len() > 20,
+        "the burst was under way when the server died ({} accepted)",
+        accepted.len()
+    );
 
     let mut server = start(dir.path(), port).await;
     for account in &accounts {
-        let history: HashSet<String> = all(&http, &base, &auditor, &format!("/v1/accounts/{account}/transactions")).await
-            .iter()
-            .map(|t| t["id"].as_str().unwrap().to_string())
-            .collect();
-        let (_, view) = call(&http, reqwest::Method::GET, format!("{base}/v1/accounts/{account}"), Some(&auditor), None).await;
-        assert_eq!(view["balance"]["amount_minor"].as_u64().unwrap() as usize, history.len(), "balance = number of deposits of 1");
+        let history: HashSet<String> = all(
+            &http,
+            &base,
+            &auditor,
+            &format!("/v1/accounts/{account}/transactions"),
+        )
+        .await
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+        let (_, view) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/accounts/{account}"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+        assert_eq!(
+            view["balance"]["amount_minor"].as_u64().unwrap() as usize,
+            history.len(),
+            "balance = number of deposits of 1"
+        );
         for (_, id) in accepted.iter().filter(|(a, _)| a == account) {
             assert!(history.contains(id), "accepted deposit {id} was lost");
         }
     }
     let before = snapshot(&http, &base, &auditor, &accounts).await;
-    let (status, body) = call(&http, reqwest::Method::POST, format!("{base}/v1/admin/rebuild"), Some(&admin), None).await;
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/rebuild"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(snapshot(&http, &base, &auditor, &accounts).await, before, "incremental read models equal a fresh rebuild");
-    let (_, verify) = call(&http, reqwest::Method::GET, format!("{base}/v1/audit/verify"), Some(&auditor), None).await;
+    assert_eq!(
+        snapshot(&http, &base, &auditor, &accounts).await,
+        before,
+        "incremental read models equal a fresh rebuild"
+    );
+    let (_, verify) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/audit/verify"),
+        Some(&auditor),
+        None,
+    )
+    .await;
     assert_eq!(verify["ok"], true, "{verify}");
 
     // `crm replay` refuses to rebuild offline under a live server …
-    let refused = Command::new(env!("CARGO_BIN_EXE_crm")).args(["replay", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["replay", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--server"));
     // … rebuilds through it while it serves …
@@ -185,15 +330,36 @@ async fn a_killed_server_loses_no_accepted_command() {
         .env("CRM_PASSWORD", PASSWORD)
         .output()
         .unwrap();
-    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
+    assert!(
+        through.status.success(),
+        "{}",
+        String::from_utf8_lossy(&through.stderr)
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     // … and offline once it is gone.
-    let offline = Command::new(env!("CARGO_BIN_EXE_crm")).args(["replay", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    let offline = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["replay", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
     assert!(String::from_utf8_lossy(&offline.stdout).contains("events/s"));
     let server = start(dir.path(), port).await;
-    assert_eq!(snapshot(&http, &base, &auditor_after_restart(&http, &base).await, &accounts).await, before);
+    assert_eq!(
+        snapshot(
+            &http,
+            &base,
+            &auditor_after_restart(&http, &base).await,
+            &accounts
+        )
+        .await,
+        before
+    );
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();

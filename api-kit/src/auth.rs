@@ -83,6 +83,23 @@ pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
     refresh_interval: Duration,
+    /// Tokens already verified, with their key id: a signature check is the costliest
+    /// part of a request, and a token does not change. Entries leave when they expire or
+    /// their key leaves the JWKS.
+    verified: std::sync::Mutex<HashMap<String, (String, AccessClaims)>>,
+}
+
+/// Clock skew tolerated on `exp`.
+const LEEWAY_SECS: u64 = 30;
+
+/// How many verified tokens are remembered before the memory starts over.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// Why a token was refused; all of these answer 401.
@@ -111,6 +128,7 @@ impl TokenVerifier {
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
             refresh_interval: Duration::from_secs(5),
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -147,6 +165,7 @@ impl TokenVerifier {
                         keys.insert(id.clone(), key);
                     }
                 }
+                self.verified().retain(|_, (kid, _)| keys.contains_key(kid));
                 *self.keys.write().await = keys;
             }
         }
@@ -158,18 +177,44 @@ impl TokenVerifier {
             .ok_or(TokenError::UnknownKey)
     }
 
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, AccessClaims)>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let now = unix_now();
+        if let Some((_, claims)) = self.verified().get(token) {
+            if claims.exp + LEEWAY_SECS > now {
+                return Ok(claims.clone());
+            }
+        }
+        let claims = self.verify_signature(token).await?;
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, (_, c)| c.exp + LEEWAY_SECS > now);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_string(), claims.clone());
+        Ok(claims.1)
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<(String, AccessClaims), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(TokenError::Malformed);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = self.key(&kid).await?;
+        let kid_used = kid.clone();
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.validate_aud = false;
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let claims = data.claims;
@@ -181,7 +226,7 @@ impl TokenVerifier {
                 return Err(TokenError::UnknownClient);
             }
         }
-        Ok(claims)
+        Ok((kid_used, claims))
     }
 }
 

@@ -46,7 +46,13 @@ enum Bench {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Bench::Load { crm, clients, accounts, seconds, lag_every } => load(crm, clients, accounts, seconds, lag_every).await,
+        Bench::Load {
+            crm,
+            clients,
+            accounts,
+            seconds,
+            lag_every,
+        } => load(crm, clients, accounts, seconds, lag_every).await,
         Bench::Replay { events } => replay(events).await,
     }
 }
@@ -79,7 +85,12 @@ impl Drop for Server {
     }
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> anyhow::Result<(u16, Value)> {
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
     let mut request = http.post(url).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -89,16 +100,43 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Va
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
-async fn login(http: &reqwest::Client, base: &str, username: &str, password: &str) -> anyhow::Result<String> {
-    let (_, body) = post(http, format!("{base}/auth/login"), None, json!({"username": username, "password": password})).await?;
-    Ok(body["access_token"].as_str().context("login failed")?.to_string())
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let (_, body) = post(
+        http,
+        format!("{base}/auth/login"),
+        None,
+        json!({"username": username, "password": password}),
+    )
+    .await?;
+    Ok(body["access_token"]
+        .as_str()
+        .context("login failed")?
+        .to_string())
 }
 
-async fn load(crm: PathBuf, clients: usize, accounts: usize, seconds: u64, lag_every: usize) -> anyhow::Result<()> {
+async fn load(
+    crm: PathBuf,
+    clients: usize,
+    accounts: usize,
+    seconds: u64,
+    lag_every: usize,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(&crm)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("CRM_ROOT_PASSWORD", "bench-root-password")
         .env("RUST_LOG", "warn")
@@ -109,9 +147,17 @@ async fn load(crm: PathBuf, clients: usize, accounts: usize, seconds: u64, lag_e
     let pid = child.id();
     let server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
     let ready = Instant::now();
-    while http.get(format!("{base}/health/ready")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+    while http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
         if ready.elapsed() > Duration::from_secs(30) {
             bail!("crm serve did not become ready");
         }
@@ -120,20 +166,43 @@ async fn load(crm: PathBuf, clients: usize, accounts: usize, seconds: u64, lag_e
 
     let root = login(&http, &base, "root", "bench-root-password").await?;
     let staff = |username: &str, role: &str| json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Bench", "role": role, "password": "bench-password-1"});
-    post(&http, format!("{base}/v1/staff"), Some(&root), staff("bench.admin", "admin")).await?;
+    post(
+        &http,
+        format!("{base}/v1/staff"),
+        Some(&root),
+        staff("bench.admin", "admin"),
+    )
+    .await?;
     let admin = login(&http, &base, "bench.admin", "bench-password-1").await?;
-    post(&http, format!("{base}/v1/staff"), Some(&admin), staff("bench.agent", "agent")).await?;
+    post(
+        &http,
+        format!("{base}/v1/staff"),
+        Some(&admin),
+        staff("bench.agent", "agent"),
+    )
+    .await?;
     let agent = login(&http, &base, "bench.agent", "bench-password-1").await?;
     let mut ids = Vec::with_capacity(accounts);
     let client_body = json!({"first_name": "Bench", "last_name": "Client", "date_of_birth": "1980-01-01", "gender": "unspecified",
         "email": "bench@example.com", "phone": "+3531234567",
         "address": {"line1": "1 Main St", "city": "Dublin", "country": "IE", "postal_code": "D01"}});
     for n in 0..accounts {
-        let (_, client) = post(&http, format!("{base}/v1/clients"), Some(&agent), client_body.clone()).await?;
+        let (_, client) = post(
+            &http,
+            format!("{base}/v1/clients"),
+            Some(&agent),
+            client_body.clone(),
+        )
+        .await?;
         let client = client["id"].as_str().context("client")?.to_string();
         let (_, account) = post(&http, format!("{base}/v1/clients/{client}/accounts"), Some(&agent),
             json!({"account_type": "checking", "currency": "EUR", "initial_deposit": {"amount_minor": 1_000_000, "currency": "EUR"}})).await?;
-        ids.push(account["id"].as_str().with_context(|| format!("account {n}"))?.to_string());
+        ids.push(
+            account["id"]
+                .as_str()
+                .with_context(|| format!("account {n}"))?
+                .to_string(),
+        );
     }
     let ids = Arc::new(ids);
     println!("setup: {accounts} accounts; running {clients} clients for {seconds} s");
@@ -193,9 +262,23 @@ async fn load(crm: PathBuf, clients: usize, accounts: usize, seconds: u64, lag_e
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
     lags.sort();
-    println!("commands:        {} accepted, {errors} failed, {:.0} commands/s", latencies.len(), latencies.len() as f64 / elapsed);
-    println!("latency:         p50 {}  p99 {}  max {}", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)), ms(percentile(&latencies, 1.0)));
-    println!("projection lag:  p50 {}  p99 {}  ({} samples)", ms(percentile(&lags, 0.5)), ms(percentile(&lags, 0.99)), lags.len());
+    println!(
+        "commands:        {} accepted, {errors} failed, {:.0} commands/s",
+        latencies.len(),
+        latencies.len() as f64 / elapsed
+    );
+    println!(
+        "latency:         p50 {}  p99 {}  max {}",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 1.0))
+    );
+    println!(
+        "projection lag:  p50 {}  p99 {}  ({} samples)",
+        ms(percentile(&lags, 0.5)),
+        ms(percentile(&lags, 0.99)),
+        lags.len()
+    );
     if let Some(rss) = peak_rss_mib(pid) {
         println!("server peak RSS: {rss:.0} MiB");
     }
@@ -211,7 +294,9 @@ async fn replay(events: usize) -> anyhow::Result<()> {
     use event_store::{Backend, EventStore};
 
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(EventStore::new(Backend::open_sqlite(&dir.path().join("ledger.db")).await?));
+    let store = Arc::new(EventStore::new(
+        Backend::open_sqlite(&dir.path().join("ledger.db")).await?,
+    ));
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
     let metadata = CommandMetadata {
         actor_id: "bench".into(),
@@ -242,18 +327,39 @@ async fn replay(events: usize) -> anyhow::Result<()> {
         for n in 1..count as i64 {
             let amount = Money::positive(1, eur).map_err(|e| anyhow::anyhow!("{e}"))?;
             let balance = Money::non_negative(n, eur).map_err(|e| anyhow::anyhow!("{e}"))?;
-            batch.push(AccountEvent::MoneyDeposited { transaction_id: TransactionId::new(), amount, description: None, balance_after: balance });
+            batch.push(AccountEvent::MoneyDeposited {
+                transaction_id: TransactionId::new(),
+                amount,
+                description: None,
+                balance_after: balance,
+            });
         }
-        store.append::<domain::account::Account>(&key, &loaded, &batch, &metadata).await?;
+        store
+            .append::<domain::account::Account>(&key, &loaded, &batch, &metadata)
+            .await?;
         total += count;
     }
-    println!("wrote {total} events in {:.1} s", written.elapsed().as_secs_f64());
-    let read = Arc::new(projections::ReadStore::open(&projections::sqlite_url(&projections::current_read_db(dir.path()))).await?);
-    let log = Arc::new(projections::SystemLog::open(&projections::sqlite_url(&dir.path().join("system-log.db"))).await?);
+    println!(
+        "wrote {total} events in {:.1} s",
+        written.elapsed().as_secs_f64()
+    );
+    let read = Arc::new(
+        projections::ReadStore::open(&projections::sqlite_url(&projections::current_read_db(
+            dir.path(),
+        )))
+        .await?,
+    );
+    let log = Arc::new(
+        projections::SystemLog::open(&projections::sqlite_url(&dir.path().join("system-log.db")))
+            .await?,
+    );
     let started = Instant::now();
     let position = projections::rebuild_sqlite(store, read, log, dir.path()).await?;
     let seconds = started.elapsed().as_secs_f64();
-    println!("replay:          {position} events in {seconds:.1} s, {:.0} events/s", position as f64 / seconds);
+    println!(
+        "replay:          {position} events in {seconds:.1} s, {:.0} events/s",
+        position as f64 / seconds
+    );
     if let Some(rss) = peak_rss_mib(std::process::id()) {
         println!("bench peak RSS:  {rss:.0} MiB");
     }

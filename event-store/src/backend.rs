@@ -28,7 +28,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { group_commit: true, aggregate_cache: true }
+        SqliteOptions {
+            group_commit: true,
+            aggregate_cache: true,
+        }
     }
 }
 

@@ -21,18 +21,26 @@ pub(crate) struct AggregateCache {
 
 impl AggregateCache {
     pub(crate) fn new(enabled: bool) -> Self {
-        AggregateCache { enabled, entries: Mutex::default() }
+        AggregateCache {
+            enabled,
+            entries: Mutex::default(),
+        }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Box<dyn Any + Send + Sync>>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn get<A: Clone + 'static>(&self, key: &str) -> Option<Loaded<A>> {
         if !self.enabled {
             return None;
         }
-        self.entries().get(key).and_then(|entry| entry.downcast_ref::<Loaded<A>>()).cloned()
+        self.entries()
+            .get(key)
+            .and_then(|entry| entry.downcast_ref::<Loaded<A>>())
+            .cloned()
     }
 
     pub(crate) fn put<A: Clone + Send + Sync + 'static>(&self, key: String, loaded: Loaded<A>) {
@@ -41,7 +49,10 @@ impl AggregateCache {
         }
         let mut entries = self.entries();
         // A reader that loaded before a commit must not replace the newer state.
-        let newer = entries.get(&key).and_then(|e| e.downcast_ref::<Loaded<A>>()).is_some_and(|e| e.version > loaded.version);
+        let newer = entries
+            .get(&key)
+            .and_then(|e| e.downcast_ref::<Loaded<A>>())
+            .is_some_and(|e| e.version > loaded.version);
         if newer {
             return;
         }

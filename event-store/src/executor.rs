@@ -112,8 +112,15 @@ impl EventStore {
                 Ok(sealed) => {
                     let version = loaded.version + sealed.len() as u64;
                     if let Some(last) = sealed.last() {
-                        let last_hash = last.metadata[domain::metadata::HASH].as_str().unwrap_or_default().to_string();
-                        let after = Loaded { aggregate: loaded.aggregate.clone(), version, last_hash };
+                        let last_hash = last.metadata[domain::metadata::HASH]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        let after = Loaded {
+                            aggregate: loaded.aggregate.clone(),
+                            version,
+                            last_hash,
+                        };
                         self.cache.put(Self::cache_key::<A>(id), after);
                     }
                     return Ok(Committed {

@@ -6,7 +6,9 @@
 //! one fsync for all. Reads go straight to sqlite-es. This is still a cqrs-es
 //! `PersistedEventRepository`, so the rest of the store does not know the difference.
 
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
 use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
@@ -36,7 +38,10 @@ impl SqliteRepository {
             tokio::spawn(writer(pool.clone(), queue));
             appends
         });
-        SqliteRepository { reads: SqliteEventRepository::new(pool), appends }
+        SqliteRepository {
+            reads: SqliteEventRepository::new(pool),
+            appends,
+        }
     }
 }
 
@@ -85,7 +90,9 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
                     .await;
                 if let Err(error) = inserted {
                     outcome = Err(match &error {
-                        sqlx::Error::Database(e) if e.is_unique_violation() => PersistenceError::OptimisticLockError,
+                        sqlx::Error::Database(e) if e.is_unique_violation() => {
+                            PersistenceError::OptimisticLockError
+                        }
                         _ => unknown(error),
                     });
                     break;
@@ -106,37 +113,66 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
         // The commit itself failed: nothing of the group was written.
         Err(error) => {
             let message = error.to_string();
-            group.iter().map(|_| Err(PersistenceError::UnknownError(message.clone().into()))).collect()
+            group
+                .iter()
+                .map(|_| Err(PersistenceError::UnknownError(message.clone().into())))
+                .collect()
         }
     }
 }
 
 impl PersistedEventRepository for SqliteRepository {
-    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         self.reads.get_events::<A>(aggregate_id).await
     }
 
-    async fn get_last_events<A: Aggregate>(&self, aggregate_id: &str, last_sequence: usize) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.reads.get_last_events::<A>(aggregate_id, last_sequence).await
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.reads
+            .get_last_events::<A>(aggregate_id, last_sequence)
+            .await
     }
 
-    async fn get_snapshot<A: Aggregate>(&self, aggregate_id: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         self.reads.get_snapshot::<A>(aggregate_id).await
     }
 
-    async fn persist<A: Aggregate>(&self, events: &[SerializedEvent], snapshot_update: Option<(String, Value, usize)>) -> Result<(), PersistenceError> {
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
         let Some(appends) = self.appends.as_ref().filter(|_| snapshot_update.is_none()) else {
             return self.reads.persist::<A>(events, snapshot_update).await;
         };
         let (done, outcome) = oneshot::channel();
         appends
-            .send(Append { events: events.to_vec(), done })
+            .send(Append {
+                events: events.to_vec(),
+                done,
+            })
             .await
-            .map_err(|_| PersistenceError::ConnectionError("the event writer has stopped".into()))?;
-        outcome.await.map_err(|_| PersistenceError::ConnectionError("the event writer has stopped".into()))?
+            .map_err(|_| {
+                PersistenceError::ConnectionError("the event writer has stopped".into())
+            })?;
+        outcome
+            .await
+            .map_err(|_| PersistenceError::ConnectionError("the event writer has stopped".into()))?
     }
 
-    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
         self.reads.stream_events::<A>(aggregate_id).await
     }
 

@@ -39,7 +39,13 @@ impl EventStore {
     pub fn new(backend: Backend) -> Self {
         let cache = crate::cache::AggregateCache::new(matches!(
             backend,
-            Backend::Sqlite { options: crate::backend::SqliteOptions { aggregate_cache: true, .. }, .. }
+            Backend::Sqlite {
+                options: crate::backend::SqliteOptions {
+                    aggregate_cache: true,
+                    ..
+                },
+                ..
+            }
         ));
         EventStore {
             backend,
@@ -58,7 +64,10 @@ impl EventStore {
     }
 
     /// Loads the aggregate `id` (from the cache, or by replaying its stream).
-    pub async fn load<A: Aggregate + Clone + 'static>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+    pub async fn load<A: Aggregate + Clone + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<Loaded<A>, StoreError> {
         let key = Self::cache_key::<A>(id);
         if let Some(loaded) = self.cache.get::<A>(&key) {
             return Ok(loaded);

@@ -278,7 +278,11 @@ async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
         result.unwrap();
     }
     // Read from storage: each store's in-memory cache knows only its own writes.
-    let loaded = fixture.store.load_from_store::<Account>(&key).await.unwrap();
+    let loaded = fixture
+        .store
+        .load_from_store::<Account>(&key)
+        .await
+        .unwrap();
     assert_eq!(loaded.version, 21);
     assert_eq!(loaded.aggregate.balance.amount_minor, 20);
     other.backend().close().await;

@@ -74,6 +74,11 @@ pub trait StaffDirectory: Send + Sync {
 /// The directory in SQLite, in the data directory's `identity.db`.
 pub struct EmbeddedDirectory {
     pub(crate) pool: SqlitePool,
+    /// Answers of `is_active`, asked on every request. This process is the directory's
+    /// only writer, and every write clears the memory, so it is never stale.
+    active: std::sync::Mutex<std::collections::HashMap<(String, Role), bool>>,
+    /// Bumped by every write, so an answer read before a write is not remembered after it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn sha256_b64(value: &str) -> String {
@@ -121,7 +126,11 @@ impl EmbeddedDirectory {
             .run(&pool)
             .await
             .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
-        let directory = EmbeddedDirectory { pool };
+        let directory = EmbeddedDirectory {
+            pool,
+            active: Default::default(),
+            generation: Default::default(),
+        };
         for client in [crate::UI_CLIENT_ID, crate::CLI_CLIENT_ID] {
             sqlx::query("INSERT INTO clients (client_id, name, created_at) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING")
                 .bind(client)
@@ -165,6 +174,16 @@ impl EmbeddedDirectory {
             },
             generated,
         ))
+    }
+
+    /// Called after every write has reached the database.
+    fn forget_access(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 
     pub async fn ping(&self) -> Result<(), DirectoryError> {
@@ -287,9 +306,9 @@ impl EmbeddedDirectory {
     }
 }
 
-#[async_trait]
-impl StaffDirectory for EmbeddedDirectory {
-    async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
+/// The writes, before the access memory is cleared (see `StaffDirectory` below).
+impl EmbeddedDirectory {
+    async fn create_user_unforgotten(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
         password::check_strength(&user.password).map_err(DirectoryError::WeakPassword)?;
         let hash = password::hash(user.password)
             .await
@@ -313,7 +332,11 @@ impl StaffDirectory for EmbeddedDirectory {
         }
     }
 
-    async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError> {
+    async fn set_enabled_unforgotten(
+        &self,
+        id: StaffId,
+        enabled: bool,
+    ) -> Result<(), DirectoryError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query("UPDATE users SET enabled = $1 WHERE id = $2")
             .bind(i64::from(enabled))
@@ -333,7 +356,7 @@ impl StaffDirectory for EmbeddedDirectory {
         Ok(())
     }
 
-    async fn set_role(&self, id: StaffId, role: Role) -> Result<(), DirectoryError> {
+    async fn set_role_unforgotten(&self, id: StaffId, role: Role) -> Result<(), DirectoryError> {
         let updated = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role.as_str())
             .bind(id.to_string())
@@ -345,7 +368,7 @@ impl StaffDirectory for EmbeddedDirectory {
         Ok(())
     }
 
-    async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError> {
+    async fn delete_user_unforgotten(&self, id: StaffId) -> Result<(), DirectoryError> {
         // Refresh tokens and codes go with the user (ON DELETE CASCADE).
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.to_string())
@@ -359,8 +382,45 @@ impl StaffDirectory for EmbeddedDirectory {
 }
 
 #[async_trait]
+impl StaffDirectory for EmbeddedDirectory {
+    async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
+        let result = self.create_user_unforgotten(user).await;
+        self.forget_access();
+        result
+    }
+
+    async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError> {
+        let result = self.set_enabled_unforgotten(id, enabled).await;
+        self.forget_access();
+        result
+    }
+
+    async fn set_role(&self, id: StaffId, role: Role) -> Result<(), DirectoryError> {
+        let result = self.set_role_unforgotten(id, role).await;
+        self.forget_access();
+        result
+    }
+
+    async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError> {
+        let result = self.delete_user_unforgotten(id).await;
+        self.forget_access();
+        result
+    }
+}
+
+#[async_trait]
 impl AccessCheck for EmbeddedDirectory {
     async fn is_active(&self, subject: &str, role: Role) -> Result<bool, String> {
+        let key = (subject.to_string(), role);
+        if let Some(active) = self
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key)
+        {
+            return Ok(*active);
+        }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let row: Option<(i64,)> = if role == Role::Worker {
             sqlx::query_as(
                 "SELECT enabled FROM clients WHERE client_id = $1 AND secret_hash IS NOT NULL",
@@ -376,6 +436,14 @@ impl AccessCheck for EmbeddedDirectory {
                 .await
         }
         .map_err(|e| e.to_string())?;
-        Ok(matches!(row, Some((1,))))
+        let active = matches!(row, Some((1,)));
+        let mut remembered = self
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            remembered.insert(key, active);
+        }
+        Ok(active)
     }
 }

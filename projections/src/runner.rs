@@ -112,23 +112,16 @@ impl Projector {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(CatchUp::default());
         };
-        let mut stats = CatchUp {
-            position: last,
-            ..CatchUp::default()
+        // Fast path: the whole batch in one transaction. If any event is poison, redo the
+        // batch carefully, each event in a savepoint, so only the poison is set aside.
+        let stats = match self.apply_batch(pool, &events, last, false).await {
+            Ok(stats) => stats,
+            Err(ProjectionError::Poison(_))
+            | Err(ProjectionError::Database(sqlx::Error::Database(_))) => {
+                self.apply_batch(pool, &events, last, true).await?
+            }
+            Err(other) => return Err(other),
         };
-        let mut tx = pool.begin().await?;
-        for stored in &events {
-            self.deliver(&mut tx, stored, &mut stats).await?;
-        }
-        sqlx::query(
-            "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        )
-        .bind(CHECKPOINT)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         self.counters
             .applied
             .fetch_add(stats.applied, Ordering::Relaxed);
@@ -139,12 +132,53 @@ impl Projector {
         Ok(stats)
     }
 
-    /// Delivers one event, whatever order or repetition it arrives in.
+    async fn apply_batch(
+        &self,
+        pool: &AnyPool,
+        events: &[StoredEvent],
+        last: i64,
+        careful: bool,
+    ) -> Result<CatchUp, ProjectionError> {
+        let mut stats = CatchUp {
+            position: last,
+            ..CatchUp::default()
+        };
+        let mut tx = pool.begin().await?;
+        for stored in events {
+            self.deliver_with(&mut tx, stored, &mut stats, careful)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        )
+        .bind(CHECKPOINT)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// Delivers one event, whatever order or repetition it arrives in; an event that
+    /// cannot be applied is dead-lettered.
     pub async fn deliver(
         &self,
         conn: &mut AnyConnection,
         stored: &StoredEvent,
         stats: &mut CatchUp,
+    ) -> Result<(), ProjectionError> {
+        self.deliver_with(conn, stored, stats, true).await
+    }
+
+    /// `careful`: each event in a savepoint, poison dead-lettered; otherwise poison is an
+    /// error that aborts the batch.
+    async fn deliver_with(
+        &self,
+        conn: &mut AnyConnection,
+        stored: &StoredEvent,
+        stats: &mut CatchUp,
+        careful: bool,
     ) -> Result<(), ProjectionError> {
         let event = &stored.event;
         let (last, poisoned) =
@@ -174,7 +208,7 @@ impl Projector {
                 .iter()
                 .filter(|m| (m.event.sequence as i64) < sequence)
             {
-                if !self.apply_one(conn, earlier, stats).await? {
+                if !self.apply_one(conn, earlier, stats, careful).await? {
                     stats.dead_lettered += 1;
                     dead_letter(
                         conn,
@@ -186,19 +220,28 @@ impl Projector {
                 }
             }
         }
-        if !self.apply_one(conn, stored, stats).await? {
+        if !self.apply_one(conn, stored, stats, careful).await? {
             stats.dead_lettered += 1;
         }
         Ok(())
     }
 
-    /// Applies one event in a savepoint. Returns false when it was poison.
+    /// Applies one event (in a savepoint when `careful`). Returns false when it was poison.
     async fn apply_one(
         &self,
         conn: &mut AnyConnection,
         stored: &StoredEvent,
         stats: &mut CatchUp,
+        careful: bool,
     ) -> Result<bool, ProjectionError> {
+        if !careful {
+            let envelope = Envelope::new(stored);
+            apply_all(conn, &envelope).await?;
+            set_stream_position(conn, &envelope, false).await?;
+            stats.applied += 1;
+            self.after_apply(&envelope).await;
+            return Ok(true);
+        }
         let envelope = Envelope::new(stored);
         let mut savepoint = conn.begin().await?;
         let outcome = apply_all(&mut savepoint, &envelope).await;
