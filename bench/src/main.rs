@@ -32,9 +32,25 @@ enum Bench {
         accounts: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
-        /// Every Nth command also measures how long until the query API shows it.
+        /// Of the clients, how many also wait for each of their commands to show in the
+        /// query API (polling every 2 ms), measuring projection lag.
+        #[arg(long, default_value_t = 4)]
+        probes: usize,
+    },
+    /// Commands straight on the event store (no HTTP): what durable commits allow.
+    Store {
+        #[arg(long, default_value_t = 64)]
+        tasks: usize,
+        #[arg(long, default_value_t = 1000)]
+        accounts: usize,
         #[arg(long, default_value_t = 10)]
-        lag_every: usize,
+        seconds: u64,
+        /// Turn group commit off to see what it is worth.
+        #[arg(long)]
+        no_group_commit: bool,
+        /// Turn the aggregate cache off to see what it is worth.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Rebuild throughput over a store of `events` events.
     Replay {
@@ -51,9 +67,16 @@ async fn main() -> anyhow::Result<()> {
             clients,
             accounts,
             seconds,
-            lag_every,
-        } => load(crm, clients, accounts, seconds, lag_every).await,
+            probes,
+        } => load(crm, clients, accounts, seconds, probes).await,
         Bench::Replay { events } => replay(events).await,
+        Bench::Store {
+            tasks,
+            accounts,
+            seconds,
+            no_group_commit,
+            no_cache,
+        } => store(tasks, accounts, seconds, !no_group_commit, !no_cache).await,
     }
 }
 
@@ -124,7 +147,7 @@ async fn load(
     clients: usize,
     accounts: usize,
     seconds: u64,
-    lag_every: usize,
+    probes: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -215,7 +238,7 @@ async fn load(
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
                 let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0usize);
-                let mut n = 0usize;
+                let probe = worker < probes;
                 while Instant::now() < deadline {
                     let account = &ids[rng.gen_range(0..ids.len())];
                     let kind = if rng.gen_bool(0.7) { "deposits" } else { "withdrawals" };
@@ -224,8 +247,7 @@ async fn load(
                     match post(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body).await {
                         Ok((201, reply)) => {
                             latencies.push(sent.elapsed());
-                            n += 1;
-                            if n % lag_every == 0 {
+                            if probe {
                                 let version = reply["version"].as_u64().unwrap_or(0);
                                 let accepted = Instant::now();
                                 loop {
@@ -241,7 +263,7 @@ async fn load(
                                         errors += 1;
                                         break;
                                     }
-                                    tokio::time::sleep(Duration::from_millis(1)).await;
+                                    tokio::time::sleep(Duration::from_millis(2)).await;
                                 }
                             }
                         }
@@ -363,5 +385,99 @@ async fn replay(events: usize) -> anyhow::Result<()> {
     if let Some(rss) = peak_rss_mib(std::process::id()) {
         println!("bench peak RSS:  {rss:.0} MiB");
     }
+    Ok(())
+}
+
+async fn store(
+    tasks: usize,
+    accounts: usize,
+    seconds: u64,
+    group_commit: bool,
+    aggregate_cache: bool,
+) -> anyhow::Result<()> {
+    use domain::account::{Account, AccountCommand, AccountType};
+    use domain::metadata::CommandMetadata;
+    use domain::policy::Role;
+    use domain::{AccountId, ClientId, Currency, Money, TransactionId};
+    use event_store::{Backend, EventStore, Expected, SqliteOptions};
+
+    let dir = tempfile::tempdir()?;
+    let options = SqliteOptions {
+        group_commit,
+        aggregate_cache,
+    };
+    let store = Arc::new(EventStore::new(
+        Backend::open_sqlite_with(&dir.path().join("ledger.db"), options).await?,
+    ));
+    let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metadata = CommandMetadata {
+        actor_id: "bench".into(),
+        actor_role: Role::Agent,
+        correlation_id: "bench".into(),
+        causation_id: "bench".into(),
+        idempotency_key: None,
+        occurred_at: chrono::Utc::now(),
+    };
+    let mut ids = Vec::new();
+    for _ in 0..accounts {
+        let id = AccountId::new();
+        let open = AccountCommand::Open {
+            account_id: id,
+            client_id: ClientId::new(),
+            account_type: AccountType::Checking,
+            currency: eur,
+            initial_deposit: None,
+            opening_transaction_id: TransactionId::new(),
+        };
+        store
+            .execute::<Account>(&id.to_string(), Expected::Any, &metadata, open)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        ids.push(id.to_string());
+    }
+    let ids = Arc::new(ids);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..tasks)
+        .map(|task| {
+            let (store, ids, metadata) = (store.clone(), ids.clone(), metadata.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(task as u64);
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let id = &ids[rng.gen_range(0..ids.len())];
+                    let amount = Money::positive(1, eur).expect("1 is positive");
+                    let deposit = AccountCommand::Deposit {
+                        transaction_id: TransactionId::new(),
+                        amount,
+                        description: None,
+                    };
+                    let sent = Instant::now();
+                    if store
+                        .execute::<Account>(id, Expected::Any, &metadata, deposit)
+                        .await
+                        .is_ok()
+                    {
+                        latencies.push(sent.elapsed());
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await?);
+    }
+    latencies.sort();
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "store (group commit {}, cache {}): {:.0} commands/s, p50 {}, p99 {}",
+        if group_commit { "on" } else { "off" },
+        if aggregate_cache { "on" } else { "off" },
+        latencies.len() as f64 / elapsed,
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99))
+    );
     Ok(())
 }

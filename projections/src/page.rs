@@ -43,6 +43,7 @@ pub fn decode_cursor(cursor: &str, parts: usize) -> Result<Vec<String>, Projecti
 pub enum Param {
     Text(String),
     Int(i64),
+    OptText(Option<String>),
 }
 
 /// `SELECT … WHERE <conditions> ORDER BY … LIMIT …`, numbering placeholders as it goes.
@@ -99,6 +100,7 @@ pub fn bind_all<'q, O>(
         query = match param {
             Param::Text(text) => query.bind(text),
             Param::Int(int) => query.bind(int),
+            Param::OptText(text) => query.bind(text),
         };
     }
     query
@@ -157,5 +159,74 @@ mod tests {
         assert_eq!(limit(None), 50);
         assert_eq!(limit(Some(0)), 1);
         assert_eq!(limit(Some(1000)), 200);
+    }
+}
+
+/// Rows waiting to be inserted with multi-row `INSERT`s: far fewer statements than one
+/// per row, which is what the projector spends its time on.
+pub(crate) struct PendingRows {
+    /// `INSERT INTO t (a, b, c) VALUES`.
+    insert: &'static str,
+    columns: usize,
+    values: Vec<Param>,
+}
+
+impl PendingRows {
+    pub(crate) fn new(insert: &'static str, columns: usize) -> Self {
+        PendingRows {
+            insert,
+            columns,
+            values: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, row: Vec<Param>) {
+        debug_assert_eq!(row.len(), self.columns);
+        self.values.extend(row);
+    }
+
+    pub(crate) async fn flush(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<(), ProjectionError> {
+        self.flush_upsert(conn, "").await
+    }
+
+    /// Like `flush`, with `suffix` (an `ON CONFLICT …` clause) after the values.
+    pub(crate) async fn flush_upsert(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        suffix: &str,
+    ) -> Result<(), ProjectionError> {
+        const ROWS_PER_STATEMENT: usize = 100;
+        let values = std::mem::take(&mut self.values);
+        for chunk in values.chunks(self.columns * ROWS_PER_STATEMENT) {
+            let rows = chunk.len() / self.columns;
+            let mut sql = String::from(self.insert);
+            for row in 0..rows {
+                sql.push_str(if row == 0 { " (" } else { ", (" });
+                for column in 0..self.columns {
+                    if column > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", row * self.columns + column + 1));
+                }
+                sql.push(')');
+            }
+            if !suffix.is_empty() {
+                sql.push(' ');
+                sql.push_str(suffix);
+            }
+            let mut query = sqlx::query(&sql);
+            for param in chunk.iter().cloned() {
+                query = match param {
+                    Param::Text(text) => query.bind(text),
+                    Param::Int(int) => query.bind(int),
+                    Param::OptText(text) => query.bind(text),
+                };
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 }

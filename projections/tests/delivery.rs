@@ -359,3 +359,28 @@ async fn postgres_read_models_match_sqlite() {
         .await
         .unwrap();
 }
+
+/// Poison met while following the store: the fast batch fails, the batch is redone
+/// event by event, and everything but the poison (and what follows it in its stream)
+/// is applied.
+#[tokio::test]
+async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
+    let setup = setup().await;
+    let before = account_with_deposits(&setup.store, 1).await;
+    let Backend::Sqlite { pool, .. } = setup.store.backend() else {
+        unreachable!()
+    };
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('account', 'broken-account', 1, 'AccountOpened', '1', '{\"AccountOpened\": {\"nonsense\": true}}', '{}')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let after = account_with_deposits(&setup.store, 2).await;
+    let caught_up = setup.projector.catch_up().await.unwrap();
+    assert_eq!(caught_up.dead_lettered, 1);
+    assert_eq!(balance(&setup, &before).await, (10, 2));
+    assert_eq!(balance(&setup, &after).await, (20, 3));
+    assert_eq!(history_len(&setup, &after).await, 2);
+}

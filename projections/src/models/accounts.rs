@@ -62,9 +62,12 @@ impl From<Row> for AccountView {
     }
 }
 
+/// Applies an account event; with `pending`, balance and status changes are collected
+/// there (one UPDATE per account per batch) instead of written at once.
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     e: &Envelope<'_>,
+    pending: Option<&mut std::collections::HashMap<String, PendingUpdate>>,
 ) -> Result<(), ProjectionError> {
     use AccountEvent as E;
     let id = e.aggregate_id();
@@ -117,14 +120,56 @@ pub(crate) async fn apply(
         E::AccountUnfrozen => (None, Some("open")),
         E::AccountClosed => (None, Some("closed")),
     };
+    let update = PendingUpdate {
+        balance,
+        status,
+        version: e.sequence(),
+        updated_at: e.occurred_at.clone(),
+    };
+    match pending {
+        Some(pending) => {
+            pending
+                .entry(id.to_string())
+                .and_modify(|earlier| earlier.merge(&update))
+                .or_insert(update);
+            Ok(())
+        }
+        None => write_update(conn, id, &update).await,
+    }
+}
+
+/// An account's new balance, status and version, waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingUpdate {
+    balance: Option<i64>,
+    status: Option<&'static str>,
+    version: i64,
+    updated_at: String,
+}
+
+impl PendingUpdate {
+    /// Folds a later update into this one.
+    fn merge(&mut self, later: &PendingUpdate) {
+        self.balance = later.balance.or(self.balance);
+        self.status = later.status.or(self.status);
+        self.version = later.version;
+        self.updated_at.clone_from(&later.updated_at);
+    }
+}
+
+pub(crate) async fn write_update(
+    conn: &mut AnyConnection,
+    id: &str,
+    update: &PendingUpdate,
+) -> Result<(), ProjectionError> {
     let updated = sqlx::query(
         "UPDATE accounts SET balance_minor = COALESCE($1, balance_minor), status = COALESCE($2, status), version = $3, \
          updated_at = $4 WHERE id = $5",
     )
-    .bind(balance)
-    .bind(status)
-    .bind(e.sequence())
-    .bind(&e.occurred_at)
+    .bind(update.balance)
+    .bind(update.status)
+    .bind(update.version)
+    .bind(&update.updated_at)
     .bind(id)
     .execute(&mut *conn)
     .await?;

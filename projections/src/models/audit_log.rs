@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, PendingRows, Select};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
 pub struct AuditEntry {
@@ -21,27 +21,33 @@ pub struct AuditEntry {
     pub occurred_at: String,
 }
 
+pub(crate) const INSERT: &str =
+    "INSERT INTO audit_log (aggregate_type, aggregate_id, sequence, position, event_type, \
+     actor_id, actor_role, correlation_id, causation_id, occurred_at) VALUES";
+pub(crate) const COLUMNS: usize = 10;
+
+pub(crate) fn row(e: &Envelope<'_>) -> Vec<Param> {
+    vec![
+        Param::Text(e.aggregate_type().to_string()),
+        Param::Text(e.aggregate_id().to_string()),
+        Param::Int(e.sequence()),
+        Param::Int(e.stored.position),
+        Param::Text(e.stored.event.event_type.clone()),
+        Param::Text(e.actor_id.clone()),
+        Param::Text(e.actor_role.clone()),
+        Param::Text(e.correlation_id.clone()),
+        Param::Text(e.causation_id.clone()),
+        Param::Text(e.occurred_at.clone()),
+    ]
+}
+
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     e: &Envelope<'_>,
 ) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "INSERT INTO audit_log (aggregate_type, aggregate_id, sequence, position, event_type, actor_id, actor_role, \
-         correlation_id, causation_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(e.aggregate_type())
-    .bind(e.aggregate_id())
-    .bind(e.sequence())
-    .bind(e.stored.position)
-    .bind(&e.stored.event.event_type)
-    .bind(&e.actor_id)
-    .bind(&e.actor_role)
-    .bind(&e.correlation_id)
-    .bind(&e.causation_id)
-    .bind(&e.occurred_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    let mut rows = PendingRows::new(INSERT, COLUMNS);
+    rows.push(row(e));
+    rows.flush(conn).await
 }
 
 #[derive(Debug, Clone, Default)]

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
 use crate::models::accounts::MoneyView;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, PendingRows, Select};
 
 #[derive(Debug, Clone, FromRow)]
 struct Row {
@@ -186,31 +186,40 @@ fn line(event: AccountEvent) -> Option<Line> {
     })
 }
 
+pub(crate) const INSERT: &str = "INSERT INTO transactions (id, account_id, sequence, kind, amount_minor, currency, \
+     balance_after_minor, description, transfer_id, counterparty_account_id, external_id, occurred_at) VALUES";
+pub(crate) const COLUMNS: usize = 12;
+
+/// The history row an account event adds, if it moves money.
+pub(crate) fn row(e: &Envelope<'_>) -> Result<Option<Vec<Param>>, ProjectionError> {
+    let Some(line) = line(e.payload::<AccountEvent>()?) else {
+        return Ok(None);
+    };
+    Ok(Some(vec![
+        Param::Text(line.id.to_string()),
+        Param::Text(e.aggregate_id().to_string()),
+        Param::Int(e.sequence()),
+        Param::Text(line.kind.to_string()),
+        Param::Int(line.amount.amount_minor),
+        Param::Text(line.amount.currency.code().to_string()),
+        Param::Int(line.balance_after.amount_minor),
+        Param::OptText(line.description),
+        Param::OptText(line.transfer_id),
+        Param::OptText(line.counterparty),
+        Param::OptText(line.external_id),
+        Param::Text(line.occurred_at.unwrap_or_else(|| e.occurred_at.clone())),
+    ]))
+}
+
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     e: &Envelope<'_>,
 ) -> Result<(), ProjectionError> {
-    let Some(line) = line(e.payload::<AccountEvent>()?) else {
-        return Ok(());
-    };
-    sqlx::query(
-        "INSERT INTO transactions (id, account_id, sequence, kind, amount_minor, currency, balance_after_minor, description, \
-         transfer_id, counterparty_account_id, external_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(line.id.to_string())
-    .bind(e.aggregate_id())
-    .bind(e.sequence())
-    .bind(line.kind)
-    .bind(line.amount.amount_minor)
-    .bind(line.amount.currency.code())
-    .bind(line.balance_after.amount_minor)
-    .bind(line.description)
-    .bind(line.transfer_id)
-    .bind(line.counterparty)
-    .bind(line.external_id)
-    .bind(line.occurred_at.unwrap_or_else(|| e.occurred_at.clone()))
-    .execute(&mut *conn)
-    .await?;
+    if let Some(row) = row(e)? {
+        let mut rows = PendingRows::new(INSERT, COLUMNS);
+        rows.push(row);
+        rows.flush(conn).await?;
+    }
     Ok(())
 }
 
