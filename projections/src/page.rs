@@ -126,42 +126,6 @@ pub fn paginate<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Vec<String>
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_in_order() {
-        let mut select = Select::new("SELECT * FROM t");
-        select.and("a = ?", [Param::Int(1)]).and(
-            "(b < ? OR (b = ? AND id < ?))",
-            [
-                Param::Text("x".into()),
-                Param::Text("x".into()),
-                Param::Text("y".into()),
-            ],
-        );
-        let (sql, params) = select.build("b DESC", 10);
-        assert_eq!(sql, "SELECT * FROM t WHERE a = $1 AND (b < $2 OR (b = $3 AND id < $4)) ORDER BY b DESC LIMIT 11");
-        assert_eq!(params.len(), 4);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let cursor = encode_cursor(&["2026-01-01T00:00:00Z".into(), "id-1".into()]);
-        assert_eq!(decode_cursor(&cursor, 2).unwrap()[1], "id-1");
-        assert!(decode_cursor(&cursor, 1).is_err());
-        assert!(decode_cursor("!!!", 1).is_err());
-    }
-
-    #[test]
-    fn limits_are_clamped() {
-        assert_eq!(limit(None), 50);
-        assert_eq!(limit(Some(0)), 1);
-        assert_eq!(limit(Some(1000)), 200);
-    }
-}
-
 /// Rows waiting to be inserted with multi-row `INSERT`s: far fewer statements than one
 /// per row, which is what the projector spends its time on.
 pub(crate) struct PendingRows {
@@ -228,5 +192,41 @@ impl PendingRows {
             query.execute(&mut *conn).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut select = Select::new("SELECT * FROM t");
+        select.and("a = ?", [Param::Int(1)]).and(
+            "(b < ? OR (b = ? AND id < ?))",
+            [
+                Param::Text("x".into()),
+                Param::Text("x".into()),
+                Param::Text("y".into()),
+            ],
+        );
+        let (sql, params) = select.build("b DESC", 10);
+        assert_eq!(sql, "SELECT * FROM t WHERE a = $1 AND (b < $2 OR (b = $3 AND id < $4)) ORDER BY b DESC LIMIT 11");
+        assert_eq!(params.len(), 4);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = encode_cursor(&["2026-01-01T00:00:00Z".into(), "id-1".into()]);
+        assert_eq!(decode_cursor(&cursor, 2).unwrap()[1], "id-1");
+        assert!(decode_cursor(&cursor, 1).is_err());
+        assert!(decode_cursor("!!!", 1).is_err());
+    }
+
+    #[test]
+    fn limits_are_clamped() {
+        assert_eq!(limit(None), 50);
+        assert_eq!(limit(Some(0)), 1);
+        assert_eq!(limit(Some(1000)), 200);
     }
 }
