@@ -56,6 +56,9 @@ struct ServeArgs {
     /// More redirect URIs the UI's OAuth client may use, comma-separated.
     #[arg(long, env = "CRM_UI_REDIRECT_URIS", value_delimiter = ',')]
     ui_redirect_uri: Vec<String>,
+    /// The built web UI to serve at `/` (if the directory exists).
+    #[arg(long, env = "CRM_UI_DIR", default_value = "ui/dist")]
+    ui_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .ok()
                     .filter(|p| !p.is_empty()),
                 ui_redirect_uris: args.ui_redirect_uri,
+                ui_dir: Some(args.ui_dir),
                 store: event_store::SqliteOptions {
                     group_commit: env_flag("CRM_GROUP_COMMIT"),
                     aggregate_cache: env_flag("CRM_AGGREGATE_CACHE"),

@@ -16,6 +16,8 @@ pub struct Config {
     pub root_password: Option<String>,
     /// Extra redirect URIs the UI client may use (the UI's own is always allowed).
     pub ui_redirect_uris: Vec<String>,
+    /// The built web UI, served at `/` when the directory exists.
+    pub ui_dir: Option<PathBuf>,
     /// Group commit and the aggregate cache (both on unless measuring without them).
     pub store: event_store::SqliteOptions,
 }

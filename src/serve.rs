@@ -160,15 +160,33 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         counters,
         log: log.clone(),
     };
-    let router = Router::new()
+    let mut router = Router::new()
         .merge(identity::router(identity))
         .merge(command_api::router(commands))
         .merge(query_api::router(queries))
         .merge(crate::health::router(shared))
-        .layer(axum::middleware::from_fn_with_state(
-            observer,
-            crate::observe::middleware,
-        ));
+        // Unknown API paths stay API answers, never the UI's index page.
+        .route(
+            "/v1/{*rest}",
+            axum::routing::any(|| async {
+                api_kit::ApiError::NotFound("no such API endpoint".into())
+            }),
+        );
+    if let Some(ui) = config
+        .ui_dir
+        .as_ref()
+        .filter(|dir| dir.join("index.html").is_file())
+    {
+        // The single-page app: files as they are, every other path to index.html so
+        // client-side routes survive a reload.
+        let index = tower_http::services::ServeFile::new(ui.join("index.html"));
+        router = router.fallback_service(tower_http::services::ServeDir::new(ui).fallback(index));
+        tracing::info!(dir = %ui.display(), "serving the web UI");
+    }
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        observer,
+        crate::observe::middleware,
+    ));
     Ok(App {
         router,
         store,

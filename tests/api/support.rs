@@ -80,6 +80,7 @@ impl TestApp {
             root_password: Some(ROOT_PASSWORD.into()),
             ui_redirect_uris: vec!["http://127.0.0.1:5173/callback".into()],
             store: event_store::SqliteOptions::default(),
+            ui_dir: Some(dir.path().join("ui")),
         };
         let base = config.public_url_for(addr);
         let app = crm::build(&config, &base).await.unwrap();

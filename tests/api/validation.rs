@@ -159,10 +159,67 @@ async fn the_openapi_document_lists_every_command() {
 }
 
 #[tokio::test]
-async fn health_endpoints_answer() {
+async fn health_and_metrics_answer() {
     let app = TestApp::spawn().await;
     for path in ["/health/live", "/health/ready"] {
         let reply = app.call(reqwest::Method::GET, path, None, None, &[]).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
+    let agent = app.agent().await;
+    app.account_of(&agent, 10).await;
+    app.settled().await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "ledgerline_http_responses_total{class=\"2xx\"}",
+        "ledgerline_events_projected_total",
+        "ledgerline_projection_lag_events 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn the_web_ui_is_served_with_client_side_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ui/assets")).unwrap();
+    std::fs::write(
+        dir.path().join("ui/index.html"),
+        "<!doctype html><title>Ledgerline</title>",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ui/assets/app.js"),
+        "console.log('ledgerline')",
+    )
+    .unwrap();
+    let app = TestApp::spawn_in(dir).await;
+    for (path, expected) in [
+        ("/", "<title>Ledgerline"),
+        ("/clients/123", "<title>Ledgerline"),
+        ("/assets/app.js", "console.log"),
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(body.contains(expected), "{path}: {body}");
+    }
+    // The API keeps answering as the API.
+    let reply = app
+        .call(reqwest::Method::GET, "/v1/clients", None, None, &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let unknown = app
+        .call(reqwest::Method::GET, "/v1/nothing-here", None, None, &[])
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.is_problem());
 }
