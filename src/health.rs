@@ -18,6 +18,7 @@ pub(crate) fn router(shared: Shared) -> Router {
         )
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .with_state(shared)
 }
 
@@ -96,4 +97,12 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
         &[(String::new(), (head - position).max(0) as u64)],
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The whole API: the commands' document with the read side's merged in.
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    let mut document = command_api::ApiDoc::openapi();
+    document.merge(query_api::QueryDoc::openapi());
+    Json(document)
 }

@@ -40,7 +40,8 @@ impl FromRef<AppState> for Arc<Authenticator> {
     }
 }
 
-/// The command API's routes, with idempotency and the body limit applied.
+/// The command API's routes, with idempotency and the body limit applied. The OpenAPI
+/// document ([`ApiDoc`]) is served by the composition, merged with the read side's.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/staff", post(staff::create))
@@ -67,6 +68,5 @@ pub fn router(state: AppState) -> Router {
             idempotency::middleware,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .route("/openapi.json", get(openapi::serve))
         .with_state(state)
 }

@@ -1,6 +1,5 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -37,7 +36,3 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
-
-pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}

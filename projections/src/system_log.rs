@@ -9,7 +9,7 @@ use crate::db::{open, Schema};
 use crate::error::ProjectionError;
 use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogEntry {
     pub id: String,
     pub occurred_at: String,

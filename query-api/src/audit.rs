@@ -49,7 +49,7 @@ async fn stream(
     Ok(events)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct EventView {
     sequence: usize,
     event_type: String,
@@ -58,6 +58,10 @@ pub(crate) struct EventView {
     metadata: Value,
 }
 
+/// A stream's events in order, with metadata and hashes (auditors).
+#[utoipa::path(get, path = "/v1/audit/streams/{aggregate_type}/{id}/events", tag = "audit",
+    params(("aggregate_type" = String, Path, description = "client, account, staff or transfer"), ("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<EventView>), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn events(
     State(state): State<QueryState>,
     caller: Caller,
@@ -116,6 +120,10 @@ fn replay<A: Aggregate>(events: &[SerializedEvent]) -> Result<Value, ApiError> {
     serde_json::to_value(&aggregate).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// The aggregate's state as of a version or a time, replayed from its events (auditors).
+#[utoipa::path(get, path = "/v1/audit/streams/{aggregate_type}/{id}/state", tag = "audit",
+    params(("aggregate_type" = String, Path), ("id" = String, Path), ("version" = Option<i64>, Query), ("as_of" = Option<String>, Query)),
+    responses((status = 200), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn state(
     State(state): State<QueryState>,
     caller: Caller,
@@ -179,15 +187,20 @@ pub(crate) struct VerifyParams {
     id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Verification {
     ok: bool,
     streams_checked: usize,
     events_checked: usize,
+    #[schema(value_type = Vec<Object>)]
     failures: Vec<ChainFailure>,
     checked_at: DateTime<Utc>,
 }
 
+/// Hash-chain verification of one stream or all (auditors).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    params(("aggregate_type" = Option<String>, Query), ("id" = Option<String>, Query)),
+    responses((status = 200, body = Verification), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn verify(
     State(state): State<QueryState>,
     caller: Caller,
@@ -250,6 +263,10 @@ pub(crate) struct LogParams {
     page: PageParams,
 }
 
+/// The audit log, newest first (auditors).
+#[utoipa::path(get, path = "/v1/audit/log", tag = "audit",
+    params(("actor" = Option<String>, Query), ("aggregate_type" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<AuditEntry>), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn log(
     State(state): State<QueryState>,
     caller: Caller,

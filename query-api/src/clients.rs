@@ -55,6 +55,10 @@ pub(crate) struct ClientParams {
     page: PageParams,
 }
 
+/// Clients, newest first; an agent sees their own, an auditor everyone's.
+#[utoipa::path(get, path = "/v1/clients", tag = "clients",
+    params(("q" = Option<String>, Query, description = "Searches names and email"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<ClientView>), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,
     caller: Caller,
@@ -75,6 +79,9 @@ pub(crate) async fn list(
     ))
 }
 
+/// One client.
+#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
+    responses((status = 200, body = ClientView), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<QueryState>,
     caller: Caller,
@@ -84,6 +91,9 @@ pub(crate) async fn get(
     Ok(detail(client.version, client))
 }
 
+/// A client's accounts.
+#[utoipa::path(get, path = "/v1/clients/{id}/accounts", tag = "accounts", params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<AccountView>), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn accounts(
     State(state): State<QueryState>,
     caller: Caller,
@@ -102,6 +112,9 @@ pub(crate) async fn accounts(
     Ok(Json(page))
 }
 
+/// One account with its balance.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 200, body = AccountView), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn account(
     State(state): State<QueryState>,
     caller: Caller,
@@ -119,6 +132,10 @@ pub(crate) struct HistoryParams {
     page: PageParams,
 }
 
+/// An account's transaction history, newest first.
+#[utoipa::path(get, path = "/v1/accounts/{id}/transactions", tag = "accounts",
+    params(("id" = String, Path), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<TransactionView>), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn transactions(
     State(state): State<QueryState>,
     caller: Caller,

@@ -6,6 +6,7 @@
 
 mod audit;
 mod clients;
+mod openapi;
 mod params;
 mod staff;
 mod system_log;
@@ -18,6 +19,8 @@ use axum::Router;
 use event_store::EventStore;
 use projections::{ReadStore, SystemLog};
 use std::sync::Arc;
+
+pub use openapi::QueryDoc;
 
 /// Rebuilds the read models (implemented by the composition root, which knows where
 /// they live).

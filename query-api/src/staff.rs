@@ -20,6 +20,9 @@ pub(crate) struct StaffParams {
     page: PageParams,
 }
 
+/// Staff, by username (admins and the root admin).
+#[utoipa::path(get, path = "/v1/staff", tag = "staff", params(("role" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<StaffView>), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,
     caller: Caller,
@@ -39,6 +42,9 @@ pub(crate) async fn list(
     ))
 }
 
+/// One member of staff.
+#[utoipa::path(get, path = "/v1/staff/{id}", tag = "staff", params(("id" = String, Path)),
+    responses((status = 200, body = StaffView), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<QueryState>,
     caller: Caller,

@@ -23,6 +23,11 @@ pub(crate) struct LogParams {
     page: PageParams,
 }
 
+/// The system log, newest first (admins and the root admin).
+#[utoipa::path(get, path = "/v1/system-log", tag = "operations",
+    params(("level" = Option<String>, Query), ("category" = Option<String>, Query), ("actor" = Option<String>, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<LogEntry>), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,
     caller: Caller,
@@ -42,6 +47,8 @@ pub(crate) async fn list(
 }
 
 /// Rebuilds every read model from the event store into a fresh copy and swaps it in.
+/// Rebuild every read model from the event store and swap it in (admins).
+#[utoipa::path(post, path = "/v1/admin/rebuild", tag = "operations", responses((status = 200), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn rebuild(
     State(state): State<QueryState>,
     caller: Caller,

@@ -7,7 +7,7 @@ use crate::envelope::Envelope;
 use crate::error::ProjectionError;
 use crate::page::{bind_all, decode_cursor, paginate, Page, Param, PendingRows, Select};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub position: i64,
     pub aggregate_type: String,

@@ -32,7 +32,7 @@ struct Row {
     updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AddressView {
     pub line1: Option<String>,
     pub city: Option<String>,
@@ -42,7 +42,7 @@ pub struct AddressView {
 }
 
 /// A client as the API shows it. Personal fields are null once erased.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub id: String,
     pub agent_id: String,

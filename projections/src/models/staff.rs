@@ -8,7 +8,7 @@ use crate::envelope::Envelope;
 use crate::error::ProjectionError;
 use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct StaffView {
     pub id: String,
     pub username: String,

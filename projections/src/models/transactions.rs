@@ -25,7 +25,7 @@ struct Row {
     occurred_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TransactionView {
     pub id: String,
     pub account_id: String,

@@ -1,0 +1,23 @@
+//! The read side's part of the OpenAPI document (merged with the commands' in `crm`).
+
+use utoipa::OpenApi;
+
+use crate::{audit, clients, staff, system_log};
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    staff::list,
+    staff::get,
+    clients::list,
+    clients::get,
+    clients::accounts,
+    clients::account,
+    clients::transactions,
+    system_log::list,
+    system_log::rebuild,
+    audit::events,
+    audit::state,
+    audit::verify,
+    audit::log,
+))]
+pub struct QueryDoc;
