@@ -20,6 +20,8 @@ enum Command {
     /// Manage integration workers (OAuth client-credentials clients).
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Print the API's OpenAPI document (what `/openapi.json` serves).
+    Openapi,
     /// Rebuild every read model from the event store into a fresh copy and swap it in.
     /// With --server, the running server does it while it keeps serving (admin
     /// credentials from CRM_USERNAME / CRM_PASSWORD); without, it is done on the data
@@ -107,6 +109,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             };
             crate::serve::serve(config, args.addr).await
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::openapi_document())?
+            );
+            Ok(())
         }
         Command::Replay {
             data,

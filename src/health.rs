@@ -99,10 +99,6 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-/// The whole API: the commands' document with the read side's merged in.
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    use utoipa::OpenApi;
-    let mut document = command_api::ApiDoc::openapi();
-    document.merge(query_api::QueryDoc::openapi());
-    Json(document)
+    Json(crate::openapi_document())
 }

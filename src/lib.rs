@@ -13,3 +13,11 @@ mod sign_ins;
 
 pub use config::Config;
 pub use serve::{build, App};
+
+/// The whole API's OpenAPI document: the commands' with the read side's merged in.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut document = command_api::ApiDoc::openapi();
+    document.merge(query_api::QueryDoc::openapi());
+    document
+}

@@ -1,0 +1,280 @@
+// End-to-end tests of the UI in headless Chromium (Debian's, driven by playwright-core)
+// against a real `crm serve` on a fresh data directory. Each role signs in through the
+// embedded OpenID provider and walks its main flows; screenshots of the main screens go
+// to e2e/screenshots/. Prints "e2e: N passed, M failed" and exits non-zero on failure.
+
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, existsSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "..", "..");
+const crm = join(root, "target", "debug", "crm");
+const shots = join(import.meta.dirname, "screenshots");
+const ROOT_PASSWORD = "root-password-for-e2e";
+const PASSWORD = "a-long-enough-password";
+
+function freePort() {
+  return new Promise((done) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+async function startServer() {
+  if (!existsSync(crm)) execFileSync("cargo", ["build", "--quiet", "--bin", "crm"], { cwd: root, stdio: "inherit" });
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
+  const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--ui-dir", join(root, "ui", "dist")], {
+    env: { ...process.env, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${base}/health/ready`)).ok) return { base, child, dataDir };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error("crm serve did not become ready");
+}
+
+async function call(base, method, path, token, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function login(base, username, password) {
+  return (await call(base, "POST", "/auth/login", null, { username, password })).access_token;
+}
+
+async function seed(base) {
+  const root = await login(base, "root", ROOT_PASSWORD);
+  await call(base, "POST", "/v1/staff", root, { username: "alice", email: "alice@bank.example", full_name: "Alice Admin", role: "admin", password: PASSWORD });
+  const admin = await login(base, "alice", PASSWORD);
+  for (const [username, role] of [["bob", "agent"], ["dora", "agent"], ["carol", "auditor"]]) {
+    await call(base, "POST", "/v1/staff", admin, { username, email: `${username}@bank.example`, full_name: `${username} ${role}`, role, password: PASSWORD });
+  }
+  const dora = await login(base, "dora", PASSWORD);
+  const client = await call(base, "POST", "/v1/clients", dora, {
+    first_name: "Secret", last_name: "Doraclient", date_of_birth: "1970-02-02", gender: "other", email: "secret@example.com", phone: "+3531112222",
+    address: { line1: "9 Hidden Lane", city: "Cork", state: "", country: "IE", postal_code: "T12" },
+  });
+  return { doraClient: client.id };
+}
+
+const results = [];
+async function step(name, run) {
+  try {
+    await run();
+    results.push([name, true]);
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    results.push([name, false]);
+    console.log(`FAIL ${name}: ${error.message.split("\n")[0]}`);
+  }
+}
+
+async function signIn(browser, base, username) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  await page.goto(base);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD === "" ? "" : username === "root" ? ROOT_PASSWORD : PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 15000 });
+  return { context, page };
+}
+
+function expectVisible(locator, timeout = 5000) {
+  return locator.first().waitFor({ state: "visible", timeout });
+}
+
+async function main() {
+  rmSync(shots, { recursive: true, force: true });
+  mkdirSync(shots, { recursive: true });
+  const server = await startServer();
+  const { base } = server;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const { doraClient } = await seed(base);
+
+    // Agent.
+    const agent = await signIn(browser, base, "bob");
+    const page = agent.page;
+    await step("agent lands on their (empty) client list", async () => {
+      await expectVisible(page.getByRole("heading", { name: "Clients" }));
+      await expectVisible(page.getByText("No clients yet"));
+      if (await page.getByText("Doraclient").count()) throw new Error("another agent's client is listed");
+      await page.screenshot({ path: join(shots, "agent-clients-empty.png"), fullPage: true });
+    });
+    await step("a bad onboarding form shows the API's field errors", async () => {
+      await page.getByRole("link", { name: "Onboard a client" }).click();
+      await page.getByLabel("First name").fill("Ada");
+      await page.getByLabel("Last name").fill("Lovelace");
+      await page.getByLabel("Date of birth").fill("1990-12-10");
+      await page.getByLabel("Email").fill("not-an-email");
+      await page.getByLabel("Phone").fill("+353 1 234 5678");
+      await page.getByLabel("Address").fill("1 Main Street");
+      await page.getByLabel("City").fill("Dublin");
+      await page.getByLabel("Country (ISO code, e.g. IE)").fill("XX");
+      await page.getByLabel("Postal code").fill("D01");
+      await page.getByRole("button", { name: "Onboard" }).click();
+      await expectVisible(page.getByText("is not a valid email address"));
+      await expectVisible(page.getByText("is not an ISO 3166-1 alpha-2 country code"));
+      await page.screenshot({ path: join(shots, "agent-onboard-errors.png"), fullPage: true });
+    });
+    await step("the corrected form onboards the client", async () => {
+      await page.getByLabel("Email").fill("ada@example.com");
+      await page.getByLabel("Country (ISO code, e.g. IE)").fill("IE");
+      await page.getByRole("button", { name: "Onboard" }).click();
+      await expectVisible(page.getByRole("heading", { name: "Ada Lovelace" }), 10000);
+    });
+    await step("the agent opens two accounts", async () => {
+      await page.getByLabel("Initial deposit (optional)").fill("100");
+      await page.getByRole("button", { name: "Open account" }).click();
+      await expectVisible(page.getByRole("link", { name: /100\.00 EUR/ }), 10000);
+      await page.getByLabel("Type").selectOption("savings");
+      await page.getByRole("button", { name: "Open account" }).click();
+      await expectVisible(page.getByRole("link", { name: /savings/ }), 10000);
+      await page.screenshot({ path: join(shots, "agent-client.png"), fullPage: true });
+    });
+    let savingsId = "";
+    await step("deposit, a refused withdrawal, and a confirmed transfer", async () => {
+      savingsId = (await page.getByRole("link", { name: /savings/ }).getAttribute("href")).split("/").pop();
+      await page.getByRole("link", { name: /checking/ }).click();
+      await expectVisible(page.getByTestId("balance"));
+      await page.getByLabel("Amount (EUR)").fill("25.50");
+      await page.getByLabel("Description").fill("cash");
+      await page.getByRole("button", { name: "Deposit" }).click();
+      await expectVisible(page.getByText("125.50 EUR"), 10000);
+      await page.getByLabel("Amount (EUR)").fill("1000");
+      await page.getByRole("button", { name: "Withdraw" }).click();
+      await expectVisible(page.getByRole("alert").filter({ hasText: "insufficient-funds" }));
+      await page.getByLabel("Amount (EUR)").fill("20");
+      await page.getByLabel("Transfer to account id").fill(savingsId);
+      await page.getByRole("button", { name: "Transfer…" }).click();
+      await page.getByRole("button", { name: "Confirm transfer" }).click();
+      await expectVisible(page.getByText("105.50 EUR"), 10000);
+      await expectVisible(page.getByRole("cell", { name: "transfer out" }), 10000);
+      await expectVisible(page.getByRole("img", { name: "Balance over time" }));
+      await page.screenshot({ path: join(shots, "agent-account.png"), fullPage: true });
+    });
+    await step("the history filters by date", async () => {
+      await page.getByLabel("From", { exact: true }).fill("2000-01-01");
+      await page.getByLabel("To", { exact: true }).fill("2000-12-31");
+      await expectVisible(page.getByText("No transactions in this period."));
+    });
+    await step("an agent cannot see another agent's client", async () => {
+      await page.goto(`${base}/clients/${doraClient}`);
+      await expectVisible(page.getByRole("alert").filter({ hasText: "assigned to another agent" }));
+      if (await page.getByText("Doraclient").count()) throw new Error("the other agent's client was shown");
+    });
+    await agent.context.close();
+
+    // Admin.
+    const admin = await signIn(browser, base, "alice");
+    await step("an admin adds, disables and sees staff", async () => {
+      const p = admin.page;
+      await expectVisible(p.getByRole("heading", { name: "Staff" }));
+      await p.getByLabel("Username").fill("eve");
+      await p.getByLabel("Full name").fill("Eve Agent");
+      await p.getByLabel("Email").fill("eve@bank.example");
+      await p.getByLabel("Initial password").fill("short");
+      await p.getByRole("button", { name: "Add" }).click();
+      await expectVisible(p.locator("#field-password-error"));
+      await p.getByLabel("Initial password").fill(PASSWORD);
+      await p.getByRole("button", { name: "Add" }).click();
+      await expectVisible(p.getByRole("cell", { name: "eve", exact: true }), 10000);
+      await p.getByRole("button", { name: "Disable eve" }).click();
+      await expectVisible(p.getByRole("button", { name: "Enable eve" }), 10000);
+      await p.screenshot({ path: join(shots, "admin-staff.png"), fullPage: true });
+    });
+    await step("an admin reads the system log with filters", async () => {
+      const p = admin.page;
+      await p.getByRole("link", { name: "System log" }).click();
+      await expectVisible(p.getByRole("cell", { name: "sign-in" }));
+      await p.getByLabel("Category").selectOption("staff");
+      await expectVisible(p.getByRole("cell", { name: /StaffDisabled/ }), 10000);
+      await p.screenshot({ path: join(shots, "admin-system-log.png"), fullPage: true });
+    });
+    await admin.context.close();
+
+    // Root admin.
+    const rootAdmin = await signIn(browser, base, "root");
+    await step("the root admin manages administrators only", async () => {
+      const p = rootAdmin.page;
+      await expectVisible(p.getByRole("heading", { name: "Staff" }));
+      const options = await p.getByLabel("Role").locator("option").allTextContents();
+      if (options.join() !== "admin") throw new Error(`role options ${options}`);
+      if (await p.getByRole("button", { name: "Disable bob" }).count()) throw new Error("root may not manage agents");
+      await p.screenshot({ path: join(shots, "root-admins.png"), fullPage: true });
+    });
+    await rootAdmin.context.close();
+
+    // Auditor.
+    const auditor = await signIn(browser, base, "carol");
+    await step("an auditor browses a stream, its state at a version, and verifies", async () => {
+      const p = auditor.page;
+      await expectVisible(p.getByRole("heading", { name: "Audit log" }));
+      await p.getByRole("button", { name: /^account / }).first().click();
+      await expectVisible(p.getByRole("list", { name: "Events" }).getByText("AccountOpened"));
+      await p.getByLabel("Version").fill("1");
+      await p.getByRole("button", { name: "Show state" }).click();
+      await expectVisible(p.getByLabel("State"));
+      await p.screenshot({ path: join(shots, "auditor-stream.png"), fullPage: true });
+      await p.getByRole("link", { name: "Integrity" }).click();
+      await p.getByRole("button", { name: "Verify all streams" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: "Intact" }), 15000);
+      await p.screenshot({ path: join(shots, "auditor-verify.png"), fullPage: true });
+    });
+    await step("an auditor cannot change anything", async () => {
+      const token = await login(base, "carol", PASSWORD);
+      const body = JSON.stringify({
+        first_name: "A", last_name: "B", date_of_birth: "1980-01-01", gender: "other", email: "a@example.com", phone: "+3531234567",
+        address: { line1: "1 St", city: "Dublin", state: "", country: "IE", postal_code: "D01" },
+      });
+      const refused = await fetch(`${base}/v1/clients`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+      if (refused.status !== 403) throw new Error(`status ${refused.status}`);
+    });
+    await auditor.context.close();
+
+    // A tablet-sized screen.
+    const tablet = await browser.newContext({ viewport: { width: 820, height: 1180 } });
+    await step("the sign-in page fits a tablet", async () => {
+      const p = await tablet.newPage();
+      await p.goto(base);
+      await expectVisible(p.getByRole("button", { name: "Sign in" }));
+      await p.screenshot({ path: join(shots, "tablet-sign-in.png") });
+    });
+    await tablet.close();
+  } finally {
+    await browser.close();
+    server.child.kill("SIGKILL");
+    rmSync(server.dataDir, { recursive: true, force: true });
+  }
+  const failed = results.filter(([, ok]) => !ok).length;
+  console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+main().catch((error) => {
+  console.error(error);
+  console.log("e2e: 0 passed, 1 failed");
+  process.exit(1);
+});

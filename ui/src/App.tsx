@@ -1,0 +1,116 @@
+import { useEffect, useState } from "react";
+import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate } from "react-router-dom";
+import { sessionOf, signOut, userManager, type Session } from "./auth";
+import { AccountPage } from "./pages/Account";
+import { AuditPage, VerifyPage } from "./pages/Audit";
+import { ClientPage } from "./pages/Client";
+import { ClientsPage, OnboardPage } from "./pages/Clients";
+import { StaffPage, SystemLogPage } from "./pages/Staff";
+
+/** The screens each role may use, first one being its home. */
+const MENUS: Record<Session["role"], [string, string][]> = {
+  agent: [["/clients", "Clients"], ["/clients/new", "Onboard"]],
+  admin: [["/staff", "Staff"], ["/system-log", "System log"]],
+  "root-admin": [["/staff", "Administrators"], ["/system-log", "System log"]],
+  auditor: [["/audit", "Audit"], ["/verify", "Integrity"], ["/clients", "Clients"]],
+  worker: [],
+};
+
+export function App() {
+  return (
+    <BrowserRouter>
+      <Routes>
+        <Route path="/callback" element={<Callback />} />
+        <Route path="*" element={<Shell />} />
+      </Routes>
+    </BrowserRouter>
+  );
+}
+
+function Callback() {
+  const navigate = useNavigate();
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    userManager
+      .signinRedirectCallback()
+      .then(() => navigate("/", { replace: true }))
+      .catch((e) => setError(String(e)));
+  }, [navigate]);
+  return <main className="centered">{error ? <p role="alert">Sign-in failed: {error}</p> : <p aria-busy="true">Signing in…</p>}</main>;
+}
+
+function Shell() {
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  useEffect(() => {
+    const update = () => userManager.getUser().then((user) => setSession(user && !user.expired ? sessionOf(user) : null));
+    update();
+    userManager.events.addUserLoaded(update);
+    userManager.events.addUserUnloaded(update);
+    return () => {
+      userManager.events.removeUserLoaded(update);
+      userManager.events.removeUserUnloaded(update);
+    };
+  }, []);
+  if (session === undefined) return <main className="centered" aria-busy="true">Loading…</main>;
+  if (session === null) return <SignIn />;
+  const menu = MENUS[session.role];
+  return (
+    <>
+      <header className="topbar">
+        <span className="brand">Ledgerline</span>
+        <nav aria-label="Main">
+          {menu.map(([path, label]) => (
+            <NavLink key={path} to={path} end>
+              {label}
+            </NavLink>
+          ))}
+        </nav>
+        <span className="who">
+          {session.username} · {session.role}
+        </span>
+        <button type="button" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main>
+        <Routes>
+          {session.role === "agent" && (
+            <>
+              <Route path="/clients/new" element={<OnboardPage />} />
+              <Route path="/clients/:id" element={<ClientPage />} />
+              <Route path="/accounts/:id" element={<AccountPage />} />
+            </>
+          )}
+          {(session.role === "agent" || session.role === "auditor") && <Route path="/clients" element={<ClientsPage />} />}
+          {session.role === "auditor" && (
+            <>
+              <Route path="/audit" element={<AuditPage />} />
+              <Route path="/verify" element={<VerifyPage />} />
+              <Route path="/clients/:id" element={<ClientPage />} />
+              <Route path="/accounts/:id" element={<AccountPage />} />
+            </>
+          )}
+          {(session.role === "admin" || session.role === "root-admin") && (
+            <>
+              <Route path="/staff" element={<StaffPage role={session.role} />} />
+              <Route path="/system-log" element={<SystemLogPage />} />
+            </>
+          )}
+          <Route path="*" element={menu.length ? <Navigate to={menu[0][0]} replace /> : <p>This role has no screens.</p>} />
+        </Routes>
+      </main>
+    </>
+  );
+}
+
+function SignIn() {
+  return (
+    <main className="centered">
+      <h1>Ledgerline</h1>
+      <p>The CRM for the bank's staff.</p>
+      <button type="button" onClick={() => userManager.signinRedirect()}>
+        Sign in
+      </button>
+    </main>
+  );
+}

@@ -1,0 +1,36 @@
+// Sign-in with OpenID Connect, authorization code + PKCE (oidc-client-ts), against the
+// embedded provider or Cognito. Tokens are kept in session storage and refreshed with
+// the refresh token before they expire.
+
+import { User, UserManager, WebStorageStateStore } from "oidc-client-ts";
+import { config } from "./config";
+
+export const userManager = new UserManager({
+  authority: config.authority,
+  client_id: config.clientId,
+  redirect_uri: config.redirectUri,
+  post_logout_redirect_uri: window.location.origin,
+  response_type: "code",
+  scope: "openid",
+  automaticSilentRenew: true,
+  userStore: new WebStorageStateStore({ store: window.sessionStorage }),
+});
+
+export type Role = "root-admin" | "admin" | "agent" | "auditor" | "worker";
+
+export type Session = { user: User; id: string; username: string; role: Role };
+
+/** What the access token says about its holder (Cognito's claim names). */
+export function sessionOf(user: User): Session | null {
+  const payload = user.access_token.split(".")[1];
+  if (!payload) return null;
+  const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
+  const groups: string[] = claims["cognito:groups"] ?? [];
+  const role = (["root-admin", "admin", "auditor", "agent", "worker"] as Role[]).find((r) => groups.includes(r));
+  return role ? { user, id: claims.sub, username: claims.username ?? claims.sub, role } : null;
+}
+
+export async function signOut(): Promise<void> {
+  await userManager.removeUser();
+  window.location.assign("/");
+}

@@ -1,0 +1,120 @@
+// Small pieces every screen uses: loading and error states, fields with their errors,
+// a pager, and a hook that loads data.
+
+import { useCallback, useEffect, useState, type ReactNode } from "react";
+import { ApiError, describe, type Problem } from "./lib/problems";
+
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
+  const [data, setData] = useState<T | null>(null);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [loading, setLoading] = useState(true);
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const run = useCallback(load, deps);
+  const reload = useCallback(() => {
+    setLoading(true);
+    run()
+      .then((value) => {
+        setData(value);
+        setProblem(null);
+      })
+      .catch((error) => setProblem(toProblem(error)))
+      .finally(() => setLoading(false));
+  }, [run]);
+  useEffect(reload, [reload]);
+  return { data, problem, loading, reload };
+}
+
+export function toProblem(error: unknown): Problem {
+  if (error instanceof ApiError) return error.problem;
+  return { type: "/problems/network", title: "Network error", status: 0, detail: String(error) };
+}
+
+export function ProblemBanner({ problem }: { problem: Problem | null }) {
+  if (!problem) return null;
+  // Field errors are shown at their fields; the banner only points to them.
+  const text = problem.errors?.length ? "Some fields need attention; see the messages below them." : describe(problem);
+  return (
+    <div role="alert" className="banner error">
+      {text}
+    </div>
+  );
+}
+
+export function Loading({ loading, children }: { loading: boolean; children: ReactNode }) {
+  return loading ? <p aria-busy="true" className="muted">Loading…</p> : <>{children}</>;
+}
+
+export function Empty({ when, children }: { when: boolean; children: ReactNode }) {
+  return when ? <p className="muted">{children}</p> : null;
+}
+
+export function Field(props: {
+  label: string;
+  name: string;
+  value: string;
+  onChange: (value: string) => void;
+  error?: string;
+  type?: string;
+  required?: boolean;
+  options?: string[];
+}) {
+  const id = `field-${props.name}`;
+  const describedBy = props.error ? `${id}-error` : undefined;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      {props.options ? (
+        <select id={id} name={props.name} value={props.value} onChange={(e) => props.onChange(e.target.value)} aria-invalid={!!props.error} aria-describedby={describedBy}>
+          {props.options.map((option) => (
+            <option key={option} value={option}>
+              {option || "—"}
+            </option>
+          ))}
+        </select>
+      ) : (
+        <input
+          id={id}
+          name={props.name}
+          type={props.type ?? "text"}
+          value={props.value}
+          required={props.required}
+          onChange={(e) => props.onChange(e.target.value)}
+          aria-invalid={!!props.error}
+          aria-describedby={describedBy}
+        />
+      )}
+      {props.error && (
+        <span id={`${id}-error`} className="field-error">
+          {props.error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+/** Previous/next over cursor pages: keeps the cursors seen so far. */
+export function usePager() {
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const current = cursors[cursors.length - 1];
+  return {
+    cursor: current,
+    page: cursors.length,
+    next: (cursor: string) => setCursors([...cursors, cursor]),
+    previous: () => setCursors(cursors.length > 1 ? cursors.slice(0, -1) : cursors),
+    reset: () => setCursors([null]),
+  };
+}
+
+export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager>; nextCursor: string | null | undefined }) {
+  return (
+    <nav className="pager" aria-label="Pages">
+      <button type="button" onClick={pager.previous} disabled={pager.page === 1}>
+        Previous
+      </button>
+      <span>Page {pager.page}</span>
+      <button type="button" onClick={() => nextCursor && pager.next(nextCursor)} disabled={!nextCursor}>
+        Next
+      </button>
+    </nav>
+  );
+}

@@ -1,0 +1,152 @@
+import { useState, type FormEvent } from "react";
+import { Link, useParams } from "react-router-dom";
+import { api, type AccountView, type ClientView, type Page } from "../api/client";
+import { Empty, Field, Loading, ProblemBanner, toProblem, useLoad } from "../components";
+import { formatMoney, parseAmount } from "../lib/money";
+import { fieldErrors, type Problem } from "../lib/problems";
+
+export function ClientPage() {
+  const { id = "" } = useParams();
+  const client = useLoad(() => api.get<ClientView>(`/v1/clients/${id}`), [id]);
+  const accounts = useLoad(() => api.get<Page<AccountView>>(`/v1/clients/${id}/accounts?limit=200`), [id]);
+  const [problem, setProblem] = useState<Problem | null>(null);
+
+  async function deactivate() {
+    if (!window.confirm("Deactivate this client? Their accounts stay as they are.")) return;
+    try {
+      await api.post(`/v1/clients/${id}/deactivate`);
+      setTimeout(client.reload, 300);
+    } catch (error) {
+      setProblem(toProblem(error));
+    }
+  }
+
+  const c = client.data;
+  return (
+    <section>
+      <ProblemBanner problem={client.problem ?? problem} />
+      <Loading loading={client.loading}>
+        {c && (
+          <>
+            <header className="row">
+              <h1>
+                {c.first_name} {c.last_name}
+              </h1>
+              <span className={`status ${c.status}`}>{c.status}</span>
+            </header>
+            <dl className="details">
+              <dt>Email</dt>
+              <dd>{c.email}</dd>
+              <dt>Phone</dt>
+              <dd>{c.phone}</dd>
+              <dt>Address</dt>
+              <dd>
+                {c.address.line1}, {c.address.city} {c.address.state} {c.address.postal_code}, {c.address.country}
+              </dd>
+              <dt>Date of birth</dt>
+              <dd>{c.date_of_birth}</dd>
+            </dl>
+            {c.status === "active" && (
+              <>
+                <ContactForm client={c} onSaved={() => setTimeout(client.reload, 300)} />
+                <button type="button" className="danger" onClick={deactivate}>
+                  Deactivate client
+                </button>
+              </>
+            )}
+          </>
+        )}
+      </Loading>
+      <h2>Accounts</h2>
+      <ProblemBanner problem={accounts.problem} />
+      <Loading loading={accounts.loading}>
+        <Empty when={!!accounts.data && accounts.data.items.length === 0}>No accounts yet.</Empty>
+        <ul className="cards">
+          {accounts.data?.items.map((account) => (
+            <li key={account.id}>
+              <Link to={`/accounts/${account.id}`}>
+                {account.account_type} · {formatMoney(account.balance)}
+              </Link>{" "}
+              <span className={`status ${account.status}`}>{account.status}</span>
+            </li>
+          ))}
+        </ul>
+      </Loading>
+      {c?.status === "active" && <OpenAccountForm clientId={id} onOpened={() => setTimeout(accounts.reload, 300)} />}
+    </section>
+  );
+}
+
+function ContactForm({ client, onSaved }: { client: ClientView; onSaved: () => void }) {
+  const [email, setEmail] = useState(client.email ?? "");
+  const [phone, setPhone] = useState(client.phone ?? "");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [saved, setSaved] = useState(false);
+  const errors = fieldErrors(problem ?? undefined);
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    const change: Record<string, string> = {};
+    if (email !== client.email) change.email = email;
+    if (phone !== client.phone) change.phone = phone;
+    try {
+      await api.patch(`/v1/clients/${client.id}`, change);
+      setProblem(null);
+      setSaved(true);
+      onSaved();
+    } catch (error) {
+      setSaved(false);
+      setProblem(toProblem(error));
+    }
+  }
+  return (
+    <form onSubmit={submit} className="grid" noValidate aria-label="Contact details">
+      <h2>Contact details</h2>
+      <ProblemBanner problem={problem} />
+      <Field label="Email" name="contact-email" value={email} onChange={setEmail} error={errors.email} />
+      <Field label="Phone" name="contact-phone" value={phone} onChange={setPhone} error={errors.phone} />
+      <div className="actions">
+        <button type="submit">Save contact details</button>
+        {saved && <span role="status">Saved.</span>}
+      </div>
+    </form>
+  );
+}
+
+function OpenAccountForm({ clientId, onOpened }: { clientId: string; onOpened: () => void }) {
+  const [type, setType] = useState("checking");
+  const [currency, setCurrency] = useState("EUR");
+  const [deposit, setDeposit] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [local, setLocal] = useState<string | undefined>();
+  const errors = fieldErrors(problem ?? undefined);
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    let initial_deposit;
+    if (deposit.trim()) {
+      const parsed = parseAmount(deposit, currency);
+      if (!parsed.ok) return setLocal(parsed.error);
+      initial_deposit = { amount_minor: parsed.minor, currency };
+    }
+    setLocal(undefined);
+    try {
+      await api.post(`/v1/clients/${clientId}/accounts`, { account_type: type, currency, initial_deposit });
+      setProblem(null);
+      setDeposit("");
+      onOpened();
+    } catch (error) {
+      setProblem(toProblem(error));
+    }
+  }
+  return (
+    <form onSubmit={submit} className="grid" noValidate aria-label="Open an account">
+      <h2>Open an account</h2>
+      <ProblemBanner problem={problem} />
+      <Field label="Type" name="account_type" value={type} onChange={setType} options={["checking", "savings"]} />
+      <Field label="Currency" name="currency" value={currency} onChange={(v) => setCurrency(v.toUpperCase())} error={errors.currency} />
+      <Field label="Initial deposit (optional)" name="initial_deposit" value={deposit} onChange={setDeposit} error={local ?? errors["initial_deposit.amount_minor"]} />
+      <div className="actions">
+        <button type="submit">Open account</button>
+      </div>
+    </form>
+  );
+}

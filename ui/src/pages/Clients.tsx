@@ -1,0 +1,124 @@
+import { useState, type FormEvent } from "react";
+import { Link, useNavigate } from "react-router-dom";
+import { api, query, type ClientView, type Page } from "../api/client";
+import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { fieldErrors, type Problem } from "../lib/problems";
+
+export function ClientsPage() {
+  const [search, setSearch] = useState("");
+  const [q, setQ] = useState("");
+  const pager = usePager();
+  const { data, problem, loading } = useLoad(
+    () => api.get<Page<ClientView>>(`/v1/clients${query({ q, cursor: pager.cursor, limit: 20 })}`),
+    [q, pager.cursor],
+  );
+  return (
+    <section>
+      <header className="row">
+        <h1>Clients</h1>
+        <Link className="button" to="/clients/new">
+          Onboard a client
+        </Link>
+      </header>
+      <form
+        role="search"
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          pager.reset();
+          setQ(search);
+        }}
+      >
+        <label htmlFor="search" className="visually-hidden">
+          Search by name or email
+        </label>
+        <input id="search" type="search" placeholder="Search by name or email" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <button type="submit">Search</button>
+      </form>
+      <ProblemBanner problem={problem} />
+      <Loading loading={loading}>
+        <Empty when={!!data && data.items.length === 0}>No clients{q ? ` match “${q}”` : " yet"}.</Empty>
+        {data && data.items.length > 0 && (
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Email</th>
+                <th>Status</th>
+                <th>Since</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.items.map((client) => (
+                <tr key={client.id}>
+                  <td>
+                    <Link to={`/clients/${client.id}`}>
+                      {client.first_name ?? "—"} {client.last_name ?? ""}
+                    </Link>
+                  </td>
+                  <td>{client.email ?? "—"}</td>
+                  <td>
+                    <span className={`status ${client.status}`}>{client.status}</span>
+                  </td>
+                  <td>{client.created_at.slice(0, 10)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        <Pager pager={pager} nextCursor={data?.next_cursor} />
+      </Loading>
+    </section>
+  );
+}
+
+const EMPTY_CLIENT = {
+  first_name: "", last_name: "", date_of_birth: "", gender: "unspecified", email: "", phone: "",
+  line1: "", city: "", state: "", country: "", postal_code: "",
+};
+
+export function OnboardPage() {
+  const navigate = useNavigate();
+  const [form, setForm] = useState(EMPTY_CLIENT);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [busy, setBusy] = useState(false);
+  const errors = fieldErrors(problem ?? undefined);
+  const set = (key: keyof typeof EMPTY_CLIENT) => (value: string) => setForm({ ...form, [key]: value });
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setBusy(true);
+    try {
+      const { line1, city, state, country, postal_code, ...person } = form;
+      const created = await api.post<{ id: string }>("/v1/clients", { ...person, address: { line1, city, state, country, postal_code } });
+      navigate(`/clients/${created.id}`);
+    } catch (error) {
+      setProblem(toProblem(error));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <section>
+      <h1>Onboard a client</h1>
+      <ProblemBanner problem={problem} />
+      <form onSubmit={submit} className="grid" noValidate>
+        <Field label="First name" name="first_name" value={form.first_name} onChange={set("first_name")} error={errors.first_name} />
+        <Field label="Last name" name="last_name" value={form.last_name} onChange={set("last_name")} error={errors.last_name} />
+        <Field label="Date of birth" name="date_of_birth" type="date" value={form.date_of_birth} onChange={set("date_of_birth")} error={errors.date_of_birth} />
+        <Field label="Gender" name="gender" value={form.gender} onChange={set("gender")} error={errors.gender} options={["unspecified", "female", "male", "other"]} />
+        <Field label="Email" name="email" type="email" value={form.email} onChange={set("email")} error={errors.email} />
+        <Field label="Phone" name="phone" type="tel" value={form.phone} onChange={set("phone")} error={errors.phone} />
+        <Field label="Address" name="line1" value={form.line1} onChange={set("line1")} error={errors["address.line1"]} />
+        <Field label="City" name="city" value={form.city} onChange={set("city")} error={errors["address.city"]} />
+        <Field label="State or region" name="state" value={form.state} onChange={set("state")} error={errors["address.state"]} />
+        <Field label="Country (ISO code, e.g. IE)" name="country" value={form.country} onChange={set("country")} error={errors["address.country"]} />
+        <Field label="Postal code" name="postal_code" value={form.postal_code} onChange={set("postal_code")} error={errors["address.postal_code"]} />
+        <div className="actions">
+          <button type="submit" disabled={busy}>
+            {busy ? "Saving…" : "Onboard"}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
