@@ -337,19 +337,44 @@ impl Projector {
         if e.aggregate_type() != "staff" {
             return;
         }
-        let entry = LogEntry::new(
-            "info",
-            "staff",
-            format!("{} {}", e.stored.event.event_type, e.aggregate_id()),
-        )
-        .keyed(
-            format!("event:staff:{}:{}", e.aggregate_id(), e.sequence()),
-            e.occurred_at.clone(),
-        )
-        .actor(e.actor_id.clone(), Some(&e.actor_role))
-        .correlation(e.correlation_id.clone())
-        .details(e.stored.event.payload.clone());
+        let entry = LogEntry::new("info", "staff", self.staff_message(e).await)
+            .keyed(
+                format!("event:staff:{}:{}", e.aggregate_id(), e.sequence()),
+                e.occurred_at.clone(),
+            )
+            .actor(e.actor_id.clone(), Some(&e.actor_role))
+            .correlation(e.correlation_id.clone())
+            .details(e.stored.event.payload.clone());
         self.log.record_or_warn(entry).await;
+    }
+
+    /// "Staff created: eve (agent)", "Staff disabled: eve": what an admin reads.
+    async fn staff_message(&self, e: &Envelope<'_>) -> String {
+        use domain::staff::StaffEvent;
+        let who = match e.payload::<StaffEvent>() {
+            Ok(StaffEvent::StaffCreated { username, role, .. }) => {
+                return format!("Staff created: {} ({role})", username.as_str())
+            }
+            Ok(StaffEvent::StaffRoleChanged { from, to }) => format!("role {from} → {to}"),
+            _ => String::new(),
+        };
+        let name = staff::get(&self.read.pool(), e.aggregate_id())
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| e.aggregate_id().to_string(), |member| member.username);
+        let what = match e.stored.event.event_type.as_str() {
+            "StaffDisabled" => "Staff disabled",
+            "StaffEnabled" => "Staff enabled",
+            "StaffDeleted" => "Staff deleted",
+            "StaffRoleChanged" => "Staff role changed",
+            other => other,
+        };
+        if who.is_empty() {
+            format!("{what}: {name}")
+        } else {
+            format!("{what}: {name}, {who}")
+        }
     }
 
     /// Follows the store until `shutdown` turns true: woken on every commit, and every

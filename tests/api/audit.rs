@@ -293,7 +293,10 @@ async fn the_system_log_records_sign_ins_denials_and_staff_changes() {
         let entries = categories("staff").await;
         entries
             .iter()
-            .any(|e| e["message"].as_str().unwrap().contains(&agent.id))
+            .any(|e| {
+                e["message"].as_str().unwrap()
+                    == format!("Staff created: {} (agent)", agent.username)
+            })
             .then_some(entries)
     })
     .await;

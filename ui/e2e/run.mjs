@@ -210,7 +210,7 @@ async function main() {
       await p.getByRole("link", { name: "System log" }).click();
       await expectVisible(p.getByRole("cell", { name: "sign-in" }));
       await p.getByLabel("Category").selectOption("staff");
-      await expectVisible(p.getByRole("cell", { name: /StaffDisabled/ }), 10000);
+      await expectVisible(p.getByRole("cell", { name: "Staff disabled: eve" }), 10000);
       await p.screenshot({ path: join(shots, "admin-system-log.png"), fullPage: true });
     });
     await admin.context.close();
@@ -256,11 +256,19 @@ async function main() {
 
     // A tablet-sized screen.
     const tablet = await browser.newContext({ viewport: { width: 820, height: 1180 } });
-    await step("the sign-in page fits a tablet", async () => {
+    await step("an agent's screens fit a tablet", async () => {
       const p = await tablet.newPage();
       await p.goto(base);
       await expectVisible(p.getByRole("button", { name: "Sign in" }));
       await p.screenshot({ path: join(shots, "tablet-sign-in.png") });
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await p.getByLabel("Username").fill("bob");
+      await p.getByLabel("Password").fill(PASSWORD);
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await expectVisible(p.getByRole("link", { name: "Ada Lovelace" }), 15000);
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+      if (overflow) throw new Error("the client list is wider than the tablet");
+      await p.screenshot({ path: join(shots, "tablet-agent-clients.png"), fullPage: true });
     });
     await tablet.close();
   } finally {
