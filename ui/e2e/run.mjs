@@ -180,12 +180,38 @@ async function main() {
       await page.getByLabel("To", { exact: true }).fill("2000-12-31");
       await expectVisible(page.getByText("No transactions in this period."));
     });
+    await step("the session holds a refresh token the provider honours (token refresh)", async () => {
+      const key = await page.evaluate(() => Object.keys(sessionStorage).find((k) => k.startsWith("oidc.user:")));
+      const stored = JSON.parse(await page.evaluate((k) => sessionStorage.getItem(k), key));
+      if (!stored?.refresh_token) throw new Error("no refresh token in the session");
+      const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: stored.refresh_token, client_id: "crm-ui" });
+      const renewed = await fetch(`${base}/oauth2/token`, { method: "POST", body: form });
+      if (renewed.status !== 200) throw new Error(`refresh answered ${renewed.status}`);
+    });
     await step("an agent cannot see another agent's client", async () => {
       await page.goto(`${base}/clients/${doraClient}`);
       await expectVisible(page.getByRole("alert").filter({ hasText: "assigned to another agent" }));
       if (await page.getByText("Doraclient").count()) throw new Error("the other agent's client was shown");
     });
     await agent.context.close();
+
+    await step("sign-in works from the keyboard alone", async () => {
+      const context = await browser.newContext();
+      const p = await context.newPage();
+      await p.goto(base);
+      await p.getByRole("button", { name: "Sign in" }).waitFor();
+      await p.keyboard.press("Tab");
+      const focused = await p.evaluate(() => document.activeElement?.textContent);
+      if (focused !== "Sign in") throw new Error(`Tab focused ${focused}`);
+      await p.keyboard.press("Enter");
+      await p.getByLabel("Username").waitFor();
+      await p.keyboard.type("carol");
+      await p.keyboard.press("Tab");
+      await p.keyboard.type(PASSWORD);
+      await p.keyboard.press("Enter");
+      await p.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 15000 });
+      await context.close();
+    });
 
     // Admin.
     const admin = await signIn(browser, base, "alice");
