@@ -4,8 +4,7 @@
 //! transaction id or transfer id has an effect at most once.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -478,26 +477,17 @@ impl Account {
     }
 }
 
-impl Aggregate for Account {
-    const TYPE: &'static str = "account";
-    type Command = AccountCommand;
-    type Event = AccountEvent;
-    type Error = AccountError;
-    type Services = ();
+decider_aggregate!(
+    Account,
+    "account",
+    AccountCommand,
+    AccountEvent,
+    AccountError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Account {
+    /// Evolves the state by one event; never refuses.
+    fn evolve(&mut self, event: AccountEvent) {
         use AccountEvent as E;
         match event {
             E::AccountOpened {

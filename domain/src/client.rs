@@ -1,7 +1,6 @@
 //! The Client aggregate: a person the bank serves, assigned to one agent.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::contact::{Address, Email, PersonalDetails, Phone};
@@ -237,26 +236,11 @@ impl Client {
     }
 }
 
-impl Aggregate for Client {
-    const TYPE: &'static str = "client";
-    type Command = ClientCommand;
-    type Event = ClientEvent;
-    type Error = ClientError;
-    type Services = ();
+decider_aggregate!(Client, "client", ClientCommand, ClientEvent, ClientError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Client {
+    /// Evolves the state by one event; never refuses.
+    fn evolve(&mut self, event: ClientEvent) {
         use ClientEvent as E;
         match event {
             E::ClientOnboarded {
@@ -299,6 +283,7 @@ mod tests {
     use crate::contact::{Address, PersonalDetails};
     use chrono::NaiveDate;
     use cqrs_es::test::TestFramework;
+    use cqrs_es::Aggregate;
     use ClientCommand as C;
     use ClientEvent as E;
 

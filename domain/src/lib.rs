@@ -3,6 +3,37 @@
 //! is a function of actor and action, and the event hash chain is computed and checked
 //! over plain data. IO (stores, HTTP, clocks) lives in the crates around this one.
 
+/// Implements cqrs-es's `Aggregate` for a decider: `handle` writes what `decide` returns
+/// (applying each event as it goes), `apply` is `evolve`. One place for what every
+/// aggregate does the same way.
+macro_rules! decider_aggregate {
+    ($aggregate:ty, $type_name:literal, $command:ty, $event:ty, $error:ty) => {
+        impl cqrs_es::Aggregate for $aggregate {
+            const TYPE: &'static str = $type_name;
+            type Command = $command;
+            type Event = $event;
+            type Error = $error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: Self::Command,
+                _services: &Self::Services,
+                sink: &cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), Self::Error> {
+                for event in self.decide(command)? {
+                    sink.write(event, self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, event: Self::Event) {
+                self.evolve(event);
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod chain;
 pub mod client;

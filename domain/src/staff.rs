@@ -1,7 +1,6 @@
 //! The StaffUser aggregate: a person who works at the bank, in one role.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::contact::{bounded_text, Email};
@@ -278,26 +277,11 @@ impl StaffUser {
     }
 }
 
-impl Aggregate for StaffUser {
-    const TYPE: &'static str = "staff";
-    type Command = StaffCommand;
-    type Event = StaffEvent;
-    type Error = StaffError;
-    type Services = ();
+decider_aggregate!(StaffUser, "staff", StaffCommand, StaffEvent, StaffError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl StaffUser {
+    /// Evolves the state by one event; never refuses.
+    fn evolve(&mut self, event: StaffEvent) {
         use StaffEvent as E;
         match event {
             E::StaffCreated {

@@ -3,8 +3,7 @@
 //! (reversing the debit) runs when the credit side refuses, so money is never created or
 //! lost. [`Transfer::next_step`] tells the process manager what to do next.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Refusal, RefusalKind};
@@ -180,26 +179,17 @@ impl Transfer {
     }
 }
 
-impl Aggregate for Transfer {
-    const TYPE: &'static str = "transfer";
-    type Command = TransferCommand;
-    type Event = TransferEvent;
-    type Error = TransferError;
-    type Services = ();
+decider_aggregate!(
+    Transfer,
+    "transfer",
+    TransferCommand,
+    TransferEvent,
+    TransferError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Transfer {
+    /// Evolves the state by one event; never refuses.
+    fn evolve(&mut self, event: TransferEvent) {
         use TransferEvent as E;
         match event {
             E::TransferRequested {
@@ -229,6 +219,7 @@ mod tests {
     use super::*;
     use crate::money::Currency;
     use cqrs_es::test::TestFramework;
+    use cqrs_es::Aggregate;
     use TransferCommand as C;
     use TransferEvent as E;
 

@@ -99,22 +99,12 @@ impl Backend {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query("SELECT 1").execute(pool).await.map(drop)?
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query("SELECT 1").execute(pool).await.map(drop)?
-            }
-        }
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop)?);
         Ok(())
     }
 
     pub async fn close(&self) {
-        match self {
-            Backend::Sqlite { pool, .. } => pool.close().await,
-            Backend::Postgres { pool, .. } => pool.close().await,
-        }
+        with_pool!(self, pool => pool.close().await);
     }
 }
 
@@ -132,3 +122,15 @@ macro_rules! with_repository {
     };
 }
 pub(crate) use with_repository;
+
+/// Runs `$body` with `$pool` bound to the backend's sqlx pool, for SQL both dialects
+/// accept (the body is compiled once per pool type).
+macro_rules! with_pool {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            $crate::backend::Backend::Sqlite { pool: $pool, .. } => $body,
+            $crate::backend::Backend::Postgres { pool: $pool, .. } => $body,
+        }
+    };
+}
+pub(crate) use with_pool;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::with_pool;
 use crate::error::StoreError;
 use crate::store::EventStore;
 
@@ -51,38 +51,11 @@ impl EventStore {
         request_hash: &str,
     ) -> Result<Claim, StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
-        let (inserted, row): (u64, Option<Row>) = match &self.backend {
-            Backend::Sqlite { pool, .. } => {
-                let inserted = sqlx::query(INSERT)
-                    .bind(caller)
-                    .bind(key)
-                    .bind(request_hash)
-                    .bind(&now)
-                    .execute(pool)
-                    .await?;
-                let row = sqlx::query_as(SELECT)
-                    .bind(caller)
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?;
-                (inserted.rows_affected(), row)
-            }
-            Backend::Postgres { pool, .. } => {
-                let inserted = sqlx::query(INSERT)
-                    .bind(caller)
-                    .bind(key)
-                    .bind(request_hash)
-                    .bind(&now)
-                    .execute(pool)
-                    .await?;
-                let row = sqlx::query_as(SELECT)
-                    .bind(caller)
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?;
-                (inserted.rows_affected(), row)
-            }
-        };
+        let (inserted, row): (u64, Option<Row>) = with_pool!(&self.backend, pool => {
+            let inserted = sqlx::query(INSERT).bind(caller).bind(key).bind(request_hash).bind(&now).execute(pool).await?;
+            let row = sqlx::query_as(SELECT).bind(caller).bind(key).fetch_optional(pool).await?;
+            (inserted.rows_affected(), row)
+        });
         if inserted == 1 {
             return Ok(Claim::New);
         }
@@ -112,47 +85,17 @@ impl EventStore {
     ) -> Result<(), StoreError> {
         let headers = serde_json::to_string(&response.headers)?;
         let status = i32::from(response.status);
-        match &self.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query(COMPLETE)
-                    .bind(status)
-                    .bind(&headers)
-                    .bind(&response.body)
-                    .bind(caller)
-                    .bind(key)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query(COMPLETE)
-                    .bind(status)
-                    .bind(&headers)
-                    .bind(&response.body)
-                    .bind(caller)
-                    .bind(key)
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        with_pool!(&self.backend, pool => {
+            sqlx::query(COMPLETE).bind(status).bind(&headers).bind(&response.body).bind(caller).bind(key).execute(pool).await?;
+        });
         Ok(())
     }
 
     /// Gives up a claimed key whose request failed on our side, so a retry may run.
     pub async fn release_idempotency(&self, caller: &str, key: &str) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlx::query(RELEASE)
-                .bind(caller)
-                .bind(key)
-                .execute(pool)
-                .await
-                .map(drop)?,
-            Backend::Postgres { pool, .. } => sqlx::query(RELEASE)
-                .bind(caller)
-                .bind(key)
-                .execute(pool)
-                .await
-                .map(drop)?,
-        }
+        with_pool!(&self.backend, pool => {
+            sqlx::query(RELEASE).bind(caller).bind(key).execute(pool).await?;
+        });
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use domain::chain::{seal, GENESIS_HASH};
 use domain::metadata::{CommandMetadata, HASH};
 use serde_json::Value;
 
-use crate::backend::{with_repository, Backend};
+use crate::backend::{with_pool, with_repository, Backend};
 use crate::error::StoreError;
 
 /// The event store. Every append seals its events into the stream's hash chain.
@@ -213,20 +213,7 @@ impl EventStore {
         let query = format!(
             "SELECT aggregate_id FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id HAVING {finished} = 0"
         );
-        let ids: Vec<(String,)> = match &self.backend {
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query_as(&query)
-                    .bind(aggregate_type)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Backend::Postgres { pool, .. } => {
-                sqlx::query_as(&query)
-                    .bind(aggregate_type)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let ids: Vec<(String,)> = with_pool!(&self.backend, pool => sqlx::query_as(&query).bind(aggregate_type).fetch_all(pool).await?);
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 }

@@ -181,14 +181,7 @@ impl Projector {
             self.after_apply(&envelope).await;
         }
         staging.flush(&mut tx).await?;
-        sqlx::query(
-            "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        )
-        .bind(CHECKPOINT)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
+        save_checkpoint(&mut tx, last).await?;
         tx.commit().await?;
         Ok(stats)
     }
@@ -209,14 +202,7 @@ impl Projector {
             self.deliver_with(&mut tx, stored, &mut stats, careful)
                 .await?;
         }
-        sqlx::query(
-            "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        )
-        .bind(CHECKPOINT)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
+        save_checkpoint(&mut tx, last).await?;
         tx.commit().await?;
         Ok(stats)
     }
@@ -496,6 +482,18 @@ impl Staging {
         }
         positions.flush_upsert(conn, "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence").await
     }
+}
+
+async fn save_checkpoint(conn: &mut AnyConnection, position: i64) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .bind(CHECKPOINT)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn stream_position(
