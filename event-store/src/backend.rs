@@ -47,6 +47,12 @@ pub enum Backend {
         repository: PostgresEventRepository,
         pool: PgPool,
     },
+    #[cfg(feature = "dynamo")]
+    Dynamo {
+        repository: dynamo_es::DynamoEventRepository,
+        client: aws_sdk_dynamodb::Client,
+        tables: crate::dynamo::DynamoTables,
+    },
 }
 
 impl Backend {
@@ -90,20 +96,42 @@ impl Backend {
         })
     }
 
+    /// The store on DynamoDB, in `tables` (see [`crate::DynamoTables::create`]).
+    #[cfg(feature = "dynamo")]
+    pub fn dynamo(client: aws_sdk_dynamodb::Client, tables: crate::dynamo::DynamoTables) -> Self {
+        let repository = dynamo_es::DynamoEventRepository::new(client.clone())
+            .with_tables(&tables.events, &tables.snapshots);
+        Backend::Dynamo {
+            repository,
+            client,
+            tables,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres { .. } => "postgres",
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { .. } => "dynamodb",
         }
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let Backend::Dynamo { client, tables, .. } = self {
+            return crate::dynamo::ping(client, tables).await;
+        }
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop)?);
         Ok(())
     }
 
     pub async fn close(&self) {
+        #[cfg(feature = "dynamo")]
+        if let Backend::Dynamo { .. } = self {
+            return;
+        }
         with_pool!(self, pool => pool.close().await);
     }
 }
@@ -118,6 +146,10 @@ macro_rules! with_repository {
             $crate::backend::Backend::Postgres {
                 repository: $repo, ..
             } => $body,
+            #[cfg(feature = "dynamo")]
+            $crate::backend::Backend::Dynamo {
+                repository: $repo, ..
+            } => $body,
         }
     };
 }
@@ -130,6 +162,9 @@ macro_rules! with_pool {
         match $backend {
             $crate::backend::Backend::Sqlite { pool: $pool, .. } => $body,
             $crate::backend::Backend::Postgres { pool: $pool, .. } => $body,
+            // Callers handle DynamoDB before reaching SQL.
+            #[cfg(feature = "dynamo")]
+            $crate::backend::Backend::Dynamo { .. } => unreachable!("SQL on the DynamoDB store"),
         }
     };
 }

@@ -50,6 +50,10 @@ impl EventStore {
         key: &str,
         request_hash: &str,
     ) -> Result<Claim, StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let crate::backend::Backend::Dynamo { client, tables, .. } = &self.backend {
+            return crate::dynamo::claim(client, tables, caller, key, request_hash).await;
+        }
         let now = chrono::Utc::now().to_rfc3339();
         let (inserted, row): (u64, Option<Row>) = with_pool!(&self.backend, pool => {
             let inserted = sqlx::query(INSERT).bind(caller).bind(key).bind(request_hash).bind(&now).execute(pool).await?;
@@ -83,6 +87,10 @@ impl EventStore {
         key: &str,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let crate::backend::Backend::Dynamo { client, tables, .. } = &self.backend {
+            return crate::dynamo::complete(client, tables, caller, key, response).await;
+        }
         let headers = serde_json::to_string(&response.headers)?;
         let status = i32::from(response.status);
         with_pool!(&self.backend, pool => {
@@ -93,6 +101,10 @@ impl EventStore {
 
     /// Gives up a claimed key whose request failed on our side, so a retry may run.
     pub async fn release_idempotency(&self, caller: &str, key: &str) -> Result<(), StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let crate::backend::Backend::Dynamo { client, tables, .. } = &self.backend {
+            return crate::dynamo::release(client, tables, caller, key).await;
+        }
         with_pool!(&self.backend, pool => {
             sqlx::query(RELEASE).bind(caller).bind(key).execute(pool).await?;
         });

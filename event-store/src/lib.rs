@@ -5,6 +5,8 @@
 
 mod backend;
 mod cache;
+#[cfg(feature = "dynamo")]
+mod dynamo;
 mod error;
 mod executor;
 mod feed;
@@ -13,7 +15,12 @@ mod sqlite_writer;
 mod store;
 
 pub use backend::{Backend, SqliteOptions};
+#[cfg(feature = "dynamo")]
+pub use dynamo::DynamoTables;
 pub use error::StoreError;
 pub use executor::{Committed, ExecuteError, Expected};
 pub use feed::StoredEvent;
 pub use store::{EventStore, Loaded};
+/// The AWS SDK crates this store is built with, for callers that configure clients.
+#[cfg(feature = "dynamo")]
+pub use {aws_config, aws_sdk_dynamodb};

@@ -30,6 +30,24 @@ impl<A: Aggregate> Loaded<A> {
     pub fn exists(&self) -> bool {
         self.version > 0
     }
+
+    /// The state after `events` were appended as `sealed` (what `append` returned), so a
+    /// writer of many batches need not reload the stream between them.
+    pub fn advanced(mut self, events: Vec<A::Event>, sealed: &[SerializedEvent]) -> Self {
+        if let Some(last) = sealed.last() {
+            self.version = last.sequence as u64;
+            self.last_hash = last
+                .metadata
+                .get(HASH)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+        }
+        for event in events {
+            self.aggregate.apply(event);
+        }
+        self
+    }
 }
 
 impl EventStore {
@@ -81,6 +99,15 @@ impl EventStore {
 
     /// Loads the aggregate `id` by replaying its stream, bypassing the cache.
     pub async fn load_from_store<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+        // dynamo-es reads one page (1 MB) of a stream; our own query reads them all.
+        #[cfg(feature = "dynamo")]
+        let events = match &self.backend {
+            Backend::Dynamo { client, tables, .. } => {
+                crate::dynamo::stream(client, tables, A::TYPE, id).await?
+            }
+            _ => with_repository!(&self.backend, repo => repo.get_events::<A>(id).await)?,
+        };
+        #[cfg(not(feature = "dynamo"))]
         let events = with_repository!(&self.backend, repo => repo.get_events::<A>(id).await)?;
         let mut loaded = Loaded {
             aggregate: A::default(),
@@ -152,6 +179,10 @@ impl EventStore {
         aggregate_type: &str,
         id: &str,
     ) -> Result<Vec<SerializedEvent>, StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let Backend::Dynamo { client, tables, .. } = &self.backend {
+            return crate::dynamo::stream(client, tables, aggregate_type, id).await;
+        }
         const QUERY: &str = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
              payload, metadata FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
         let rows = match &self.backend {
@@ -185,6 +216,8 @@ impl EventStore {
                         .await?;
                 rows
             }
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { .. } => unreachable!("answered above"),
         };
         Ok(rows
             .into_iter()
@@ -199,6 +232,11 @@ impl EventStore {
         aggregate_type: &str,
         terminal_events: &[&str],
     ) -> Result<Vec<String>, StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let Backend::Dynamo { client, tables, .. } = &self.backend {
+            return crate::dynamo::open_streams(client, tables, aggregate_type, terminal_events)
+                .await;
+        }
         // The terminal event types are our own constants, never caller input.
         let terminal = terminal_events
             .iter()

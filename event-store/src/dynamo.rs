@@ -1,0 +1,348 @@
+//! The event store on DynamoDB (AWS): appends and loads through `dynamo-es`, plus what
+//! the store needs that cqrs-es does not offer — a stream's raw events for audit, the
+//! ids of unfinished processes, and idempotency records. Table definitions live here
+//! once, for tests, `crm aws init` and the infrastructure.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use aws_sdk_dynamodb::Client;
+use cqrs_es::persist::SerializedEvent;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+use crate::error::StoreError;
+use crate::idempotency::{Claim, StoredResponse};
+
+/// (name, hash key, optional range key and its type, stream of new images).
+type TableDefinition<'a> = (
+    &'a str,
+    &'a str,
+    Option<(&'a str, ScalarAttributeType)>,
+    bool,
+);
+
+/// The store's table names, under a prefix (one deployment, one prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoTables {
+    pub events: String,
+    pub snapshots: String,
+    pub idempotency: String,
+}
+
+impl DynamoTables {
+    pub fn with_prefix(prefix: &str) -> Self {
+        DynamoTables {
+            events: format!("{prefix}Events"),
+            snapshots: format!("{prefix}Snapshots"),
+            idempotency: format!("{prefix}Idempotency"),
+        }
+    }
+
+    fn definitions(&self) -> [TableDefinition<'_>; 3] {
+        [
+            (
+                &self.events,
+                "AggregateTypeAndId",
+                Some(("AggregateIdSequence", ScalarAttributeType::N)),
+                true,
+            ),
+            (&self.snapshots, "AggregateTypeAndId", None, false),
+            (
+                &self.idempotency,
+                "Caller",
+                Some(("IdempotencyKey", ScalarAttributeType::S)),
+                false,
+            ),
+        ]
+    }
+
+    /// Creates the tables that do not exist yet (on-demand capacity; the events table
+    /// streams new images to the relay).
+    pub async fn create(&self, client: &Client) -> Result<(), StoreError> {
+        for (name, hash, range, stream) in self.definitions() {
+            let mut request = client
+                .create_table()
+                .table_name(name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attribute(hash, ScalarAttributeType::S)?)
+                .key_schema(key(hash, KeyType::Hash)?);
+            if let Some((range, kind)) = range {
+                request = request
+                    .attribute_definitions(attribute(range, kind)?)
+                    .key_schema(key(range, KeyType::Range)?);
+            }
+            if stream {
+                request = request.stream_specification(
+                    StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(StreamViewType::NewImage)
+                        .build()
+                        .map_err(unavailable)?,
+                );
+            }
+            match request.send().await {
+                Ok(_) => {}
+                Err(error) if error.code() == Some("ResourceInUseException") => {}
+                Err(error) => return Err(unavailable(error.into_service_error())),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .map_err(unavailable)
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(unavailable)
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing")))
+}
+
+fn json(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Value, StoreError> {
+    let bytes = item
+        .get(name)
+        .and_then(|v| v.as_b().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing")))?;
+    Ok(serde_json::from_slice(bytes.as_ref())?)
+}
+
+/// Reads one stored event item (as dynamo-es writes it).
+pub(crate) fn event_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<SerializedEvent, StoreError> {
+    let sequence = item
+        .get("AggregateIdSequence")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or_else(|| StoreError::Corrupt("sequence missing".into()))?;
+    Ok(SerializedEvent::new(
+        text(item, "AggregateId")?,
+        sequence,
+        text(item, "AggregateType")?,
+        text(item, "EventType")?,
+        text(item, "EventVersion")?,
+        json(item, "Payload")?,
+        json(item, "Metadata")?,
+    ))
+}
+
+/// One stream's events in order (strongly consistent).
+pub(crate) async fn stream(
+    client: &Client,
+    tables: &DynamoTables,
+    aggregate_type: &str,
+    id: &str,
+) -> Result<Vec<SerializedEvent>, StoreError> {
+    let mut events = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(&tables.events)
+            .consistent_read(true)
+            .key_condition_expression("AggregateTypeAndId = :stream")
+            .expression_attribute_values(
+                ":stream",
+                AttributeValue::S(format!("{aggregate_type}:{id}")),
+            )
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        for item in page.items() {
+            events.push(event_from_item(item)?);
+        }
+        match page.last_evaluated_key() {
+            Some(key) => start = Some(key.clone()),
+            None => return Ok(events),
+        }
+    }
+}
+
+/// Streams of `aggregate_type` without any of `terminal` events (a scan: used at
+/// start-up and by verification, not on the request path).
+pub(crate) async fn open_streams(
+    client: &Client,
+    tables: &DynamoTables,
+    aggregate_type: &str,
+    terminal: &[&str],
+) -> Result<Vec<String>, StoreError> {
+    let (mut seen, mut finished) = (Vec::new(), HashSet::new());
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(&tables.events)
+            .filter_expression("AggregateType = :type")
+            .expression_attribute_values(":type", AttributeValue::S(aggregate_type.to_string()))
+            .projection_expression("AggregateId, EventType")
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        for item in page.items() {
+            let id = text(item, "AggregateId")?;
+            if terminal.contains(&text(item, "EventType")?.as_str()) {
+                finished.insert(id.clone());
+            }
+            if !seen.contains(&id) {
+                seen.push(id);
+            }
+        }
+        match page.last_evaluated_key() {
+            Some(key) => start = Some(key.clone()),
+            None => break,
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .filter(|id| !finished.contains(id))
+        .collect())
+}
+
+fn idempotency_key(caller: &str, key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("Caller".to_string(), AttributeValue::S(caller.to_string())),
+        (
+            "IdempotencyKey".to_string(),
+            AttributeValue::S(key.to_string()),
+        ),
+    ])
+}
+
+pub(crate) async fn claim(
+    client: &Client,
+    tables: &DynamoTables,
+    caller: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<Claim, StoreError> {
+    let mut item = idempotency_key(caller, key);
+    item.insert(
+        "RequestHash".into(),
+        AttributeValue::S(request_hash.to_string()),
+    );
+    item.insert(
+        "CreatedAt".into(),
+        AttributeValue::S(chrono::Utc::now().to_rfc3339()),
+    );
+    let put = client
+        .put_item()
+        .table_name(&tables.idempotency)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(Caller)")
+        .send()
+        .await;
+    match put {
+        Ok(_) => return Ok(Claim::New),
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => {}
+        Err(error) => return Err(unavailable(error.into_service_error())),
+    }
+    let stored = client
+        .get_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(caller, key)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    let Some(item) = stored.item() else {
+        return Ok(Claim::InProgress);
+    };
+    if text(item, "RequestHash")? != request_hash {
+        return Ok(Claim::Mismatch);
+    }
+    let Some(status) = item.get("Status").and_then(|v| v.as_n().ok()) else {
+        return Ok(Claim::InProgress);
+    };
+    Ok(Claim::Replay(StoredResponse {
+        status: status
+            .parse()
+            .map_err(|_| StoreError::Corrupt("status".into()))?,
+        headers: serde_json::from_str(&text(item, "Headers")?)?,
+        body: item
+            .get("Body")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default(),
+    }))
+}
+
+pub(crate) async fn complete(
+    client: &Client,
+    tables: &DynamoTables,
+    caller: &str,
+    key: &str,
+    response: &StoredResponse,
+) -> Result<(), StoreError> {
+    client
+        .update_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(caller, key)))
+        .update_expression("SET #status = :status, Headers = :headers, Body = :body")
+        .expression_attribute_names("#status", "Status")
+        .expression_attribute_values(":status", AttributeValue::N(response.status.to_string()))
+        .expression_attribute_values(
+            ":headers",
+            AttributeValue::S(serde_json::to_string(&response.headers)?),
+        )
+        .expression_attribute_values(":body", AttributeValue::B(Blob::new(response.body.clone())))
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    Ok(())
+}
+
+pub(crate) async fn release(
+    client: &Client,
+    tables: &DynamoTables,
+    caller: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let deleted = client
+        .delete_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(caller, key)))
+        .condition_expression("attribute_not_exists(#status)")
+        .expression_attribute_names("#status", "Status")
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(error) => Err(unavailable(error.into_service_error())),
+    }
+}
+
+pub(crate) async fn ping(client: &Client, tables: &DynamoTables) -> Result<(), StoreError> {
+    client
+        .describe_table()
+        .table_name(&tables.events)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| unavailable(e.into_service_error()))
+}
