@@ -12,18 +12,27 @@ use crate::serve::Shared;
 
 pub(crate) fn router(shared: Shared) -> Router {
     Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "live"})) }),
-        )
+        .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .with_state(shared)
 }
 
+/// Liveness, readiness, metrics and this document, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(live, ready, metrics, openapi))]
+pub(crate) struct OperationsDoc;
+
+/// Alive (the process answers).
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200)))]
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "live"}))
+}
+
 /// Ready when the stores answer. Start-up catches the read models up before serving, so
 /// by the time this answers at all, projections have caught up.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200), (status = 503)))]
 async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
     let store = shared
         .store
@@ -47,6 +56,7 @@ async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Va
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     let (applied, dead_lettered, position) = shared.projector.stats();
     let head = shared.store.head().await.unwrap_or(position);
@@ -99,6 +109,8 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200)))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi_document())
 }

@@ -14,10 +14,12 @@ mod sign_ins;
 pub use config::Config;
 pub use serve::{build, App};
 
-/// The whole API's OpenAPI document: the commands' with the read side's merged in.
+/// The whole API's OpenAPI document: commands, reads, identity and operations.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut document = command_api::ApiDoc::openapi();
     document.merge(query_api::QueryDoc::openapi());
+    document.merge(identity::IdentityDoc::openapi());
+    document.merge(crate::health::OperationsDoc::openapi());
     document
 }

@@ -114,6 +114,11 @@ fn page_response(status: StatusCode, body: String) -> Response {
     response
 }
 
+/// The sign-in page of the authorization code flow (PKCE S256 required).
+#[utoipa::path(get, path = "/oauth2/authorize", tag = "identity",
+    params(("response_type" = String, Query), ("client_id" = String, Query), ("redirect_uri" = String, Query),
+        ("code_challenge" = String, Query), ("code_challenge_method" = String, Query), ("state" = Option<String>, Query)),
+    responses((status = 200, description = "HTML sign-in form"), (status = 400, description = "Unknown client or redirect URI")))]
 pub(crate) async fn page(
     State(identity): State<Identity>,
     Query(params): Query<AuthorizeParams>,
@@ -130,6 +135,9 @@ pub(crate) async fn page(
     }
 }
 
+/// The sign-in form's submission: redirects to the client with a one-time code.
+#[utoipa::path(post, path = "/oauth2/authorize", tag = "identity",
+    responses((status = 302, description = "To redirect_uri with code and state"), (status = 401, description = "The form again, with an error")))]
 pub(crate) async fn submit(
     State(identity): State<Identity>,
     Form(sign_in): Form<SignIn>,

@@ -16,7 +16,7 @@ pub use directory::{
     WorkerClient,
 };
 pub use keys::{LocalKeySource, SigningKey};
-pub use routes::router;
+pub use routes::{router, IdentityDoc};
 pub use tokens::{TokenIssuer, TokenSet};
 
 use std::sync::Arc;

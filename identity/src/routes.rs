@@ -30,15 +30,17 @@ pub fn router(identity: Identity) -> Router {
         .with_state(identity)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     username: String,
     password: String,
 }
 
 /// Username and password → tokens, as Cognito's USER_PASSWORD_AUTH.
-async fn login(
+#[utoipa::path(post, path = "/auth/login", tag = "identity", request_body = LoginRequest,
+    responses((status = 200, body = TokenSet), (status = 401, description = "Unknown user or wrong password (one answer for both)")))]
+pub(crate) async fn login(
     State(identity): State<Identity>,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Json<TokenSet>, ApiError> {
@@ -73,8 +75,8 @@ async fn login(
 }
 
 /// The fields of every grant the token endpoint takes (RFC 6749 form encoding).
-#[derive(Deserialize)]
-struct TokenRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct TokenRequest {
     grant_type: String,
     code: Option<String>,
     redirect_uri: Option<String>,
@@ -124,7 +126,12 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-async fn token(
+/// The token endpoint: authorization_code (with PKCE), refresh_token, client_credentials.
+#[utoipa::path(post, path = "/oauth2/token", tag = "identity",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenSet), (status = 400, description = "RFC 6749 error: invalid_grant, invalid_request, unsupported_grant_type"),
+        (status = 401, description = "invalid_client")))]
+pub(crate) async fn token(
     State(identity): State<Identity>,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
@@ -215,7 +222,9 @@ async fn token(
     }
 }
 
-async fn discovery(State(identity): State<Identity>) -> Json<serde_json::Value> {
+/// OpenID Connect discovery.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "identity", responses((status = 200)))]
+pub(crate) async fn discovery(State(identity): State<Identity>) -> Json<serde_json::Value> {
     let issuer = identity.issuer.issuer();
     Json(json!({
         "issuer": issuer,
@@ -233,6 +242,23 @@ async fn discovery(State(identity): State<Identity>) -> Json<serde_json::Value> 
     }))
 }
 
-async fn jwks(State(identity): State<Identity>) -> Json<serde_json::Value> {
+/// The provider's public signing keys.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity", responses((status = 200)))]
+pub(crate) async fn jwks(State(identity): State<Identity>) -> Json<serde_json::Value> {
     Json(identity.issuer.key().jwks())
 }
+
+/// The identity provider's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        login,
+        token,
+        discovery,
+        jwks,
+        crate::authorize::page,
+        crate::authorize::submit
+    ),
+    components(schemas(TokenSet, LoginRequest, TokenRequest))
+)]
+pub struct IdentityDoc;

@@ -21,7 +21,7 @@ const REFRESH_TTL_SECS: i64 = 8 * 3600;
 const CODE_TTL_SECS: i64 = 120;
 
 /// The token endpoint's answer.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TokenSet {
     pub access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
