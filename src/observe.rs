@@ -97,5 +97,28 @@ pub(crate) async fn middleware(
     if let Ok(value) = HeaderValue::from_str(&correlation) {
         response.headers_mut().insert(CORRELATION, value);
     }
+    secure(&path, response.headers_mut());
     response
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer, scripts and
+/// styles only from here; and bank data is never kept in caches.
+fn secure(path: &str, headers: &mut axum::http::HeaderMap) {
+    let fixed = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ];
+    for (name, value) in fixed {
+        if !headers.contains_key(name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if path.starts_with("/v1/") && !headers.contains_key("cache-control") {
+        headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    }
 }

@@ -79,6 +79,7 @@ pub struct EmbeddedDirectory {
     active: std::sync::Mutex<std::collections::HashMap<(String, Role), bool>>,
     /// Bumped by every write, so an answer read before a write is not remembered after it.
     generation: std::sync::atomic::AtomicU64,
+    throttle: crate::throttle::SignInThrottle,
 }
 
 pub(crate) fn sha256_b64(value: &str) -> String {
@@ -130,6 +131,7 @@ impl EmbeddedDirectory {
             pool,
             active: Default::default(),
             generation: Default::default(),
+            throttle: Default::default(),
         };
         for client in [crate::UI_CLIENT_ID, crate::CLI_CLIENT_ID] {
             sqlx::query("INSERT INTO clients (client_id, name, created_at) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING")
@@ -198,10 +200,15 @@ impl EmbeddedDirectory {
         username: &str,
         password: &str,
     ) -> Result<DirectoryUser, DirectoryError> {
+        let name = username.trim().to_ascii_lowercase();
+        if !self.throttle.allows(&name) {
+            tracing::warn!(username = %name, "sign-in refused: too many failures");
+            return Err(DirectoryError::InvalidCredentials);
+        }
         let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
             "SELECT id, username, role, enabled, password_hash FROM users WHERE username = $1",
         )
-        .bind(username.trim().to_ascii_lowercase())
+        .bind(&name)
         .fetch_optional(&self.pool)
         .await?;
         let (user, hash) = match row {
@@ -213,8 +220,14 @@ impl EmbeddedDirectory {
         };
         let matches = password::verify(password.to_string(), hash).await;
         match user {
-            Some(user) if matches && user.enabled => Ok(user),
-            _ => Err(DirectoryError::InvalidCredentials),
+            Some(user) if matches && user.enabled => {
+                self.throttle.succeeded(&name);
+                Ok(user)
+            }
+            _ => {
+                self.throttle.failed(&name);
+                Err(DirectoryError::InvalidCredentials)
+            }
         }
     }
 

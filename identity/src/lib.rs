@@ -9,6 +9,7 @@ mod directory;
 mod keys;
 mod password;
 mod routes;
+mod throttle;
 mod tokens;
 
 pub use directory::{

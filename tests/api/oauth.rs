@@ -353,3 +353,52 @@ async fn discovery_and_keys() {
     assert_eq!(again.body["keys"][0]["kid"], key["kid"]);
     let _ = token;
 }
+
+#[tokio::test]
+async fn repeated_failures_lock_a_name_for_a_while() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    for _ in 0..5 {
+        let wrong = app
+            .call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"username": agent.username, "password": "guessing-passwords"})),
+                &[],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right password is refused, with the same answer.
+    let locked = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": agent.username, "password": PASSWORD})),
+            &[],
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(locked.body["detail"], "invalid username or password");
+    // Other people are not affected, and tokens already issued keep working.
+    assert_eq!(
+        app.call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": "root", "password": ROOT_PASSWORD})),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post(&agent.token, "/v1/clients", client_body())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
