@@ -130,7 +130,7 @@ fn json(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Value, Sto
 }
 
 /// Reads one stored event item (as dynamo-es writes it).
-pub(crate) fn event_from_item(
+pub fn event_from_item(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<SerializedEvent, StoreError> {
     let sequence = item
