@@ -18,6 +18,19 @@ pub struct StoredEvent {
     pub event: SerializedEvent,
 }
 
+/// The position of an event that arrives without one (through EventBridge and SQS, or
+/// read from a store with no commit order): its time in microseconds. Not unique — the
+/// events of one command share it — so readers order by it and break ties by stream and
+/// sequence.
+pub fn time_position(event: &SerializedEvent) -> i64 {
+    event
+        .metadata
+        .get(domain::metadata::OCCURRED_AT)
+        .and_then(Value::as_str)
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map_or(0, |time| time.timestamp_micros())
+}
+
 type Row = (i64, String, String, i64, String, String, String, String);
 
 fn from_row((position, t, i, s, e, v, p, m): Row) -> Result<StoredEvent, StoreError> {
@@ -73,6 +86,18 @@ impl EventStore {
         id: &str,
         sequence: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        if !matches!(self.backend, Backend::Sqlite { .. }) {
+            // No commit-order positions outside SQLite: time positions, as delivered events get.
+            let events = self.stream(aggregate_type, id).await?;
+            return Ok(events
+                .into_iter()
+                .filter(|event| event.sequence as i64 > sequence)
+                .map(|event| StoredEvent {
+                    position: time_position(&event),
+                    event,
+                })
+                .collect());
+        }
         let Backend::Sqlite { pool, .. } = &self.backend else {
             return Err(StoreError::Unsupported(
                 "positions exist only in the SQLite store",

@@ -19,7 +19,7 @@ pub use backend::{Backend, SqliteOptions};
 pub use dynamo::{event_from_item, DynamoTables};
 pub use error::StoreError;
 pub use executor::{Committed, ExecuteError, Expected};
-pub use feed::StoredEvent;
+pub use feed::{time_position, StoredEvent};
 pub use store::{EventStore, Loaded};
 /// The AWS SDK crates this store is built with, for callers that configure clients.
 #[cfg(feature = "dynamo")]

@@ -3,26 +3,13 @@
 //! Streams batch, published to an EventBridge bus (moto) whose rule targets an SQS FIFO
 //! queue, and read from the queue.
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
 use chrono::Utc;
 use domain::account::{Account, AccountCommand, AccountType};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::{AccountId, ClientId, Currency, Money, TransactionId};
-use event_store::aws_config::{self, BehaviorVersion, Region};
-use event_store::aws_sdk_dynamodb::config::Credentials;
 use event_store::{Backend, DynamoTables, EventStore, Expected};
-use serde_json::Value;
-use std::collections::HashMap;
-
-async fn config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await
-}
+use test_peers::aws::{bus_to_queue, config, drain, stream_batch};
 
 fn metadata() -> CommandMetadata {
     CommandMetadata {
@@ -33,151 +20,6 @@ fn metadata() -> CommandMetadata {
         idempotency_key: None,
         occurred_at: Utc::now(),
     }
-}
-
-/// Every record in the events table's stream so far, as a Lambda Streams event.
-async fn stream_batch(config: &aws_config::SdkConfig, tables: &DynamoTables) -> Event {
-    let dynamo = event_store::aws_sdk_dynamodb::Client::new(config);
-    let streams = aws_sdk_dynamodbstreams::Client::new(config);
-    let table = dynamo
-        .describe_table()
-        .table_name(&tables.events)
-        .send()
-        .await
-        .unwrap();
-    let arn = table
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .expect("the events table streams")
-        .to_string();
-    let description = streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    let mut records = Vec::new();
-    for shard in description
-        .stream_description()
-        .map(|d| d.shards())
-        .unwrap_or_default()
-    {
-        let iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id().unwrap())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap();
-        let page = streams
-            .get_records()
-            .shard_iterator(iterator.shard_iterator().unwrap())
-            .send()
-            .await
-            .unwrap();
-        for record in page.records() {
-            let change = record.dynamodb().unwrap();
-            let image: HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue> =
-                change.new_image().cloned().unwrap_or_default();
-            let mut stream_record = StreamRecord::default();
-            stream_record.new_image = image.into();
-            stream_record.sequence_number = change.sequence_number().map(String::from);
-            let mut event_record = EventRecord::default();
-            event_record.event_name = record
-                .event_name()
-                .map(|n| n.as_str().to_string())
-                .unwrap_or_default();
-            event_record.change = stream_record;
-            records.push(event_record);
-        }
-    }
-    let mut event = Event::default();
-    event.records = records;
-    event
-}
-
-/// A bus whose rule sends every `crm.*` event to a FIFO queue; returns the queue URL.
-async fn bus_to_queue(config: &aws_config::SdkConfig, bus: &str) -> String {
-    let events = aws_sdk_eventbridge::Client::new(config);
-    let sqs = aws_sdk_sqs::Client::new(config);
-    events.create_event_bus().name(bus).send().await.unwrap();
-    let queue = sqs
-        .create_queue()
-        .queue_name("crm-projector.fifo")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
-            "true",
-        )
-        .send()
-        .await
-        .unwrap();
-    let url = queue.queue_url().unwrap().to_string();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let arn =
-        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    events
-        .put_rule()
-        .name("crm-to-projector")
-        .event_bus_name(bus)
-        .event_pattern(r#"{"source": [{"prefix": "crm."}]}"#)
-        .send()
-        .await
-        .unwrap();
-    let target = aws_sdk_eventbridge::types::Target::builder()
-        .id("projector")
-        .arn(arn)
-        .sqs_parameters(
-            aws_sdk_eventbridge::types::SqsParameters::builder()
-                .message_group_id("crm")
-                .build(),
-        )
-        .build()
-        .unwrap();
-    events
-        .put_targets()
-        .rule("crm-to-projector")
-        .event_bus_name(bus)
-        .targets(target)
-        .send()
-        .await
-        .unwrap();
-    url
-}
-
-async fn drain(config: &aws_config::SdkConfig, url: &str, expected: usize) -> Vec<Value> {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let mut bodies = Vec::new();
-    for _ in 0..50 {
-        let page = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for message in page.messages() {
-            bodies.push(serde_json::from_str(message.body().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        if bodies.len() >= expected {
-            break;
-        }
-    }
-    bodies
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +66,7 @@ async fn new_events_reach_the_bus_and_the_queue() {
             .unwrap();
     }
 
-    let batch = stream_batch(&store_config, &tables).await;
+    let batch = stream_batch(&store_config, &tables.events).await;
     assert_eq!(
         batch.records.len(),
         12,
@@ -239,7 +81,11 @@ async fn new_events_reach_the_bus_and_the_queue() {
         response.batch_item_failures
     );
 
-    let messages = drain(&aws, &queue, 12).await;
+    let messages: Vec<serde_json::Value> = drain(&aws, &queue, 12)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
     assert_eq!(messages.len(), 12);
     let mut sequences: Vec<u64> = messages
         .iter()
@@ -290,7 +136,7 @@ async fn a_refused_publish_is_reported_from_the_first_failed_record() {
         .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)
         .await
         .unwrap();
-    let batch = stream_batch(&store_config, &tables).await;
+    let batch = stream_batch(&store_config, &tables.events).await;
     let first = batch.records[0].change.sequence_number.clone();
     // No such bus: every entry fails, retries included.
     let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&aws), "no-such-bus");

@@ -4,6 +4,9 @@
 //! installs both into `.tools/`; `DYNAMODB_LOCAL_DIR` and `MOTO_SERVER` point elsewhere.
 //! A missing peer fails the test: tests never skip silently.
 
+#[cfg(feature = "aws")]
+pub mod aws;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -82,16 +82,36 @@ pub async fn list(
         select.and("occurred_at < ?", [Param::Text(to)]);
     }
     if let Some(cursor) = &filter.cursor {
-        let position: i64 = decode_cursor(cursor, 1)?[0]
-            .parse()
-            .map_err(|_| ProjectionError::InvalidCursor)?;
-        select.and("position < ?", [Param::Int(position)]);
+        let key = decode_cursor(cursor, 4)?;
+        let position: i64 = key[0].parse().map_err(|_| ProjectionError::InvalidCursor)?;
+        // Positions can tie (time positions from AWS delivery): break ties by stream.
+        let sequence: i64 = key[3].parse().map_err(|_| ProjectionError::InvalidCursor)?;
+        select.and(
+            "(position < ? OR (position = ? AND (aggregate_type < ? OR (aggregate_type = ? AND (aggregate_id < ? OR (aggregate_id = ? AND sequence < ?))))))",
+            [
+                Param::Int(position),
+                Param::Int(position),
+                Param::Text(key[1].clone()),
+                Param::Text(key[1].clone()),
+                Param::Text(key[2].clone()),
+                Param::Text(key[2].clone()),
+                Param::Int(sequence),
+            ],
+        );
     }
-    let (sql, params) = select.build("position DESC", filter.limit);
+    let (sql, params) = select.build(
+        "position DESC, aggregate_type DESC, aggregate_id DESC, sequence DESC",
+        filter.limit,
+    );
     let rows: Vec<AuditEntry> = bind_all(sqlx::query_as(&sql), params)
         .fetch_all(pool)
         .await?;
     Ok(paginate(rows, filter.limit, |a: &AuditEntry| {
-        vec![a.position.to_string()]
+        vec![
+            a.position.to_string(),
+            a.aggregate_type.clone(),
+            a.aggregate_id.clone(),
+            a.sequence.to_string(),
+        ]
     }))
 }
