@@ -5,6 +5,8 @@
 mod db;
 mod envelope;
 mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod models;
 pub mod page;
 mod rebuild;

@@ -207,6 +207,20 @@ impl Projector {
         Ok(stats)
     }
 
+    /// Delivers one event in its own transaction (how events arriving from a queue are
+    /// applied); returns what happened.
+    pub async fn deliver_one(&self, stored: &StoredEvent) -> Result<CatchUp, ProjectionError> {
+        let pool = self.read.pool();
+        let mut tx = pool.begin().await?;
+        let mut stats = CatchUp {
+            position: stored.position,
+            ..CatchUp::default()
+        };
+        self.deliver(&mut tx, stored, &mut stats).await?;
+        tx.commit().await?;
+        Ok(stats)
+    }
+
     /// Delivers one event, whatever order or repetition it arrives in; an event that
     /// cannot be applied is dead-lettered.
     pub async fn deliver(

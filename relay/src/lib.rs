@@ -7,6 +7,9 @@
 
 pub mod lambda;
 
+/// The EventBridge client type the relay takes (re-exported for callers).
+pub use aws_sdk_eventbridge::Client as EventBridgeClient;
+
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use cqrs_es::persist::SerializedEvent;
 use serde_json::{json, Value};

@@ -1,0 +1,39 @@
+//! The projector Lambda binary. Configuration (all required): `CRM_READ_DATABASE_URL`
+//! (Aurora PostgreSQL, read models and system log), `CRM_DYNAMODB_TABLE_PREFIX` (the
+//! event store, for gaps), and the standard AWS SDK environment.
+
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use event_store::{Backend, DynamoTables, EventStore};
+use lambda_runtime::{service_fn, LambdaEvent};
+use projections::{Projector, ReadStore, SystemLog};
+
+fn required(name: &str) -> Result<String, lambda_runtime::Error> {
+    std::env::var(name).map_err(|_| format!("{name} is required").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt().json().with_target(false).init();
+    let database = required("CRM_READ_DATABASE_URL")?;
+    let prefix = required("CRM_DYNAMODB_TABLE_PREFIX")?;
+    let config = aws_config::load_from_env().await;
+    let store = Arc::new(EventStore::new(Backend::dynamo(
+        event_store::aws_sdk_dynamodb::Client::new(&config),
+        DynamoTables::with_prefix(&prefix),
+    )));
+    let read = Arc::new(ReadStore::open(&database).await?);
+    let log = Arc::new(SystemLog::open(&database).await?);
+    let projector = Projector::new(store, read, log);
+    let projector = &projector;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(
+                projections::lambda::handle(projector, event.payload).await,
+            )
+        },
+    ))
+    .await
+}
