@@ -224,3 +224,52 @@ fn event_store_eventbridge(
 fn uuid_simple() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
+
+/// The handler on the JSON Lambda really sends (fixture: an event, the same event
+/// delivered again, and a message that is not an event).
+#[tokio::test]
+async fn a_real_sqs_batch_is_applied_once_and_the_bad_message_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EventStore::new(
+        Backend::open_sqlite(&dir.path().join("ledger.db"))
+            .await
+            .unwrap(),
+    ));
+    let read = Arc::new(
+        ReadStore::open(&projections::sqlite_url(&dir.path().join("read.db")))
+            .await
+            .unwrap(),
+    );
+    let log = Arc::new(
+        SystemLog::open(&projections::sqlite_url(&dir.path().join("log.db")))
+            .await
+            .unwrap(),
+    );
+    let projector = Projector::new(store, read.clone(), log);
+    let event: SqsEvent = serde_json::from_str(include_str!("fixtures/sqs-batch.json")).unwrap();
+    let response = projections::lambda::handle(&projector, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m3"]);
+    let client = clients::get(&read.pool(), "0192f000-0000-7000-8000-00000000c001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (client.last_name.as_deref(), client.version),
+        (Some("Hopper"), 1)
+    );
+    let audit = audit_log::list(
+        &read.pool(),
+        audit_log::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(audit.items.len(), 1, "the redelivered event was skipped");
+}
