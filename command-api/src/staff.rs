@@ -75,11 +75,11 @@ pub(crate) async fn create(
     context
         .caller
         .authorize(Action::CreateStaff { role: staff.role })?;
-    let id = StaffId::new();
-    state
+    // The directory has the last word on the id: Cognito assigns its own `sub`.
+    let id = state
         .directory
         .create_user(NewDirectoryUser {
-            id,
+            id: StaffId::new(),
             username: staff.username.as_str().to_string(),
             role: staff.role,
             password: request.password,

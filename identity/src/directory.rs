@@ -65,7 +65,9 @@ impl From<sqlx::Error> for DirectoryError {
 /// What staff management needs of a directory.
 #[async_trait]
 pub trait StaffDirectory: Send + Sync {
-    async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError>;
+    /// Creates the user and returns the id its tokens will carry as `sub`: the proposed
+    /// one in the embedded directory, Cognito's own in AWS.
+    async fn create_user(&self, user: NewDirectoryUser) -> Result<StaffId, DirectoryError>;
     async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError>;
     async fn set_role(&self, id: StaffId, role: Role) -> Result<(), DirectoryError>;
     async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError>;
@@ -396,10 +398,11 @@ impl EmbeddedDirectory {
 
 #[async_trait]
 impl StaffDirectory for EmbeddedDirectory {
-    async fn create_user(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
+    async fn create_user(&self, user: NewDirectoryUser) -> Result<StaffId, DirectoryError> {
+        let id = user.id;
         let result = self.create_user_unforgotten(user).await;
         self.forget_access();
-        result
+        result.map(|()| id)
     }
 
     async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError> {

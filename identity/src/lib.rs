@@ -5,6 +5,8 @@
 //! client credentials), the authorization page, discovery and the JWKS.
 
 mod authorize;
+#[cfg(feature = "cognito")]
+mod cognito;
 mod directory;
 mod keys;
 mod password;
@@ -12,6 +14,8 @@ mod routes;
 mod throttle;
 mod tokens;
 
+#[cfg(feature = "cognito")]
+pub use cognito::CognitoDirectory;
 pub use directory::{
     DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory,
     WorkerClient,
