@@ -148,42 +148,55 @@ impl Projector {
             ..CatchUp::default()
         };
         let mut tx = pool.begin().await?;
-        let mut staging = Staging::new();
-        for stored in events {
-            let event = &stored.event;
-            let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
-            let (applied_up_to, poisoned) = staging.position(&mut tx, &key).await?;
-            let sequence = event.sequence as i64;
-            if sequence <= applied_up_to {
-                stats.skipped += 1;
-                continue;
-            }
-            if poisoned {
-                return Err(ProjectionError::Poison("the stream is blocked".into()));
-            }
-            if sequence > applied_up_to + 1 {
-                let missing = self
-                    .store
-                    .stream_after(&event.aggregate_type, &event.aggregate_id, applied_up_to)
-                    .await?;
-                for earlier in missing
-                    .iter()
-                    .filter(|m| (m.event.sequence as i64) < sequence)
-                {
-                    let envelope = Envelope::new(earlier);
-                    staging.stage(&mut tx, &envelope).await?;
-                    stats.applied += 1;
+        let staged = async {
+            let mut staging = Staging::new();
+            for stored in events {
+                let event = &stored.event;
+                let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+                let (applied_up_to, poisoned) = staging.position(&mut tx, &key).await?;
+                let sequence = event.sequence as i64;
+                if sequence <= applied_up_to {
+                    stats.skipped += 1;
+                    continue;
                 }
+                if poisoned {
+                    return Err(ProjectionError::Poison("the stream is blocked".into()));
+                }
+                if sequence > applied_up_to + 1 {
+                    let missing = self
+                        .store
+                        .stream_after(&event.aggregate_type, &event.aggregate_id, applied_up_to)
+                        .await?;
+                    for earlier in missing
+                        .iter()
+                        .filter(|m| (m.event.sequence as i64) < sequence)
+                    {
+                        let envelope = Envelope::new(earlier);
+                        staging.stage(&mut tx, &envelope).await?;
+                        stats.applied += 1;
+                    }
+                }
+                let envelope = Envelope::new(stored);
+                staging.stage(&mut tx, &envelope).await?;
+                stats.applied += 1;
+                self.after_apply(&envelope).await;
             }
-            let envelope = Envelope::new(stored);
-            staging.stage(&mut tx, &envelope).await?;
-            stats.applied += 1;
-            self.after_apply(&envelope).await;
+            staging.flush(&mut tx).await?;
+            save_checkpoint(&mut tx, last).await?;
+            Ok::<_, ProjectionError>(())
         }
-        staging.flush(&mut tx).await?;
-        save_checkpoint(&mut tx, last).await?;
-        tx.commit().await?;
-        Ok(stats)
+        .await;
+        match staged {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(stats)
+            }
+            Err(error) => {
+                // Roll back now, not on drop: the careful redo needs the write lock.
+                tx.rollback().await?;
+                Err(error)
+            }
+        }
     }
 
     async fn apply_batch(
@@ -216,9 +229,16 @@ impl Projector {
             position: stored.position,
             ..CatchUp::default()
         };
-        self.deliver(&mut tx, stored, &mut stats).await?;
-        tx.commit().await?;
-        Ok(stats)
+        match self.deliver(&mut tx, stored, &mut stats).await {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(stats)
+            }
+            Err(error) => {
+                tx.rollback().await?;
+                Err(error)
+            }
+        }
     }
 
     /// Delivers one event, whatever order or repetition it arrives in; an event that
