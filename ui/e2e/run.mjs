@@ -31,7 +31,7 @@ async function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
   const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--ui-dir", join(root, "ui", "dist")], {
     env: { ...process.env, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
   });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {

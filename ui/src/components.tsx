@@ -4,24 +4,46 @@
 import { useCallback, useEffect, useState, type ReactNode } from "react";
 import { ApiError, describe, type Problem } from "./lib/problems";
 
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/**
+ * Loads data for a screen. The read side shows a command's effect within a second, not
+ * at once, so a first load that finds nothing (404) retries for a moment, and
+ * `refresh(until)` polls until the data shows what the caller just did.
+ */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   const [data, setData] = useState<T | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [loading, setLoading] = useState(true);
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const run = useCallback(load, deps);
+  const refresh = useCallback(
+    async (until?: (value: T) => boolean, timeout = 3000) => {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        try {
+          const value = await run();
+          setData(value);
+          setProblem(null);
+          if (!until || until(value) || Date.now() > deadline) return;
+        } catch (error) {
+          const problem = toProblem(error);
+          if (problem.status !== 404 || Date.now() > deadline) {
+            setProblem(problem);
+            return;
+          }
+        }
+        await sleep(150);
+      }
+    },
+    [run],
+  );
   const reload = useCallback(() => {
     setLoading(true);
-    run()
-      .then((value) => {
-        setData(value);
-        setProblem(null);
-      })
-      .catch((error) => setProblem(toProblem(error)))
-      .finally(() => setLoading(false));
-  }, [run]);
+    refresh(undefined, 2000).finally(() => setLoading(false));
+  }, [refresh]);
   useEffect(reload, [reload]);
-  return { data, problem, loading, reload };
+  return { data, problem, loading, reload, refresh };
 }
 
 export function toProblem(error: unknown): Problem {

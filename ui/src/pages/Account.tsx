@@ -24,11 +24,10 @@ export function AccountPage() {
       ),
     [id, from, to, pager.cursor],
   );
-  const refresh = () =>
-    setTimeout(() => {
-      account.reload();
-      history.reload();
-    }, 300);
+  // After a command: poll until the account shows its new version, then the history.
+  const refresh = (version: number) => {
+    account.refresh((a) => a.version >= version).then(() => history.refresh());
+  };
   const a = account.data;
   return (
     <section>
@@ -97,7 +96,7 @@ function BalanceChart({ rows }: { rows: TransactionView[] }) {
   );
 }
 
-function Movements({ account, onDone }: { account: AccountView; onDone: () => void }) {
+function Movements({ account, onDone }: { account: AccountView; onDone: (version: number) => void }) {
   const [amount, setAmount] = useState("");
   const [description, setDescription] = useState("");
   const [target, setTarget] = useState("");
@@ -118,12 +117,13 @@ function Movements({ account, onDone }: { account: AccountView; onDone: () => vo
 
   async function run(label: string, action: () => Promise<unknown>) {
     try {
-      await action();
+      const answer = (await action()) as { version?: number } | null;
       setProblem(null);
       setDone(label);
       setAmount("");
       setConfirming(false);
-      onDone();
+      // A transfer answers with its own version: wait for any change to the account.
+      onDone(label === "Transferred." ? account.version + 1 : (answer?.version ?? account.version + 1));
     } catch (failure) {
       setDone(null);
       setProblem(toProblem(failure));

@@ -14,8 +14,8 @@ export function ClientPage() {
   async function deactivate() {
     if (!window.confirm("Deactivate this client? Their accounts stay as they are.")) return;
     try {
-      await api.post(`/v1/clients/${id}/deactivate`);
-      setTimeout(client.reload, 300);
+      const answer = await api.post<{ version: number }>(`/v1/clients/${id}/deactivate`);
+      client.refresh((c) => c.version >= answer.version);
     } catch (error) {
       setProblem(toProblem(error));
     }
@@ -48,7 +48,7 @@ export function ClientPage() {
             </dl>
             {c.status === "active" && (
               <>
-                <ContactForm client={c} onSaved={() => setTimeout(client.reload, 300)} />
+                <ContactForm client={c} onSaved={(version) => client.refresh((fresh) => fresh.version >= version)} />
                 <button type="button" className="danger" onClick={deactivate}>
                   Deactivate client
                 </button>
@@ -72,12 +72,14 @@ export function ClientPage() {
           ))}
         </ul>
       </Loading>
-      {c?.status === "active" && <OpenAccountForm clientId={id} onOpened={() => setTimeout(accounts.reload, 300)} />}
+      {c?.status === "active" && (
+        <OpenAccountForm clientId={id} onOpened={(opened) => accounts.refresh((page) => page.items.some((a) => a.id === opened))} />
+      )}
     </section>
   );
 }
 
-function ContactForm({ client, onSaved }: { client: ClientView; onSaved: () => void }) {
+function ContactForm({ client, onSaved }: { client: ClientView; onSaved: (version: number) => void }) {
   const [email, setEmail] = useState(client.email ?? "");
   const [phone, setPhone] = useState(client.phone ?? "");
   const [problem, setProblem] = useState<Problem | null>(null);
@@ -89,10 +91,10 @@ function ContactForm({ client, onSaved }: { client: ClientView; onSaved: () => v
     if (email !== client.email) change.email = email;
     if (phone !== client.phone) change.phone = phone;
     try {
-      await api.patch(`/v1/clients/${client.id}`, change);
+      const answer = await api.patch<{ version: number }>(`/v1/clients/${client.id}`, change);
       setProblem(null);
       setSaved(true);
-      onSaved();
+      onSaved(answer.version);
     } catch (error) {
       setSaved(false);
       setProblem(toProblem(error));
@@ -112,7 +114,7 @@ function ContactForm({ client, onSaved }: { client: ClientView; onSaved: () => v
   );
 }
 
-function OpenAccountForm({ clientId, onOpened }: { clientId: string; onOpened: () => void }) {
+function OpenAccountForm({ clientId, onOpened }: { clientId: string; onOpened: (id: string) => void }) {
   const [type, setType] = useState("checking");
   const [currency, setCurrency] = useState("EUR");
   const [deposit, setDeposit] = useState("");
@@ -129,10 +131,10 @@ function OpenAccountForm({ clientId, onOpened }: { clientId: string; onOpened: (
     }
     setLocal(undefined);
     try {
-      await api.post(`/v1/clients/${clientId}/accounts`, { account_type: type, currency, initial_deposit });
+      const opened = await api.post<{ id: string }>(`/v1/clients/${clientId}/accounts`, { account_type: type, currency, initial_deposit });
       setProblem(null);
       setDeposit("");
-      onOpened();
+      onOpened(opened.id);
     } catch (error) {
       setProblem(toProblem(error));
     }

@@ -18,9 +18,9 @@ export function StaffPage({ role }: { role: Role }) {
   const [problem, setProblem] = useState<Problem | null>(null);
   const act = async (path: string, method: "post" | "delete" = "post") => {
     try {
-      await (method === "post" ? api.post(path) : api.delete(path));
+      const answer = await (method === "post" ? api.post<{ id: string; version: number }>(path) : api.delete<{ id: string; version: number }>(path));
       setProblem(null);
-      setTimeout(staff.reload, 300);
+      staff.refresh((page) => page.items.some((m) => m.id === answer.id && m.version >= answer.version));
     } catch (error) {
       setProblem(toProblem(error));
     }
@@ -79,12 +79,12 @@ export function StaffPage({ role }: { role: Role }) {
         </table>
         <Pager pager={pager} nextCursor={staff.data?.next_cursor} />
       </Loading>
-      {roles.length > 0 && <CreateStaff roles={roles} onCreated={() => setTimeout(staff.reload, 300)} />}
+      {roles.length > 0 && <CreateStaff roles={roles} onCreated={(id) => staff.refresh((page) => page.items.some((m) => m.id === id))} />}
     </section>
   );
 }
 
-function CreateStaff({ roles, onCreated }: { roles: string[]; onCreated: () => void }) {
+function CreateStaff({ roles, onCreated }: { roles: string[]; onCreated: (id: string) => void }) {
   const empty = { username: "", email: "", full_name: "", role: roles[0], password: "" };
   const [form, setForm] = useState(empty);
   const [problem, setProblem] = useState<Problem | null>(null);
@@ -93,10 +93,10 @@ function CreateStaff({ roles, onCreated }: { roles: string[]; onCreated: () => v
   async function submit(event: FormEvent) {
     event.preventDefault();
     try {
-      await api.post("/v1/staff", form);
+      const created = await api.post<{ id: string }>("/v1/staff", form);
       setProblem(null);
       setForm(empty);
-      onCreated();
+      onCreated(created.id);
     } catch (error) {
       setProblem(toProblem(error));
     }
