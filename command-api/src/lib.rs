@@ -11,6 +11,8 @@ mod input;
 mod openapi;
 mod owners;
 mod reply;
+#[cfg(feature = "aws")]
+pub mod service;
 mod staff;
 mod transfers;
 
