@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod json;
 pub mod problem;
+pub mod serve;
 
 pub use auth::{Authenticator, Caller};
 pub use json::{AppJson, AppQuery};

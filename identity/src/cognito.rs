@@ -278,3 +278,91 @@ impl AccessCheck for CognitoDirectory {
         Ok(active)
     }
 }
+
+/// How a service finds its user pool, from the environment: `CRM_COGNITO_USER_POOL_ID`,
+/// `CRM_COGNITO_CLIENT_IDS` (comma-separated), `AWS_REGION`, and optionally
+/// `CRM_COGNITO_ISSUER` and `CRM_COGNITO_JWKS_URL` (derived from the pool by default; the
+/// JWKS URL may differ from the issuer, as with an emulator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CognitoConfig {
+    pub user_pool_id: String,
+    pub client_ids: Vec<String>,
+    pub issuer: String,
+    pub jwks_url: String,
+}
+
+/// Reads the named variables, collecting every missing one into `missing`.
+pub fn required_vars(
+    var: &impl Fn(&str) -> Option<String>,
+    names: &[&'static str],
+    missing: &mut Vec<&'static str>,
+) -> Vec<String> {
+    names
+        .iter()
+        .map(|name| {
+            let value = var(name).filter(|v| !v.trim().is_empty());
+            if value.is_none() {
+                missing.push(name);
+            }
+            value.unwrap_or_default()
+        })
+        .collect()
+}
+
+impl CognitoConfig {
+    /// `None` when a variable is missing (its name is added to `missing`).
+    pub fn from_env(
+        var: &impl Fn(&str) -> Option<String>,
+        missing: &mut Vec<&'static str>,
+    ) -> Option<Self> {
+        let before = missing.len();
+        let values = required_vars(
+            var,
+            &[
+                "CRM_COGNITO_USER_POOL_ID",
+                "CRM_COGNITO_CLIENT_IDS",
+                "AWS_REGION",
+            ],
+            missing,
+        );
+        if missing.len() > before {
+            return None;
+        }
+        let [user_pool_id, client_ids, region] =
+            [values[0].clone(), values[1].clone(), values[2].clone()];
+        let issuer = var("CRM_COGNITO_ISSUER").unwrap_or_else(|| {
+            format!("https://cognito-idp.{region}.amazonaws.com/{user_pool_id}")
+        });
+        let jwks_url = var("CRM_COGNITO_JWKS_URL")
+            .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        Some(CognitoConfig {
+            user_pool_id,
+            client_ids: client_ids
+                .split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect(),
+            issuer,
+            jwks_url,
+        })
+    }
+
+    /// The directory on the pool, and an authenticator that verifies the pool's tokens
+    /// and asks the directory whether their holders may still act.
+    pub fn connect(
+        &self,
+        client: Client,
+    ) -> (
+        std::sync::Arc<CognitoDirectory>,
+        std::sync::Arc<api_kit::Authenticator>,
+    ) {
+        use api_kit::auth::{HttpKeySource, TokenVerifier};
+        use std::sync::Arc;
+        let directory = Arc::new(CognitoDirectory::new(client, &self.user_pool_id));
+        let verifier =
+            TokenVerifier::new(&self.issuer, Arc::new(HttpKeySource::new(&self.jwks_url)))
+                .with_client_ids(self.client_ids.clone());
+        let auth = Arc::new(api_kit::Authenticator::new(verifier, directory.clone()));
+        (directory, auth)
+    }
+}

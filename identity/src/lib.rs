@@ -15,7 +15,7 @@ mod throttle;
 mod tokens;
 
 #[cfg(feature = "cognito")]
-pub use cognito::CognitoDirectory;
+pub use cognito::{required_vars, CognitoConfig, CognitoDirectory};
 pub use directory::{
     DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory,
     WorkerClient,

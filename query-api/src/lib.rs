@@ -8,6 +8,8 @@ mod audit;
 mod clients;
 mod openapi;
 mod params;
+#[cfg(feature = "aws")]
+pub mod service;
 mod staff;
 mod system_log;
 

@@ -1,0 +1,22 @@
+//! The query-api service for AWS. Configuration: see `query_api::service`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt().json().init();
+    let config = match query_api::service::ServiceConfig::from_env(|name| std::env::var(name).ok())
+    {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("query-api: {message}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let sdk = aws_config::load_from_env().await;
+    match query_api::service::router(&config, &sdk).await {
+        Ok(router) => api_kit::serve::run("query-api", config.addr, router).await,
+        Err(message) => {
+            eprintln!("query-api: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
