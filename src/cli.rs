@@ -1,4 +1,5 @@
-//! The command line: `crm serve`, `crm worker add`.
+//! The command line: `crm serve`, `crm worker add`, `crm replay`, `crm openapi`, and
+//! with the `aws` feature `crm aws …`.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -33,6 +34,10 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// The AWS deployment: create the stack, run it locally, rebuild, redrive.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Aws(crate::aws::AwsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +127,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server: Some(url),
         } => crate::replay::through_server(&url, &data.data_dir).await,
         Command::Replay { data, server: None } => crate::replay::offline(&data.data_dir).await,
+        #[cfg(feature = "aws")]
+        Command::Aws(command) => {
+            init_logging();
+            crate::aws::run(command).await
+        }
         Command::Worker(WorkerCommand::Add { name, data }) => {
             std::fs::create_dir_all(&data.data_dir)?;
             let directory =

@@ -2,6 +2,8 @@
 //! identity provider and the command API into one process on the embedded default
 //! (SQLite files in a data directory, no other server). Tests build the same app.
 
+#[cfg(feature = "aws")]
+mod aws;
 pub mod cli;
 pub mod config;
 mod health;

@@ -4,11 +4,7 @@ use anyhow::Context;
 use api_kit::auth::TokenVerifier;
 use api_kit::Authenticator;
 use axum::Router;
-use chrono::Utc;
-use domain::metadata::CommandMetadata;
-use domain::policy::Role;
-use domain::staff::{NewStaff, StaffCommand, StaffUser};
-use event_store::{Backend, EventStore, Expected};
+use event_store::{Backend, EventStore};
 use identity::{
     EmbeddedDirectory, Identity, LocalKeySource, SigningKey, TokenIssuer, UI_CLIENT_ID,
 };
@@ -213,37 +209,10 @@ async fn bootstrap_root(
         .ensure_root(&config.root_username, config.root_password.clone())
         .await
         .context("creating the root admin")?;
-    let id = root.id.to_string();
-    if !store.load::<StaffUser>(&id).await?.exists() {
-        let staff = NewStaff::builder()
-            .username(&root.username)
-            .email(format!("{}@ledgerline.local", root.username))
-            .full_name("Root administrator")
-            .role(Role::RootAdmin.as_str())
-            .build()
-            .map_err(|e| anyhow::anyhow!("CRM_ROOT_USERNAME: {e}"))?;
-        let metadata = CommandMetadata {
-            actor_id: "system".into(),
-            actor_role: Role::RootAdmin,
-            correlation_id: format!("bootstrap-{id}"),
-            causation_id: "bootstrap".into(),
-            idempotency_key: None,
-            occurred_at: Utc::now(),
-        };
-        store
-            .execute::<StaffUser>(
-                &id,
-                Expected::Any,
-                &metadata,
-                StaffCommand::Create {
-                    staff_id: root.id,
-                    staff,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("recording the root admin: {e}"))?;
-    }
-    Ok((id, generated))
+    command_api::bootstrap::record_root(store, root.id, &root.username)
+        .await
+        .map_err(|e| anyhow::anyhow!("CRM_ROOT_USERNAME: {e}"))?;
+    Ok((root.id.to_string(), generated))
 }
 
 /// Binds `addr`, builds the app and serves until SIGINT or SIGTERM.

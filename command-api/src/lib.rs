@@ -4,6 +4,7 @@
 //! id and new version. `/openapi.json` describes it.
 
 mod accounts;
+pub mod bootstrap;
 mod clients;
 mod context;
 mod idempotency;

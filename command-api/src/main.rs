@@ -12,11 +12,10 @@ async fn main() -> std::process::ExitCode {
             }
         };
     let sdk = aws_config::load_from_env().await;
-    match Ok::<_, String>(command_api::service::router(&config, &sdk)) {
-        Ok(router) => api_kit::serve::run("command-api", config.addr, router).await,
-        Err(message) => {
-            eprintln!("command-api: {message}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let router = command_api::service::router(
+        &config,
+        event_store::aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+    );
+    api_kit::serve::run("command-api", config.addr, router).await
 }

@@ -45,15 +45,17 @@ impl ServiceConfig {
     }
 }
 
-/// The service's router (commands, health, OpenAPI) over AWS clients built from `sdk`.
-pub fn router(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Router {
+/// The service's router (commands, health, OpenAPI) over the given AWS clients.
+pub fn router(
+    config: &ServiceConfig,
+    dynamo: event_store::aws_sdk_dynamodb::Client,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+) -> Router {
     let store = Arc::new(EventStore::new(Backend::dynamo(
-        event_store::aws_sdk_dynamodb::Client::new(sdk),
+        dynamo,
         DynamoTables::with_prefix(&config.table_prefix),
     )));
-    let (directory, auth) = config
-        .cognito
-        .connect(aws_sdk_cognitoidentityprovider::Client::new(sdk));
+    let (directory, auth) = config.cognito.connect(cognito);
     let health = store.clone();
     crate::router(crate::AppState {
         store,

@@ -182,6 +182,33 @@ pub(crate) async fn stream(
     }
 }
 
+/// Where a scan of the events table stopped (opaque; DynamoDB's last evaluated key).
+#[derive(Debug, Clone)]
+pub struct ScanCursor(HashMap<String, AttributeValue>);
+
+/// One page of every stored event, in no particular order across streams: how the read
+/// models are rebuilt from DynamoDB (the projector orders each stream itself).
+pub(crate) async fn scan(
+    client: &Client,
+    tables: &DynamoTables,
+    after: Option<ScanCursor>,
+) -> Result<(Vec<SerializedEvent>, Option<ScanCursor>), StoreError> {
+    let page = client
+        .scan()
+        .table_name(&tables.events)
+        .consistent_read(true)
+        .set_exclusive_start_key(after.map(|cursor| cursor.0))
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    let events = page
+        .items()
+        .iter()
+        .map(event_from_item)
+        .collect::<Result<_, _>>()?;
+    Ok((events, page.last_evaluated_key().cloned().map(ScanCursor)))
+}
+
 /// Streams of `aggregate_type` without any of `terminal` events (a scan: used at
 /// start-up and by verification, not on the request path).
 pub(crate) async fn open_streams(

@@ -16,7 +16,7 @@ mod store;
 
 pub use backend::{Backend, SqliteOptions};
 #[cfg(feature = "dynamo")]
-pub use dynamo::{event_from_item, DynamoTables};
+pub use dynamo::{event_from_item, DynamoTables, ScanCursor};
 pub use error::StoreError;
 pub use executor::{Committed, ExecuteError, Expected};
 pub use feed::{time_position, StoredEvent};

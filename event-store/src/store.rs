@@ -97,6 +97,29 @@ impl EventStore {
         Ok(loaded)
     }
 
+    /// One page of every event in the DynamoDB store (with time positions), and where
+    /// the next page starts; `None` when the scan is complete.
+    #[cfg(feature = "dynamo")]
+    pub async fn scan(
+        &self,
+        after: Option<crate::ScanCursor>,
+    ) -> Result<(Vec<crate::StoredEvent>, Option<crate::ScanCursor>), StoreError> {
+        let Backend::Dynamo { client, tables, .. } = &self.backend else {
+            return Err(StoreError::Unsupported(
+                "scanning is for the DynamoDB store; the SQL stores are read in commit order",
+            ));
+        };
+        let (events, next) = crate::dynamo::scan(client, tables, after).await?;
+        let events = events
+            .into_iter()
+            .map(|event| crate::StoredEvent {
+                position: crate::time_position(&event),
+                event,
+            })
+            .collect();
+        Ok((events, next))
+    }
+
     /// Loads the aggregate `id` by replaying its stream, bypassing the cache.
     pub async fn load_from_store<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
         // dynamo-es reads one page (1 MB) of a stream; our own query reads them all.

@@ -12,7 +12,12 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let sdk = aws_config::load_from_env().await;
-    match query_api::service::router(&config, &sdk).await {
+    let router = query_api::service::router(
+        &config,
+        event_store::aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+    );
+    match router.await {
         Ok(router) => api_kit::serve::run("query-api", config.addr, router).await,
         Err(message) => {
             eprintln!("query-api: {message}");

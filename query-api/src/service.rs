@@ -67,7 +67,11 @@ impl Rebuild for NoRebuildHere {
 }
 
 /// Connects to the read models and the store and builds the service's router.
-pub async fn router(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Result<Router, String> {
+pub async fn router(
+    config: &ServiceConfig,
+    dynamo: event_store::aws_sdk_dynamodb::Client,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+) -> Result<Router, String> {
     let read = Arc::new(
         ReadStore::open(&config.read_database_url)
             .await
@@ -79,12 +83,10 @@ pub async fn router(config: &ServiceConfig, sdk: &aws_config::SdkConfig) -> Resu
             .map_err(|e| format!("system log: {e}"))?,
     );
     let store = Arc::new(EventStore::new(Backend::dynamo(
-        event_store::aws_sdk_dynamodb::Client::new(sdk),
+        dynamo,
         DynamoTables::with_prefix(&config.table_prefix),
     )));
-    let (_, auth) = config
-        .cognito
-        .connect(aws_sdk_cognitoidentityprovider::Client::new(sdk));
+    let (_, auth) = config.cognito.connect(cognito);
     let ready = read.clone();
     let state = QueryState {
         read,

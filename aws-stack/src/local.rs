@@ -1,0 +1,216 @@
+//! The whole AWS topology on one machine: the stack is created on the peers the clients
+//! point at (DynamoDB Local and moto in `crm aws local`, real AWS works the same), both
+//! services are served, and the Lambda handlers run from their event sources — the
+//! relay from the events table's stream, the projector from its queue — exactly as the
+//! deployed functions would, through [`crate::mapping`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::StaffId;
+use event_store::{Backend, EventStore};
+use identity::CognitoConfig;
+use projections::{Projector, ReadStore, SystemLog};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clients::AwsClients;
+use crate::error::StackError;
+use crate::init::{ensure_root, init, Stack};
+use crate::mapping::{QueueMapping, StreamMapping};
+use crate::topology::Topology;
+
+/// How long an idle event source waits before looking again.
+const IDLE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub topology: Topology,
+    /// The read models and system log (PostgreSQL, as Aurora is).
+    pub read_database_url: String,
+    pub command_addr: SocketAddr,
+    pub query_addr: SocketAddr,
+    pub root_username: String,
+    pub root_password: String,
+    pub region: String,
+    /// Where the pool's keys are served when not at the issuer (moto serves them at
+    /// `<endpoint>/<pool-id>/.well-known/jwks.json`).
+    pub jwks_base: Option<String>,
+}
+
+pub struct LocalStack {
+    pub stack: Stack,
+    pub root_id: StaffId,
+    pub command_url: String,
+    pub query_url: String,
+    pub cognito: CognitoConfig,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalStack {
+    /// Creates the stack and starts the services and the Lambda handlers.
+    pub async fn start(clients: AwsClients, options: LocalOptions) -> Result<Self, StackError> {
+        let stack = init(&clients, &options.topology).await?;
+        let root_id = ensure_root(
+            &clients,
+            &stack,
+            &options.root_username,
+            &options.root_password,
+        )
+        .await?;
+        let issuer = format!(
+            "https://cognito-idp.{}.amazonaws.com/{}",
+            options.region, stack.user_pool_id
+        );
+        let jwks_url = match &options.jwks_base {
+            Some(base) => format!("{base}/{}/.well-known/jwks.json", stack.user_pool_id),
+            None => format!("{issuer}/.well-known/jwks.json"),
+        };
+        let cognito = CognitoConfig {
+            user_pool_id: stack.user_pool_id.clone(),
+            client_ids: vec![stack.app_client_id.clone()],
+            issuer,
+            jwks_url,
+        };
+        let (shutdown, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let commands = command_api::service::router(
+            &command_api::service::ServiceConfig {
+                addr: options.command_addr,
+                table_prefix: stack.table_prefix.clone(),
+                cognito: cognito.clone(),
+            },
+            clients.dynamo.clone(),
+            clients.cognito.clone(),
+        );
+        let queries = query_api::service::router(
+            &query_api::service::ServiceConfig {
+                addr: options.query_addr,
+                read_database_url: options.read_database_url.clone(),
+                table_prefix: stack.table_prefix.clone(),
+                cognito: cognito.clone(),
+            },
+            clients.dynamo.clone(),
+            clients.cognito.clone(),
+        )
+        .await
+        .map_err(StackError::Setup)?;
+        let (command_url, task) = serve(options.command_addr, commands, stopped.clone()).await?;
+        tasks.push(task);
+        let (query_url, task) = serve(options.query_addr, queries, stopped.clone()).await?;
+        tasks.push(task);
+
+        let publisher = relay::Relay::new(clients.events.clone(), stack.bus.clone());
+        let stream = StreamMapping::new(clients.streams.clone(), stack.events_stream_arn.clone());
+        tasks.push(tokio::spawn(run_relay(publisher, stream, stopped.clone())));
+
+        let store = Arc::new(EventStore::new(Backend::dynamo(
+            clients.dynamo.clone(),
+            options.topology.tables(),
+        )));
+        let read = Arc::new(ReadStore::open(&options.read_database_url).await?);
+        let log = Arc::new(SystemLog::open(&options.read_database_url).await?);
+        let projector = Projector::new(store, read, log);
+        let queue = QueueMapping::new(
+            clients.sqs.clone(),
+            stack.projector_queue_url.clone(),
+            stack.projector_queue_arn.clone(),
+        );
+        tasks.push(tokio::spawn(run_projector(projector, queue, stopped)));
+
+        Ok(LocalStack {
+            stack,
+            root_id,
+            command_url,
+            query_url,
+            cognito,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops serving and polling, and waits for both.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn serve(
+    addr: SocketAddr,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(String, JoinHandle<()>), StackError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StackError::Setup(format!("binding {addr}: {e}")))?;
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| StackError::Setup(e.to_string()))?
+    );
+    let task = tokio::spawn(async move {
+        let until = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(until)
+            .await
+        {
+            tracing::error!(%error, "a local service stopped");
+        }
+    });
+    Ok((url, task))
+}
+
+/// The relay Lambda, fed from the events table's stream.
+async fn run_relay(
+    publisher: relay::Relay,
+    mut stream: StreamMapping,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let publisher = &publisher;
+    while !*stopped.borrow() {
+        let wait = match stream
+            .poll(|batch| relay::lambda::handle(publisher, batch))
+            .await
+        {
+            Ok(0) => IDLE,
+            Ok(_) => Duration::ZERO,
+            Err(error) => {
+                tracing::warn!(%error, "reading the events stream");
+                IDLE * 5
+            }
+        };
+        tokio::select! {
+            _ = stopped.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The projector Lambda, fed from its queue.
+async fn run_projector(
+    projector: Projector,
+    queue: QueueMapping,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let projector = &projector;
+    while !*stopped.borrow() {
+        let received = tokio::select! {
+            _ = stopped.changed() => break,
+            received = queue.poll(|batch| projections::lambda::handle(projector, batch)) => received,
+        };
+        if let Err(error) = received {
+            tracing::warn!(%error, "receiving from the projector queue");
+            tokio::time::sleep(IDLE * 5).await;
+        }
+    }
+}

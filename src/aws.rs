@@ -1,0 +1,225 @@
+//! `crm aws …` (feature `aws`): creating the AWS stack, running the whole AWS topology
+//! on one machine, rebuilding the Aurora read models from DynamoDB, redriving the
+//! projector's dead-letter queue. AWS is reached through the standard SDK configuration
+//! (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL[_<SERVICE>]`).
+
+use anyhow::Context;
+use aws_stack::{AwsClients, LocalOptions, LocalStack, Topology};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AwsCommand {
+    /// Create the tables, stream, bus, rules, queues, DLQ and user pool that do not exist
+    /// yet, and the root admin (password from CRM_ROOT_PASSWORD); print what was made.
+    Init {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, env = "CRM_ROOT_USERNAME", default_value = "root")]
+        root_username: String,
+    },
+    /// Run the AWS topology on this machine: DynamoDB Local and moto (from .tools/, see
+    /// scripts/aws-local), the stack, both services, and the relay and projector
+    /// handlers fed from the stream and the queue. Read models in a fresh PostgreSQL
+    /// database.
+    Local {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, env = "CRM_COMMAND_ADDR", default_value = "127.0.0.1:8081")]
+        command_addr: SocketAddr,
+        #[arg(long, env = "CRM_QUERY_ADDR", default_value = "127.0.0.1:8082")]
+        query_addr: SocketAddr,
+        /// The PostgreSQL server; the database `ledgerline_aws_local` on it is made afresh.
+        #[arg(
+            long,
+            env = "CRM_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432"
+        )]
+        postgres_url: String,
+        #[arg(long, env = "CRM_ROOT_USERNAME", default_value = "root")]
+        root_username: String,
+    },
+    /// Project every event of the DynamoDB store into the (fresh) database at
+    /// --read-database-url; then point the services and Lambdas at it.
+    Rebuild {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, env = "CRM_READ_DATABASE_URL")]
+        read_database_url: String,
+    },
+    /// Move the messages of the projector's dead-letter queue back to its queue.
+    Redrive {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StackArgs {
+    /// The prefix every resource name of the deployment starts with.
+    #[arg(long, env = "CRM_STACK_PREFIX", default_value = "crm-")]
+    prefix: String,
+}
+
+pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
+    match command {
+        AwsCommand::Init {
+            stack,
+            root_username,
+        } => {
+            let password = std::env::var("CRM_ROOT_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .context("CRM_ROOT_PASSWORD is required: the root admin's first password")?;
+            let clients = AwsClients::new(&aws_config::load_from_env().await);
+            let topology = Topology::new(stack.prefix);
+            let created = aws_stack::init(&clients, &topology).await?;
+            aws_stack::ensure_root(&clients, &created, &root_username, &password).await?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            Ok(())
+        }
+        AwsCommand::Local {
+            stack,
+            command_addr,
+            query_addr,
+            postgres_url,
+            root_username,
+        } => {
+            local(
+                stack,
+                command_addr,
+                query_addr,
+                &postgres_url,
+                root_username,
+            )
+            .await
+        }
+        AwsCommand::Rebuild {
+            stack,
+            read_database_url,
+        } => {
+            let clients = AwsClients::new(&aws_config::load_from_env().await);
+            let store = Arc::new(event_store::EventStore::new(event_store::Backend::dynamo(
+                clients.dynamo,
+                Topology::new(stack.prefix).tables(),
+            )));
+            let rebuilt = aws_stack::rebuild(store, &read_database_url).await?;
+            println!(
+                "projected {} events ({} applied) into {read_database_url}",
+                rebuilt.events, rebuilt.applied
+            );
+            Ok(())
+        }
+        AwsCommand::Redrive { stack } => {
+            let clients = AwsClients::new(&aws_config::load_from_env().await);
+            let topology = Topology::new(stack.prefix);
+            let url = |name: String| {
+                let sqs = clients.sqs.clone();
+                async move {
+                    sqs.get_queue_url()
+                        .queue_name(&name)
+                        .send()
+                        .await
+                        .with_context(|| format!("queue {name}"))
+                        .map(|q| q.queue_url().unwrap_or_default().to_string())
+                }
+            };
+            let (dlq, queue) = (
+                url(topology.projector_dlq()).await?,
+                url(topology.projector_queue()).await?,
+            );
+            let moved = aws_stack::redrive(&clients.sqs, &dlq, &queue).await?;
+            println!("moved {moved} messages from {dlq} to {queue}");
+            Ok(())
+        }
+    }
+}
+
+async fn local(
+    stack: StackArgs,
+    command_addr: SocketAddr,
+    query_addr: SocketAddr,
+    postgres_url: &str,
+    root_username: String,
+) -> anyhow::Result<()> {
+    let root_password = std::env::var("CRM_ROOT_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| format!("Local-{}-1", uuid::Uuid::now_v7().simple()));
+    eprintln!("starting DynamoDB Local and moto…");
+    let dynamodb_local = test_peers::dynamodb_local().await;
+    let moto = test_peers::moto().await;
+    let read_database_url = test_peers::postgres::recreate(postgres_url, "ledgerline_aws_local")
+        .await
+        .context("PostgreSQL (scripts/aws-local starts it)")?;
+    let clients = AwsClients::split(
+        &test_peers::aws::config(&dynamodb_local.endpoint).await,
+        &test_peers::aws::config(&moto.endpoint).await,
+    );
+    let running = LocalStack::start(
+        clients,
+        LocalOptions {
+            topology: Topology::new(stack.prefix),
+            read_database_url: read_database_url.clone(),
+            command_addr,
+            query_addr,
+            root_username: root_username.clone(),
+            root_password: root_password.clone(),
+            region: "us-east-1".into(),
+            jwks_base: Some(moto.endpoint.clone()),
+        },
+    )
+    .await?;
+    println!(
+        "{}",
+        local_banner(
+            &running,
+            &dynamodb_local.endpoint,
+            &moto.endpoint,
+            &read_database_url,
+            &root_username,
+            &root_password
+        )
+    );
+    api_kit::serve::stopped().await;
+    running.stop().await;
+    Ok(())
+}
+
+fn local_banner(
+    running: &LocalStack,
+    dynamodb: &str,
+    moto: &str,
+    database: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let client = &running.stack.app_client_id;
+    format!(
+        "The AWS topology is running on this machine.
+
+  commands (command-api)   {commands}
+  queries  (query-api)     {queries}
+  DynamoDB Local           {dynamodb}   (event store, stream)
+  moto                     {moto}   (EventBridge, SQS, Cognito)
+  read models              {database}
+  user pool / app client   {pool} / {client}
+  root admin               {username} / {password}
+
+Sign in (Cognito USER_PASSWORD_AUTH) and call the API:
+
+  TOKEN=$(curl -s {moto}/ -H 'Content-Type: application/x-amz-json-1.1' \\
+    -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \\
+    -d '{{\"AuthFlow\":\"USER_PASSWORD_AUTH\",\"ClientId\":\"{client}\",\"AuthParameters\":{{\"USERNAME\":\"{username}\",\"PASSWORD\":\"{password}\"}}}}' \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"AuthenticationResult\"][\"AccessToken\"])')
+  curl -s {queries}/v1/staff -H \"Authorization: Bearer $TOKEN\"
+
+Stack: {stack}
+Ctrl-C stops everything (DynamoDB Local and moto keep nothing).",
+        commands = running.command_url,
+        queries = running.query_url,
+        pool = running.stack.user_pool_id,
+        stack = serde_json::to_string(&running.stack).unwrap_or_default(),
+    )
+}
