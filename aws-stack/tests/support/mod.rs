@@ -72,7 +72,9 @@ pub async fn dump(url: &str) -> Vec<String> {
         ("dead_letters", ""),
         ("system_log", "WHERE category = 'staff'"),
     ] {
-        let sql = format!("SELECT '{table}: ' || t::text AS row FROM {table} t {filter} ORDER BY t::text");
+        let sql = format!(
+            "SELECT '{table}: ' || t::text AS row FROM {table} t {filter} ORDER BY t::text"
+        );
         for row in sqlx::query(&sql).fetch_all(&pool).await.unwrap() {
             rows.push(row.get::<String, _>("row"));
         }
