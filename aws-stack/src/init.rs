@@ -1,7 +1,6 @@
 //! Creating the stack (`crm aws init`): every resource of the [`Topology`], each
 //! created only when it does not exist yet, so running it again is harmless.
 
-use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType;
 use aws_sdk_eventbridge::types::{SqsParameters, Target};
 use aws_sdk_sqs::types::QueueAttributeName;
 use domain::policy::Role;
@@ -122,7 +121,13 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
         .await
         .map_err(|e| StackError::aws(topology.projector_queue(), e))?;
 
-    let (user_pool_id, app_client_id) = user_pool(clients, topology).await?;
+    let (user_pool_id, app_client_id) = identity::ensure_user_pool(
+        &clients.cognito,
+        &topology.user_pool(),
+        &topology.app_client(),
+    )
+    .await
+    .map_err(|e| StackError::Setup(format!("user pool {}: {e}", topology.user_pool())))?;
     Ok(Stack {
         table_prefix: topology.prefix().to_string(),
         events_stream_arn,
@@ -194,89 +199,6 @@ async fn fifo_queue(
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or_else(|| StackError::Setup(format!("{name} has no ARN")))?;
     Ok((url, arn))
-}
-
-/// The staff pool (found by name, else created), a group per role, and the app client.
-async fn user_pool(
-    clients: &AwsClients,
-    topology: &Topology,
-) -> Result<(String, String), StackError> {
-    let cognito = &clients.cognito;
-    let name = topology.user_pool();
-    let pools = cognito
-        .list_user_pools()
-        .max_results(60)
-        .send()
-        .await
-        .map_err(|e| StackError::aws(&name, e))?;
-    let existing = pools
-        .user_pools()
-        .iter()
-        .find(|pool| pool.name() == Some(name.as_str()))
-        .and_then(|pool| pool.id().map(String::from));
-    let pool_id = match existing {
-        Some(id) => id,
-        None => cognito
-            .create_user_pool()
-            .pool_name(&name)
-            .send()
-            .await
-            .map_err(|e| StackError::aws(&name, e))?
-            .user_pool()
-            .and_then(|pool| pool.id().map(String::from))
-            .ok_or_else(|| StackError::Setup(format!("{name} was created without an id")))?,
-    };
-    for role in Role::ALL {
-        match cognito
-            .create_group()
-            .user_pool_id(&pool_id)
-            .group_name(role.as_str())
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_group_exists_exception()) => {}
-            Err(e) => {
-                return Err(StackError::aws(
-                    format!("{name} group {}", role.as_str()),
-                    e,
-                ))
-            }
-        }
-    }
-    let app = topology.app_client();
-    let apps = cognito
-        .list_user_pool_clients()
-        .user_pool_id(&pool_id)
-        .max_results(60)
-        .send()
-        .await
-        .map_err(|e| StackError::aws(&app, e))?;
-    if let Some(id) = apps
-        .user_pool_clients()
-        .iter()
-        .find(|client| client.client_name() == Some(app.as_str()))
-        .and_then(|client| client.client_id())
-    {
-        return Ok((pool_id, id.to_string()));
-    }
-    let created = cognito
-        .create_user_pool_client()
-        .user_pool_id(&pool_id)
-        .client_name(&app)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserSrpAuth)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
-        .send()
-        .await
-        .map_err(|e| StackError::aws(&app, e))?;
-    let id = created
-        .user_pool_client()
-        .and_then(|client| client.client_id())
-        .ok_or_else(|| StackError::Setup(format!("{app} was created without an id")))?;
-    Ok((pool_id, id.to_string()))
 }
 
 /// The root admin: a user of the pool in the root-admin group and a StaffUser stream in

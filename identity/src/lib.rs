@@ -7,6 +7,8 @@
 mod authorize;
 #[cfg(feature = "cognito")]
 mod cognito;
+#[cfg(feature = "cognito")]
+mod cognito_pool;
 mod directory;
 mod keys;
 mod password;
@@ -16,6 +18,8 @@ mod tokens;
 
 #[cfg(feature = "cognito")]
 pub use cognito::{required_vars, CognitoConfig, CognitoDirectory};
+#[cfg(feature = "cognito")]
+pub use cognito_pool::ensure_user_pool;
 pub use directory::{
     DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory,
     WorkerClient,

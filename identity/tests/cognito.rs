@@ -5,7 +5,7 @@
 use api_kit::auth::{AccessCheck, HttpKeySource, TokenVerifier};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cognitoidentityprovider::config::Credentials;
-use aws_sdk_cognitoidentityprovider::types::{AuthFlowType, ExplicitAuthFlowsType};
+use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use aws_sdk_cognitoidentityprovider::Client;
 use domain::policy::Role;
 use domain::StaffId;
@@ -41,37 +41,9 @@ async fn staff_live_in_the_pool_and_its_tokens_verify() {
         .load()
         .await;
     let client = Client::new(&config);
-    let pool = client
-        .create_user_pool()
-        .pool_name("crm-staff")
-        .send()
+    let (pool_id, app_id) = identity::ensure_user_pool(&client, "crm-staff", "crm-ui")
         .await
         .unwrap();
-    let pool_id = pool.user_pool().unwrap().id().unwrap().to_string();
-    for role in [Role::RootAdmin, Role::Admin, Role::Agent, Role::Auditor] {
-        client
-            .create_group()
-            .user_pool_id(&pool_id)
-            .group_name(role.as_str())
-            .send()
-            .await
-            .unwrap();
-    }
-    let app = client
-        .create_user_pool_client()
-        .user_pool_id(&pool_id)
-        .client_name("crm-ui")
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
-        .send()
-        .await
-        .unwrap();
-    let app_id = app
-        .user_pool_client()
-        .unwrap()
-        .client_id()
-        .unwrap()
-        .to_string();
 
     let directory = CognitoDirectory::new(client.clone(), &pool_id);
     let new = |username: &str, role| NewDirectoryUser {

@@ -4,7 +4,7 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cognitoidentityprovider::config::Credentials;
-use aws_sdk_cognitoidentityprovider::types::{AuthFlowType, ExplicitAuthFlowsType};
+use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use domain::client::{Client, ClientCommand};
 use domain::contact::{Address, PersonalDetails};
 use domain::metadata::CommandMetadata;
@@ -95,39 +95,9 @@ async fn serves_reads_and_audits_for_cognito_users() {
     )));
 
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&moto_sdk);
-    let pool = cognito
-        .create_user_pool()
-        .pool_name("crm")
-        .send()
+    let (pool, app) = identity::ensure_user_pool(&cognito, "crm", "crm-ui")
         .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    for role in [Role::Agent, Role::Auditor] {
-        cognito
-            .create_group()
-            .user_pool_id(&pool)
-            .group_name(role.as_str())
-            .send()
-            .await
-            .unwrap();
-    }
-    let app = cognito
-        .create_user_pool_client()
-        .user_pool_id(&pool)
-        .client_name("crm-ui")
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
-        .send()
-        .await
-        .unwrap()
-        .user_pool_client()
-        .unwrap()
-        .client_id()
-        .unwrap()
-        .to_string();
+        .unwrap();
     let directory = CognitoDirectory::new(cognito.clone(), &pool);
     let user = |username: &str, role| NewDirectoryUser {
         id: StaffId::new(),
