@@ -7,7 +7,9 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_target(false).init();
     let bus = std::env::var("CRM_EVENT_BUS")
-        .map_err(|_| "CRM_EVENT_BUS is required: the EventBridge bus to publish to")?;
+        .ok()
+        .filter(|bus| !bus.trim().is_empty())
+        .ok_or("CRM_EVENT_BUS is required: the EventBridge bus to publish to")?;
     let config = aws_config::load_from_env().await;
     let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&config), bus);
     let relay = &relay;

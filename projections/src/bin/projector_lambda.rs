@@ -10,15 +10,25 @@ use event_store::{Backend, DynamoTables, EventStore};
 use lambda_runtime::{service_fn, LambdaEvent};
 use projections::{Projector, ReadStore, SystemLog};
 
-fn required(name: &str) -> Result<String, lambda_runtime::Error> {
-    std::env::var(name).map_err(|_| format!("{name} is required").into())
+/// The named variables' values, or an error naming every one that is missing.
+fn required<const N: usize>(names: [&str; N]) -> Result<[String; N], lambda_runtime::Error> {
+    let values = names.map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(&values)
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing configuration: {}", missing.join(", ")).into());
+    }
+    Ok(values.map(Option::unwrap_or_default))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_target(false).init();
-    let database = required("CRM_READ_DATABASE_URL")?;
-    let prefix = required("CRM_DYNAMODB_TABLE_PREFIX")?;
+    let [database, prefix] = required(["CRM_READ_DATABASE_URL", "CRM_DYNAMODB_TABLE_PREFIX"])?;
     let config = aws_config::load_from_env().await;
     let store = Arc::new(EventStore::new(Backend::dynamo(
         event_store::aws_sdk_dynamodb::Client::new(&config),
