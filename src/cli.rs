@@ -112,6 +112,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     group_commit: env_flag("CRM_GROUP_COMMIT"),
                     aggregate_cache: env_flag("CRM_AGGREGATE_CACHE"),
                 },
+                mail: mail::MailSettings::from_env(|name| std::env::var(name).ok())
+                    .map_err(anyhow::Error::msg)?,
             };
             crate::serve::serve(config, args.addr).await
         }

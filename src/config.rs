@@ -20,6 +20,8 @@ pub struct Config {
     pub ui_dir: Option<PathBuf>,
     /// Group commit and the aggregate cache (both on unless measuring without them).
     pub store: event_store::SqliteOptions,
+    /// The mail service's model and transport (none: drafting and sending answer 503).
+    pub mail: mail::MailSettings,
 }
 
 impl Config {

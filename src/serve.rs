@@ -142,8 +142,15 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         read: read.clone(),
         log: log.clone(),
         store: store.clone(),
-        auth,
+        auth: auth.clone(),
         rebuild,
+    };
+    let mail = mail::MailState {
+        store: store.clone(),
+        auth,
+        read: read.clone(),
+        drafter: config.mail.openai_drafter(),
+        sender: config.mail.smtp_sender().map_err(anyhow::Error::msg)?,
     };
     let shared = Shared {
         store: store.clone(),
@@ -160,6 +167,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         .merge(identity::router(identity))
         .merge(command_api::router(commands))
         .merge(query_api::router(queries))
+        .merge(mail::router(mail))
         .merge(crate::health::router(shared))
         // Unknown API paths stay API answers, never the UI's index page.
         .route(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub(crate) const CORRELATION_HEADER: &str = "x-correlation-id";
 pub(crate) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-pub(crate) struct CommandContext {
+pub struct CommandContext {
     pub caller: Caller,
     pub metadata: CommandMetadata,
     pub expected: Expected,

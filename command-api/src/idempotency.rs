@@ -5,9 +5,9 @@
 //! first to finish, so they resolve to one effect.
 
 use api_kit::json::BODY_LIMIT;
-use api_kit::{ApiError, Caller};
+use api_kit::{ApiError, Authenticator, Caller};
 use axum::body::{to_bytes, Body};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,25 +16,35 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use crate::context::idempotency_key;
-use crate::AppState;
+use event_store::EventStore;
+use std::sync::Arc;
 
 /// Headers worth replaying; the rest (dates, lengths) are regenerated.
 const REPLAYED_HEADERS: [&str; 3] = ["content-type", "etag", "location"];
 /// How long a duplicate waits for the first request with its key.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
 
-pub(crate) async fn middleware(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The middleware, for any router whose state gives the store and the authenticator
+/// (the command API's and the mail service's).
+pub async fn middleware<S>(State(state): State<S>, request: Request, next: Next) -> Response
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Authenticator>: FromRef<S>,
+    Arc<EventStore>: FromRef<S>,
+{
     match handle(state, request, next).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn handle(state: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn handle<S>(state: S, request: Request, next: Next) -> Result<Response, ApiError>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Authenticator>: FromRef<S>,
+    Arc<EventStore>: FromRef<S>,
+{
+    let store = Arc::<EventStore>::from_ref(&state);
     if !matches!(
         *request.method(),
         Method::POST | Method::PATCH | Method::DELETE
@@ -59,8 +69,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
-        match state
-            .store
+        match store
             .claim_idempotency(&caller.id, &key, &request_hash)
             .await?
         {
@@ -84,7 +93,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     let body = match to_bytes(body, usize::MAX).await {
         Ok(body) => body,
         Err(error) => {
-            state.store.release_idempotency(&caller.id, &key).await?;
+            store.release_idempotency(&caller.id, &key).await?;
             return Err(ApiError::Internal(format!(
                 "reading a response to store it: {error}"
             )));
@@ -92,7 +101,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     };
     if parts.status.is_server_error() {
         // Our fault, not the request's: let a retry run again.
-        state.store.release_idempotency(&caller.id, &key).await?;
+        store.release_idempotency(&caller.id, &key).await?;
     } else {
         let stored = StoredResponse {
             status: parts.status.as_u16(),
@@ -105,11 +114,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
                 .collect(),
             body: body.to_vec(),
         };
-        if let Err(error) = state
-            .store
-            .complete_idempotency(&caller.id, &key, &stored)
-            .await
-        {
+        if let Err(error) = store.complete_idempotency(&caller.id, &key, &stored).await {
             // The command ran; failing now would invite a retry that cannot replay.
             tracing::error!(%error, key, "could not store an idempotent response");
         }

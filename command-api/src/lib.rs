@@ -6,8 +6,8 @@
 mod accounts;
 pub mod bootstrap;
 mod clients;
-mod context;
-mod idempotency;
+pub mod context;
+pub mod idempotency;
 mod input;
 mod openapi;
 mod owners;
@@ -35,6 +35,12 @@ pub struct AppState {
     pub store: Arc<EventStore>,
     pub auth: Arc<Authenticator>,
     pub directory: Arc<dyn StaffDirectory>,
+}
+
+impl FromRef<AppState> for Arc<EventStore> {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -68,7 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}", get(transfers::get))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            idempotency::middleware,
+            idempotency::middleware::<AppState>,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

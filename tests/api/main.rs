@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod clients;
 mod idempotency;
+mod mail;
 mod oauth;
 mod reads;
 mod staff;

@@ -71,6 +71,15 @@ impl TestApp {
     }
 
     pub(crate) async fn spawn_in(dir: tempfile::TempDir) -> TestApp {
+        Self::spawn_with(dir, mail::MailSettings::default()).await
+    }
+
+    /// The app with the mail service's model and transport configured.
+    pub(crate) async fn spawn_with_mail(mail: mail::MailSettings) -> TestApp {
+        Self::spawn_with(tempfile::tempdir().unwrap(), mail).await
+    }
+
+    async fn spawn_with(dir: tempfile::TempDir, mail: mail::MailSettings) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = crm::Config {
@@ -81,6 +90,7 @@ impl TestApp {
             ui_redirect_uris: vec!["http://127.0.0.1:5173/callback".into()],
             store: event_store::SqliteOptions::default(),
             ui_dir: Some(dir.path().join("ui")),
+            mail,
         };
         let base = config.public_url_for(addr);
         let app = crm::build(&config, &base).await.unwrap();
