@@ -20,8 +20,8 @@ pub(crate) enum AwsCommand {
         root_username: String,
     },
     /// Run the AWS topology on this machine: DynamoDB Local and moto (from .tools/, see
-    /// scripts/aws-local), the stack, both services, and the relay and projector
-    /// handlers fed from the stream and the queue. Read models in a fresh PostgreSQL
+    /// scripts/aws-local), the stack, both services, the mail Lambda's router, and the
+    /// relay and projector handlers fed from the stream and the queue. Read models in a fresh PostgreSQL
     /// database.
     Local {
         #[command(flatten)]
@@ -30,6 +30,8 @@ pub(crate) enum AwsCommand {
         command_addr: SocketAddr,
         #[arg(long, env = "CRM_QUERY_ADDR", default_value = "127.0.0.1:8082")]
         query_addr: SocketAddr,
+        #[arg(long, env = "CRM_MAIL_ADDR", default_value = "127.0.0.1:8083")]
+        mail_addr: SocketAddr,
         /// The PostgreSQL server; the database `ledgerline_aws_local` on it is made afresh.
         #[arg(
             long,
@@ -83,17 +85,12 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             stack,
             command_addr,
             query_addr,
+            mail_addr,
             postgres_url,
             root_username,
         } => {
-            local(
-                stack,
-                command_addr,
-                query_addr,
-                &postgres_url,
-                root_username,
-            )
-            .await
+            let addrs = [command_addr, query_addr, mail_addr];
+            local(stack, addrs, &postgres_url, root_username).await
         }
         AwsCommand::Rebuild {
             stack,
@@ -138,8 +135,7 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
 
 async fn local(
     stack: StackArgs,
-    command_addr: SocketAddr,
-    query_addr: SocketAddr,
+    [command_addr, query_addr, mail_addr]: [SocketAddr; 3],
     postgres_url: &str,
     root_username: String,
 ) -> anyhow::Result<()> {
@@ -164,6 +160,8 @@ async fn local(
             read_database_url: read_database_url.clone(),
             command_addr,
             query_addr,
+            mail_addr,
+            mail_from: "no-reply@ledgerline.local".into(),
             root_username: root_username.clone(),
             root_password: root_password.clone(),
             region: "us-east-1".into(),
@@ -201,6 +199,7 @@ fn local_banner(
 
   commands (command-api)   {commands}
   queries  (query-api)     {queries}
+  mail     (mail Lambda)   {mail}   (sends through SES on moto)
   DynamoDB Local           {dynamodb}   (event store, stream)
   moto                     {moto}   (EventBridge, SQS, Cognito)
   read models              {database}
@@ -219,6 +218,7 @@ Stack: {stack}
 Ctrl-C stops everything (DynamoDB Local and moto keep nothing).",
         commands = running.command_url,
         queries = running.query_url,
+        mail = running.mail_url,
         pool = running.stack.user_pool_id,
         stack = serde_json::to_string(&running.stack).unwrap_or_default(),
     )

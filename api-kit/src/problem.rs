@@ -53,6 +53,9 @@ pub enum ApiError {
     /// 503: a dependency is down; retrying later may help.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: a feature this deployment has not configured; the message says what to set.
+    #[error("{0}")]
+    NotConfigured(String),
     /// 500: a fault of ours. The message is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -84,7 +87,9 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotConfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +109,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::IdempotencyKeyReused => "idempotency-key-reused",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotConfigured(_) => "not-configured",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -1,6 +1,7 @@
 //! The AWS clients the stack uses, from one SDK configuration (in AWS, and wherever the
 //! standard `AWS_ENDPOINT_URL_<SERVICE>` variables point) or from two (the local mode:
-//! DynamoDB Local for the store and its stream, moto for everything else).
+//! DynamoDB Local for the store and its stream, moto for everything else: EventBridge,
+//! SQS, Cognito, SES; Bedrock has no local peer).
 
 use aws_config::SdkConfig;
 
@@ -11,6 +12,8 @@ pub struct AwsClients {
     pub events: aws_sdk_eventbridge::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub ses: aws_sdk_sesv2::Client,
+    pub bedrock: aws_sdk_bedrockruntime::Client,
 }
 
 impl AwsClients {
@@ -26,6 +29,8 @@ impl AwsClients {
             events: aws_sdk_eventbridge::Client::new(services),
             sqs: aws_sdk_sqs::Client::new(services),
             cognito: aws_sdk_cognitoidentityprovider::Client::new(services),
+            ses: aws_sdk_sesv2::Client::new(services),
+            bedrock: aws_sdk_bedrockruntime::Client::new(services),
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct LocalOptions {
     pub read_database_url: String,
     pub command_addr: SocketAddr,
     pub query_addr: SocketAddr,
+    /// The mail service (the Lambda behind the ALB in AWS), sending through SES.
+    pub mail_addr: SocketAddr,
+    /// The sender address; verified in SES at start.
+    pub mail_from: String,
     pub root_username: String,
     pub root_password: String,
     pub region: String,
@@ -45,6 +49,7 @@ pub struct LocalStack {
     pub root_id: StaffId,
     pub command_url: String,
     pub query_url: String,
+    pub mail_url: String,
     pub cognito: CognitoConfig,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -103,6 +108,9 @@ impl LocalStack {
         tasks.push(task);
         let (query_url, task) = serve(options.query_addr, queries, stopped.clone()).await?;
         tasks.push(task);
+        let mail = mail_router(&clients, &options, &stack, &cognito).await?;
+        let (mail_url, task) = serve(options.mail_addr, mail, stopped.clone()).await?;
+        tasks.push(task);
 
         let publisher = relay::Relay::new(clients.events.clone(), stack.bus.clone());
         let stream = StreamMapping::new(clients.streams.clone(), stack.events_stream_arn.clone());
@@ -127,6 +135,7 @@ impl LocalStack {
             root_id,
             command_url,
             query_url,
+            mail_url,
             cognito,
             shutdown,
             tasks,
@@ -140,6 +149,49 @@ impl LocalStack {
             let _ = task.await;
         }
     }
+}
+
+/// The mail Lambda's router, with its sender verified in SES.
+async fn mail_router(
+    clients: &AwsClients,
+    options: &LocalOptions,
+    stack: &Stack,
+    cognito: &CognitoConfig,
+) -> Result<axum::Router, StackError> {
+    match clients
+        .ses
+        .create_email_identity()
+        .email_identity(&options.mail_from)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) => {}
+        Err(e) => return Err(StackError::aws(&options.mail_from, e)),
+    }
+    let config = mail::lambda::LambdaConfig {
+        table_prefix: stack.table_prefix.clone(),
+        read_database_url: options.read_database_url.clone(),
+        cognito: cognito.clone(),
+        mail: mail::MailSettings {
+            from: options.mail_from.clone(),
+            ..Default::default()
+        },
+    };
+    let state = mail::lambda::state(
+        &config,
+        mail::lambda::AwsClients {
+            dynamo: clients.dynamo.clone(),
+            cognito: clients.cognito.clone(),
+            ses: clients.ses.clone(),
+            bedrock: clients.bedrock.clone(),
+        },
+    )
+    .await
+    .map_err(StackError::Setup)?;
+    Ok(mail::router(state))
 }
 
 async fn serve(

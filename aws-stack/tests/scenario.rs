@@ -85,6 +85,8 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
             read_database_url: live.clone(),
             command_addr: any,
             query_addr: any,
+            mail_addr: any,
+            mail_from: "no-reply@bank.example".into(),
             root_username: "root".into(),
             root_password: PASSWORD.into(),
             region: "us-east-1".into(),
@@ -175,6 +177,29 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
         )
         .await;
     assert!(transfer["id"].is_string(), "{transfer}");
+
+    // The mail Lambda writes to the agent's client through SES (once the read models
+    // know the client's address), and records it on the client's stream.
+    api.get_until(&agent, &format!("/v1/clients/{client}"), |v| {
+        v["email"].is_string()
+    })
+    .await;
+    let sent = api
+        .http
+        .post(format!("{}/v1/mail", stack.mail_url))
+        .bearer_auth(&agent)
+        .json(&json!({"action": "send", "recipient": "ada@example.com", "subject": "Your accounts", "body": "Dear Ada,\nyour accounts are open."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200, "{:?}", sent.text().await);
+    let ses: Value = reqwest::get(format!("{}/moto-api/data.json", peers.moto.endpoint))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ses["ses"].to_string().contains("Your accounts"));
 
     // The query service answers from Aurora (PostgreSQL) once the events got there.
     let balance = |account: &Value| account["balance"]["amount_minor"].as_i64();

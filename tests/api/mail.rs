@@ -170,6 +170,10 @@ async fn without_a_model_or_transport_the_answer_is_503() {
         .await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(reply.is_problem());
+    assert!(reply.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no language model is configured"));
     client_named(&app, &agent, "grace@example.com").await;
     app.settled().await;
     let reply = app

@@ -7,6 +7,8 @@
 pub mod bedrock;
 pub mod config;
 pub mod drafter;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod redact;
 pub mod request;
 pub mod sender;

@@ -124,7 +124,7 @@ async fn generate(
         })?,
     }
     let drafter = state.drafter.as_ref().ok_or_else(|| {
-        ApiError::Unavailable(
+        ApiError::NotConfigured(
             "no language model is configured (CRM_MAIL_PROVIDER and CRM_MAIL_MODEL)".into(),
         )
     })?;
@@ -217,7 +217,7 @@ async fn send(
         .decide(command.clone())
         .map_err(|refusal| ApiError::refused(&refusal))?;
     let sender = state.sender.as_ref().ok_or_else(|| {
-        ApiError::Unavailable("no mail transport is configured (CRM_SMTP_URL)".into())
+        ApiError::NotConfigured("no mail transport is configured (CRM_SMTP_URL)".into())
     })?;
     let mail = Mail {
         to: recipient,

@@ -1,0 +1,97 @@
+//! The mail service as a Lambda behind an ALB (feature `lambda`): the same router as in
+//! `crm serve`, with Cognito tokens, the DynamoDB event store, the Aurora read models,
+//! Bedrock (or an OpenAI-compatible endpoint) and SES. lambda_http turns ALB events into
+//! requests and responses back into the ALB format.
+
+use std::sync::Arc;
+
+use event_store::{Backend, DynamoTables, EventStore};
+use identity::{required_vars, CognitoConfig};
+use projections::ReadStore;
+
+use crate::bedrock::Bedrock;
+use crate::config::MailSettings;
+use crate::drafter::Drafter;
+use crate::ses::Ses;
+use crate::MailState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaConfig {
+    pub table_prefix: String,
+    pub read_database_url: String,
+    pub cognito: CognitoConfig,
+    pub mail: MailSettings,
+}
+
+impl LambdaConfig {
+    /// `CRM_DYNAMODB_TABLE_PREFIX`, `CRM_READ_DATABASE_URL`, `CRM_MAIL_FROM` (an SES
+    /// verified identity), the user pool's variables and the model's
+    /// ([`MailSettings::from_env`]); every missing one is named.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut missing = Vec::new();
+        let values = required_vars(
+            &var,
+            &[
+                "CRM_DYNAMODB_TABLE_PREFIX",
+                "CRM_READ_DATABASE_URL",
+                "CRM_MAIL_FROM",
+            ],
+            &mut missing,
+        );
+        let cognito = CognitoConfig::from_env(&var, &mut missing);
+        let (Some(cognito), true) = (cognito, missing.is_empty()) else {
+            return Err(format!("missing configuration: {}", missing.join(", ")));
+        };
+        Ok(LambdaConfig {
+            table_prefix: values[0].clone(),
+            read_database_url: values[1].clone(),
+            cognito,
+            mail: MailSettings::from_env(&var)?,
+        })
+    }
+}
+
+/// The clients the Lambda talks to.
+pub struct AwsClients {
+    pub dynamo: event_store::aws_sdk_dynamodb::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub ses: aws_sdk_sesv2::Client,
+    pub bedrock: aws_sdk_bedrockruntime::Client,
+}
+
+impl AwsClients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        AwsClients {
+            dynamo: event_store::aws_sdk_dynamodb::Client::new(sdk),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(sdk),
+            ses: aws_sdk_sesv2::Client::new(sdk),
+            bedrock: aws_sdk_bedrockruntime::Client::new(sdk),
+        }
+    }
+}
+
+pub async fn state(config: &LambdaConfig, clients: AwsClients) -> Result<MailState, String> {
+    let store = Arc::new(EventStore::new(Backend::dynamo(
+        clients.dynamo,
+        DynamoTables::with_prefix(&config.table_prefix),
+    )));
+    let read = Arc::new(
+        ReadStore::open(&config.read_database_url)
+            .await
+            .map_err(|e| format!("read models: {e}"))?,
+    );
+    let (_, auth) = config.cognito.connect(clients.cognito);
+    let drafter: Option<Arc<dyn Drafter>> = match (&config.mail.provider, &config.mail.model) {
+        (Some(provider), Some(model)) if provider == "bedrock" => {
+            Some(Arc::new(Bedrock::new(clients.bedrock, model)))
+        }
+        _ => config.mail.openai_drafter(),
+    };
+    Ok(MailState {
+        store,
+        auth,
+        read,
+        drafter,
+        sender: Some(Arc::new(Ses::new(clients.ses, &config.mail.from))),
+    })
+}
