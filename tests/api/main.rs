@@ -9,6 +9,7 @@ mod idempotency;
 mod mail;
 mod oauth;
 mod reads;
+mod sftp;
 mod staff;
 mod support;
 mod transfers;

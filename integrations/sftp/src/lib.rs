@@ -1,0 +1,15 @@
+//! The SFTP worker (DESIGN.md §6): transaction files from the core system's SFTP inbox
+//! are checked whole and recorded through the worker role's own command — all or
+//! nothing, never twice — then archived, or quarantined with a report. The file format
+//! is in [`format`]; a run in [`inbound`].
+
+pub mod api;
+pub mod format;
+pub mod inbound;
+pub mod ledger;
+pub mod remote;
+
+pub use api::ProductApi;
+pub use inbound::{run, FileOutcome, RunReport};
+pub use ledger::Ledger;
+pub use remote::{HostKey, SftpConfig};
