@@ -273,3 +273,104 @@ async fn a_lost_server_leaves_the_file_for_the_next_run_and_a_wrong_host_key_is_
     assert_eq!(rig.names("inbox"), vec!["later.csv"]);
     assert_eq!(rig.app.balance(&a).await, 70);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_follow_the_events_and_appear_whole() {
+    let rig = Rig::start().await;
+    let a = rig.app.account_of(&rig.agent, 1_000).await;
+    let reply = rig
+        .app
+        .post(
+            &rig.agent.token,
+            &format!("/v1/accounts/{a}/deposits"),
+            crate::support::eur(250),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let b = rig.app.account_of(&rig.agent, 0).await;
+    let reply = rig
+        .app
+        .post(
+            &rig.agent.token,
+            &format!("/v1/accounts/{b}/close"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.body);
+
+    let remote = sftp_worker::remote::Remote::connect(&rig.config)
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    // During the day: clients and accounts, no statement yet.
+    let first = sftp_worker::outbound::run(
+        &rig.app.app.store,
+        &remote,
+        &rig.config.outbox,
+        &rig.ledger,
+        today,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.files.len(), 2, "{:?}", first.files);
+    // The next day: the day's statement for the account that moved money.
+    let second = sftp_worker::outbound::run(
+        &rig.app.app.store,
+        &remote,
+        &rig.config.outbox,
+        &rig.ledger,
+        tomorrow,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.files, vec![format!("statement-{a}-{today}.csv")]);
+    // Nothing is written twice.
+    let third = sftp_worker::outbound::run(
+        &rig.app.app.store,
+        &remote,
+        &rig.config.outbox,
+        &rig.ledger,
+        tomorrow,
+    )
+    .await
+    .unwrap();
+    assert!(third.files.is_empty());
+    remote.close().await;
+
+    // Only whole files under their final names: no temporary name is left behind.
+    let outbox = rig.names("outbox");
+    assert_eq!(outbox.len(), 3, "{outbox:?}");
+    assert!(
+        outbox
+            .iter()
+            .all(|n| !n.starts_with('.') && n.ends_with(".csv")),
+        "{outbox:?}"
+    );
+    let read = |prefix: &str| {
+        let name = outbox.iter().find(|n| n.starts_with(prefix)).unwrap();
+        std::fs::read_to_string(rig.sshd.root.join("outbox").join(name)).unwrap()
+    };
+    let clients = read("clients-");
+    assert_eq!(
+        clients.lines().count(),
+        3,
+        "two clients and the header:\n{clients}"
+    );
+    assert!(clients.contains("Lovelace"), "{clients}");
+    let accounts = read("accounts-");
+    assert!(
+        accounts.contains(&format!("{a},")) && accounts.contains(&format!("{b},")),
+        "{accounts}"
+    );
+    assert!(accounts.contains(",closed,"), "{accounts}");
+    let statement = read("statement-");
+    let rows: Vec<&str> = statement.lines().skip(1).collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the opening deposit and the deposit:\n{statement}"
+    );
+    assert!(rows[0].contains(",credit,1000,EUR,1000,"), "{statement}");
+    assert!(rows[1].contains(",credit,250,EUR,1250,"), "{statement}");
+}

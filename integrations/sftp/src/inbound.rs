@@ -33,6 +33,8 @@ pub enum RunError {
     Api(#[from] ApiCallError),
     #[error("the worker's ledger: {0}")]
     Ledger(#[from] sqlx::Error),
+    #[error("the event store: {0}")]
+    Store(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,9 @@ impl Ledger {
              outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (name, sha256))",
             "CREATE TABLE IF NOT EXISTS transactions (external_id TEXT PRIMARY KEY, \
              account_id TEXT NOT NULL, file TEXT NOT NULL, at TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS statements (account_id TEXT NOT NULL, day TEXT NOT NULL, \
+             written INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (account_id, day))",
         ] {
             sqlx::query(statement).execute(&pool).await?;
         }
@@ -81,6 +84,69 @@ impl Ledger {
         .execute(&self.pool)
         .await
         .map(drop)
+    }
+
+    /// The last event position exported (0 before the first run).
+    pub async fn checkpoint(&self, name: &str) -> Result<i64, sqlx::Error> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT position FROM checkpoints WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map_or(0, |(position,)| position))
+    }
+
+    pub async fn set_checkpoint(&self, name: &str, position: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?1, ?2)")
+            .bind(name)
+            .bind(position)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    /// Notes that `account` moved on `day` (its statement is due once the day is over).
+    pub async fn statement_day(
+        &self,
+        account: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR IGNORE INTO statements (account_id, day) VALUES (?1, ?2)")
+            .bind(account)
+            .bind(day.to_string())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    /// Statements not yet written for days before `today`.
+    pub async fn statements_due(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> Result<Vec<(String, chrono::NaiveDate)>, sqlx::Error> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT account_id, day FROM statements WHERE written = 0 AND day < ?1 ORDER BY day, account_id",
+        )
+        .bind(today.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(account, day)| day.parse().ok().map(|day| (account, day)))
+            .collect())
+    }
+
+    pub async fn statement_written(
+        &self,
+        account: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE statements SET written = 1 WHERE account_id = ?1 AND day = ?2")
+            .bind(account)
+            .bind(day.to_string())
+            .execute(&self.pool)
+            .await
+            .map(drop)
     }
 
     pub async fn close(&self) {

@@ -1,12 +1,14 @@
 //! The SFTP worker (DESIGN.md §6): transaction files from the core system's SFTP inbox
 //! are checked whole and recorded through the worker role's own command — all or
 //! nothing, never twice — then archived, or quarantined with a report. The file format
-//! is in [`format`]; a run in [`inbound`].
+//! is in [`format`]; a run in [`inbound`]. Exports (clients, accounts, daily
+//! statements) follow the product's events to the outbox ([`outbound`]).
 
 pub mod api;
 pub mod format;
 pub mod inbound;
 pub mod ledger;
+pub mod outbound;
 pub mod remote;
 
 pub use api::ProductApi;
