@@ -114,6 +114,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 mail: mail::MailSettings::from_env(|name| std::env::var(name).ok())
                     .map_err(anyhow::Error::msg)?,
+                sftp: sftp_worker::SftpSettings::from_env(|name| std::env::var(name).ok())
+                    .map_err(anyhow::Error::msg)?,
             };
             crate::serve::serve(config, args.addr).await
         }

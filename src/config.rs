@@ -22,6 +22,8 @@ pub struct Config {
     pub store: event_store::SqliteOptions,
     /// The mail service's model and transport (none: drafting and sending answer 503).
     pub mail: mail::MailSettings,
+    /// The SFTP worker (none: not run).
+    pub sftp: Option<sftp_worker::SftpSettings>,
 }
 
 impl Config {

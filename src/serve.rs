@@ -242,9 +242,31 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     std::fs::write(&lock, &public_url).with_context(|| format!("writing {}", lock.display()))?;
     tracing::info!(%local, %public_url, data_dir = %config.data_dir.display(), "serving");
     eprintln!("Ledgerline is serving on {public_url}");
+    let (stop_worker, stopped) = watch::channel(false);
+    let worker = config.sftp.clone().map(|settings| {
+        // The worker calls this very server, through its own API.
+        let host = match local.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            ip => ip.to_string(),
+        };
+        let base = format!("http://{host}:{}", local.port());
+        let (store, log) = (app.store.clone(), app.log.clone());
+        let ledger = config.data_dir.join("sftp-worker.db");
+        tokio::spawn(async move {
+            if let Err(error) =
+                sftp_worker::service::run(settings, base, store, log, &ledger, stopped).await
+            {
+                tracing::error!(%error, "the SFTP worker stopped");
+            }
+        })
+    });
     axum::serve(listener, app.router.clone())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     app.close().await;
     let _ = std::fs::remove_file(&lock);
     tracing::info!("stopped");

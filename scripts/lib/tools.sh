@@ -64,3 +64,11 @@ ensure_tools() {
     .tools/venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "aiosmtpd==$AIOSMTPD_VERSION"
   fi
 }
+
+# OpenSSH's sshd for the SFTP worker's tests (they start it with their own config).
+ensure_sshd() {
+  if [ ! -x /usr/sbin/sshd ]; then
+    log "installing openssh-server from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+  fi
+}

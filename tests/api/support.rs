@@ -91,6 +91,7 @@ impl TestApp {
             store: event_store::SqliteOptions::default(),
             ui_dir: Some(dir.path().join("ui")),
             mail,
+            sftp: None,
         };
         let base = config.public_url_for(addr);
         let app = crm::build(&config, &base).await.unwrap();

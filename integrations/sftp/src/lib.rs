@@ -10,8 +10,10 @@ pub mod inbound;
 pub mod ledger;
 pub mod outbound;
 pub mod remote;
+pub mod service;
 
 pub use api::ProductApi;
 pub use inbound::{run, FileOutcome, RunReport};
 pub use ledger::Ledger;
 pub use remote::{HostKey, SftpConfig};
+pub use service::SftpSettings;
