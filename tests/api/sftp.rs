@@ -1,11 +1,14 @@
 //! The SFTP worker against a real OpenSSH sshd (its own config, host key and client key;
 //! `internal-sftp`) and the real app: good, bad and duplicate files, a transaction id
-//! seen in two files, the server going away mid-run and the run retried, a wrong host
-//! key refused.
+//! seen in two files, the server gone and the run retried, a connection dropped in the
+//! middle of a download and retried, a wrong host key refused, exports appearing whole.
 
 use reqwest::StatusCode;
 use sftp_worker::{FileOutcome, HostKey, Ledger, ProductApi, SftpConfig};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{TestApp, User};
 
@@ -373,4 +376,210 @@ async fn exports_follow_the_events_and_appear_whole() {
     );
     assert!(rows[0].contains(",credit,1000,EUR,1000,"), "{statement}");
     assert!(rows[1].contains(",credit,250,EUR,1250,"), "{statement}");
+}
+
+/// A TCP relay to sshd that, while `cut_after` is set, drops a connection once the
+/// server has sent that many bytes: a connection lost in the middle of a download.
+async fn cutting_relay(target: u16, cut_after: Arc<AtomicUsize>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                continue;
+            };
+            let budget = cut_after.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = tokio::io::copy(&mut client_read, &mut server_write);
+                let downstream = async {
+                    let mut sent = 0usize;
+                    let mut buffer = vec![0u8; 8192];
+                    loop {
+                        let n = server_read.read(&mut buffer).await.unwrap_or(0);
+                        if n == 0 || sent + n > budget {
+                            return;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                    }
+                };
+                tokio::select! {
+                    _ = upstream => {}
+                    () = downstream => {}
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_download_has_no_effect_and_the_retry_completes() {
+    let mut rig = Rig::start().await;
+    let a = rig.app.account_of(&rig.agent, 0).await;
+    let lines: Vec<String> = (0..640)
+        .map(|n| line(&format!("bulk-{n:04}"), &a, "credit", 1))
+        .collect();
+    rig.upload("bulk.csv", &lines);
+    let size = std::fs::metadata(rig.sshd.root.join("inbox/bulk.csv"))
+        .unwrap()
+        .len() as usize;
+    assert!(size > 60_000, "the file is larger than the cut: {size}");
+
+    let cut_after = Arc::new(AtomicUsize::new(30_000));
+    rig.config.port = cutting_relay(rig.sshd.port, cut_after.clone()).await;
+    let error = rig.run().await.unwrap_err();
+    assert!(!error.to_string().is_empty());
+    assert_eq!(
+        rig.names("inbox"),
+        vec!["bulk.csv"],
+        "the file stays for the next run"
+    );
+    assert_eq!(rig.app.balance(&a).await, 0, "nothing of it recorded");
+
+    cut_after.store(usize::MAX, Ordering::SeqCst);
+    let report = rig.run().await.unwrap();
+    assert_eq!(
+        report.files[0].1,
+        FileOutcome::Archived {
+            recorded: 640,
+            already_recorded: 0
+        }
+    );
+    assert_eq!(rig.app.balance(&a).await, 640);
+}
+
+/// The Lambda's handler, fed real EventBridge-schedule and SQS payloads: the schedule
+/// reads the inbox, an SQS batch of the product's events writes their exports; the SSH
+/// key and the client secret come from Secrets Manager (moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_reads_the_inbox_on_schedule_and_exports_queued_events() {
+    use sftp_worker::lambda::{invocation, Invocation, Worker};
+    let rig = Rig::start().await;
+    let moto = test_peers::moto().await;
+    let secrets =
+        aws_sdk_secretsmanager::Client::new(&test_peers::aws::config(&moto.endpoint).await);
+    let worker_client = rig
+        .app
+        .app
+        .directory
+        .register_worker("sftp-lambda")
+        .await
+        .unwrap();
+    let secret = serde_json::json!({
+        "private_key": std::fs::read_to_string(&rig.sshd.client_key).unwrap(),
+        "client_secret": worker_client.client_secret,
+    });
+    let arn = secrets
+        .create_secret()
+        .name("crm/sftp")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let state = tempfile::tempdir().unwrap();
+    let key_file = state.path().join("sftp_key");
+    let client_secret = sftp_worker::lambda::secret(&secrets, &arn, &key_file)
+        .await
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let mut sftp = rig.config.clone();
+    sftp.key_file = key_file;
+    let worker = Worker {
+        sftp,
+        api: ProductApi::new(
+            &rig.app.base,
+            &rig.app.url("/oauth2/token"),
+            &worker_client.client_id,
+            &client_secret,
+        ),
+        ledger: Ledger::connect(&test_peers::postgres::fresh("crm_sftp_ledger").await)
+            .await
+            .unwrap(),
+        log: rig.app.app.log.clone(),
+        store: rig.app.app.store.clone(),
+    };
+
+    // The schedule: the inbox is read.
+    let a = rig.app.account_of(&rig.agent, 0).await;
+    rig.upload("scheduled.csv", &[line("core-1", &a, "credit", 42)]);
+    let scheduled: serde_json::Value = serde_json::from_str(include_str!(
+        "../../integrations/sftp/tests/fixtures/scheduled-event.json"
+    ))
+    .unwrap();
+    assert_eq!(invocation(&scheduled).unwrap(), Invocation::Schedule);
+    worker.handle(Invocation::Schedule).await.unwrap();
+    assert_eq!(rig.app.balance(&a).await, 42);
+    assert_eq!(rig.names("archive"), vec!["scheduled.csv"]);
+
+    // An SQS batch of the product's events (as the bus delivers them): the exports.
+    let client_id = rig.app.client_of(&rig.agent).await;
+    let onboarded = rig
+        .app
+        .app
+        .store
+        .stream("client", &client_id)
+        .await
+        .unwrap()
+        .remove(0);
+    let envelope = serde_json::json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": onboarded.event_type, "source": "crm.client",
+        "time": "2026-11-25T06:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "aggregate_type": onboarded.aggregate_type, "aggregate_id": onboarded.aggregate_id,
+            "sequence": onboarded.sequence, "event_type": onboarded.event_type,
+            "event_version": onboarded.event_version, "payload": onboarded.payload,
+            "metadata": onboarded.metadata,
+        },
+    });
+    let mut batch: serde_json::Value = serde_json::from_str(include_str!(
+        "../../integrations/sftp/tests/fixtures/sqs-event.json"
+    ))
+    .unwrap();
+    batch["Records"][0]["body"] = serde_json::json!(envelope.to_string());
+    let Invocation::Events(events) = invocation(&batch).unwrap() else {
+        panic!("an SQS batch");
+    };
+    let response = worker
+        .handle(Invocation::Events(events.clone()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let outbox = rig.names("outbox");
+    assert_eq!(
+        outbox,
+        vec!["clients-2e1424d4-f796-459a-8184-9c92662be6da.csv"]
+    );
+
+    // With the server gone the batch is reported failed, to come back.
+    let mut unreachable = worker;
+    unreachable.sftp.port = 1;
+    let response = unreachable
+        .handle(Invocation::Events(events))
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        "2e1424d4-f796-459a-8184-9c92662be6da"
+    );
+
+    // A message that is not an event is refused, naming it.
+    batch["Records"][0]["body"] = serde_json::json!("not json");
+    assert!(invocation(&batch).unwrap_err().contains("2e1424d4"));
 }

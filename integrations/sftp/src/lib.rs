@@ -7,6 +7,8 @@
 pub mod api;
 pub mod format;
 pub mod inbound;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ledger;
 pub mod outbound;
 pub mod remote;

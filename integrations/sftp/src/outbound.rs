@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::client::Client;
 use event_store::{EventStore, StoredEvent};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::inbound::RunError;
 use crate::ledger::Ledger;
@@ -74,8 +74,9 @@ fn text(value: &Value) -> String {
     }
 }
 
-/// Exports what the events since the last run changed, and the statements of every
-/// day before `today` that has movements; returns the files written.
+/// Exports what the events since the last run changed (following the SQLite store in
+/// commit order), and the statements of every day before `today` that has movements;
+/// returns the files written.
 pub async fn run(
     store: &EventStore,
     remote: &Remote,
@@ -93,103 +94,139 @@ pub async fn run(
         let Some(last) = events.last().map(|e| e.position) else {
             break;
         };
-        let (mut clients, mut accounts) = (BTreeSet::new(), Vec::new());
-        for event in &events {
-            let at = occurred_at(event).unwrap_or_default();
-            match (
-                event.event.aggregate_type.as_str(),
-                event.event.event_type.as_str(),
-            ) {
-                ("client", _) => {
-                    clients.insert((event.event.aggregate_id.clone(), at));
-                }
-                ("account", "AccountOpened") => {
-                    let f = fields(event);
-                    accounts.push(csv_line(&[
-                        event.event.aggregate_id.clone(),
-                        text(&f["client_id"]),
-                        "opened".into(),
-                        text(&f["account_type"]),
-                        text(&f["currency"]),
-                        at.to_rfc3339(),
-                    ]));
-                }
-                ("account", "AccountClosed") => {
-                    let opened = store
-                        .stream("account", &event.event.aggregate_id)
-                        .await
-                        .map_err(|e| RunError::Store(e.to_string()))?;
-                    let f = opened
-                        .first()
-                        .and_then(|e| e.payload.get("AccountOpened"))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    accounts.push(csv_line(&[
-                        event.event.aggregate_id.clone(),
-                        text(&f["client_id"]),
-                        "closed".into(),
-                        text(&f["account_type"]),
-                        text(&f["currency"]),
-                        at.to_rfc3339(),
-                    ]));
-                }
-                _ => {}
-            }
-            if event.event.aggregate_type == "account" && moves_money(event) {
-                ledger
-                    .statement_day(&event.event.aggregate_id, at.date_naive())
-                    .await?;
-            }
-        }
-        let range = format!("{:012}-{:012}", from + 1, last);
-        if !clients.is_empty() {
-            let mut body = String::from(
-                "client_id,agent_id,status,first_name,last_name,email,phone,changed_at\n",
-            );
-            let mut latest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-            for (id, at) in clients {
-                latest.insert(id, at);
-            }
-            for (id, at) in latest {
-                let client = store
-                    .load::<Client>(&id)
-                    .await
-                    .map_err(|e| RunError::Store(e.to_string()))?
-                    .aggregate;
-                let details = client.details.as_ref();
-                let personal = |f: &dyn Fn(&domain::contact::PersonalDetails) -> String| {
-                    details.map(f).unwrap_or_default()
-                };
-                body.push_str(&csv_line(&[
-                    id,
-                    client.agent_id.to_string(),
-                    format!("{:?}", client.status).to_lowercase(),
-                    personal(&|d| d.first_name.clone()),
-                    personal(&|d| d.last_name.clone()),
-                    personal(&|d| d.email.as_str().to_string()),
-                    personal(&|d| d.phone.as_str().to_string()),
-                    at.to_rfc3339(),
-                ]));
-            }
-            let name = format!("clients-{range}.csv");
-            remote
-                .write_atomically(outbox, &name, body.as_bytes())
-                .await?;
-            exported.files.push(name);
-        }
-        if !accounts.is_empty() {
-            let body = format!(
-                "account_id,client_id,event,account_type,currency,at\n{}",
-                accounts.concat()
-            );
-            let name = format!("accounts-{range}.csv");
-            remote
-                .write_atomically(outbox, &name, body.as_bytes())
-                .await?;
-            exported.files.push(name);
-        }
+        let label = format!("{:012}-{:012}", from + 1, last);
+        exported
+            .files
+            .extend(export_events(store, remote, outbox, ledger, &events, &label).await?);
         ledger.set_checkpoint(CHECKPOINT, last).await?;
     }
+    exported
+        .files
+        .extend(export_statements(store, remote, outbox, ledger, today).await?);
+    Ok(exported)
+}
+
+/// The exports `events` call for, in files named with `label`; notes the days each
+/// account moved money for its statement.
+pub async fn export_events(
+    store: &EventStore,
+    remote: &Remote,
+    outbox: &str,
+    ledger: &Ledger,
+    events: &[StoredEvent],
+    label: &str,
+) -> Result<Vec<String>, RunError> {
+    let mut files = Vec::new();
+    let (mut clients, mut accounts) = (BTreeMap::new(), Vec::new());
+    for event in events {
+        let at = occurred_at(event).unwrap_or_default();
+        match (
+            event.event.aggregate_type.as_str(),
+            event.event.event_type.as_str(),
+        ) {
+            ("client", _) => {
+                let latest = clients
+                    .entry(event.event.aggregate_id.clone())
+                    .or_insert(at);
+                *latest = (*latest).max(at);
+            }
+            ("account", "AccountOpened") => {
+                accounts.push(account_row(
+                    event.event.aggregate_id.clone(),
+                    fields(event),
+                    "opened",
+                    at,
+                ));
+            }
+            ("account", "AccountClosed") => {
+                let stream = store
+                    .stream("account", &event.event.aggregate_id)
+                    .await
+                    .map_err(|e| RunError::Store(e.to_string()))?;
+                let opened = stream
+                    .first()
+                    .and_then(|e| e.payload.get("AccountOpened"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                accounts.push(account_row(
+                    event.event.aggregate_id.clone(),
+                    &opened,
+                    "closed",
+                    at,
+                ));
+            }
+            _ => {}
+        }
+        if event.event.aggregate_type == "account" && moves_money(event) {
+            ledger
+                .statement_day(&event.event.aggregate_id, at.date_naive())
+                .await?;
+        }
+    }
+    if !clients.is_empty() {
+        let mut body =
+            String::from("client_id,agent_id,status,first_name,last_name,email,phone,changed_at\n");
+        for (id, at) in clients {
+            let client = store
+                .load::<Client>(&id)
+                .await
+                .map_err(|e| RunError::Store(e.to_string()))?
+                .aggregate;
+            let details = client.details.as_ref();
+            let personal = |f: &dyn Fn(&domain::contact::PersonalDetails) -> String| {
+                details.map(f).unwrap_or_default()
+            };
+            body.push_str(&csv_line(&[
+                id,
+                client.agent_id.to_string(),
+                format!("{:?}", client.status).to_lowercase(),
+                personal(&|d| d.first_name.clone()),
+                personal(&|d| d.last_name.clone()),
+                personal(&|d| d.email.as_str().to_string()),
+                personal(&|d| d.phone.as_str().to_string()),
+                at.to_rfc3339(),
+            ]));
+        }
+        let name = format!("clients-{label}.csv");
+        remote
+            .write_atomically(outbox, &name, body.as_bytes())
+            .await?;
+        files.push(name);
+    }
+    if !accounts.is_empty() {
+        let body = format!(
+            "account_id,client_id,event,account_type,currency,at\n{}",
+            accounts.concat()
+        );
+        let name = format!("accounts-{label}.csv");
+        remote
+            .write_atomically(outbox, &name, body.as_bytes())
+            .await?;
+        files.push(name);
+    }
+    Ok(files)
+}
+
+fn account_row(id: String, opened: &Value, event: &str, at: DateTime<Utc>) -> String {
+    csv_line(&[
+        id,
+        text(&opened["client_id"]),
+        event.into(),
+        text(&opened["account_type"]),
+        text(&opened["currency"]),
+        at.to_rfc3339(),
+    ])
+}
+
+/// The statements due before `today` that are not written yet.
+pub async fn export_statements(
+    store: &EventStore,
+    remote: &Remote,
+    outbox: &str,
+    ledger: &Ledger,
+    today: NaiveDate,
+) -> Result<Vec<String>, RunError> {
+    let mut files = Vec::new();
     for (account, day) in ledger.statements_due(today).await? {
         let name = format!("statement-{account}-{day}.csv");
         let body = statement(store, &account, day).await?;
@@ -197,9 +234,9 @@ pub async fn run(
             .write_atomically(outbox, &name, body.as_bytes())
             .await?;
         ledger.statement_written(&account, day).await?;
-        exported.files.push(name);
+        files.push(name);
     }
-    Ok(exported)
+    Ok(files)
 }
 
 /// One account's movements on one day, from its stream.
