@@ -23,6 +23,8 @@ pub struct Stack {
     pub projector_queue_url: String,
     pub projector_queue_arn: String,
     pub projector_dlq_url: String,
+    pub sftp_exports_queue_url: String,
+    pub sftp_exports_queue_arn: String,
     pub user_pool_id: String,
     pub app_client_id: String,
 }
@@ -69,6 +71,22 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
     )
     .await?;
 
+    let (_, sftp_dlq_arn) = fifo_queue(clients, &topology.sftp_exports_dlq(), &[]).await?;
+    let sftp_redrive =
+        json!({"deadLetterTargetArn": sftp_dlq_arn, "maxReceiveCount": topology.max_receive_count});
+    let (sftp_url, sftp_arn) = fifo_queue(
+        clients,
+        &topology.sftp_exports_queue(),
+        &[
+            (
+                QueueAttributeName::VisibilityTimeout,
+                topology.visibility_timeout.as_secs().to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, sftp_redrive.to_string()),
+        ],
+    )
+    .await?;
+
     let mut rule_arns = Vec::new();
     for rule in topology.rules() {
         let created = clients
@@ -81,45 +99,56 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
             .await
             .map_err(|e| StackError::aws(&rule.name, e))?;
         rule_arns.extend(created.rule_arn().map(String::from));
-        let target = Target::builder()
-            .id("projector")
-            .arn(&queue_arn)
-            .sqs_parameters(
-                SqsParameters::builder()
-                    .message_group_id(&rule.message_group)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| StackError::Setup(e.to_string()))?;
+        let target = |id: &str, arn: &str| {
+            Target::builder()
+                .id(id)
+                .arn(arn)
+                .sqs_parameters(
+                    SqsParameters::builder()
+                        .message_group_id(&rule.message_group)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| StackError::Setup(e.to_string()))
+        };
+        let mut targets = vec![target("projector", &queue_arn)?];
+        if rule.to_sftp_exports {
+            targets.push(target("sftp-exports", &sftp_arn)?);
+        }
         clients
             .events
             .put_targets()
             .rule(&rule.name)
             .event_bus_name(&bus)
-            .targets(target)
+            .set_targets(Some(targets))
             .send()
             .await
             .map_err(|e| StackError::aws(&rule.name, e))?;
     }
-    // Only the rules may send to the queue.
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
-        }],
-    });
-    clients
-        .sqs
-        .set_queue_attributes()
-        .queue_url(&queue_url)
-        .attributes(QueueAttributeName::Policy, policy.to_string())
-        .send()
-        .await
-        .map_err(|e| StackError::aws(topology.projector_queue(), e))?;
+    // Only the rules may send to the queues.
+    for (url, arn, name) in [
+        (&queue_url, &queue_arn, topology.projector_queue()),
+        (&sftp_url, &sftp_arn, topology.sftp_exports_queue()),
+    ] {
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+            }],
+        });
+        clients
+            .sqs
+            .set_queue_attributes()
+            .queue_url(url)
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .send()
+            .await
+            .map_err(|e| StackError::aws(name, e))?;
+    }
 
     let (user_pool_id, app_client_id) = identity::ensure_user_pool(
         &clients.cognito,
@@ -135,6 +164,8 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
         projector_queue_url: queue_url,
         projector_queue_arn: queue_arn,
         projector_dlq_url: dlq_url,
+        sftp_exports_queue_url: sftp_url,
+        sftp_exports_queue_arn: sftp_arn,
         user_pool_id,
         app_client_id,
     })

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// The aggregate types whose events the relay publishes (`source` `crm.<type>`).
 pub const AGGREGATES: [&str; 4] = ["client", "account", "transfer", "staff"];
+/// The aggregate types whose events the SFTP worker exports.
+const EXPORTED: [&str; 2] = ["client", "account"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -50,6 +52,15 @@ impl Topology {
         format!("{}projector-dlq.fifo", self.prefix)
     }
 
+    /// The SFTP worker's FIFO queue of client and account events (its exports).
+    pub fn sftp_exports_queue(&self) -> String {
+        format!("{}sftp-exports.fifo", self.prefix)
+    }
+
+    pub fn sftp_exports_dlq(&self) -> String {
+        format!("{}sftp-exports-dlq.fifo", self.prefix)
+    }
+
     /// One rule per aggregate type. EventBridge gives an SQS target a fixed message
     /// group id, so the group is the aggregate type: order within a type is kept, and
     /// the projector's per-stream sequence copes with everything else.
@@ -60,6 +71,7 @@ impl Topology {
                 name: format!("{}{aggregate}-to-projector", self.prefix),
                 pattern: format!(r#"{{"source": ["{}{aggregate}"]}}"#, relay::SOURCE_PREFIX),
                 message_group: (*aggregate).to_string(),
+                to_sftp_exports: EXPORTED.contains(aggregate),
             })
             .collect()
     }
@@ -81,6 +93,8 @@ pub struct Rule {
     pub name: String,
     pub pattern: String,
     pub message_group: String,
+    /// Also sent to the SFTP worker's exports queue.
+    pub to_sftp_exports: bool,
 }
 
 #[cfg(test)]
@@ -101,5 +115,7 @@ mod tests {
         assert_eq!(rules.len(), AGGREGATES.len());
         let pattern: serde_json::Value = serde_json::from_str(&rules[0].pattern).unwrap();
         assert_eq!(pattern["source"][0], "crm.client");
+        let exported: Vec<bool> = rules.iter().map(|r| r.to_sftp_exports).collect();
+        assert_eq!(exported, vec![true, true, false, false]);
     }
 }

@@ -264,6 +264,27 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
         "opening deposit, deposit, withdrawal, transfer legs"
     );
 
+    // The SFTP worker's queue got the client and account events (and only those).
+    let queued = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.stack.sftp_exports_queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    let queued: usize = queued.attributes().unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages]
+        .parse()
+        .unwrap();
+    let exported = expected
+        .iter()
+        .filter(|row| {
+            row.starts_with("audit_log: (client,") || row.starts_with("audit_log: (account,")
+        })
+        .count();
+    assert_eq!(queued, exported, "one message per client and account event");
+
     stack.stop().await;
     test_peers::postgres::drop(&live).await;
     test_peers::postgres::drop(&rebuilt_url).await;
