@@ -16,16 +16,28 @@ use crate::support::{person, TestApp, User};
 #[derive(Clone, Default)]
 struct Model {
     requests: Arc<Mutex<Vec<Value>>>,
+    /// Calls to answer 503 before answering properly.
+    failures: Arc<Mutex<usize>>,
 }
 
 impl Model {
     async fn start(&self) -> String {
-        async fn complete(State(model): State<Model>, Json(body): Json<Value>) -> Json<Value> {
+        async fn complete(
+            State(model): State<Model>,
+            Json(body): Json<Value>,
+        ) -> Result<Json<Value>, axum::http::StatusCode> {
             let prompt = body["messages"][1]["content"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
             model.requests.lock().unwrap().push(body);
+            {
+                let mut failures = model.failures.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+            }
             let placeholders: Vec<&str> = prompt
                 .split("[[")
                 .skip(1)
@@ -35,7 +47,9 @@ impl Model {
                 "Dear [[{}]],\nthank you for banking with us.\nKind regards",
                 placeholders.first().copied().unwrap_or("NAME_1")
             );
-            Json(json!({"choices": [{"message": {"role": "assistant", "content": draft}}]}))
+            Ok(Json(
+                json!({"choices": [{"message": {"role": "assistant", "content": draft}}]}),
+            ))
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -114,6 +128,35 @@ async fn a_draft_is_made_without_personal_data_reaching_the_model() {
         assert!(!seen.contains(secret), "{secret} reached the model: {seen}");
     }
     assert!(seen.contains("[[NAME_1]]"), "{seen}");
+
+    // A model that fails twice is retried (with backoff) and the draft still comes.
+    *model.failures.lock().unwrap() = 2;
+    let before = model.requests.lock().unwrap().len();
+    let reply = app
+        .post(
+            &agent.token,
+            "/v1/mail",
+            json!({"action": "generate", "prompt": "Say hello"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(model.requests.lock().unwrap().len(), before + 3);
+    // Failing every time: a 503 after three attempts, never an invented text.
+    *model.failures.lock().unwrap() = 3;
+    let reply = app
+        .post(
+            &agent.token,
+            "/v1/mail",
+            json!({"action": "generate", "prompt": "Say hello"}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        reply.body
+    );
+    assert!(reply.body.get("draft").is_none());
 
     // Without a client: the agent's own drafting, patterns still redacted.
     let reply = app

@@ -263,6 +263,19 @@ async fn a_lost_server_leaves_the_file_for_the_next_run_and_a_wrong_host_key_is_
     );
     assert_eq!(rig.app.balance(&a).await, 70);
 
+    // The host key from a known_hosts file does as well as a pinned one.
+    let known_hosts = rig._state.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{} {}\n", rig.sshd.port, rig.sshd.host_key),
+    )
+    .unwrap();
+    let mut known = rig.config.clone();
+    known.host_key = HostKey::KnownHosts(known_hosts);
+    sftp_worker::run(&known, &rig.api, &rig.ledger, &rig.app.app.log)
+        .await
+        .unwrap();
+
     // A server that shows another key is not talked to.
     rig.upload("later.csv", &[line("core-2", &a, "credit", 1)]);
     let mut wrong = rig.config.clone();
