@@ -40,17 +40,22 @@ pub struct App {
     /// The root admin's id, and its password when it was generated on this start.
     pub root_id: String,
     pub generated_root_password: Option<String>,
+    /// Drives transfers to their end.
+    pub transfers: Arc<command_api::TransferManager>,
     shutdown: watch::Sender<bool>,
     following: std::sync::Mutex<Option<JoinHandle<()>>>,
+    managing: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl App {
     /// Stops the projector and closes the databases (tests reopen the same directory).
     pub async fn close(&self) {
         let _ = self.shutdown.send(true);
-        let task = self.following.lock().ok().and_then(|mut task| task.take());
-        if let Some(task) = task {
-            let _ = task.await;
+        for tasks in [&self.following, &self.managing] {
+            let task = tasks.lock().ok().and_then(|mut task| task.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
         }
         self.store.backend().close().await;
         self.directory.close().await;
@@ -89,9 +94,11 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     let auth = Arc::new(Authenticator::new(verifier, directory.clone()));
 
     let (root, generated_root_password) = bootstrap_root(config, &store, &directory).await?;
-    let resumed = command_api::resume_pending_transfers(&store)
+    let transfers = command_api::TransferManager::new(store.clone(), command_api::Pace::EMBEDDED);
+    let resumed = transfers
+        .settle_all()
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .context("finishing the transfers the last stop interrupted")?;
     if resumed > 0 {
         tracing::info!(resumed, "finished transfers interrupted by the last stop");
     }
@@ -118,7 +125,8 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         "read models caught up"
     );
     let (shutdown, stop) = watch::channel(false);
-    let following = tokio::spawn(projector.clone().run(stop));
+    let following = tokio::spawn(projector.clone().run(stop.clone()));
+    let managing = tokio::spawn(transfers.clone().run(stop));
 
     let counters = Arc::new(RequestCounters::default());
     let identity = Identity {
@@ -130,6 +138,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         store: store.clone(),
         auth: auth.clone(),
         directory: directory.clone(),
+        transfers: transfers.clone(),
     };
     let rebuild = Arc::new(crate::rebuild::EmbeddedRebuild {
         store: store.clone(),
@@ -203,6 +212,8 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         generated_root_password,
         shutdown,
         following: std::sync::Mutex::new(Some(following)),
+        managing: std::sync::Mutex::new(Some(managing)),
+        transfers,
     })
 }
 

@@ -59,14 +59,14 @@ pub(crate) async fn open(
         .as_ref()
         .and_then(|m| m.positive("initial_deposit", &mut errors));
     let currency = errors.finish(|| currency)?.unwrap_or_default();
-    let id = AccountId::new();
+    let id = context.new_id(AccountId::from_uuid);
     let command = AccountCommand::Open {
         account_id: id,
         client_id,
         account_type: request.account_type,
         currency,
         initial_deposit,
-        opening_transaction_id: TransactionId::new(),
+        opening_transaction_id: context.new_id(TransactionId::from_uuid),
     };
     let committed = state
         .store
@@ -132,7 +132,7 @@ async fn move_money(
     let amount = errors
         .finish(|| amount)?
         .ok_or_else(|| ApiError::validation("amount", "is required"))?;
-    let transaction_id = TransactionId::new();
+    let transaction_id = context.new_id(TransactionId::from_uuid);
     let committed = state
         .store
         .execute::<Account>(
@@ -233,7 +233,7 @@ pub(crate) async fn record_external(
     let amount = errors
         .finish(|| amount)?
         .ok_or_else(|| ApiError::validation("amount", "is required"))?;
-    let transaction_id = TransactionId::new();
+    let transaction_id = context.new_id(TransactionId::from_uuid);
     let command = AccountCommand::RecordExternal {
         transaction_id,
         external_id: request.external_id,

@@ -90,7 +90,7 @@ pub(crate) async fn onboard(
         .phone(&request.phone)
         .address(request.address.builder())
         .build(Utc::now().date_naive())?;
-    let id = ClientId::new();
+    let id = context.new_id(ClientId::from_uuid);
     let committed = state
         .store
         .execute::<Client>(

@@ -8,6 +8,8 @@ use axum::http::{header, HeaderMap};
 use chrono::Utc;
 use domain::metadata::CommandMetadata;
 use event_store::Expected;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 pub(crate) const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -17,6 +19,54 @@ pub struct CommandContext {
     pub caller: Caller,
     pub metadata: CommandMetadata,
     pub expected: Expected,
+    /// Where new ids come from: derived from the Idempotency-Key when there is one.
+    ids: Option<IdSeed>,
+    issued: AtomicU32,
+}
+
+/// The source of the ids a request with an Idempotency-Key creates: UUIDv7s whose time
+/// is when the key was first claimed and whose other bits come from the caller, the key
+/// and the id's place in the request. A recovery of the request (after its first run
+/// died) creates the same ids, so it finds what the first run recorded instead of
+/// creating a second client, account or transfer.
+#[derive(Debug, Clone)]
+pub struct IdSeed {
+    claimed_at_ms: u64,
+    digest: [u8; 32],
+}
+
+impl IdSeed {
+    pub fn new(caller: &str, key: &str, claimed_at_ms: i64) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(caller.as_bytes());
+        hasher.update([0]);
+        hasher.update(key.as_bytes());
+        IdSeed {
+            claimed_at_ms: u64::try_from(claimed_at_ms).unwrap_or_default(),
+            digest: hasher.finalize().into(),
+        }
+    }
+
+    fn id(&self, n: u32) -> uuid::Uuid {
+        let mut hasher = Sha256::new();
+        hasher.update(self.digest);
+        hasher.update(n.to_be_bytes());
+        let digest = hasher.finalize();
+        let mut random = [0u8; 10];
+        random.copy_from_slice(&digest[..10]);
+        uuid::Builder::from_unix_timestamp_millis(self.claimed_at_ms, &random).into_uuid()
+    }
+}
+
+impl CommandContext {
+    /// A new id for something this request creates (a UUIDv7).
+    pub fn new_id<T>(&self, make: impl FnOnce(uuid::Uuid) -> T) -> T {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        make(match &self.ids {
+            Some(seed) => seed.id(n),
+            None => uuid::Uuid::now_v7(),
+        })
+    }
 }
 
 /// `If-Match: "3"` (or `W/"3"`) → version 3; `*` or absent → any version.
@@ -89,6 +139,8 @@ where
             caller,
             metadata,
             expected,
+            ids: parts.extensions.get::<IdSeed>().cloned(),
+            issued: AtomicU32::new(0),
         })
     }
 }

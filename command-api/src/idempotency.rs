@@ -2,7 +2,9 @@
 //! response is stored; a retry with the same key and the same request gets that response
 //! (same status, headers and body) without running again; the same key with a different
 //! request gets 422. Keys are scoped to the caller. Concurrent duplicates wait for the
-//! first to finish, so they resolve to one effect.
+//! first to finish, so they resolve to one effect. A claim is a lease renewed while the
+//! request runs; a retry after its holder died runs the request again as a recovery
+//! (see `event_store::idempotency`), with the same ids (`IdSeed`).
 
 use api_kit::json::BODY_LIMIT;
 use api_kit::{ApiError, Authenticator, Caller};
@@ -11,18 +13,19 @@ use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use event_store::idempotency::{Claim, StoredResponse};
+use event_store::idempotency::{Claim, StoredResponse, LEASE};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-use crate::context::idempotency_key;
+use crate::context::{idempotency_key, IdSeed};
 use event_store::EventStore;
 use std::sync::Arc;
 
 /// Headers worth replaying; the rest (dates, lengths) are regenerated.
 const REPLAYED_HEADERS: [&str; 3] = ["content-type", "etag", "location"];
-/// How long a duplicate waits for the first request with its key.
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+/// How long a duplicate waits for the first request with its key: past the lease, a
+/// holder that died has lost its claim and the duplicate takes it over.
+const WAIT_FOR_FIRST: Duration = LEASE.saturating_add(Duration::from_secs(1));
 
 /// The middleware, for any router whose state gives the store and the authenticator
 /// (the command API's and the mail service's).
@@ -68,16 +71,19 @@ where
     let request_hash = hex::encode(hasher.finalize());
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
-    loop {
+    let (claimed_at_ms, recovering) = loop {
         match store
-            .claim_idempotency(&caller.id, &key, &request_hash)
+            .claim_idempotency(&caller.id, &key, &request_hash, LEASE)
             .await?
         {
-            Claim::New => break,
+            Claim::New {
+                claimed_at_ms,
+                recovering,
+            } => break (claimed_at_ms, recovering),
             Claim::Replay(stored) => return Ok(replay(stored)),
             Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
             Claim::InProgress if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(25)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Claim::InProgress => {
                 return Err(ApiError::Conflict {
@@ -86,9 +92,31 @@ where
                 })
             }
         }
+    };
+    if recovering {
+        tracing::warn!(key, caller = %caller.id, "an idempotency claim outlived its holder; running the request again as a recovery");
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    parts
+        .extensions
+        .insert(IdSeed::new(&caller.id, &key, claimed_at_ms));
+    let _renewing = Renewal(tokio::spawn({
+        let (store, caller, key) = (store.clone(), caller.id.clone(), key.clone());
+        async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(error) = store.renew_idempotency(&caller, &key, LEASE).await {
+                    tracing::warn!(%error, key, "could not renew an idempotency lease");
+                }
+            }
+        }
+    }));
+    let work = next.run(Request::from_parts(parts, Body::from(body)));
+    let response = if recovering {
+        event_store::recovering(work).await
+    } else {
+        work.await
+    };
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(body) => body,
@@ -120,6 +148,15 @@ where
         }
     }
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// Renews a claim's lease until dropped.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn replay(stored: StoredResponse) -> Response {

@@ -7,6 +7,7 @@ mod accounts;
 pub mod bootstrap;
 mod clients;
 pub mod context;
+mod detach;
 pub mod idempotency;
 mod input;
 mod openapi;
@@ -15,6 +16,7 @@ mod reply;
 #[cfg(feature = "aws")]
 pub mod service;
 mod staff;
+pub mod transfer_manager;
 mod transfers;
 
 use api_kit::json::BODY_LIMIT;
@@ -27,7 +29,7 @@ use identity::StaffDirectory;
 use std::sync::Arc;
 
 pub use openapi::ApiDoc;
-pub use transfers::resume_pending_transfers;
+pub use transfer_manager::{Pace, TransferManager};
 
 /// What the command handlers share.
 #[derive(Clone)]
@@ -35,6 +37,8 @@ pub struct AppState {
     pub store: Arc<EventStore>,
     pub auth: Arc<Authenticator>,
     pub directory: Arc<dyn StaffDirectory>,
+    /// Drives transfers apart from the requests that ask for them.
+    pub transfers: Arc<TransferManager>,
 }
 
 impl FromRef<AppState> for Arc<EventStore> {
@@ -77,5 +81,6 @@ pub fn router(state: AppState) -> Router {
             idempotency::middleware::<AppState>,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(detach::middleware))
         .with_state(state)
 }

@@ -45,6 +45,16 @@ impl<T: Serialize> Reply<T> {
         }
     }
 
+    /// Accepted and still under way; `location` tells where to look.
+    pub(crate) fn accepted(location: String, version: u64, body: T) -> Self {
+        Reply {
+            status: StatusCode::ACCEPTED,
+            version,
+            location: Some(location),
+            body,
+        }
+    }
+
     pub(crate) fn ok(version: u64, body: T) -> Self {
         Reply {
             status: StatusCode::OK,

@@ -57,10 +57,22 @@ pub fn router(
     )));
     let (directory, auth) = config.cognito.connect(cognito);
     let health = store.clone();
+    // Several services share the store: each finds the transfers left unfinished by any
+    // of them, after giving their own driver time.
+    let transfers = crate::TransferManager::new(store.clone(), crate::Pace::SHARED);
+    let (keep_running, running) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let transfers = transfers.clone();
+        async move {
+            let _keep_running = keep_running;
+            transfers.run(running).await;
+        }
+    });
     crate::router(crate::AppState {
         store,
         auth,
         directory,
+        transfers,
     })
     .route(
         "/health/live",

@@ -76,16 +76,40 @@ pub(crate) async fn create(
         .caller
         .authorize(Action::CreateStaff { role: staff.role })?;
     // The directory has the last word on the id: Cognito assigns its own `sub`.
-    let id = state
-        .directory
-        .create_user(NewDirectoryUser {
-            id: StaffId::new(),
-            username: staff.username.as_str().to_string(),
-            role: staff.role,
-            password: request.password,
-        })
-        .await
-        .map_err(directory_error)?;
+    let wanted = context.new_id(StaffId::from_uuid);
+    let new_user = || NewDirectoryUser {
+        id: wanted,
+        username: staff.username.as_str().to_string(),
+        role: staff.role,
+        password: request.password.clone(),
+    };
+    let id = match state.directory.create_user(new_user()).await {
+        Ok(id) => id,
+        // A recovery of a request that died after creating the sign-in: the username is
+        // ours if our id holds it (the embedded directory keeps the id it is given).
+        Err(DirectoryError::DuplicateUsername) if event_store::is_recovering() => {
+            if state
+                .store
+                .load::<StaffUser>(&wanted.to_string())
+                .await?
+                .exists()
+            {
+                wanted
+            } else {
+                state
+                    .directory
+                    .delete_user(wanted)
+                    .await
+                    .map_err(|_| directory_error(DirectoryError::DuplicateUsername))?;
+                state
+                    .directory
+                    .create_user(new_user())
+                    .await
+                    .map_err(directory_error)?
+            }
+        }
+        Err(error) => return Err(directory_error(error)),
+    };
     let result = state
         .store
         .execute::<StaffUser>(

@@ -1,24 +1,24 @@
-//! Transfers between accounts: the request, and the process manager that drives the
-//! Transfer saga (debit the source, credit the destination, or reverse the debit when
-//! the destination refuses). Every step is idempotent per transfer id, so running the
-//! saga again from any point — after a crash, say — never moves money twice.
+//! Transfers between accounts over HTTP: the request records the transfer and waits
+//! for the process manager (`transfer_manager`) to settle it; the view shows where it
+//! stands.
 
 use api_kit::{ApiError, AppJson, Caller};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use domain::account::{Account, AccountCommand};
-use domain::metadata::CommandMetadata;
-use domain::policy::{Action, Role};
-use domain::transfer::{Transfer, TransferCommand, TransferStatus, TransferStep};
-use domain::{AccountId, Money, Refusal, TransactionId, TransferId, ValidationErrors};
-use event_store::{EventStore, ExecuteError, Expected};
+use domain::account::Account;
+use domain::policy::Action;
+use domain::transfer::{Transfer, TransferCommand, TransferError, TransferStatus};
+use domain::{AccountId, Money, TransferId, ValidationErrors};
+use event_store::{Committed, ExecuteError, Expected};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use utoipa::ToSchema;
 
 use crate::context::CommandContext;
 use crate::input::{path_id, MoneyInput};
 use crate::owners;
 use crate::reply::Reply;
+use crate::transfer_manager::Outcome;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -56,7 +56,9 @@ fn view(id: TransferId, transfer: &Transfer, version: u64) -> TransferView {
 /// Move money between two accounts in the same currency.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = TransferRequest,
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = TransferView, description = "Completed"), (status = 403),
+    responses((status = 201, body = TransferView, description = "Completed"),
+        (status = 202, body = TransferView, description = "Still under way after 10 s (the store is slow); it will complete or fail by itself: follow Location"),
+        (status = 403),
         (status = 404, description = "Source account unknown"),
         (status = 409, description = "Refused (insufficient funds, frozen, closed); the failed transfer is recorded"),
         (status = 422, description = "Invalid fields or currency mismatch")),
@@ -104,7 +106,7 @@ pub(crate) async fn request(
             });
         }
     }
-    let id = TransferId::new();
+    let id = context.new_id(TransferId::from_uuid);
     state
         .store
         .execute::<Transfer>(
@@ -118,22 +120,52 @@ pub(crate) async fn request(
                 amount,
             },
         )
-        .await?;
-    let (transfer, version) = run(&state.store, id, &context.metadata).await?;
-    match transfer.status {
-        TransferStatus::Completed => Ok(Reply::created(
-            format!("/v1/transfers/{id}"),
-            version,
-            view(id, &transfer, version),
-        )),
-        _ => {
-            let code = failure_code(transfer.failure_reason.as_deref());
-            Err(ApiError::Refused {
-                status: StatusCode::CONFLICT,
-                code,
-                detail: format!("transfer {id} failed: {code}; no money moved"),
-            })
+        .await
+        .or_else(already_requested)?;
+    let location = format!("/v1/transfers/{id}");
+    match state.transfers.settle(id, SETTLE_PATIENCE).await {
+        Some(Outcome::Settled(transfer, version)) => match transfer.status {
+            TransferStatus::Completed => Ok(Reply::created(
+                location,
+                version,
+                view(id, &transfer, version),
+            )),
+            _ => {
+                let code = failure_code(transfer.failure_reason.as_deref());
+                Err(ApiError::Refused {
+                    status: StatusCode::CONFLICT,
+                    code,
+                    detail: format!("transfer {id} failed: {code}; no money moved"),
+                })
+            }
+        },
+        // Still under way (the store is slow or failing): the manager finishes it.
+        Some(Outcome::Stalled(_)) | None => {
+            let loaded = state.store.load::<Transfer>(&id.to_string()).await?;
+            Ok(Reply::accepted(
+                location,
+                loaded.version,
+                view(id, &loaded.aggregate, loaded.version),
+            ))
         }
+    }
+}
+
+/// How long a transfer request waits for the saga before answering 202.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A retry of a request whose transfer was recorded (its id comes from the
+/// Idempotency-Key) carries on from there.
+fn already_requested(
+    error: ExecuteError<TransferError>,
+) -> Result<Committed<Transfer>, ExecuteError<TransferError>> {
+    match error {
+        ExecuteError::Refused(TransferError::AlreadyRequested) => Ok(Committed {
+            aggregate: Transfer::default(),
+            version: 0,
+            events: Vec::new(),
+        }),
+        other => Err(other),
     }
 }
 
@@ -150,116 +182,6 @@ fn failure_code(reason: Option<&str>) -> &'static str {
     reason
         .and_then(|r| KNOWN.iter().find(|known| **known == r).copied())
         .unwrap_or("transfer-failed")
-}
-
-/// Drives transfer `id` to completion or failure from wherever it stands.
-pub(crate) async fn run(
-    store: &EventStore,
-    id: TransferId,
-    metadata: &CommandMetadata,
-) -> Result<(Transfer, u64), ApiError> {
-    let key = id.to_string();
-    let mut credit_refusal: Option<&'static str> = None;
-    loop {
-        let loaded = store.load::<Transfer>(&key).await?;
-        let transfer = loaded.aggregate;
-        let amount = transfer
-            .amount
-            .ok_or_else(|| ApiError::NotFound(format!("no transfer with id {id}")))?;
-        let step = |command| store.execute::<Transfer>(&key, Expected::Any, metadata, command);
-        match transfer.next_step(credit_refusal.is_some()) {
-            TransferStep::Done => return Ok((transfer, loaded.version)),
-            TransferStep::DebitSource => {
-                let debit = AccountCommand::DebitForTransfer {
-                    transaction_id: TransactionId::new(),
-                    transfer_id: id,
-                    to_account: transfer.to_account,
-                    amount,
-                };
-                match store
-                    .execute::<Account>(
-                        &transfer.from_account.to_string(),
-                        Expected::Any,
-                        metadata,
-                        debit,
-                    )
-                    .await
-                {
-                    Ok(_) => step(TransferCommand::MarkDebited).await.map(drop)?,
-                    Err(ExecuteError::Refused(refusal)) => step(TransferCommand::Fail {
-                        reason: refusal.code().into(),
-                        compensated: false,
-                    })
-                    .await
-                    .map(drop)?,
-                    Err(error) => return Err(error.into()),
-                }
-            }
-            TransferStep::CreditDestination => {
-                let credit = AccountCommand::CreditFromTransfer {
-                    transaction_id: TransactionId::new(),
-                    transfer_id: id,
-                    from_account: transfer.from_account,
-                    amount,
-                };
-                match store
-                    .execute::<Account>(
-                        &transfer.to_account.to_string(),
-                        Expected::Any,
-                        metadata,
-                        credit,
-                    )
-                    .await
-                {
-                    Ok(_) => step(TransferCommand::Complete).await.map(drop)?,
-                    Err(ExecuteError::Refused(refusal)) => credit_refusal = Some(refusal.code()),
-                    Err(error) => return Err(error.into()),
-                }
-            }
-            TransferStep::Compensate => {
-                let reverse = AccountCommand::ReverseTransferDebit {
-                    transaction_id: TransactionId::new(),
-                    transfer_id: id,
-                };
-                store
-                    .execute::<Account>(
-                        &transfer.from_account.to_string(),
-                        Expected::Any,
-                        metadata,
-                        reverse,
-                    )
-                    .await?;
-                let reason = credit_refusal.unwrap_or("transfer-failed").to_string();
-                step(TransferCommand::Fail {
-                    reason,
-                    compensated: true,
-                })
-                .await
-                .map(drop)?;
-            }
-        }
-    }
-}
-
-/// Resumes every transfer left unfinished (by a crash or an outage); returns how many.
-pub async fn resume_pending_transfers(store: &EventStore) -> Result<usize, ApiError> {
-    let pending = store
-        .open_streams("transfer", &["TransferCompleted", "TransferFailed"])
-        .await?;
-    for id in &pending {
-        let id: TransferId = path_id(id, "transfer")?;
-        let metadata = CommandMetadata {
-            actor_id: "system".into(),
-            actor_role: Role::Worker,
-            correlation_id: id.to_string(),
-            causation_id: format!("recovery-{}", uuid::Uuid::now_v7()),
-            idempotency_key: None,
-            occurred_at: chrono::Utc::now(),
-        };
-        let (transfer, _) = run(store, id, &metadata).await?;
-        tracing::info!(transfer = %id, status = ?transfer.status, "resumed an unfinished transfer");
-    }
-    Ok(pending.len())
 }
 
 /// A transfer and where it stands.

@@ -145,6 +145,14 @@ pub enum AccountEvent {
         amount: Money,
         balance_after: Money,
     },
+    /// This account refused its side of a transfer (`reason` is the refusal's code). It
+    /// is the decision, made once: every later attempt of the same transfer on this
+    /// account gets the same answer, so two process managers driving one transfer can
+    /// never see different outcomes (one compensating while the other credits).
+    TransferRefused {
+        transfer_id: TransferId,
+        reason: String,
+    },
     AccountFrozen {
         reason: Option<String>,
     },
@@ -162,6 +170,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::TransferDebited { .. } => "TransferDebited",
             AccountEvent::TransferCredited { .. } => "TransferCredited",
             AccountEvent::TransferDebitReversed { .. } => "TransferDebitReversed",
+            AccountEvent::TransferRefused { .. } => "TransferRefused",
             AccountEvent::AccountFrozen { .. } => "AccountFrozen",
             AccountEvent::AccountUnfrozen => "AccountUnfrozen",
             AccountEvent::AccountClosed => "AccountClosed",
@@ -249,6 +258,9 @@ pub struct Account {
     pub transfers_reversed: BTreeSet<TransferId>,
     /// Amount of each transfer debited and not reversed, for compensation.
     pub pending_debits: Vec<(TransferId, Money)>,
+    /// Transfers this account refused, with the refusal's code.
+    #[serde(default)]
+    pub transfers_refused: std::collections::BTreeMap<TransferId, String>,
 }
 
 impl Account {
@@ -290,6 +302,26 @@ impl Account {
             .ok_or(AccountError::InsufficientFunds {
                 balance: self.balance,
             })
+    }
+
+    /// Why this account refused its side of `transfer`, if it did.
+    pub fn transfer_refusal(&self, transfer: TransferId) -> Option<&str> {
+        self.transfers_refused.get(&transfer).map(String::as_str)
+    }
+
+    /// A transfer step's refusal becomes a recorded decision; refusals that mean the
+    /// step was asked wrongly (no account, same account) stay errors.
+    fn refuse_transfer(
+        transfer_id: TransferId,
+        refusal: AccountError,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
+        match refusal {
+            AccountError::NotFound | AccountError::SameAccount => Err(refusal),
+            refusal => Ok(vec![AccountEvent::TransferRefused {
+                transfer_id,
+                reason: refusal.code().to_string(),
+            }]),
+        }
     }
 
     /// Decides which events `command` causes, without changing anything.
@@ -394,14 +426,18 @@ impl Account {
                 to_account,
                 amount,
             } => {
-                if self.transfers_debited.contains(&transfer_id) {
+                if self.transfers_debited.contains(&transfer_id)
+                    || self.transfers_refused.contains_key(&transfer_id)
+                {
                     return Ok(vec![]);
                 }
                 if Some(to_account) == self.id {
                     return Err(AccountError::SameAccount);
                 }
-                self.require_open()?;
-                let balance_after = self.debited(amount)?;
+                let balance_after = match self.require_open().and_then(|()| self.debited(amount)) {
+                    Ok(balance) => balance,
+                    Err(refusal) => return Self::refuse_transfer(transfer_id, refusal),
+                };
                 vec![E::TransferDebited {
                     transaction_id,
                     transfer_id,
@@ -416,14 +452,18 @@ impl Account {
                 from_account,
                 amount,
             } => {
-                if self.transfers_credited.contains(&transfer_id) {
+                if self.transfers_credited.contains(&transfer_id)
+                    || self.transfers_refused.contains_key(&transfer_id)
+                {
                     return Ok(vec![]);
                 }
                 if Some(from_account) == self.id {
                     return Err(AccountError::SameAccount);
                 }
-                self.require_open()?;
-                let balance_after = self.credited(amount)?;
+                let balance_after = match self.require_open().and_then(|()| self.credited(amount)) {
+                    Ok(balance) => balance,
+                    Err(refusal) => return Self::refuse_transfer(transfer_id, refusal),
+                };
                 vec![E::TransferCredited {
                     transaction_id,
                     transfer_id,
@@ -540,6 +580,12 @@ impl Account {
                 self.transfers_reversed.insert(transfer_id);
                 self.pending_debits.retain(|(id, _)| *id != transfer_id);
                 self.balance = balance_after;
+            }
+            E::TransferRefused {
+                transfer_id,
+                reason,
+            } => {
+                self.transfers_refused.insert(transfer_id, reason);
             }
             E::AccountFrozen { .. } => self.status = AccountStatus::Frozen,
             E::AccountUnfrozen => self.status = AccountStatus::Open,
@@ -758,6 +804,19 @@ mod tests {
                 amount: eur(1),
                 description: None,
             },
+            C::Close,
+        ] {
+            Given::with(())
+                .given(frozen.clone())
+                .when(command)
+                .then_expect_error(AccountError::Frozen);
+        }
+        // A transfer step is refused as a recorded decision.
+        let refused = vec![E::TransferRefused {
+            transfer_id: transfer(),
+            reason: "account-frozen".into(),
+        }];
+        for command in [
             C::DebitForTransfer {
                 transaction_id: tx(),
                 transfer_id: transfer(),
@@ -770,13 +829,65 @@ mod tests {
                 from_account: other_account(),
                 amount: eur(1),
             },
-            C::Close,
         ] {
             Given::with(())
                 .given(frozen.clone())
                 .when(command)
-                .then_expect_error(AccountError::Frozen);
+                .then_expect_events(refused.clone());
         }
+    }
+
+    #[test]
+    fn a_refused_transfer_stays_refused_after_the_account_changes() {
+        let refused = E::TransferRefused {
+            transfer_id: transfer(),
+            reason: "insufficient-funds".into(),
+        };
+        let debit = C::DebitForTransfer {
+            transaction_id: tx(),
+            transfer_id: transfer(),
+            to_account: other_account(),
+            amount: eur(40),
+        };
+        Given::with(())
+            .given(opened(10))
+            .when(debit.clone())
+            .then_expect_events(vec![refused.clone()]);
+        // Money arrived since: the same transfer is still not debited.
+        let deposited = E::MoneyDeposited {
+            transaction_id: tx(),
+            amount: eur(100),
+            description: None,
+            balance_after: eur(110),
+        };
+        Given::with(())
+            .given([opened(10), vec![refused.clone(), deposited]].concat())
+            .when(debit)
+            .then_expect_events(vec![]);
+        let credit = C::CreditFromTransfer {
+            transaction_id: tx(),
+            transfer_id: transfer(),
+            from_account: other_account(),
+            amount: eur(40),
+        };
+        let frozen_refusal = E::TransferRefused {
+            transfer_id: transfer(),
+            reason: "account-frozen".into(),
+        };
+        Given::with(())
+            .given(
+                [
+                    opened(0),
+                    vec![
+                        E::AccountFrozen { reason: None },
+                        frozen_refusal,
+                        E::AccountUnfrozen,
+                    ],
+                ]
+                .concat(),
+            )
+            .when(credit)
+            .then_expect_events(vec![]);
     }
 
     #[test]

@@ -266,7 +266,10 @@ pub(crate) async fn claim(
     caller: &str,
     key: &str,
     request_hash: &str,
+    lease: std::time::Duration,
 ) -> Result<Claim, StoreError> {
+    let now = chrono::Utc::now();
+    let lease_until = now.timestamp_millis() + lease.as_millis() as i64;
     let mut item = idempotency_key(caller, key);
     item.insert(
         "RequestHash".into(),
@@ -274,7 +277,11 @@ pub(crate) async fn claim(
     );
     item.insert(
         "CreatedAt".into(),
-        AttributeValue::S(chrono::Utc::now().to_rfc3339()),
+        AttributeValue::S(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
+    item.insert(
+        "LeaseUntil".into(),
+        AttributeValue::N(lease_until.to_string()),
     );
     let put = client
         .put_item()
@@ -284,7 +291,12 @@ pub(crate) async fn claim(
         .send()
         .await;
     match put {
-        Ok(_) => return Ok(Claim::New),
+        Ok(_) => {
+            return Ok(Claim::New {
+                claimed_at_ms: now.timestamp_millis(),
+                recovering: false,
+            })
+        }
         Err(error) if error.code() == Some("ConditionalCheckFailedException") => {}
         Err(error) => return Err(unavailable(error.into_service_error())),
     }
@@ -302,20 +314,73 @@ pub(crate) async fn claim(
     if text(item, "RequestHash")? != request_hash {
         return Ok(Claim::Mismatch);
     }
-    let Some(status) = item.get("Status").and_then(|v| v.as_n().ok()) else {
-        return Ok(Claim::InProgress);
-    };
-    Ok(Claim::Replay(StoredResponse {
-        status: status
-            .parse()
-            .map_err(|_| StoreError::Corrupt("status".into()))?,
-        headers: serde_json::from_str(&text(item, "Headers")?)?,
-        body: item
-            .get("Body")
-            .and_then(|v| v.as_b().ok())
-            .map(|b| b.as_ref().to_vec())
-            .unwrap_or_default(),
-    }))
+    if let Some(status) = item.get("Status").and_then(|v| v.as_n().ok()) {
+        return Ok(Claim::Replay(StoredResponse {
+            status: status
+                .parse()
+                .map_err(|_| StoreError::Corrupt("status".into()))?,
+            headers: serde_json::from_str(&text(item, "Headers")?)?,
+            body: item
+                .get("Body")
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default(),
+        }));
+    }
+    // The holder's lease ran out: take the claim over, if nobody else did first.
+    let taken = client
+        .update_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(caller, key)))
+        .update_expression("SET LeaseUntil = :lease")
+        .condition_expression(
+            "attribute_not_exists(#status) AND (attribute_not_exists(LeaseUntil) OR LeaseUntil < :now)",
+        )
+        .expression_attribute_names("#status", "Status")
+        .expression_attribute_values(":lease", AttributeValue::N(lease_until.to_string()))
+        .expression_attribute_values(":now", AttributeValue::N(now.timestamp_millis().to_string()))
+        .send()
+        .await;
+    match taken {
+        Ok(_) => {
+            let created_at = text(item, "CreatedAt")?;
+            let claimed_at_ms = chrono::DateTime::parse_from_rfc3339(&created_at)
+                .map_err(|e| StoreError::Corrupt(format!("CreatedAt: {e}")))?
+                .timestamp_millis();
+            Ok(Claim::New {
+                claimed_at_ms,
+                recovering: true,
+            })
+        }
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => {
+            Ok(Claim::InProgress)
+        }
+        Err(error) => Err(unavailable(error.into_service_error())),
+    }
+}
+
+pub(crate) async fn renew(
+    client: &Client,
+    tables: &DynamoTables,
+    caller: &str,
+    key: &str,
+    lease_until: i64,
+) -> Result<(), StoreError> {
+    let renewed = client
+        .update_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(caller, key)))
+        .update_expression("SET LeaseUntil = :lease")
+        .condition_expression("attribute_exists(Caller) AND attribute_not_exists(#status)")
+        .expression_attribute_names("#status", "Status")
+        .expression_attribute_values(":lease", AttributeValue::N(lease_until.to_string()))
+        .send()
+        .await;
+    match renewed {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(error) => Err(unavailable(error.into_service_error())),
+    }
 }
 
 pub(crate) async fn complete(

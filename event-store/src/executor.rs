@@ -48,6 +48,23 @@ pub enum ExecuteError<E: std::error::Error> {
     Store(#[from] StoreError),
 }
 
+tokio::task_local! {
+    /// Set while a request runs again after its idempotency claim's holder died.
+    static RECOVERING: ();
+}
+
+/// Runs `work` as the recovery of a request whose first run may have appended events:
+/// every command in it whose events are already in its stream under the same
+/// idempotency key and actor answers from them instead of deciding again.
+pub async fn recovering<F: std::future::Future>(work: F) -> F::Output {
+    RECOVERING.scope((), work).await
+}
+
+/// Whether the current task is such a recovery.
+pub fn is_recovering() -> bool {
+    RECOVERING.try_with(|()| ()).is_ok()
+}
+
 /// One async mutex per stream, so commands on the same aggregate in this process queue
 /// instead of racing; entries die with their last user.
 #[derive(Default)]
@@ -90,6 +107,11 @@ impl EventStore {
         A::Command: Clone,
     {
         let _guard = self.locks.lock(format!("{}/{id}", A::TYPE)).await;
+        if is_recovering() {
+            if let Some(done) = self.already_done::<A>(id, metadata).await? {
+                return Ok(done);
+            }
+        }
         for attempt in 0..MAX_ATTEMPTS {
             let mut loaded = self.load::<A>(id).await?;
             if let Expected::Version(expected) = expected {
@@ -142,5 +164,48 @@ impl EventStore {
             }
         }
         Err(ExecuteError::Contention)
+    }
+
+    /// The outcome of this command if its events are already in the stream: the events
+    /// appended under the metadata's idempotency key by the same actor, and the state
+    /// right after the last of them.
+    async fn already_done<A: Aggregate>(
+        &self,
+        id: &str,
+        metadata: &CommandMetadata,
+    ) -> Result<Option<Committed<A>>, StoreError> {
+        let Some(key) = metadata.idempotency_key.as_deref() else {
+            return Ok(None);
+        };
+        let stream = self.stream(A::TYPE, id).await?;
+        let field = |event: &SerializedEvent, name: &str| {
+            event
+                .metadata
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let ours = |event: &SerializedEvent| {
+            field(event, domain::metadata::IDEMPOTENCY_KEY).as_deref() == Some(key)
+                && field(event, domain::metadata::ACTOR_ID).as_deref()
+                    == Some(metadata.actor_id.as_str())
+        };
+        let Some(last) = stream.iter().rposition(ours) else {
+            return Ok(None);
+        };
+        let mut aggregate = A::default();
+        for event in &stream[..=last] {
+            aggregate.apply(serde_json::from_value(event.payload.clone())?);
+        }
+        let events: Vec<SerializedEvent> = stream[..=last]
+            .iter()
+            .filter(|event| ours(event))
+            .cloned()
+            .collect();
+        Ok(Some(Committed {
+            aggregate,
+            version: stream[last].sequence as u64,
+            events,
+        }))
     }
 }

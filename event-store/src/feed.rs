@@ -57,6 +57,12 @@ impl EventStore {
         self.commits.clone()
     }
 
+    /// Every later append made through this store (by this process), as it commits. A
+    /// receiver that falls more than 1,024 appends behind is told it lagged.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<[SerializedEvent]>> {
+        self.committed.subscribe()
+    }
+
     /// Up to `limit` events committed after `position`, in commit order.
     pub async fn read_after(
         &self,

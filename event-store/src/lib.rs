@@ -18,7 +18,7 @@ pub use backend::{Backend, SqliteOptions};
 #[cfg(feature = "dynamo")]
 pub use dynamo::{event_from_item, DynamoTables, ScanCursor};
 pub use error::StoreError;
-pub use executor::{Committed, ExecuteError, Expected};
+pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, StoredEvent};
 pub use store::{EventStore, Loaded};
 /// The AWS SDK crates this store is built with, for callers that configure clients.

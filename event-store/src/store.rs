@@ -15,6 +15,8 @@ pub struct EventStore {
     pub(crate) locks: crate::executor::StreamLocks,
     pub(crate) commits: std::sync::Arc<tokio::sync::Notify>,
     pub(crate) cache: crate::cache::AggregateCache,
+    /// Every append of this process, for in-process followers (the transfer manager).
+    pub(crate) committed: tokio::sync::broadcast::Sender<std::sync::Arc<[SerializedEvent]>>,
 }
 
 /// An aggregate as loaded: its state, its version (the last sequence) and the hash of its
@@ -70,6 +72,7 @@ impl EventStore {
             locks: Default::default(),
             commits: Default::default(),
             cache,
+            committed: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -193,6 +196,9 @@ impl EventStore {
         with_repository!(&self.backend, repo => repo.persist::<A>(&sealed, None).await)?;
         // A stored permit: the follower wakes even if it was busy when we committed.
         self.commits.notify_one();
+        if self.committed.receiver_count() > 0 {
+            let _ = self.committed.send(sealed.clone().into());
+        }
         Ok(sealed)
     }
 

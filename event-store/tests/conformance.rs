@@ -10,7 +10,7 @@ use domain::chain::{verify_stream, ChainProblem};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::{AccountId, ClientId, Currency, Money, TransactionId};
-use event_store::idempotency::{Claim, StoredResponse};
+use event_store::idempotency::{Claim, StoredResponse, LEASE};
 use event_store::{Backend, EventStore, ExecuteError, Expected, StoreError};
 use std::sync::Arc;
 
@@ -435,16 +435,16 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
 }
 
 async fn keeps_idempotency_records(store: &EventStore) {
-    assert_eq!(
+    assert!(matches!(
         store
-            .claim_idempotency("alice", "k1", "hash-a")
+            .claim_idempotency("alice", "k1", "hash-a", LEASE)
             .await
             .unwrap(),
-        Claim::New
-    );
+        Claim::New { .. }
+    ));
     assert_eq!(
         store
-            .claim_idempotency("alice", "k1", "hash-a")
+            .claim_idempotency("alice", "k1", "hash-a", LEASE)
             .await
             .unwrap(),
         Claim::InProgress
@@ -460,36 +460,75 @@ async fn keeps_idempotency_records(store: &EventStore) {
         .unwrap();
     assert_eq!(
         store
-            .claim_idempotency("alice", "k1", "hash-a")
+            .claim_idempotency("alice", "k1", "hash-a", LEASE)
             .await
             .unwrap(),
         Claim::Replay(response)
     );
     assert_eq!(
         store
-            .claim_idempotency("alice", "k1", "hash-b")
+            .claim_idempotency("alice", "k1", "hash-b", LEASE)
             .await
             .unwrap(),
         Claim::Mismatch
     );
     // Keys are per caller.
-    assert_eq!(
+    assert!(matches!(
         store
-            .claim_idempotency("bob", "k1", "hash-b")
+            .claim_idempotency("bob", "k1", "hash-b", LEASE)
             .await
             .unwrap(),
-        Claim::New
-    );
+        Claim::New {
+            recovering: false,
+            ..
+        }
+    ));
     // A released key can be claimed again.
     store.release_idempotency("bob", "k1").await.unwrap();
+    let Claim::New {
+        claimed_at_ms: first_claim,
+        recovering: false,
+    } = store
+        .claim_idempotency("bob", "k1", "hash-c", SHORT)
+        .await
+        .unwrap()
+    else {
+        panic!("a released key is claimed anew")
+    };
+    // A renewed lease holds; one whose holder stopped renewing is taken over, once, as
+    // a recovery that keeps the first claim's time.
+    tokio::time::sleep(SHORT / 2).await;
+    store.renew_idempotency("bob", "k1", SHORT).await.unwrap();
+    tokio::time::sleep(SHORT / 2).await;
     assert_eq!(
         store
-            .claim_idempotency("bob", "k1", "hash-c")
+            .claim_idempotency("bob", "k1", "hash-c", SHORT)
             .await
             .unwrap(),
-        Claim::New
+        Claim::InProgress
+    );
+    tokio::time::sleep(SHORT + SHORT / 5).await;
+    assert_eq!(
+        store
+            .claim_idempotency("bob", "k1", "hash-c", LEASE)
+            .await
+            .unwrap(),
+        Claim::New {
+            claimed_at_ms: first_claim,
+            recovering: true,
+        }
+    );
+    assert_eq!(
+        store
+            .claim_idempotency("bob", "k1", "hash-c", LEASE)
+            .await
+            .unwrap(),
+        Claim::InProgress
     );
 }
+
+/// A lease short enough to run out in a test.
+const SHORT: std::time::Duration = std::time::Duration::from_millis(600);
 
 macro_rules! conformance {
     ($backend:ident) => {

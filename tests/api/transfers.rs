@@ -167,17 +167,7 @@ async fn an_interrupted_transfer_is_finished_at_the_next_start() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        command_api::resume_pending_transfers(&app.app.store)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(app.app.transfers.settle_all().await.unwrap(), 1);
     assert_eq!((app.balance(&from).await, app.balance(&to).await), (75, 25));
-    assert_eq!(
-        command_api::resume_pending_transfers(&app.app.store)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.app.transfers.settle_all().await.unwrap(), 0);
 }

@@ -119,6 +119,8 @@ pub(crate) async fn apply(
         E::AccountFrozen { .. } => (None, Some("frozen")),
         E::AccountUnfrozen => (None, Some("open")),
         E::AccountClosed => (None, Some("closed")),
+        // A refused transfer step moves no money; only the version advances.
+        E::TransferRefused { .. } => (None, None),
     };
     let update = PendingUpdate {
         balance,
