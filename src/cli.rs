@@ -66,6 +66,15 @@ struct ServeArgs {
     /// The built web UI to serve at `/` (if the directory exists).
     #[arg(long, env = "CRM_UI_DIR", default_value = "ui/dist")]
     ui_dir: std::path::PathBuf,
+    /// Connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "CRM_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a connection has to send its request headers (and may stay idle).
+    #[arg(long, env = "CRM_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds within which a request is answered (or gets a 503).
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +125,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?,
                 sftp: sftp_worker::SftpSettings::from_env(|name| std::env::var(name).ok())
                     .map_err(anyhow::Error::msg)?,
+                limits: api_kit::serve::Limits {
+                    max_connections: args.max_connections.max(1),
+                    header_read_timeout: std::time::Duration::from_secs(
+                        args.header_timeout_secs.max(1),
+                    ),
+                    request_timeout: std::time::Duration::from_secs(
+                        args.request_timeout_secs.max(1),
+                    ),
+                },
             };
             crate::serve::serve(config, args.addr).await
         }

@@ -24,6 +24,8 @@ pub struct Config {
     pub mail: mail::MailSettings,
     /// The SFTP worker (none: not run).
     pub sftp: Option<sftp_worker::SftpSettings>,
+    /// What one client may hold of the server (connections, timeouts).
+    pub limits: api_kit::serve::Limits,
 }
 
 impl Config {

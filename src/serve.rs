@@ -271,9 +271,13 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
             }
         })
     });
-    axum::serve(listener, app.router.clone())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    api_kit::serve::serve(
+        listener,
+        app.router.clone(),
+        config.limits,
+        api_kit::serve::stopped(),
+    )
+    .await?;
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
         let _ = worker.await;
@@ -282,25 +286,4 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&lock);
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
 }

@@ -212,9 +212,7 @@ async fn serve(
         let until = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(until)
-            .await
+        if let Err(error) = api_kit::serve::serve(listener, router, Default::default(), until).await
         {
             tracing::error!(%error, "a local service stopped");
         }

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/staff/{id}", delete(staff::delete))
         .route("/v1/staff/{id}/disable", post(staff::disable))
         .route("/v1/staff/{id}/enable", post(staff::enable))
+        .route("/v1/staff/{id}/unlock", post(staff::unlock))
         .route("/v1/clients", post(clients::onboard))
         .route("/v1/clients/{id}", patch(clients::update_contact))
         .route("/v1/clients/{id}/deactivate", post(clients::deactivate))

@@ -68,10 +68,13 @@ pub(crate) async fn create(
     let staff = match built {
         Ok(staff) => staff,
         Err(mut errors) => {
-            add_password_error(&request.password, &mut errors);
+            add_password_error(&request, &mut errors);
             return Err(errors.into());
         }
     };
+    let mut errors = ValidationErrors::new();
+    add_password_error(&request, &mut errors);
+    errors.finish(|| ())?;
     context
         .caller
         .authorize(Action::CreateStaff { role: staff.role })?;
@@ -141,10 +144,15 @@ pub(crate) async fn create(
     }
 }
 
-fn add_password_error(password: &str, errors: &mut ValidationErrors) {
-    let length = password.chars().count();
-    if !(12..=128).contains(&length) {
-        errors.add("password", "must be 12 to 128 characters");
+/// The password rule (identity's), with the person's own names as context.
+fn add_password_error(request: &CreateStaffRequest, errors: &mut ValidationErrors) {
+    let context = [
+        request.username.as_str(),
+        request.email.as_str(),
+        request.full_name.as_str(),
+    ];
+    if let Err(reason) = identity::check_strength(&request.password, &context) {
+        errors.add("password", reason);
     }
 }
 
@@ -250,4 +258,39 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<Reply<CommandResult>, ApiError> {
     manage(&state, context, &id, StaffCommand::Delete).await
+}
+
+/// Lift the waits that failed sign-ins put on a member of staff (after a guessing
+/// attack from some address, say). Same rule as disabling them.
+#[utoipa::path(post, path = "/v1/staff/{id}/unlock", tag = "staff",
+    params(("id" = String, Path)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404),
+        (status = 503, description = "The directory cannot unlock (Cognito lifts its own waits)")),
+    security(("bearer" = [])))]
+pub(crate) async fn unlock(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandResult>, ApiError> {
+    let id: StaffId = path_id(&id, "member of staff")?;
+    let loaded = state.store.load::<StaffUser>(&id.to_string()).await?;
+    let (Some(role), true) = (loaded.aggregate.role, loaded.exists()) else {
+        return Err(ApiError::NotFound(format!(
+            "no member of staff with id {id}"
+        )));
+    };
+    context.caller.authorize(Action::ManageStaff { role })?;
+    state
+        .directory
+        .unlock_sign_in(id)
+        .await
+        .map_err(directory_error)?;
+    tracing::info!(staff = %id, by = %context.caller.id, "sign-in waits lifted");
+    Ok(Reply::ok(
+        loaded.version,
+        CommandResult {
+            id: id.to_string(),
+            version: loaded.version,
+        },
+    ))
 }

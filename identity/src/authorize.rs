@@ -140,6 +140,7 @@ pub(crate) async fn page(
     responses((status = 302, description = "To redirect_uri with code and state"), (status = 401, description = "The form again, with an error")))]
 pub(crate) async fn submit(
     State(identity): State<Identity>,
+    source: crate::routes::Source,
     Form(sign_in): Form<SignIn>,
 ) -> Response {
     let params = sign_in.params;
@@ -154,7 +155,7 @@ pub(crate) async fn submit(
     }
     let user = match identity
         .directory
-        .authenticate(&sign_in.username, &sign_in.password)
+        .authenticate(&sign_in.username, &sign_in.password, &source.0)
         .await
     {
         Ok(user) => user,

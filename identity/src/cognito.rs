@@ -93,7 +93,8 @@ impl CognitoDirectory {
 #[async_trait]
 impl StaffDirectory for CognitoDirectory {
     async fn create_user(&self, user: NewDirectoryUser) -> Result<StaffId, DirectoryError> {
-        crate::password::check_strength(&user.password).map_err(DirectoryError::WeakPassword)?;
+        crate::password::check_strength(&user.password, &[&user.username])
+            .map_err(DirectoryError::WeakPassword)?;
         let created = self
             .client
             .admin_create_user()
@@ -226,6 +227,15 @@ impl StaffDirectory for CognitoDirectory {
         added
             .map(drop)
             .map_err(|e| unavailable(e.into_service_error()))
+    }
+
+    /// Cognito throttles failed sign-ins by itself and lifts its waits by itself; it
+    /// offers nothing to lift them sooner, so this says so rather than pretend.
+    async fn unlock_sign_in(&self, _id: StaffId) -> Result<(), DirectoryError> {
+        Err(DirectoryError::Unavailable(
+            "Cognito lifts its own sign-in throttling after a while; it cannot be unlocked sooner"
+                .into(),
+        ))
     }
 
     async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError> {

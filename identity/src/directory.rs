@@ -71,6 +71,8 @@ pub trait StaffDirectory: Send + Sync {
     async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError>;
     async fn set_role(&self, id: StaffId, role: Role) -> Result<(), DirectoryError>;
     async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError>;
+    /// Lifts the waits that failed sign-ins put on a member of staff.
+    async fn unlock_sign_in(&self, id: StaffId) -> Result<(), DirectoryError>;
 }
 
 /// The directory in SQLite, in the data directory's `identity.db`.
@@ -195,15 +197,17 @@ impl EmbeddedDirectory {
         Ok(())
     }
 
-    /// Checks a username and password; the same error for an unknown user and a wrong
-    /// password, after the same amount of work.
+    /// Checks a username and password tried from `source` (the peer's address); the
+    /// same error for an unknown user and a wrong password, after the same amount of
+    /// work, and while the source must wait (see `throttle`).
     pub async fn authenticate(
         &self,
         username: &str,
         password: &str,
+        source: &str,
     ) -> Result<DirectoryUser, DirectoryError> {
         let name = username.trim().to_ascii_lowercase();
-        if !self.throttle.allows(&name) {
+        if !self.throttle.allows(&name, source) {
             tracing::warn!(username = %name, "sign-in refused: too many failures");
             return Err(DirectoryError::InvalidCredentials);
         }
@@ -223,11 +227,11 @@ impl EmbeddedDirectory {
         let matches = password::verify(password.to_string(), hash).await;
         match user {
             Some(user) if matches && user.enabled => {
-                self.throttle.succeeded(&name);
+                self.throttle.succeeded(&name, source);
                 Ok(user)
             }
             _ => {
-                self.throttle.failed(&name);
+                self.throttle.failed(&name, source);
                 Err(DirectoryError::InvalidCredentials)
             }
         }
@@ -324,7 +328,8 @@ impl EmbeddedDirectory {
 /// The writes, before the access memory is cleared (see `StaffDirectory` below).
 impl EmbeddedDirectory {
     async fn create_user_unforgotten(&self, user: NewDirectoryUser) -> Result<(), DirectoryError> {
-        password::check_strength(&user.password).map_err(DirectoryError::WeakPassword)?;
+        password::check_strength(&user.password, &[&user.username])
+            .map_err(DirectoryError::WeakPassword)?;
         let hash = password::hash(user.password)
             .await
             .map_err(DirectoryError::Unavailable)?;
@@ -415,6 +420,15 @@ impl StaffDirectory for EmbeddedDirectory {
         let result = self.set_role_unforgotten(id, role).await;
         self.forget_access();
         result
+    }
+
+    async fn unlock_sign_in(&self, id: StaffId) -> Result<(), DirectoryError> {
+        let user = self
+            .find(&id.to_string())
+            .await?
+            .ok_or(DirectoryError::NotFound)?;
+        self.throttle.unlock(&user.username);
+        Ok(())
     }
 
     async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError> {

@@ -12,6 +12,7 @@ mod cognito_pool;
 mod directory;
 mod keys;
 mod password;
+pub use password::check_strength;
 mod routes;
 mod throttle;
 mod tokens;

@@ -50,16 +50,26 @@ pub(crate) async fn verify(password: String, stored: Option<String>) -> bool {
     known && matches
 }
 
-/// Passwords for staff: long enough to resist guessing, not so long they DoS the hasher.
-pub(crate) fn check_strength(password: &str) -> Result<(), &'static str> {
+/// Passwords for staff: long enough to resist guessing, not so long they DoS the hasher,
+/// and not guessable: not a common password, nor built from the person's own names or
+/// the bank's (`context`), per NIST SP 800-63B §5.1.1.2. zxcvbn scores how many guesses
+/// a password would take; 3 ("safely unguessable") is required.
+pub fn check_strength(password: &str, context: &[&str]) -> Result<(), &'static str> {
     let length = password.chars().count();
     if length < 12 {
-        Err("must be at least 12 characters")
-    } else if length > 128 {
-        Err("must be at most 128 characters")
-    } else {
-        Ok(())
+        return Err("must be at least 12 characters");
     }
+    if length > 128 {
+        return Err("must be at most 128 characters");
+    }
+    let mut inputs: Vec<&str> = context.iter().copied().filter(|c| !c.is_empty()).collect();
+    inputs.extend(["ledgerline", "bank", "password", "admin"]);
+    if u8::from(zxcvbn::zxcvbn(password, &inputs).score()) < 3 {
+        return Err(
+            "is too easy to guess (a common password, or made from the username or the bank's name); a few unrelated words work well",
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -76,8 +86,13 @@ mod tests {
 
     #[test]
     fn strength_bounds() {
-        assert!(check_strength("short").is_err());
-        assert!(check_strength(&"x".repeat(129)).is_err());
-        assert!(check_strength("twelve chars").is_ok());
+        assert!(check_strength("short", &[]).is_err());
+        assert!(check_strength(&"x".repeat(129), &[]).is_err());
+        // Long enough but guessable: common, repeated, or the username itself.
+        assert!(check_strength("password1234", &[]).is_err());
+        assert!(check_strength("rootrootroot", &["root"]).is_err());
+        assert!(check_strength("alice.smith1", &["alice.smith"]).is_err());
+        assert!(check_strength("Ledgerline2026!", &[]).is_err());
+        assert!(check_strength("carol-password-1", &["carol"]).is_ok());
     }
 }

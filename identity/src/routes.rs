@@ -42,12 +42,13 @@ pub(crate) struct LoginRequest {
     responses((status = 200, body = TokenSet), (status = 401, description = "Unknown user or wrong password (one answer for both)")))]
 pub(crate) async fn login(
     State(identity): State<Identity>,
+    source: Source,
     AppJson(request): AppJson<LoginRequest>,
-) -> Result<Json<TokenSet>, ApiError> {
+) -> Result<([(axum::http::HeaderName, &'static str); 2], Json<TokenSet>), ApiError> {
     let mut failed = false;
     let user = identity
         .directory
-        .authenticate(&request.username, &request.password)
+        .authenticate(&request.username, &request.password, &source.0)
         .await
         .map_err(|error| match error {
             DirectoryError::InvalidCredentials => {
@@ -71,7 +72,31 @@ pub(crate) async fn login(
         .issue_for_user(&user, CLI_CLIENT_ID, None)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(tokens))
+    Ok((NOT_CACHEABLE, Json(tokens)))
+}
+
+/// Tokens must not be kept by a browser or proxy cache (RFC 6749 §5.1).
+pub(crate) const NOT_CACHEABLE: [(axum::http::HeaderName, &str); 2] = [
+    (axum::http::header::CACHE_CONTROL, "no-store"),
+    (axum::http::header::PRAGMA, "no-cache"),
+];
+
+/// Where a sign-in comes from: the peer's address, for the throttle.
+pub(crate) struct Source(pub(crate) String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "unknown".to_string(), |info| info.0.ip().to_string());
+        Ok(Source(peer))
+    }
 }
 
 /// The fields of every grant the token endpoint takes (RFC 6749 form encoding).
@@ -210,14 +235,7 @@ pub(crate) async fn token(
         }
     };
     match result {
-        Ok(tokens) => {
-            let mut response = Json(tokens).into_response();
-            response.headers_mut().insert(
-                header::CACHE_CONTROL,
-                "no-store".parse().expect("static header"),
-            );
-            response
-        }
+        Ok(tokens) => (NOT_CACHEABLE, Json(tokens)).into_response(),
         Err(error) => grant_error(error),
     }
 }

@@ -25,6 +25,9 @@ const CHECKPOINT: &str = "read-models";
 const BATCH: i64 = 512;
 /// How often the projector looks for events when nothing woke it.
 const POLL: Duration = Duration::from_millis(500);
+/// Backoff after a failed catch-up (a busy or unreachable database), doubling.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_LONGEST: Duration = Duration::from_secs(5);
 
 /// What one catch-up did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,6 +121,8 @@ impl Projector {
         // batch carefully, each event in a savepoint, so only the poison is set aside.
         let stats = match self.apply_fast(pool, &events, last).await {
             Ok(stats) => stats,
+            // Busy or unreachable: the whole batch again later (see `run`).
+            Err(error) if error.is_transient() => return Err(error),
             Err(ProjectionError::Poison(_))
             | Err(ProjectionError::Database(sqlx::Error::Database(_))) => {
                 self.apply_batch(pool, &events, last, true).await?
@@ -335,8 +340,16 @@ impl Projector {
                 return Ok(true);
             }
             Err(ProjectionError::Poison(reason)) => reason,
-            Err(ProjectionError::Database(sqlx::Error::Database(error))) => error.to_string(),
-            Err(other) => return Err(other),
+            Err(error @ ProjectionError::Database(sqlx::Error::Database(_)))
+                if !error.is_transient() =>
+            {
+                error.to_string()
+            }
+            // A retry can help: not this event's fault; the batch is redone later.
+            Err(other) => {
+                savepoint.rollback().await?;
+                return Err(other);
+            }
         };
         savepoint.rollback().await?;
         tracing::error!(position = stored.position, stream = %stored.event.aggregate_id, reason = %poison, "dead-lettered an event");
@@ -401,10 +414,22 @@ impl Projector {
     /// half second regardless.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let commits = self.store.commits();
+        let mut backoff = RETRY_FIRST;
         loop {
-            if let Err(error) = self.catch_up().await {
-                tracing::error!(%error, "projection failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            match self.catch_up().await {
+                Ok(_) => backoff = RETRY_FIRST,
+                Err(error) => {
+                    tracing::warn!(%error, transient = error.is_transient(), retry_in_ms = backoff.as_millis() as u64, "projection failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(RETRY_LONGEST);
+                    continue;
+                }
             }
             tokio::select! {
                 () = commits.notified() => {}

@@ -92,11 +92,16 @@ impl TestApp {
             ui_dir: Some(dir.path().join("ui")),
             mail,
             sftp: None,
+            limits: api_kit::serve::Limits::default(),
         };
         let base = config.public_url_for(addr);
         let app = crm::build(&config, &base).await.unwrap();
         let router = app.router.clone();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        tokio::spawn(async move {
+            api_kit::serve::serve(listener, router, Default::default(), std::future::pending())
+                .await
+                .unwrap()
+        });
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

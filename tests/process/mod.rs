@@ -23,6 +23,11 @@ impl Drop for Server {
 }
 
 pub async fn start(data_dir: &std::path::Path, port: u16) -> Server {
+    start_with(data_dir, port, &[]).await
+}
+
+/// `start` with more arguments for `crm serve`.
+pub async fn start_with(data_dir: &std::path::Path, port: u16, args: &[&str]) -> Server {
     let base = format!("http://127.0.0.1:{port}");
     let server = Server {
         child: Command::new(env!("CARGO_BIN_EXE_crm"))
@@ -33,6 +38,7 @@ pub async fn start(data_dir: &std::path::Path, port: u16) -> Server {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(args)
             .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -174,23 +174,18 @@ async fn recipient_client(
     let own = candidates
         .iter()
         .position(|(_, client)| context.caller.id == client.agent_id.to_string());
-    match (own, candidates.first()) {
-        (Some(index), _) => Ok(candidates.swap_remove(index)),
-        (None, Some((_, client))) => {
-            context.caller.authorize(Action::SendMail {
-                agent: client.agent_id,
-            })?;
-            Err(ApiError::Forbidden(
-                "the recipient is not your client".into(),
-            ))
-        }
-        (None, None) => {
-            // Not a client at all: refuse as the policy would, then say what is missing.
+    match own {
+        Some(index) => Ok(candidates.swap_remove(index)),
+        // Another agent's client and no client at all get the same answer, so that an
+        // agent cannot learn which addresses belong to the bank's clients. Who may not
+        // send mail at all is told so first.
+        None => {
             context.caller.authorize(Action::SendMail {
                 agent: own_agent_id(context)?,
             })?;
             Err(ApiError::NotFound(
-                "no client has this email address; mail goes to clients only".into(),
+                "none of your clients has this email address; mail goes to your own clients only"
+                    .into(),
             ))
         }
     }
