@@ -7,7 +7,7 @@ mod accounts;
 pub mod bootstrap;
 mod clients;
 pub mod context;
-mod detach;
+pub mod detach;
 pub mod idempotency;
 mod input;
 mod openapi;

@@ -48,7 +48,8 @@ impl FromRef<MailState> for Arc<EventStore> {
     }
 }
 
-/// The mail route, with `Idempotency-Key` support (a retried send goes out once).
+/// The mail route, with `Idempotency-Key` support (a retried send goes out once), run
+/// apart from its connection as commands are (a hang-up cancels no send half-done).
 pub fn router(state: MailState) -> Router {
     Router::new()
         .route("/v1/mail", post(handle))
@@ -56,6 +57,7 @@ pub fn router(state: MailState) -> Router {
             state.clone(),
             command_api::idempotency::middleware::<MailState>,
         ))
+        .layer(axum::middleware::from_fn(command_api::detach::middleware))
         .with_state(state)
 }
 

@@ -217,10 +217,11 @@ async fn alb_events_draft_nothing_without_a_model_and_send_through_ses() {
 
     let unauthenticated = invoke(alb_event(None, &send)).await;
     assert_eq!(unauthenticated["statusCode"], 401);
+    // Another agent's client: the same 404 as an address that is no client's.
     let eve = sign_in("eve").await;
     assert_eq!(
         invoke(alb_event(Some(&eve), &send)).await["statusCode"],
-        403
+        404
     );
     let alice = sign_in("alice").await;
     assert_eq!(
