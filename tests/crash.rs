@@ -59,18 +59,7 @@ async fn a_killed_server_loses_no_accepted_command() {
     let admin = create_staff(&http, &base, &root, "crash.admin", "admin").await;
     let agent = create_staff(&http, &base, &admin, "crash.agent", "agent").await;
     let auditor = create_staff(&http, &base, &admin, "crash.auditor", "auditor").await;
-    let client_body = json!({"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1990-12-10", "gender": "female",
-        "email": "ada@example.com", "phone": "+353 1 234 5678",
-        "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01"}});
-    let (_, client) = call(
-        &http,
-        reqwest::Method::POST,
-        format!("{base}/v1/clients"),
-        Some(&agent),
-        Some(client_body),
-    )
-    .await;
-    let client = client["id"].as_str().unwrap().to_string();
+    let client = onboard_client(&http, &base, &agent).await;
     let mut accounts = Vec::new();
     for _ in 0..4 {
         let (status, account) = call(

@@ -137,18 +137,7 @@ async fn open_bank(base: &str) -> Bank {
     let root = login(&http, base, "root", ROOT_PASSWORD).await;
     let admin = create_staff(&http, base, &root, "hangup.admin", "admin").await;
     let agent = create_staff(&http, base, &admin, "hangup.agent", "agent").await;
-    let client_body = json!({"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1990-12-10", "gender": "female",
-        "email": "ada@example.com", "phone": "+353 1 234 5678",
-        "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01"}});
-    let (_, client) = call(
-        &http,
-        Method::POST,
-        format!("{base}/v1/clients"),
-        Some(&agent),
-        Some(client_body),
-    )
-    .await;
-    let client = client["id"].as_str().unwrap().to_string();
+    let client = onboard_client(&http, base, &agent).await;
     let mut accounts = Vec::new();
     for _ in 0..4 {
         let (status, account) = call(
@@ -234,6 +223,20 @@ async fn total_balance(bank: &Bank) -> i64 {
     total
 }
 
+/// The accounts hold what the ledger expects (read models lag by milliseconds: waits up
+/// to `patience` for them).
+async fn assert_money_adds_up(bank: &Bank, ledger: &Ledger, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    while total_balance(bank).await != ledger.expected_total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        total_balance(bank).await,
+        ledger.expected_total,
+        "no money created or lost"
+    );
+}
+
 /// Sends `intents` with hang-ups, `concurrency` at a time; returns their keys.
 async fn hang_up_all(
     bank: &std::sync::Arc<Bank>,
@@ -317,15 +320,7 @@ async fn hang_ups_and_kills_leave_nothing_half_done() {
         "without a restart: {executed} of {} retries ran their request (the rest replayed)",
         keys.len()
     );
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while total_balance(&bank).await != ledger.expected_total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        total_balance(&bank).await,
-        ledger.expected_total,
-        "no money created or lost"
-    );
+    assert_money_adds_up(&bank, &ledger, Duration::from_secs(1)).await;
 
     // Round 2: 240 more, with kill -9 while they arrive.
     let intents: Vec<Intent> = (240..480).map(|n| Intent::random(&mut dice, n)).collect();
@@ -345,15 +340,7 @@ async fn hang_ups_and_kills_leave_nothing_half_done() {
         "after kill -9: {executed} of {} retries ran their request (the rest replayed)",
         keys.len()
     );
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while total_balance(&bank).await != ledger.expected_total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        total_balance(&bank).await,
-        ledger.expected_total,
-        "no money created or lost"
-    );
+    assert_money_adds_up(&bank, &ledger, Duration::from_secs(2)).await;
     for transfer in &ledger.transfers {
         let (status, view) = call(
             &bank.http,

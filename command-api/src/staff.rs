@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use domain::policy::{Action, Role};
 use domain::staff::{NewStaff, StaffCommand, StaffError, StaffStatus, StaffUser};
 use domain::{StaffId, ValidationErrors};
-use event_store::{Committed, ExecuteError};
+use event_store::{Committed, ExecuteError, Loaded};
 use identity::{DirectoryError, NewDirectoryUser};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -165,14 +165,7 @@ async fn manage(
     id: &str,
     command: StaffCommand,
 ) -> Result<Reply<CommandResult>, ApiError> {
-    let id: StaffId = path_id(id, "member of staff")?;
-    let loaded = state.store.load::<StaffUser>(&id.to_string()).await?;
-    let (Some(role), true) = (loaded.aggregate.role, loaded.exists()) else {
-        return Err(ApiError::NotFound(format!(
-            "no member of staff with id {id}"
-        )));
-    };
-    context.caller.authorize(Action::ManageStaff { role })?;
+    let (id, loaded) = managed(state, &context, id).await?;
     let result = state
         .store
         .execute::<StaffUser>(
@@ -205,6 +198,23 @@ async fn manage(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The member of staff `id`, once the caller is shown to manage their role.
+async fn managed(
+    state: &AppState,
+    context: &CommandContext,
+    id: &str,
+) -> Result<(StaffId, Loaded<StaffUser>), ApiError> {
+    let id: StaffId = path_id(id, "member of staff")?;
+    let loaded = state.store.load::<StaffUser>(&id.to_string()).await?;
+    let (Some(role), true) = (loaded.aggregate.role, loaded.exists()) else {
+        return Err(ApiError::NotFound(format!(
+            "no member of staff with id {id}"
+        )));
+    };
+    context.caller.authorize(Action::ManageStaff { role })?;
+    Ok((id, loaded))
 }
 
 async fn sync_directory(state: &AppState, id: StaffId, staff: &StaffUser) -> Result<(), ApiError> {
@@ -272,14 +282,7 @@ pub(crate) async fn unlock(
     context: CommandContext,
     Path(id): Path<String>,
 ) -> Result<Reply<CommandResult>, ApiError> {
-    let id: StaffId = path_id(&id, "member of staff")?;
-    let loaded = state.store.load::<StaffUser>(&id.to_string()).await?;
-    let (Some(role), true) = (loaded.aggregate.role, loaded.exists()) else {
-        return Err(ApiError::NotFound(format!(
-            "no member of staff with id {id}"
-        )));
-    };
-    context.caller.authorize(Action::ManageStaff { role })?;
+    let (id, loaded) = managed(&state, &context, &id).await?;
     state
         .directory
         .unlock_sign_in(id)

@@ -14,12 +14,15 @@ use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::transfer::{Transfer, TransferCommand, TransferError, TransferStep};
 use domain::{TransactionId, TransferId};
-use event_store::{EventStore, ExecuteError, Expected, StoreError};
+use event_store::{Appended, EventStore, ExecuteError, Expected, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
+
+/// The events that end a transfer.
+const TERMINAL: [&str; 2] = ["TransferCompleted", "TransferFailed"];
 
 /// What driving a transfer came to.
 #[derive(Debug, Clone)]
@@ -159,29 +162,27 @@ impl TransferManager {
     }
 
     /// Remembers which transfers this process's commits opened, moved or settled.
-    fn note(&self, events: &[cqrs_es::persist::SerializedEvent]) {
+    fn note(&self, appended: &Appended) {
+        if appended.aggregate_type != "transfer" {
+            return;
+        }
+        let Ok(id) = appended.aggregate_id.parse::<TransferId>() else {
+            return;
+        };
+        let settled = appended
+            .event_types
+            .iter()
+            .any(|t| TERMINAL.contains(&t.as_str()));
         let mut open = lock(&self.open);
-        for event in events.iter().filter(|e| e.aggregate_type == "transfer") {
-            let Ok(id) = event.aggregate_id.parse::<TransferId>() else {
-                continue;
-            };
-            match event.event_type.as_str() {
-                "TransferCompleted" | "TransferFailed" => {
-                    open.remove(&id);
-                }
-                _ => {
-                    open.insert(id, Instant::now());
-                }
-            }
+        if settled {
+            open.remove(&id);
+        } else {
+            open.insert(id, Instant::now());
         }
     }
 
     async fn sweep(&self) {
-        match self
-            .store
-            .open_streams("transfer", &["TransferCompleted", "TransferFailed"])
-            .await
-        {
+        match self.store.open_streams("transfer", &TERMINAL).await {
             Ok(ids) => {
                 let mut open = lock(&self.open);
                 for id in ids.iter().filter_map(|id| id.parse::<TransferId>().ok()) {
@@ -213,10 +214,7 @@ impl TransferManager {
     /// Drives every open transfer in the store to its end now; returns how many there
     /// were. For start-up and tests; the running manager does this continuously.
     pub async fn settle_all(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let ids = self
-            .store
-            .open_streams("transfer", &["TransferCompleted", "TransferFailed"])
-            .await?;
+        let ids = self.store.open_streams("transfer", &TERMINAL).await?;
         for id in ids.iter().filter_map(|id| id.parse::<TransferId>().ok()) {
             let mut outcome = self.drive(id);
             let _ = outcome.wait_for(Option::is_some).await;

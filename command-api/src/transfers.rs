@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::account::Account;
 use domain::policy::Action;
-use domain::transfer::{Transfer, TransferCommand, TransferError, TransferStatus};
+use domain::transfer::{Transfer, TransferCommand, TransferStatus};
 use domain::{AccountId, Money, TransferId, ValidationErrors};
-use event_store::{Committed, ExecuteError, Expected};
+use event_store::Expected;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -120,8 +120,7 @@ pub(crate) async fn request(
                 amount,
             },
         )
-        .await
-        .or_else(already_requested)?;
+        .await?;
     let location = format!("/v1/transfers/{id}");
     match state.transfers.settle(id, SETTLE_PATIENCE).await {
         Some(Outcome::Settled(transfer, version)) => match transfer.status {
@@ -153,21 +152,6 @@ pub(crate) async fn request(
 
 /// How long a transfer request waits for the saga before answering 202.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
-
-/// A retry of a request whose transfer was recorded (its id comes from the
-/// Idempotency-Key) carries on from there.
-fn already_requested(
-    error: ExecuteError<TransferError>,
-) -> Result<Committed<Transfer>, ExecuteError<TransferError>> {
-    match error {
-        ExecuteError::Refused(TransferError::AlreadyRequested) => Ok(Committed {
-            aggregate: Transfer::default(),
-            version: 0,
-            events: Vec::new(),
-        }),
-        other => Err(other),
-    }
-}
 
 /// The stable problem code for a recorded failure reason.
 fn failure_code(reason: Option<&str>) -> &'static str {

@@ -18,6 +18,15 @@ pub struct StoredEvent {
     pub event: SerializedEvent,
 }
 
+/// What one append committed (which stream, which event types), for followers in the
+/// same process; they read the events themselves if they need them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub event_types: Vec<String>,
+}
+
 /// The position of an event that arrives without one (through EventBridge and SQS, or
 /// read from a store with no commit order): its time in microseconds. Not unique — the
 /// events of one command share it — so readers order by it and break ties by stream and
@@ -59,7 +68,7 @@ impl EventStore {
 
     /// Every later append made through this store (by this process), as it commits. A
     /// receiver that falls more than 1,024 appends behind is told it lagged.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<[SerializedEvent]>> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Appended>> {
         self.committed.subscribe()
     }
 

@@ -19,7 +19,7 @@ pub use backend::{Backend, SqliteOptions};
 pub use dynamo::{event_from_item, DynamoTables, ScanCursor};
 pub use error::StoreError;
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
-pub use feed::{time_position, StoredEvent};
+pub use feed::{time_position, Appended, StoredEvent};
 pub use store::{EventStore, Loaded};
 /// The AWS SDK crates this store is built with, for callers that configure clients.
 #[cfg(feature = "dynamo")]

@@ -16,7 +16,7 @@ pub struct EventStore {
     pub(crate) commits: std::sync::Arc<tokio::sync::Notify>,
     pub(crate) cache: crate::cache::AggregateCache,
     /// Every append of this process, for in-process followers (the transfer manager).
-    pub(crate) committed: tokio::sync::broadcast::Sender<std::sync::Arc<[SerializedEvent]>>,
+    pub(crate) committed: tokio::sync::broadcast::Sender<std::sync::Arc<crate::Appended>>,
 }
 
 /// An aggregate as loaded: its state, its version (the last sequence) and the hash of its
@@ -197,7 +197,11 @@ impl EventStore {
         // A stored permit: the follower wakes even if it was busy when we committed.
         self.commits.notify_one();
         if self.committed.receiver_count() > 0 {
-            let _ = self.committed.send(sealed.clone().into());
+            let _ = self.committed.send(std::sync::Arc::new(crate::Appended {
+                aggregate_type: A::TYPE.to_string(),
+                aggregate_id: id.to_string(),
+                event_types: sealed.iter().map(|e| e.event_type.clone()).collect(),
+            }));
         }
         Ok(sealed)
     }

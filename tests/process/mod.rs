@@ -158,3 +158,20 @@ pub async fn all(http: &reqwest::Client, base: &str, token: &str, path: &str) ->
         }
     }
 }
+
+/// The agent onboards Ada Lovelace; her id.
+pub async fn onboard_client(http: &reqwest::Client, base: &str, agent: &str) -> String {
+    let body = json!({"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1990-12-10", "gender": "female",
+        "email": "ada@example.com", "phone": "+353 1 234 5678",
+        "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01"}});
+    let (status, client) = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/v1/clients"),
+        Some(agent),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    client["id"].as_str().unwrap().to_string()
+}
