@@ -131,27 +131,29 @@ async fn transfer_input_is_checked_before_anything_happens() {
     assert_eq!(app.balance(&from).await, 100);
 }
 
-#[tokio::test]
-async fn an_interrupted_transfer_is_finished_at_the_next_start() {
+/// Records a transfer request straight in the store, as a process that stopped right
+/// after it would have left it.
+async fn requested_and_abandoned(
+    app: &TestApp,
+    actor: &str,
+    from: &str,
+    to: &str,
+    amount: i64,
+) -> domain::TransferId {
     use domain::metadata::CommandMetadata;
     use domain::transfer::{Transfer, TransferCommand};
     use event_store::Expected;
 
-    let app = TestApp::spawn().await;
-    let agent = app.agent().await;
-    let from = app.account_of(&agent, 100).await;
-    let to = app.account_of(&agent, 0).await;
-    // A transfer whose process stopped right after it was requested.
     let id = domain::TransferId::new();
     let metadata = CommandMetadata {
-        actor_id: agent.id.clone(),
+        actor_id: actor.to_string(),
         actor_role: domain::policy::Role::Agent,
         correlation_id: "c".into(),
         causation_id: "c".into(),
         idempotency_key: None,
         occurred_at: chrono::Utc::now(),
     };
-    let amount = domain::Money::positive(25, domain::Currency::parse("EUR").unwrap()).unwrap();
+    let amount = domain::Money::positive(amount, domain::Currency::parse("EUR").unwrap()).unwrap();
     app.app
         .store
         .execute::<Transfer>(
@@ -167,7 +169,85 @@ async fn an_interrupted_transfer_is_finished_at_the_next_start() {
         )
         .await
         .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn an_interrupted_transfer_is_finished_at_the_next_start() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    let from = app.account_of(&agent, 100).await;
+    let to = app.account_of(&agent, 0).await;
+    requested_and_abandoned(&app, &agent.id, &from, &to, 25).await;
     assert_eq!(app.app.transfers.settle_all().await.unwrap(), 1);
     assert_eq!((app.balance(&from).await, app.balance(&to).await), (75, 25));
     assert_eq!(app.app.transfers.settle_all().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_abandoned_transfer_is_taken_up_without_a_restart() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    let from = app.account_of(&agent, 100).await;
+    let to = app.account_of(&agent, 0).await;
+    let started = std::time::Instant::now();
+    requested_and_abandoned(&app, &agent.id, &from, &to, 25).await;
+    // Nobody drives it but the running manager, which noticed the commit.
+    crate::support::eventually(|| async {
+        let balances = (app.balance(&from).await, app.balance(&to).await);
+        (balances == (75, 25)).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn two_drivers_of_one_transfer_reach_one_outcome() {
+    use command_api::transfer_manager::Outcome;
+    use command_api::{Pace, TransferManager};
+    use domain::transfer::TransferStatus;
+
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    let from = app.account_of(&agent, 100).await;
+    let to = app.account_of(&agent, 0).await;
+    let frozen = app
+        .call(
+            Method::POST,
+            &format!("/v1/accounts/{to}/freeze"),
+            Some(&agent.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::OK);
+    let id = requested_and_abandoned(&app, &agent.id, &from, &to, 30).await;
+    // A second manager on the same store, as another service would be.
+    let other = TransferManager::new(app.app.store.clone(), Pace::SHARED);
+    let patience = std::time::Duration::from_secs(5);
+    let (first, second) = tokio::join!(
+        app.app.transfers.settle(id, patience),
+        other.settle(id, patience)
+    );
+    for outcome in [first, second] {
+        match outcome {
+            Some(Outcome::Settled(transfer, _)) => {
+                assert_eq!(transfer.status, TransferStatus::Failed);
+                assert_eq!(transfer.failure_reason.as_deref(), Some("account-frozen"));
+            }
+            other => panic!("not settled: {other:?}"),
+        }
+    }
+    assert_eq!((app.balance(&from).await, app.balance(&to).await), (100, 0));
+    for (account, expected) in [
+        (
+            &from,
+            ["AccountOpened", "TransferDebited", "TransferDebitReversed"],
+        ),
+        (&to, ["AccountOpened", "AccountFrozen", "TransferRefused"]),
+    ] {
+        let stream = app.app.store.stream("account", account).await.unwrap();
+        let types: Vec<&str> = stream.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(types, expected);
+    }
 }
