@@ -1,6 +1,7 @@
 //! The projector under at-least-once, unordered delivery: duplicates are skipped, a gap is
 //! filled from the event store, out-of-order delivery ends in the same state as in-order,
-//! and a poison event is dead-lettered without stopping other streams.
+//! a poison event is dead-lettered without stopping other streams, and a lock timeout is
+//! retried, not dead-lettered.
 
 use chrono::Utc;
 use domain::account::{Account, AccountCommand, AccountType};
@@ -308,18 +309,9 @@ async fn postgres_read_models_match_sqlite() {
     let account = account_with_deposits(&setup.store, 3).await;
     setup.projector.catch_up().await.unwrap();
 
-    let server = std::env::var("CRM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("crm_read_{}", uuid::Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
-        .await
-        .expect("PostgreSQL must be running (see .ci/run)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let pg_read = Arc::new(ReadStore::open(&format!("{server}/{name}")).await.unwrap());
-    let pg_log = Arc::new(SystemLog::open(&format!("{server}/{name}")).await.unwrap());
+    let url = fresh_postgres(&[]).await;
+    let pg_read = Arc::new(ReadStore::open(&url).await.unwrap());
+    let pg_log = Arc::new(SystemLog::open(&url).await.unwrap());
     let pg_projector = Projector::new(setup.store.clone(), pg_read.clone(), pg_log);
     let caught_up = pg_projector.catch_up().await.unwrap();
     assert_eq!(caught_up.applied, 5);
@@ -354,10 +346,7 @@ async fn postgres_read_models_match_sqlite() {
     assert_eq!(clients.items.len(), 1);
 
     pg_read.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    drop_postgres(&url).await;
 }
 
 /// Poison met while following the store: the fast batch fails, the batch is redone
@@ -383,4 +372,91 @@ async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     assert_eq!(balance(&setup, &before).await, (10, 2));
     assert_eq!(balance(&setup, &after).await, (20, 3));
     assert_eq!(history_len(&setup, &after).await, 2);
+}
+
+/// A fresh PostgreSQL database on the test server; its URL.
+async fn fresh_postgres(settings: &[&str]) -> String {
+    let server = std::env::var("CRM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("crm_read_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .expect("PostgreSQL must be running (see .ci/run)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    for setting in settings {
+        sqlx::query(&format!("ALTER DATABASE {name} SET {setting}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    format!("{server}/{name}")
+}
+
+/// Drops the database `fresh_postgres` made.
+async fn drop_postgres(url: &str) {
+    let (server, name) = url.rsplit_once('/').unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
+    use sqlx::Connection;
+
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 3).await;
+    // Every statement of the projector gives up on a lock after 100 ms (55P03), as a
+    // busy Aurora would under load.
+    let url = fresh_postgres(&["lock_timeout = '100ms'"]).await;
+    let read = Arc::new(ReadStore::open(&url).await.unwrap());
+    let log = Arc::new(SystemLog::open(&url).await.unwrap());
+    let mut blocker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE clients, accounts, transactions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let projector = Arc::new(Projector::new(setup.store.clone(), read.clone(), log));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(projector.clone().run(stopped));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (applied, dead_lettered, _) = projector.stats();
+    assert_eq!(
+        (applied, dead_lettered),
+        (0, 0),
+        "a lock timeout is not poison"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    // Retried with backoff: every event applied, once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while projector.stats().0 < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never applied after the lock went"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let view = accounts::get(&read.pool(), &account)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((view.balance.amount_minor, view.version), (30, 4));
+    let (dead,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dead_letters")
+        .fetch_one(&read.pool())
+        .await
+        .unwrap();
+    assert_eq!((dead, projector.stats().1), (0, 0));
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    read.close().await;
+    drop_postgres(&url).await;
 }
