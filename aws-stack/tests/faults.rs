@@ -18,7 +18,7 @@ use chrono::Utc;
 use domain::account::{Account, AccountCommand, AccountType};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
-use domain::{AccountId, ClientId, Currency, Money, TransactionId};
+use domain::{AccountId, ClientId, Currency, TransactionId};
 use event_store::{Backend, EventStore, Expected};
 use projections::{Projector, ReadStore, SystemLog};
 use serde_json::{json, Value};
@@ -162,6 +162,7 @@ async fn open(store: &EventStore) -> AccountId {
     let command = AccountCommand::Open {
         account_id: id,
         client_id: ClientId::new(),
+        client: domain::client::ClientStanding::Active,
         account_type: AccountType::Checking,
         currency: eur(),
         initial_deposit: None,
@@ -177,7 +178,7 @@ async fn open(store: &EventStore) -> AccountId {
 async fn deposit(store: &EventStore, id: AccountId, amount: i64) {
     let command = AccountCommand::Deposit {
         transaction_id: TransactionId::new(),
-        amount: Money::positive(amount, eur()).unwrap(),
+        amount: domain::Amount::new(amount, eur()).unwrap(),
         description: None,
     };
     store

@@ -398,7 +398,7 @@ async fn store(
     use domain::account::{Account, AccountCommand, AccountType};
     use domain::metadata::CommandMetadata;
     use domain::policy::Role;
-    use domain::{AccountId, ClientId, Currency, Money, TransactionId};
+    use domain::{AccountId, ClientId, Currency, TransactionId};
     use event_store::{Backend, EventStore, Expected, SqliteOptions};
 
     let dir = tempfile::tempdir()?;
@@ -424,6 +424,7 @@ async fn store(
         let open = AccountCommand::Open {
             account_id: id,
             client_id: ClientId::new(),
+            client: domain::client::ClientStanding::Active,
             account_type: AccountType::Checking,
             currency: eur,
             initial_deposit: None,
@@ -446,7 +447,7 @@ async fn store(
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let id = &ids[rng.gen_range(0..ids.len())];
-                    let amount = Money::positive(1, eur).expect("1 is positive");
+                    let amount = domain::Amount::new(1, eur).expect("1 is positive");
                     let deposit = AccountCommand::Deposit {
                         transaction_id: TransactionId::new(),
                         amount,

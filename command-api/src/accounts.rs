@@ -6,9 +6,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use domain::account::{Account, AccountCommand, AccountType, Direction};
-use domain::client::ClientStatus;
 use domain::policy::Action;
-use domain::{AccountId, ClientId, Currency, Money, TransactionId, ValidationErrors};
+use domain::{AccountId, Amount, ClientId, Currency, Money, TransactionId, ValidationErrors};
 use event_store::Committed;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -45,24 +44,19 @@ pub(crate) async fn open(
     context.caller.authorize(Action::OpenAccount {
         agent: client.agent_id,
     })?;
-    if client.status != ClientStatus::Active || client.erased {
-        return Err(ApiError::Refused {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "client-deactivated",
-            detail: "accounts can only be opened for active clients".into(),
-        });
-    }
     let mut errors = ValidationErrors::new();
     let currency = errors.check("currency", Currency::parse(&request.currency));
     let initial_deposit = request
         .initial_deposit
         .as_ref()
-        .and_then(|m| m.positive("initial_deposit", &mut errors));
+        .and_then(|m| m.positive("initial_deposit", &mut errors))
+        .map(Money::from);
     let currency = errors.finish(|| currency)?.unwrap_or_default();
     let id = context.new_id(AccountId::from_uuid);
     let command = AccountCommand::Open {
         account_id: id,
         client_id,
+        client: client.standing(),
         account_type: request.account_type,
         currency,
         initial_deposit,
@@ -118,7 +112,7 @@ async fn move_money(
     context: CommandContext,
     id: &str,
     request: MovementRequest,
-    command: fn(TransactionId, Money, Option<String>) -> AccountCommand,
+    command: fn(TransactionId, Amount, Option<String>) -> AccountCommand,
 ) -> Result<Reply<MovementResult>, ApiError> {
     let id: AccountId = path_id(id, "account")?;
     let (_, owner) = owners::account(&state.store, id).await?;

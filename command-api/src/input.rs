@@ -4,7 +4,7 @@ use api_kit::ApiError;
 use axum::body::Bytes;
 use domain::contact::description;
 use domain::money::MoneyError;
-use domain::{Currency, Money, ValidationErrors};
+use domain::{Amount, Currency, ValidationErrors};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::str::FromStr;
@@ -22,12 +22,12 @@ pub(crate) struct MoneyInput {
 
 impl MoneyInput {
     /// A positive amount; errors name `field.amount_minor` or `field.currency`.
-    pub(crate) fn positive(&self, field: &str, errors: &mut ValidationErrors) -> Option<Money> {
+    pub(crate) fn positive(&self, field: &str, errors: &mut ValidationErrors) -> Option<Amount> {
         let currency = errors.check(
             &format!("{field}.currency"),
             Currency::parse(&self.currency),
         )?;
-        match Money::positive(self.amount_minor, currency) {
+        match Amount::new(self.amount_minor, currency) {
             Ok(money) => Some(money),
             Err(
                 error @ (MoneyError::NotPositive | MoneyError::TooLarge | MoneyError::Negative),

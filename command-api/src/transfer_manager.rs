@@ -13,7 +13,7 @@ use domain::account::{Account, AccountCommand};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::transfer::{Transfer, TransferCommand, TransferError, TransferStep};
-use domain::{TransactionId, TransferId};
+use domain::{Amount, TransactionId, TransferId};
 use event_store::{Appended, EventStore, ExecuteError, Expected, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -247,6 +247,8 @@ fn system_metadata(id: TransferId) -> CommandMetadata {
 pub enum StepError {
     #[error("no transfer with id {0}")]
     Unknown(TransferId),
+    #[error("transfer {0} holds an amount that is not positive")]
+    InvalidAmount(TransferId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the account refused a step it should take: {0}")]
@@ -278,6 +280,7 @@ pub async fn run(
         let loaded = store.load::<Transfer>(&key).await?;
         let transfer = loaded.aggregate;
         let amount = transfer.amount.ok_or(StepError::Unknown(id))?;
+        let amount = Amount::try_from(amount).map_err(|_| StepError::InvalidAmount(id))?;
         // The accounts' recorded decisions say what the next step is.
         let on_account = |account: domain::AccountId, command| async move {
             store

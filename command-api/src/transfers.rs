@@ -95,13 +95,13 @@ pub(crate) async fn request(
         ("from_account_id", source.currency()),
         ("to_account_id", destination.aggregate.currency()),
     ] {
-        if currency != amount.currency {
+        if currency != amount.currency() {
             return Err(ApiError::Refused {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "currency-mismatch",
                 detail: format!(
                     "{field} holds {currency}, the amount is in {}",
-                    amount.currency
+                    amount.currency()
                 ),
             });
         }

@@ -8,9 +8,10 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+use crate::client::ClientStanding;
 use crate::error::{Refusal, RefusalKind};
 use crate::ids::{AccountId, ClientId, TransactionId, TransferId};
-use crate::money::{Currency, Money};
+use crate::money::{Amount, Currency, Money};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -42,6 +43,9 @@ pub enum AccountCommand {
     Open {
         account_id: AccountId,
         client_id: ClientId,
+        /// Where the client stands ([`crate::client::Client::standing`]): accounts are
+        /// opened for active clients only.
+        client: ClientStanding,
         account_type: AccountType,
         currency: Currency,
         initial_deposit: Option<Money>,
@@ -50,12 +54,12 @@ pub enum AccountCommand {
     },
     Deposit {
         transaction_id: TransactionId,
-        amount: Money,
+        amount: Amount,
         description: Option<String>,
     },
     Withdraw {
         transaction_id: TransactionId,
-        amount: Money,
+        amount: Amount,
         description: Option<String>,
     },
     /// A transaction booked by the external core system; a repeated id is a no-op.
@@ -63,7 +67,7 @@ pub enum AccountCommand {
         transaction_id: TransactionId,
         external_id: String,
         direction: Direction,
-        amount: Money,
+        amount: Amount,
         booked_at: DateTime<Utc>,
         description: Option<String>,
     },
@@ -72,14 +76,14 @@ pub enum AccountCommand {
         transaction_id: TransactionId,
         transfer_id: TransferId,
         to_account: AccountId,
-        amount: Money,
+        amount: Amount,
     },
     /// The second step of a transfer; a repeated transfer id is a no-op.
     CreditFromTransfer {
         transaction_id: TransactionId,
         transfer_id: TransferId,
         from_account: AccountId,
-        amount: Money,
+        amount: Amount,
     },
     /// The compensation when the credit side failed: gives the debited amount back. It
     /// ignores freezes and closure on purpose; compensation must not fail.
@@ -211,6 +215,8 @@ pub enum AccountError {
     SameAccount,
     #[error("the external transaction id must be 1 to 100 printable characters")]
     InvalidExternalId,
+    #[error("accounts can only be opened for active clients; this one is {0}")]
+    ClientNotActive(ClientStanding),
 }
 
 impl Refusal for AccountError {
@@ -229,6 +235,8 @@ impl Refusal for AccountError {
             AccountError::TransferNotDebited(_) => "transfer-not-debited",
             AccountError::SameAccount => "same-account",
             AccountError::InvalidExternalId => "invalid-external-id",
+            // The code the API has always answered with, for erased clients too.
+            AccountError::ClientNotActive(_) => "client-deactivated",
         }
     }
 
@@ -265,7 +273,7 @@ pub struct Account {
 
 impl Account {
     pub fn currency(&self) -> Currency {
-        self.balance.currency
+        self.balance.currency()
     }
 
     fn require_open(&self) -> Result<(), AccountError> {
@@ -278,11 +286,11 @@ impl Account {
     }
 
     fn require_currency(&self, amount: Money) -> Result<(), AccountError> {
-        if amount.currency == self.currency() {
+        if amount.currency() == self.currency() {
             Ok(())
         } else {
             Err(AccountError::CurrencyMismatch {
-                given: amount.currency,
+                given: amount.currency(),
                 account: self.currency(),
             })
         }
@@ -339,17 +347,21 @@ impl Account {
             C::Open {
                 account_id,
                 client_id,
+                client,
                 account_type,
                 currency,
                 initial_deposit,
                 opening_transaction_id,
             } => {
                 let initial_deposit = initial_deposit.unwrap_or(Money::zero(currency));
-                if initial_deposit.currency != currency {
+                if initial_deposit.currency() != currency {
                     return Err(AccountError::CurrencyMismatch {
-                        given: initial_deposit.currency,
+                        given: initial_deposit.currency(),
                         account: currency,
                     });
+                }
+                if client != ClientStanding::Active {
+                    return Err(AccountError::ClientNotActive(client));
                 }
                 vec![E::AccountOpened {
                     account_id,
@@ -365,6 +377,7 @@ impl Account {
                 amount,
                 description,
             } => {
+                let amount = Money::from(amount);
                 self.require_open()?;
                 let balance_after = self.credited(amount)?;
                 vec![E::MoneyDeposited {
@@ -379,6 +392,7 @@ impl Account {
                 amount,
                 description,
             } => {
+                let amount = Money::from(amount);
                 self.require_open()?;
                 let balance_after = self.debited(amount)?;
                 vec![E::MoneyWithdrawn {
@@ -396,6 +410,7 @@ impl Account {
                 booked_at,
                 description,
             } => {
+                let amount = Money::from(amount);
                 let valid_id = !external_id.is_empty()
                     && external_id.chars().count() <= 100
                     && !external_id.chars().any(char::is_control);
@@ -426,6 +441,7 @@ impl Account {
                 to_account,
                 amount,
             } => {
+                let amount = Money::from(amount);
                 if self.transfers_debited.contains(&transfer_id)
                     || self.transfers_refused.contains_key(&transfer_id)
                 {
@@ -452,6 +468,7 @@ impl Account {
                 from_account,
                 amount,
             } => {
+                let amount = Money::from(amount);
                 if self.transfers_credited.contains(&transfer_id)
                     || self.transfers_refused.contains_key(&transfer_id)
                 {
@@ -611,6 +628,10 @@ mod tests {
         Money::positive(amount, Currency::parse("USD").unwrap()).unwrap()
     }
 
+    fn amt(amount: i64) -> Amount {
+        Amount::new(amount, Currency::parse("EUR").unwrap()).unwrap()
+    }
+
     fn ids() -> (AccountId, ClientId) {
         (
             "0192f000-0000-7000-8000-000000000001".parse().unwrap(),
@@ -643,6 +664,32 @@ mod tests {
     }
 
     #[test]
+    fn accounts_are_opened_for_active_clients_only() {
+        let (account_id, client_id) = ids();
+        for standing in [
+            ClientStanding::Deactivated,
+            ClientStanding::Erased,
+            ClientStanding::Unknown,
+        ] {
+            let refusal = AccountError::ClientNotActive(standing);
+            assert_eq!(refusal.code(), "client-deactivated");
+            assert_eq!(refusal.kind(), RefusalKind::Conflict);
+            Given::with(())
+                .given_no_previous_events()
+                .when(C::Open {
+                    account_id,
+                    client_id,
+                    client: standing,
+                    account_type: AccountType::Checking,
+                    currency: Currency::parse("EUR").unwrap(),
+                    initial_deposit: None,
+                    opening_transaction_id: tx(),
+                })
+                .then_expect_error(refusal);
+        }
+    }
+
+    #[test]
     fn opens_with_an_initial_deposit() {
         let (account_id, client_id) = ids();
         Given::with(())
@@ -650,6 +697,7 @@ mod tests {
             .when(C::Open {
                 account_id,
                 client_id,
+                client: ClientStanding::Active,
                 account_type: AccountType::Checking,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: Some(eur(500)),
@@ -666,6 +714,7 @@ mod tests {
             .when(C::Open {
                 account_id,
                 client_id,
+                client: ClientStanding::Active,
                 account_type: AccountType::Checking,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: None,
@@ -682,6 +731,7 @@ mod tests {
             .when(C::Open {
                 account_id,
                 client_id,
+                client: ClientStanding::Active,
                 account_type: AccountType::Savings,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: Some(usd(5)),
@@ -701,6 +751,7 @@ mod tests {
             .when(C::Open {
                 account_id,
                 client_id,
+                client: ClientStanding::Active,
                 account_type: AccountType::Savings,
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: None,
@@ -715,7 +766,7 @@ mod tests {
             .given_no_previous_events()
             .when(C::Deposit {
                 transaction_id: tx(),
-                amount: eur(1),
+                amount: amt(1),
                 description: None,
             })
             .then_expect_error(AccountError::NotFound);
@@ -727,7 +778,7 @@ mod tests {
             .given(opened(100))
             .when(C::Deposit {
                 transaction_id: tx(),
-                amount: eur(50),
+                amount: amt(50),
                 description: Some("cash".into()),
             })
             .then_expect_events(vec![E::MoneyDeposited {
@@ -740,7 +791,7 @@ mod tests {
             .given(opened(100))
             .when(C::Withdraw {
                 transaction_id: tx(),
-                amount: eur(100),
+                amount: amt(100),
                 description: None,
             })
             .then_expect_events(vec![E::MoneyWithdrawn {
@@ -757,7 +808,7 @@ mod tests {
             .given(opened(100))
             .when(C::Withdraw {
                 transaction_id: tx(),
-                amount: eur(101),
+                amount: amt(101),
                 description: None,
             })
             .then_expect_error(AccountError::InsufficientFunds { balance: eur(100) });
@@ -769,7 +820,7 @@ mod tests {
             .given(opened(100))
             .when(C::Deposit {
                 transaction_id: tx(),
-                amount: usd(1),
+                amount: Amount::new(1, Currency::parse("USD").unwrap()).unwrap(),
                 description: None,
             })
             .then_expect_error(AccountError::CurrencyMismatch {
@@ -784,7 +835,7 @@ mod tests {
             .given(opened(crate::money::MAX_AMOUNT_MINOR))
             .when(C::Deposit {
                 transaction_id: tx(),
-                amount: eur(1),
+                amount: amt(1),
                 description: None,
             })
             .then_expect_error(AccountError::BalanceLimit);
@@ -796,12 +847,12 @@ mod tests {
         for command in [
             C::Deposit {
                 transaction_id: tx(),
-                amount: eur(1),
+                amount: amt(1),
                 description: None,
             },
             C::Withdraw {
                 transaction_id: tx(),
-                amount: eur(1),
+                amount: amt(1),
                 description: None,
             },
             C::Close,
@@ -821,13 +872,13 @@ mod tests {
                 transaction_id: tx(),
                 transfer_id: transfer(),
                 to_account: other_account(),
-                amount: eur(1),
+                amount: amt(1),
             },
             C::CreditFromTransfer {
                 transaction_id: tx(),
                 transfer_id: transfer(),
                 from_account: other_account(),
-                amount: eur(1),
+                amount: amt(1),
             },
         ] {
             Given::with(())
@@ -847,7 +898,7 @@ mod tests {
             transaction_id: tx(),
             transfer_id: transfer(),
             to_account: other_account(),
-            amount: eur(40),
+            amount: amt(40),
         };
         Given::with(())
             .given(opened(10))
@@ -868,7 +919,7 @@ mod tests {
             transaction_id: tx(),
             transfer_id: transfer(),
             from_account: other_account(),
-            amount: eur(40),
+            amount: amt(40),
         };
         let frozen_refusal = E::TransferRefused {
             transfer_id: transfer(),
@@ -896,12 +947,12 @@ mod tests {
         for command in [
             C::Deposit {
                 transaction_id: tx(),
-                amount: eur(1),
+                amount: amt(1),
                 description: None,
             },
             C::Withdraw {
                 transaction_id: tx(),
-                amount: eur(1),
+                amount: amt(1),
                 description: None,
             },
             C::Close,
@@ -962,7 +1013,7 @@ mod tests {
             transaction_id: tx(),
             external_id: id.into(),
             direction,
-            amount: eur(amount),
+            amount: amt(amount),
             booked_at: DateTime::parse_from_rfc3339("2026-11-01T10:00:00Z")
                 .unwrap()
                 .into(),
@@ -1018,7 +1069,7 @@ mod tests {
             transaction_id: tx(),
             transfer_id: transfer(),
             to_account: other_account(),
-            amount: eur(40),
+            amount: amt(40),
         };
         Given::with(())
             .given(opened(100))
@@ -1032,7 +1083,7 @@ mod tests {
             transaction_id: tx(),
             transfer_id: transfer(),
             from_account: other_account(),
-            amount: eur(40),
+            amount: amt(40),
         };
         let credited = E::TransferCredited {
             transaction_id: tx(),
@@ -1060,7 +1111,7 @@ mod tests {
                 transaction_id: tx(),
                 transfer_id: transfer(),
                 to_account: account_id,
-                amount: eur(1),
+                amount: amt(1),
             })
             .then_expect_error(AccountError::SameAccount);
     }

@@ -157,7 +157,37 @@ pub struct Client {
     pub communications_sent: u64,
 }
 
+/// Where a client stands, as other aggregates' rules need it (accounts are opened for
+/// active clients only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStanding {
+    Unknown,
+    Active,
+    Deactivated,
+    Erased,
+}
+
+impl std::fmt::Display for ClientStanding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientStanding::Unknown => "unknown",
+            ClientStanding::Active => "active",
+            ClientStanding::Deactivated => "deactivated",
+            ClientStanding::Erased => "erased",
+        })
+    }
+}
+
 impl Client {
+    pub fn standing(&self) -> ClientStanding {
+        match (self.id, self.status, self.erased) {
+            (None, _, _) => ClientStanding::Unknown,
+            (_, _, true) => ClientStanding::Erased,
+            (_, ClientStatus::Deactivated, _) => ClientStanding::Deactivated,
+            _ => ClientStanding::Active,
+        }
+    }
+
     fn require_active(&self) -> Result<(), ClientError> {
         match (self.id, self.status, self.erased) {
             (None, _, _) => Err(ClientError::NotFound),

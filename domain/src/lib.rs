@@ -48,4 +48,4 @@ pub mod transfer;
 
 pub use error::{Refusal, RefusalKind, ValidationError, ValidationErrors};
 pub use ids::{AccountId, ClientId, StaffId, TransactionId, TransferId};
-pub use money::{Currency, Money};
+pub use money::{Amount, Currency, Money};

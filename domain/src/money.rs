@@ -233,15 +233,34 @@ impl fmt::Display for Currency {
     }
 }
 
-/// An amount of money. Amounts held (balances) are ≥ 0; amounts moved are > 0; both
-/// stay within [`MAX_AMOUNT_MINOR`].
+/// An amount of money held (a balance, an opening deposit): ≥ 0 and within
+/// [`MAX_AMOUNT_MINOR`]. The fields are private and deserializing checks them, so no
+/// path — an event, a message, a test — can hold a negative or oversized amount.
+/// Money that moves is an [`Amount`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "MoneyFields")]
 pub struct Money {
     /// Integer count of minor units (cents for EUR).
-    pub amount_minor: i64,
+    amount_minor: i64,
     /// ISO 4217 code.
     #[schema(value_type = String, example = "EUR")]
-    pub currency: Currency,
+    currency: Currency,
+}
+
+/// Money as written, before it is checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyFields {
+    amount_minor: i64,
+    currency: Currency,
+}
+
+impl TryFrom<MoneyFields> for Money {
+    type Error = MoneyError;
+
+    fn try_from(fields: MoneyFields) -> Result<Self, Self::Error> {
+        Money::non_negative(fields.amount_minor, fields.currency)
+    }
 }
 
 impl Money {
@@ -252,12 +271,9 @@ impl Money {
         }
     }
 
-    /// An amount to move: strictly positive and within bounds.
+    /// Money that is strictly positive and within bounds (see also [`Amount`]).
     pub fn positive(amount_minor: i64, currency: Currency) -> Result<Self, MoneyError> {
-        if amount_minor <= 0 {
-            return Err(MoneyError::NotPositive);
-        }
-        Self::non_negative(amount_minor, currency)
+        Amount::new(amount_minor, currency).map(Money::from)
     }
 
     /// An amount to hold (an opening deposit may be zero).
@@ -272,6 +288,15 @@ impl Money {
                 currency,
             })
         }
+    }
+
+    /// Integer count of minor units (cents for EUR).
+    pub fn amount_minor(&self) -> i64 {
+        self.amount_minor
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
     }
 
     /// `None` on a currency mismatch or when the sum leaves the allowed range.
@@ -294,6 +319,50 @@ impl Money {
 
     pub fn is_zero(&self) -> bool {
         self.amount_minor == 0
+    }
+}
+
+/// Money that moves (a deposit, a withdrawal, a transfer): strictly positive and within
+/// bounds. Every command that moves money takes one, so a zero or negative movement
+/// cannot be asked for, whatever path the command comes by. Serialized as [`Money`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Money", into = "Money")]
+pub struct Amount(Money);
+
+impl Amount {
+    pub fn new(amount_minor: i64, currency: Currency) -> Result<Self, MoneyError> {
+        if amount_minor <= 0 {
+            return Err(MoneyError::NotPositive);
+        }
+        Money::non_negative(amount_minor, currency).map(Amount)
+    }
+
+    pub fn amount_minor(&self) -> i64 {
+        self.0.amount_minor
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.0.currency
+    }
+}
+
+impl TryFrom<Money> for Amount {
+    type Error = MoneyError;
+
+    fn try_from(money: Money) -> Result<Self, Self::Error> {
+        Amount::new(money.amount_minor, money.currency)
+    }
+}
+
+impl From<Amount> for Money {
+    fn from(amount: Amount) -> Money {
+        amount.0
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -372,5 +441,40 @@ mod tests {
         )
         .is_err());
         assert_eq!(money.to_string(), "123.45 EUR");
+    }
+
+    #[test]
+    fn no_invalid_amount_can_be_deserialized() {
+        let money = |amount: i64| serde_json::json!({"amount_minor": amount, "currency": "EUR"});
+        assert!(serde_json::from_value::<Money>(money(-1)).is_err());
+        assert!(serde_json::from_value::<Money>(money(MAX_AMOUNT_MINOR + 1)).is_err());
+        assert!(serde_json::from_value::<Money>(serde_json::json!(
+            {"amount_minor": 1, "currency": "EUR", "extra": true}
+        ))
+        .is_err());
+        assert_eq!(
+            serde_json::from_value::<Money>(money(0)).unwrap(),
+            Money::zero(eur())
+        );
+        for bad in [0, -1, MAX_AMOUNT_MINOR + 1] {
+            assert!(
+                serde_json::from_value::<Amount>(money(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        let amount: Amount = serde_json::from_value(money(5)).unwrap();
+        assert_eq!((amount.amount_minor(), amount.currency()), (5, eur()));
+        assert_eq!(serde_json::to_value(amount).unwrap(), money(5));
+    }
+
+    #[test]
+    fn no_invalid_amount_can_be_constructed() {
+        assert_eq!(Amount::new(0, eur()), Err(MoneyError::NotPositive));
+        assert_eq!(Amount::new(-3, eur()), Err(MoneyError::NotPositive));
+        assert_eq!(
+            Amount::new(MAX_AMOUNT_MINOR + 1, eur()),
+            Err(MoneyError::TooLarge)
+        );
+        assert_eq!(Money::non_negative(-1, eur()), Err(MoneyError::Negative));
     }
 }

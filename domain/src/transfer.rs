@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Refusal, RefusalKind};
 use crate::ids::{AccountId, TransferId};
-use crate::money::Money;
+use crate::money::{Amount, Money};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -27,7 +27,7 @@ pub enum TransferCommand {
         transfer_id: TransferId,
         from_account: AccountId,
         to_account: AccountId,
-        amount: Money,
+        amount: Amount,
     },
     MarkDebited,
     Complete,
@@ -155,7 +155,7 @@ impl Transfer {
                     transfer_id,
                     from_account,
                     to_account,
-                    amount,
+                    amount: amount.into(),
                 }
             }
             C::MarkDebited if self.status == TransferStatus::Requested => E::TransferSourceDebited,
@@ -264,7 +264,7 @@ mod tests {
                 transfer_id: id(),
                 from_account: account(1),
                 to_account: account(2),
-                amount: amount(),
+                amount: amount().try_into().unwrap(),
             })
             .then_expect_events(requested());
         Given::with(())
@@ -273,7 +273,7 @@ mod tests {
                 transfer_id: id(),
                 from_account: account(1),
                 to_account: account(1),
-                amount: amount(),
+                amount: amount().try_into().unwrap(),
             })
             .then_expect_error(TransferError::SameAccount);
         Given::with(())
@@ -282,7 +282,7 @@ mod tests {
                 transfer_id: id(),
                 from_account: account(1),
                 to_account: account(2),
-                amount: amount(),
+                amount: amount().try_into().unwrap(),
             })
             .then_expect_error(TransferError::AlreadyRequested);
     }

@@ -185,6 +185,10 @@ fn eur(amount: i64) -> Money {
     Money::positive(amount, Currency::parse("EUR").unwrap()).unwrap()
 }
 
+fn amt(amount: i64) -> domain::Amount {
+    domain::Amount::new(amount, Currency::parse("EUR").unwrap()).unwrap()
+}
+
 fn metadata() -> CommandMetadata {
     CommandMetadata {
         actor_id: "agent-1".into(),
@@ -200,6 +204,7 @@ fn open(id: AccountId, balance: i64) -> AccountCommand {
     AccountCommand::Open {
         account_id: id,
         client_id: ClientId::new(),
+        client: domain::client::ClientStanding::Active,
         account_type: AccountType::Checking,
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: (balance > 0).then(|| eur(balance)),
@@ -210,7 +215,7 @@ fn open(id: AccountId, balance: i64) -> AccountCommand {
 fn deposit(amount: i64) -> AccountCommand {
     AccountCommand::Deposit {
         transaction_id: TransactionId::new(),
-        amount: eur(amount),
+        amount: amt(amount),
         description: None,
     }
 }
@@ -228,7 +233,7 @@ async fn appends_and_loads(store: &EventStore) {
         .await
         .unwrap();
     assert_eq!(deposited.version, 2);
-    assert_eq!(deposited.aggregate.balance.amount_minor, 150);
+    assert_eq!(deposited.aggregate.balance.amount_minor(), 150);
 
     let loaded = store.load::<Account>(&key).await.unwrap();
     assert_eq!(loaded.version, 2);
@@ -308,7 +313,7 @@ async fn refuses_a_stale_append(store: &EventStore) {
             &metadata(),
             AccountCommand::Withdraw {
                 transaction_id: TransactionId::new(),
-                amount: eur(1_000),
+                amount: amt(1_000),
                 description: None,
             },
         )
@@ -360,7 +365,7 @@ async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
         .await
         .unwrap();
     assert_eq!(loaded.version, 21);
-    assert_eq!(loaded.aggregate.balance.amount_minor, 20);
+    assert_eq!(loaded.aggregate.balance.amount_minor(), 20);
     other.backend().close().await;
 }
 
@@ -427,7 +432,7 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
     }
     let reloaded = store.load_from_store::<Account>(&key).await.unwrap();
     assert_eq!(reloaded.version, 10_001);
-    assert_eq!(reloaded.aggregate.balance.amount_minor, 10_000);
+    assert_eq!(reloaded.aggregate.balance.amount_minor(), 10_000);
     assert_eq!(reloaded.aggregate, loaded.aggregate);
     let stream = store.stream("account", &key).await.unwrap();
     assert_eq!(stream.len(), 10_001);

@@ -9,7 +9,7 @@ use domain::client::{Client, ClientCommand};
 use domain::contact::{Address, PersonalDetails};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
-use domain::{AccountId, ClientId, Currency, Money, StaffId, TransactionId};
+use domain::{AccountId, Amount, ClientId, Currency, StaffId, TransactionId};
 use event_store::{Backend, EventStore, Expected, StoredEvent};
 use projections::models::{accounts, transactions};
 use projections::{sqlite_url, CatchUp, Projector, ReadStore, SystemLog};
@@ -34,8 +34,8 @@ fn metadata() -> CommandMetadata {
     }
 }
 
-fn eur(amount: i64) -> Money {
-    Money::positive(amount, Currency::parse("EUR").unwrap()).unwrap()
+fn eur(amount: i64) -> Amount {
+    Amount::new(amount, Currency::parse("EUR").unwrap()).unwrap()
 }
 
 async fn setup() -> Setup {
@@ -101,6 +101,7 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
     let open = AccountCommand::Open {
         account_id: account,
         client_id: client,
+        client: domain::client::ClientStanding::Active,
         account_type: AccountType::Checking,
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: None,

@@ -87,6 +87,7 @@ async fn queued_events_build_the_read_models_in_postgres() {
     let open = AccountCommand::Open {
         account_id,
         client_id,
+        client: domain::client::ClientStanding::Active,
         account_type: AccountType::Checking,
         currency: eur,
         initial_deposit: Some(Money::positive(100, eur).unwrap()),
@@ -99,7 +100,7 @@ async fn queued_events_build_the_read_models_in_postgres() {
     for _ in 0..3 {
         let deposit = AccountCommand::Deposit {
             transaction_id: TransactionId::new(),
-            amount: Money::positive(10, eur).unwrap(),
+            amount: domain::Amount::try_from(Money::positive(10, eur).unwrap()).unwrap(),
             description: None,
         };
         store

@@ -45,6 +45,7 @@ async fn new_events_reach_the_bus_and_the_queue() {
     let open = AccountCommand::Open {
         account_id: id,
         client_id: ClientId::new(),
+        client: domain::client::ClientStanding::Active,
         account_type: AccountType::Checking,
         currency: eur,
         initial_deposit: None,
@@ -57,7 +58,7 @@ async fn new_events_reach_the_bus_and_the_queue() {
     for _ in 0..11 {
         let deposit = AccountCommand::Deposit {
             transaction_id: TransactionId::new(),
-            amount: Money::positive(5, eur).unwrap(),
+            amount: domain::Amount::try_from(Money::positive(5, eur).unwrap()).unwrap(),
             description: None,
         };
         store
@@ -127,6 +128,7 @@ async fn a_refused_publish_is_reported_from_the_first_failed_record() {
     let open = AccountCommand::Open {
         account_id: id,
         client_id: ClientId::new(),
+        client: domain::client::ClientStanding::Active,
         account_type: AccountType::Savings,
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: None,

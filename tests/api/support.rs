@@ -278,7 +278,7 @@ impl TestApp {
             .load::<domain::account::Account>(account)
             .await
             .unwrap();
-        loaded.aggregate.balance.amount_minor
+        loaded.aggregate.balance.amount_minor()
     }
 }
 

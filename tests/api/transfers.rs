@@ -153,7 +153,7 @@ async fn requested_and_abandoned(
         idempotency_key: None,
         occurred_at: chrono::Utc::now(),
     };
-    let amount = domain::Money::positive(amount, domain::Currency::parse("EUR").unwrap()).unwrap();
+    let amount = domain::Amount::new(amount, domain::Currency::parse("EUR").unwrap()).unwrap();
     app.app
         .store
         .execute::<Transfer>(

@@ -101,7 +101,7 @@ pub(crate) async fn apply(
             .bind(agent)
             .bind(account_type)
             .bind(currency.code())
-            .bind(initial_deposit.amount_minor)
+            .bind(initial_deposit.amount_minor())
             .bind(e.sequence())
             .bind(&e.occurred_at)
             .execute(&mut *conn)
@@ -114,7 +114,7 @@ pub(crate) async fn apply(
         | E::TransferDebited { balance_after, .. }
         | E::TransferCredited { balance_after, .. }
         | E::TransferDebitReversed { balance_after, .. } => {
-            (Some(balance_after.amount_minor), None)
+            (Some(balance_after.amount_minor()), None)
         }
         E::AccountFrozen { .. } => (None, Some("frozen")),
         E::AccountUnfrozen => (None, Some("open")),
