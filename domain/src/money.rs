@@ -239,6 +239,9 @@ impl fmt::Display for Currency {
 /// Money that moves is an [`Amount`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "MoneyFields")]
+#[schema(
+    description = "An amount of money: an integer count of minor units (≥ 0; amounts in commands > 0) and an ISO 4217 code."
+)]
 pub struct Money {
     /// Integer count of minor units (cents for EUR).
     amount_minor: i64,

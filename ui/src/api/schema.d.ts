@@ -718,10 +718,7 @@ export interface components {
             password: string;
             username: string;
         };
-        /**
-         * @description An amount of money. Amounts held (balances) are ≥ 0; amounts moved are > 0; both
-         *     stay within [`MAX_AMOUNT_MINOR`].
-         */
+        /** @description An amount of money: an integer count of minor units (≥ 0; amounts in commands > 0) and an ISO 4217 code. */
         Money: {
             /**
              * Format: int64
