@@ -23,5 +23,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     document.merge(query_api::QueryDoc::openapi());
     document.merge(identity::IdentityDoc::openapi());
     document.merge(crate::health::OperationsDoc::openapi());
+    document.merge(mail::MailDoc::openapi());
+    api_kit::openapi::document_shared_answers(&mut document);
     document
 }

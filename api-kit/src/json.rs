@@ -136,3 +136,32 @@ where
             })
     }
 }
+
+/// `AppForm<T>`: axum's form extractor (`application/x-www-form-urlencoded`), with
+/// rejections as problems: another content type → 415, a body that does not fit → 422.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::FormRejection;
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(AppForm(value)),
+            Err(FormRejection::InvalidFormContentType(_)) => Err(ApiError::UnsupportedMediaType(
+                "the body must be a form, sent with Content-Type: application/x-www-form-urlencoded".into(),
+            )),
+            Err(FormRejection::BytesRejection(error))
+                if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge(BODY_LIMIT))
+            }
+            Err(rejection) => Err(ApiError::validation("body", rejection.body_text())),
+        }
+    }
+}

@@ -5,9 +5,10 @@
 
 pub mod auth;
 pub mod json;
+pub mod openapi;
 pub mod problem;
 pub mod serve;
 
 pub use auth::{Authenticator, Caller};
-pub use json::{AppJson, AppQuery};
+pub use json::{AppForm, AppJson, AppQuery};
 pub use problem::ApiError;

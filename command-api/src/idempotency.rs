@@ -54,11 +54,16 @@ where
     ) {
         return Ok(next.run(request).await);
     }
-    let Some(key) = idempotency_key(request.headers())? else {
-        return Ok(next.run(request).await);
+    let key = match idempotency_key(request.headers()) {
+        Ok(None) => return Ok(next.run(request).await),
+        Ok(Some(key)) => Ok(key),
+        Err(invalid) => Err(invalid),
     };
     let (mut parts, body) = request.into_parts();
+    // Who is asking comes first: without a valid token the answer is 401, whatever else
+    // is wrong with the request.
     let caller = Caller::from_request_parts(&mut parts, &state).await?;
+    let key = key?;
     let body = to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(BODY_LIMIT))?;

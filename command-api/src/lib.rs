@@ -22,7 +22,7 @@ mod transfers;
 use api_kit::json::BODY_LIMIT;
 use api_kit::Authenticator;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use event_store::EventStore;
 use identity::StaffDirectory;
@@ -56,32 +56,57 @@ impl FromRef<AppState> for Arc<Authenticator> {
 /// The command API's routes, with idempotency and the body limit applied. The OpenAPI
 /// document ([`ApiDoc`]) is served by the composition, merged with the read side's.
 pub fn router(state: AppState) -> Router {
+    let command = |route| command(&state, route);
     Router::new()
-        .route("/v1/staff", post(staff::create))
-        .route("/v1/staff/{id}", delete(staff::delete))
-        .route("/v1/staff/{id}/disable", post(staff::disable))
-        .route("/v1/staff/{id}/enable", post(staff::enable))
-        .route("/v1/staff/{id}/unlock", post(staff::unlock))
-        .route("/v1/clients", post(clients::onboard))
-        .route("/v1/clients/{id}", patch(clients::update_contact))
-        .route("/v1/clients/{id}/deactivate", post(clients::deactivate))
-        .route("/v1/clients/{id}/accounts", post(accounts::open))
-        .route("/v1/accounts/{id}/deposits", post(accounts::deposit))
-        .route("/v1/accounts/{id}/withdrawals", post(accounts::withdraw))
+        .route("/v1/staff", command(post(staff::create)))
+        .route("/v1/staff/{id}", command(delete(staff::delete)))
+        .route("/v1/staff/{id}/disable", command(post(staff::disable)))
+        .route("/v1/staff/{id}/enable", command(post(staff::enable)))
+        .route("/v1/staff/{id}/unlock", command(post(staff::unlock)))
+        .route("/v1/clients", command(post(clients::onboard)))
+        .route("/v1/clients/{id}", command(patch(clients::update_contact)))
+        .route(
+            "/v1/clients/{id}/deactivate",
+            command(post(clients::deactivate)),
+        )
+        .route("/v1/clients/{id}/accounts", command(post(accounts::open)))
+        .route(
+            "/v1/accounts/{id}/deposits",
+            command(post(accounts::deposit)),
+        )
+        .route(
+            "/v1/accounts/{id}/withdrawals",
+            command(post(accounts::withdraw)),
+        )
         .route(
             "/v1/accounts/{id}/external-transactions",
-            post(accounts::record_external),
+            command(post(accounts::record_external)),
         )
-        .route("/v1/accounts/{id}/freeze", post(accounts::freeze))
-        .route("/v1/accounts/{id}/unfreeze", post(accounts::unfreeze))
-        .route("/v1/accounts/{id}/close", post(accounts::close))
-        .route("/v1/transfers", post(transfers::request))
+        .route("/v1/accounts/{id}/freeze", command(post(accounts::freeze)))
+        .route(
+            "/v1/accounts/{id}/unfreeze",
+            command(post(accounts::unfreeze)),
+        )
+        .route("/v1/accounts/{id}/close", command(post(accounts::close)))
+        .route("/v1/transfers", command(post(transfers::request)))
         .route("/v1/transfers/{id}", get(transfers::get))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::middleware::<AppState>,
-        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(detach::middleware))
         .with_state(state)
+}
+
+/// A command route: idempotent under an `Idempotency-Key`, and run apart from its
+/// connection. Layered on the method's own route, so a method the path does not take
+/// is a plain 405, never claimed as an idempotent request.
+pub fn command<S>(state: &S, route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Authenticator>: FromRef<S>,
+    Arc<EventStore>: FromRef<S>,
+{
+    route
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware::<S>,
+        ))
+        .route_layer(axum::middleware::from_fn(detach::middleware))
 }

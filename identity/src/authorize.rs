@@ -5,13 +5,12 @@
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Form;
 use serde::Deserialize;
 use url::Url;
 
 use crate::Identity;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AuthorizeParams {
     response_type: Option<String>,
     client_id: Option<String>,
@@ -23,7 +22,8 @@ pub(crate) struct AuthorizeParams {
     scope: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The sign-in form: the authorization request's parameters, and the credentials.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct SignIn {
     #[serde(flatten)]
     params: AuthorizeParams,
@@ -137,11 +137,14 @@ pub(crate) async fn page(
 
 /// The sign-in form's submission: redirects to the client with a one-time code.
 #[utoipa::path(post, path = "/oauth2/authorize", tag = "identity",
-    responses((status = 302, description = "To redirect_uri with code and state"), (status = 401, description = "The form again, with an error")))]
+    request_body(content = SignIn, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 302, description = "To redirect_uri with code and state"),
+        (status = 400, description = "Unknown client or redirect URI, or a missing PKCE challenge"),
+        (status = 401, description = "The form again, with an error")))]
 pub(crate) async fn submit(
     State(identity): State<Identity>,
     source: crate::routes::Source,
-    Form(sign_in): Form<SignIn>,
+    api_kit::AppForm(sign_in): api_kit::AppForm<SignIn>,
 ) -> Response {
     let params = sign_in.params;
     if let Err(reason) = validate(&identity, &params).await {

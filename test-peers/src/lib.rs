@@ -136,6 +136,20 @@ impl SmtpSink {
     }
 }
 
+/// Schemathesis's command (from PyPI, in `.tools/schemathesis`; `SCHEMATHESIS` points
+/// elsewhere).
+pub fn schemathesis() -> PathBuf {
+    let command = std::env::var("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tools().join("schemathesis/bin/schemathesis"));
+    assert!(
+        command.is_file(),
+        "{} not found (scripts/test installs schemathesis into .tools/schemathesis)",
+        command.display()
+    );
+    command
+}
+
 /// aiosmtpd (from PyPI, in `.tools/venv`) on a free port, storing mail in a Maildir.
 pub async fn smtp_sink() -> SmtpSink {
     let python = std::env::var("CRM_TEST_PYTHON")

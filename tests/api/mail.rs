@@ -14,14 +14,14 @@ use crate::support::{person, TestApp, User};
 /// An OpenAI-compatible chat endpoint that keeps every request and answers with a draft
 /// that uses the placeholders it was given.
 #[derive(Clone, Default)]
-struct Model {
+pub(crate) struct Model {
     requests: Arc<Mutex<Vec<Value>>>,
     /// Calls to answer 503 before answering properly.
     failures: Arc<Mutex<usize>>,
 }
 
 impl Model {
-    async fn start(&self) -> String {
+    pub(crate) async fn start(&self) -> String {
         async fn complete(
             State(model): State<Model>,
             Json(body): Json<Value>,
@@ -65,7 +65,10 @@ impl Model {
     }
 }
 
-fn settings(model_url: Option<&str>, smtp: Option<&test_peers::SmtpSink>) -> mail::MailSettings {
+pub(crate) fn settings(
+    model_url: Option<&str>,
+    smtp: Option<&test_peers::SmtpSink>,
+) -> mail::MailSettings {
     mail::MailSettings {
         provider: model_url.map(|_| "openai".into()),
         model: model_url.map(|_| "test-model".into()),

@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod clients;
+mod contract;
 mod idempotency;
 mod mail;
 mod oauth;

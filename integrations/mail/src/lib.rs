@@ -19,4 +19,4 @@ pub mod ses;
 pub use config::MailSettings;
 pub use drafter::{Drafter, OpenAiCompatible};
 pub use sender::{Sender, Smtp};
-pub use service::{router, MailState};
+pub use service::{router, MailDoc, MailState};

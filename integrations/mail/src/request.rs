@@ -28,16 +28,27 @@ pub enum MailRequest {
     },
 }
 
-#[derive(Deserialize)]
+/// A request as sent: what to do (`action`) and its fields.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-enum Raw {
+pub(crate) enum Raw {
+    /// Draft a message with the language model; personal data is redacted before the
+    /// prompt leaves and restored in the draft.
     Generate {
+        #[schema(min_length = 1, max_length = 4000)]
         prompt: String,
+        /// The client the message is about (one of the caller's).
+        #[schema(format = Uuid)]
         client_id: Option<String>,
     },
+    /// Send a message to one of the caller's own clients, and record it on the client.
     Send {
+        #[schema(format = Email)]
         recipient: String,
+        /// One line.
+        #[schema(min_length = 1, max_length = 200)]
         subject: String,
+        #[schema(min_length = 1, max_length = 20000)]
         body: String,
     },
 }
@@ -79,7 +90,7 @@ fn text(
 impl MailRequest {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         if body.len() > BODY_LIMIT {
-            return Err(bad(format!("the body is larger than {BODY_LIMIT} bytes")));
+            return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
         }
         let raw: Raw = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
         let mut errors = Vec::new();
@@ -185,7 +196,10 @@ mod tests {
             r#"{{"action":"generate","prompt":"{}"}}"#,
             "x".repeat(BODY_LIMIT)
         );
-        assert!(refused(&huge).contains("larger than"));
+        assert!(matches!(
+            MailRequest::parse(huge.as_bytes()),
+            Err(ApiError::PayloadTooLarge(BODY_LIMIT))
+        ));
         assert!(refused("not json").contains("expected"));
     }
 }

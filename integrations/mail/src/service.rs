@@ -6,6 +6,7 @@
 use api_kit::{ApiError, Authenticator};
 use axum::body::Bytes;
 use axum::extract::{FromRef, State};
+use axum::http::{header, HeaderMap};
 use axum::routing::post;
 use axum::{Json, Router};
 use command_api::context::CommandContext;
@@ -15,9 +16,10 @@ use domain::policy::Action;
 use domain::{ClientId, StaffId};
 use event_store::{EventStore, Expected};
 use projections::ReadStore;
-use serde_json::{json, Value};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 use crate::drafter::{self, DraftError, Drafter};
 use crate::redact::{redact, Known};
@@ -48,24 +50,65 @@ impl FromRef<MailState> for Arc<EventStore> {
     }
 }
 
+/// The mail route's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handle), components(schemas(MailAnswer, crate::request::Raw)))]
+pub struct MailDoc;
+
 /// The mail route, with `Idempotency-Key` support (a retried send goes out once), run
 /// apart from its connection as commands are (a hang-up cancels no send half-done).
 pub fn router(state: MailState) -> Router {
     Router::new()
-        .route("/v1/mail", post(handle))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            command_api::idempotency::middleware::<MailState>,
-        ))
-        .layer(axum::middleware::from_fn(command_api::detach::middleware))
+        .route("/v1/mail", command_api::command(&state, post(handle)))
         .with_state(state)
 }
 
-async fn handle(
+/// What the mail service answers: a draft, or a sent message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum MailAnswer {
+    Draft {
+        /// The drafted text, with the client's details restored.
+        draft: String,
+        /// How many pieces of personal data were redacted before the model saw them.
+        redactions: usize,
+        model: String,
+    },
+    Sent {
+        /// `sent`.
+        status: String,
+        client_id: String,
+        message_id: String,
+        /// The client's version after `CommunicationSent`.
+        version: u64,
+    },
+}
+
+/// Draft client mail with the language model, or send it (agents, to their own clients).
+#[utoipa::path(post, path = "/v1/mail", tag = "mail",
+    request_body(content = crate::request::Raw, content_type = "application/json"),
+    responses((status = 200, body = MailAnswer, description = "Drafted or sent"),
+        (status = 400, description = "Unknown action or field, a missing, empty, oversized or badly formed field"),
+        (status = 403, description = "Only agents draft and send client mail"),
+        (status = 404, description = "None of the caller's clients has this address or id"),
+        (status = 409, description = "The client is deactivated or erased: nothing is sent"),
+        (status = 503, description = "No language model or mail transport configured, or the model did not answer")),
+    security(("bearer" = [])))]
+pub(crate) async fn handle(
     State(state): State<MailState>,
     context: CommandContext,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailAnswer>, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        ));
+    }
     match MailRequest::parse(&body)? {
         MailRequest::Generate { prompt, client_id } => {
             generate(&state, &context, &prompt, client_id).await
@@ -100,7 +143,7 @@ async fn generate(
     context: &CommandContext,
     prompt: &str,
     client_id: Option<ClientId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailAnswer>, ApiError> {
     let mut known = Known::default();
     match client_id {
         Some(id) => {
@@ -139,11 +182,11 @@ async fn generate(
                 ApiError::Unavailable(format!("the language model did not answer: {error}"))
             }
         })?;
-    Ok(Json(json!({
-        "draft": redaction.restore(&draft),
-        "redactions": redaction.count(),
-        "model": drafter.name(),
-    })))
+    Ok(Json(MailAnswer::Draft {
+        draft: redaction.restore(&draft),
+        redactions: redaction.count(),
+        model: drafter.name(),
+    }))
 }
 
 /// The client `recipient` belongs to, and the caller may write to: found through the
@@ -199,7 +242,7 @@ async fn send(
     recipient: Email,
     subject: String,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailAnswer>, ApiError> {
     let (client_id, client) = recipient_client(state, context, &recipient).await?;
     context.caller.authorize(Action::SendMail {
         agent: client.agent_id,
@@ -240,10 +283,10 @@ async fn send(
         .inspect_err(|error| {
             tracing::error!(%error, client = %client_id, message_id, "mail sent but not recorded")
         })?;
-    Ok(Json(json!({
-        "status": "sent",
-        "client_id": client_id.to_string(),
-        "message_id": message_id,
-        "version": committed.version,
-    })))
+    Ok(Json(MailAnswer::Sent {
+        status: "sent".into(),
+        client_id: client_id.to_string(),
+        message_id,
+        version: committed.version,
+    }))
 }

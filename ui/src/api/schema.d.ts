@@ -456,6 +456,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Draft client mail with the language model, or send it (agents, to their own clients). */
+        post: operations["handle"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/staff": {
         parameters: {
             query?: never;
@@ -645,6 +662,16 @@ export interface components {
             /** Format: int64 */
             sequence: number;
         };
+        AuthorizeParams: {
+            client_id?: string | null;
+            code_challenge?: string | null;
+            code_challenge_method?: string | null;
+            nonce?: string | null;
+            redirect_uri?: string | null;
+            response_type?: string | null;
+            scope?: string | null;
+            state?: string | null;
+        };
         /** @description A client as the API shows it. Personal fields are null once erased. */
         ClientView: {
             address: components["schemas"]["AddressView"];
@@ -700,6 +727,10 @@ export interface components {
             /** @description The core system's id; unique per account, a repeat changes nothing. */
             external_id: string;
         };
+        FieldError: {
+            field: string;
+            message: string;
+        };
         LogEntry: {
             actor_id?: string | null;
             actor_role?: string | null;
@@ -717,6 +748,24 @@ export interface components {
         LoginRequest: {
             password: string;
             username: string;
+        };
+        /** @description What the mail service answers: a draft, or a sent message. */
+        MailAnswer: {
+            /** @description The drafted text, with the client's details restored. */
+            draft: string;
+            model: string;
+            /** @description How many pieces of personal data were redacted before the model saw them. */
+            redactions: number;
+        } | {
+            client_id: string;
+            message_id: string;
+            /** @description `sent`. */
+            status: string;
+            /**
+             * Format: int64
+             * @description The client's version after `CommunicationSent`.
+             */
+            version: number;
         };
         /** @description An amount of money: an integer count of minor units (≥ 0; amounts in commands > 0) and an ISO 4217 code. */
         Money: {
@@ -903,8 +952,43 @@ export interface components {
             }[];
             next_cursor?: string | null;
         };
+        /** @description An RFC 9457 problem, as every error is answered. */
+        Problem: {
+            detail: string;
+            /** @description For invalid input: each field and what is wrong with it. */
+            errors?: components["schemas"]["FieldError"][] | null;
+            /** Format: int32 */
+            status: number;
+            title: string;
+            /** @description A stable URI reference naming the kind of problem, e.g. `/problems/insufficient-funds`. */
+            type: string;
+        };
+        /** @description A request as sent: what to do (`action`) and its fields. */
+        Raw: {
+            /** @enum {string} */
+            action: "generate";
+            /**
+             * Format: uuid
+             * @description The client the message is about (one of the caller's).
+             */
+            client_id?: string | null;
+            prompt: string;
+        } | {
+            /** @enum {string} */
+            action: "send";
+            body: string;
+            /** Format: email */
+            recipient: string;
+            /** @description One line. */
+            subject: string;
+        };
         ReasonRequest: {
             reason?: string | null;
+        };
+        /** @description The sign-in form: the authorization request's parameters, and the credentials. */
+        SignIn: components["schemas"]["AuthorizeParams"] & {
+            password: string;
+            username: string;
         };
         StaffView: {
             created_at: string;
@@ -1049,12 +1133,48 @@ export interface operations {
                     "application/json": components["schemas"]["TokenSet"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unknown user or wrong password (one answer for both) */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields: `errors` names each */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1156,10 +1276,21 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["SignIn"];
+            };
+        };
         responses: {
             /** @description To redirect_uri with code and state */
             302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unknown client or redirect URI, or a missing PKCE challenge */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1171,6 +1302,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields: `errors` names each */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1208,6 +1366,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields: `errors` names each */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1247,6 +1432,15 @@ export interface operations {
                     "application/json": components["schemas"]["AccountView"];
                 };
             };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1259,6 +1453,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     close: {
@@ -1266,6 +1469,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -1280,6 +1485,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -1306,6 +1529,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1335,6 +1576,24 @@ export interface operations {
                     "application/json": components["schemas"]["MovementResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1360,12 +1619,39 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid amount or currency mismatch */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1395,6 +1681,24 @@ export interface operations {
                     "application/json": components["schemas"]["MovementResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1413,11 +1717,38 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1426,6 +1757,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -1444,6 +1777,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -1469,6 +1820,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields: `errors` names each */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1506,6 +1893,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1518,6 +1914,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     unfreeze: {
@@ -1525,6 +1930,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -1539,6 +1946,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -1564,6 +1989,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1593,6 +2036,24 @@ export interface operations {
                     "application/json": components["schemas"]["MovementResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1618,18 +2079,48 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     rebuild: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1641,11 +2132,56 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1675,11 +2211,38 @@ export interface operations {
                     "application/json": components["schemas"]["Page_AuditEntry"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1709,6 +2272,24 @@ export interface operations {
                     "application/json": components["schemas"]["Page_EventView"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1720,6 +2301,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1750,6 +2340,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1761,6 +2360,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1784,11 +2392,38 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1817,11 +2452,38 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ClientView"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1848,11 +2510,56 @@ export interface operations {
                     "application/json": components["schemas"]["CommandResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Invalid fields, each named */
             422: {
@@ -1860,6 +2567,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1882,6 +2598,15 @@ export interface operations {
                     "application/json": components["schemas"]["ClientView"];
                 };
             };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1894,6 +2619,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     update_contact: {
@@ -1901,6 +2635,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -1919,6 +2655,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -1945,11 +2699,38 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -1977,6 +2758,24 @@ export interface operations {
                     "application/json": components["schemas"]["Page_AccountView"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1988,6 +2787,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2017,6 +2825,24 @@ export interface operations {
                     "application/json": components["schemas"]["CommandResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2035,11 +2861,38 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2048,6 +2901,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -2066,6 +2921,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -2087,6 +2960,140 @@ export interface operations {
                 content?: never;
             };
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields: `errors` names each */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    handle: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Raw"];
+            };
+        };
+        responses: {
+            /** @description Drafted or sent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailAnswer"];
+                };
+            };
+            /** @description Unknown action or field, a missing, empty, oversized or badly formed field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Only agents draft and send client mail */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description None of the caller's clients has this address or id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The client is deactivated or erased: nothing is sent */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields: `errors` names each */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No language model or mail transport configured, or the model did not answer */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2118,11 +3125,38 @@ export interface operations {
                     "application/json": components["schemas"]["Page_StaffView"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2150,6 +3184,24 @@ export interface operations {
                     "application/json": components["schemas"]["CommandResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Role may not create this role */
             403: {
                 headers: {
@@ -2164,12 +3216,39 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid fields */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2192,6 +3271,15 @@ export interface operations {
                     "application/json": components["schemas"]["StaffView"];
                 };
             };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2203,6 +3291,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2211,6 +3308,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -2227,6 +3326,24 @@ export interface operations {
                     "application/json": components["schemas"]["CommandResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2239,11 +3356,38 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             412: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2252,6 +3396,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -2266,6 +3412,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -2291,6 +3455,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2299,6 +3481,8 @@ export interface operations {
             query?: never;
             header?: {
                 "If-Match"?: string | null;
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -2313,6 +3497,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -2339,12 +3541,33 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     unlock: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2360,6 +3583,24 @@ export interface operations {
                     "application/json": components["schemas"]["CommandResult"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2371,6 +3612,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description The directory cannot unlock (Cognito lifts its own waits) */
             503: {
@@ -2408,11 +3667,38 @@ export interface operations {
                     "application/json": components["schemas"]["Page_LogEntry"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2449,6 +3735,24 @@ export interface operations {
                     "application/json": components["schemas"]["TransferView"];
                 };
             };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2469,12 +3773,39 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid fields or currency mismatch */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2497,6 +3828,15 @@ export interface operations {
                     "application/json": components["schemas"]["TransferView"];
                 };
             };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2508,6 +3848,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
