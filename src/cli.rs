@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Seconds within which a request is answered (or gets a 503).
     #[arg(long, env = "CRM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Seconds a transfer request waits for its outcome before answering 202 (the
+    /// transfer completes or fails by itself either way).
+    #[arg(long, env = "CRM_TRANSFER_WAIT_SECS", default_value_t = 10)]
+    transfer_wait_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?,
                 sftp: sftp_worker::SftpSettings::from_env(|name| std::env::var(name).ok())
                     .map_err(anyhow::Error::msg)?,
+                transfer_patience: std::time::Duration::from_secs(args.transfer_wait_secs),
                 limits: api_kit::serve::Limits {
                     max_connections: args.max_connections.max(1),
                     header_read_timeout: std::time::Duration::from_secs(

@@ -26,6 +26,8 @@ pub struct Config {
     pub sftp: Option<sftp_worker::SftpSettings>,
     /// What one client may hold of the server (connections, timeouts).
     pub limits: api_kit::serve::Limits,
+    /// How long a transfer request waits for the outcome before answering 202.
+    pub transfer_patience: std::time::Duration,
 }
 
 impl Config {

@@ -77,6 +77,22 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
             .collect::<Vec<_>>(),
     );
     metric(
+        "ledgerline_http_route_responses_total",
+        "counter",
+        "HTTP responses by method, route and status.",
+        &shared
+            .counters
+            .by_route()
+            .into_iter()
+            .map(|(method, route, status, count)| {
+                (
+                    format!("{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"),
+                    count,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    metric(
         "ledgerline_events_projected_total",
         "counter",
         "Events applied to the read models since start.",

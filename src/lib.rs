@@ -20,10 +20,11 @@ pub use serve::{build, App};
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut document = command_api::ApiDoc::openapi();
+    document.merge(mail::MailDoc::openapi());
+    api_kit::openapi::document_commands(&mut document);
     document.merge(query_api::QueryDoc::openapi());
     document.merge(identity::IdentityDoc::openapi());
     document.merge(crate::health::OperationsDoc::openapi());
-    document.merge(mail::MailDoc::openapi());
     api_kit::openapi::document_shared_answers(&mut document);
     document
 }

@@ -19,16 +19,43 @@ const CORRELATION: &str = "x-correlation-id";
 #[derive(Default)]
 pub(crate) struct RequestCounters {
     by_class: [AtomicU64; 5],
+    /// Answers by method, route template and status.
+    by_route: std::sync::Mutex<std::collections::HashMap<(String, String, u16), u64>>,
 }
 
 impl RequestCounters {
-    fn count(&self, status: StatusCode) {
+    fn count(&self, method: &str, route: Option<&str>, status: StatusCode) {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        // Unmatched paths are counted together: a scanner cannot grow the map.
+        let route = route.unwrap_or("unmatched").to_string();
+        let mut by_route = self
+            .by_route
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *by_route
+            .entry((method.to_string(), route, status.as_u16()))
+            .or_default() += 1;
     }
 
     pub(crate) fn snapshot(&self) -> [u64; 5] {
         std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed))
+    }
+
+    /// (method, route, status, count), sorted.
+    pub(crate) fn by_route(&self) -> Vec<(String, String, u16, u64)> {
+        let by_route = self
+            .by_route
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts: Vec<_> = by_route
+            .iter()
+            .map(|((method, route, status), count)| {
+                (method.clone(), route.clone(), *status, *count)
+            })
+            .collect();
+        counts.sort();
+        counts
     }
 }
 
@@ -74,12 +101,18 @@ pub(crate) async fn middleware(
     }
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str().to_string());
     let subject = token_subject(request.headers());
     let span = tracing::info_span!("request", %method, %path, correlation_id = %correlation);
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
-    observer.counters.count(status);
+    observer
+        .counters
+        .count(method.as_str(), route.as_deref(), status);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),

@@ -28,6 +28,17 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<RequestCounters>,
 }
 
+/// A handle on an app's answer counts.
+#[derive(Clone)]
+pub struct Answers(Arc<RequestCounters>);
+
+impl Answers {
+    /// (method, route template, status, count), sorted.
+    pub fn by_route(&self) -> Vec<(String, String, u16, u64)> {
+        self.0.by_route()
+    }
+}
+
 /// The assembled product.
 pub struct App {
     pub router: Router,
@@ -42,12 +53,19 @@ pub struct App {
     pub generated_root_password: Option<String>,
     /// Drives transfers to their end.
     pub transfers: Arc<command_api::TransferManager>,
+    counters: Arc<RequestCounters>,
     shutdown: watch::Sender<bool>,
     following: std::sync::Mutex<Option<JoinHandle<()>>>,
     managing: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl App {
+    /// The answers this app gives, counted by method, route template and status (what
+    /// `/metrics` exports as `ledgerline_http_route_responses_total`).
+    pub fn answers(&self) -> Answers {
+        Answers(self.counters.clone())
+    }
+
     /// Stops the projector and closes the databases (tests reopen the same directory).
     pub async fn close(&self) {
         let _ = self.shutdown.send(true);
@@ -94,7 +112,13 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     let auth = Arc::new(Authenticator::new(verifier, directory.clone()));
 
     let (root, generated_root_password) = bootstrap_root(config, &store, &directory).await?;
-    let transfers = command_api::TransferManager::new(store.clone(), command_api::Pace::EMBEDDED);
+    let transfers = command_api::TransferManager::new(
+        store.clone(),
+        command_api::Pace {
+            request_patience: config.transfer_patience,
+            ..command_api::Pace::EMBEDDED
+        },
+    );
     let resumed = transfers
         .settle_all()
         .await
@@ -169,7 +193,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         counters: counters.clone(),
     };
     let observer = Observer {
-        counters,
+        counters: counters.clone(),
         log: log.clone(),
     };
     let mut router = Router::new()
@@ -214,6 +238,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         following: std::sync::Mutex::new(Some(following)),
         managing: std::sync::Mutex::new(Some(managing)),
         transfers,
+        counters,
     })
 }
 

@@ -4,7 +4,7 @@
 //! store). A client generated from the document — and Schemathesis, which checks every
 //! answer against it — then knows every status the server can send.
 
-use utoipa::openapi::path::{HttpMethod, Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
@@ -30,6 +30,40 @@ struct FieldError {
     message: String,
 }
 
+/// Marks every write of `document` as a command (routed through the command API's
+/// idempotency): it takes an `Idempotency-Key` and may answer 400 (a malformed key),
+/// 409 (the key's first request is still running) or 422 (the key was used with
+/// another request).
+pub fn document_commands(document: &mut OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        for operation in [
+            item.post.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !has_parameter(operation, "Idempotency-Key") {
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(idempotency_key());
+            }
+            let responses = &mut operation.responses.responses;
+            for (status, description) in [
+                ("400", "Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor"),
+                ("409", "`idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over)"),
+                ("422", "`idempotency-key-reused`: the Idempotency-Key was used with a different request"),
+            ] {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem(description));
+            }
+        }
+    }
+}
+
 /// Adds the shared answers to every operation of `document` that can give them.
 pub fn document_shared_answers(document: &mut OpenApi) {
     use utoipa::PartialSchema;
@@ -42,35 +76,25 @@ pub fn document_shared_answers(document: &mut OpenApi) {
         .insert("FieldError".into(), <FieldError as PartialSchema>::schema());
     for (path, item) in document.paths.paths.iter_mut() {
         let api = path.starts_with("/v1/");
-        for (method, operation) in [
-            (HttpMethod::Get, item.get.as_mut()),
-            (HttpMethod::Post, item.post.as_mut()),
-            (HttpMethod::Patch, item.patch.as_mut()),
-            (HttpMethod::Delete, item.delete.as_mut()),
-        ] {
-            if let Some(operation) = operation {
-                shared_answers(operation, api, method);
-            }
+        for operation in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            shared_answers(operation, api);
         }
     }
 }
 
-fn shared_answers(operation: &mut Operation, api: bool, method: HttpMethod) {
+fn shared_answers(operation: &mut Operation, api: bool) {
     let secured = operation
         .security
         .as_ref()
         .is_some_and(|requirements| !requirements.is_empty());
-    let writes = api
-        && matches!(
-            method,
-            HttpMethod::Post | HttpMethod::Patch | HttpMethod::Delete
-        );
-    if writes && !has_parameter(operation, "Idempotency-Key") {
-        operation
-            .parameters
-            .get_or_insert_with(Vec::new)
-            .push(idempotency_key());
-    }
     // A path id that does not parse names nothing (404); headers, queries and bodies
     // can be malformed (400).
     let has_input = operation.request_body.is_some()
@@ -100,20 +124,15 @@ fn shared_answers(operation: &mut Operation, api: bool, method: HttpMethod) {
         add("415", "The body is not of the documented content type");
         add("422", "Invalid fields: `errors` names each");
     }
-    if writes {
-        add("409", "`idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over)");
-        add(
-            "422",
-            "`idempotency-key-reused`: the Idempotency-Key was used with a different request",
-        );
-    }
     if api {
         add("503", "The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key)");
     }
 }
 
+/// JSON bodies go through the API's JSON extraction (413, 415, 422); other bodies
+/// (the identity provider's forms) document their own answers.
 fn takes_a_body(body: &RequestBody) -> bool {
-    !body.content.is_empty()
+    body.content.contains_key("application/json")
 }
 
 fn has_parameter(operation: &Operation, name: &str) -> bool {

@@ -286,9 +286,10 @@ pub(crate) async fn freeze(
     State(state): State<AppState>,
     context: CommandContext,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Reply<CommandResult>, ApiError> {
-    let reason = optional_json::<ReasonRequest>(&body)?.reason()?;
+    let reason = optional_json::<ReasonRequest>(&headers, &body)?.reason()?;
     manage(&state, context, &id, AccountCommand::Freeze { reason }).await
 }
 

@@ -204,6 +204,7 @@ pub(crate) async fn deactivate(
     State(state): State<AppState>,
     context: CommandContext,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Reply<CommandResult>, ApiError> {
     let id: ClientId = path_id(&id, "client")?;
@@ -211,7 +212,7 @@ pub(crate) async fn deactivate(
     context.caller.authorize(Action::UpdateClient {
         agent: client.agent_id,
     })?;
-    let reason = optional_json::<ReasonRequest>(&body)?.reason()?;
+    let reason = optional_json::<ReasonRequest>(&headers, &body)?.reason()?;
     let committed = state
         .store
         .execute::<Client>(

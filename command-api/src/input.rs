@@ -2,6 +2,7 @@
 
 use api_kit::ApiError;
 use axum::body::Bytes;
+use axum::http::{header, HeaderMap};
 use domain::contact::description;
 use domain::money::MoneyError;
 use domain::{Amount, Currency, ValidationErrors};
@@ -59,10 +60,23 @@ pub(crate) fn path_id<T: FromStr>(value: &str, what: &str) -> Result<T, ApiError
         .map_err(|_| ApiError::NotFound(format!("no {what} with id {value}")))
 }
 
-/// A body that may be empty (e.g. `POST …/freeze` with or without a reason).
-pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+/// A body that may be empty (e.g. `POST …/freeze` with or without a reason); one that
+/// is not must be JSON.
+pub(crate) fn optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        ));
     }
     serde_json::from_slice(body).map_err(|error| {
         if error.is_syntax() || error.is_eof() {

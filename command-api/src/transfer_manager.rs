@@ -44,6 +44,8 @@ pub struct Pace {
     /// How often the whole store is searched for open transfers (those begun by other
     /// processes, or whose commit this process missed).
     pub sweep_every: Duration,
+    /// How long a transfer request waits for the outcome before answering 202.
+    pub request_patience: Duration,
 }
 
 impl Pace {
@@ -52,6 +54,7 @@ impl Pace {
         check_every: Duration::from_millis(250),
         idle_after: Duration::from_millis(500),
         sweep_every: Duration::from_secs(30),
+        request_patience: Duration::from_secs(10),
     };
     /// Several services share the store (AWS): each leaves a transfer to its driver for
     /// longer, and sweeps the store (a scan) rarely.
@@ -59,6 +62,7 @@ impl Pace {
         check_every: Duration::from_secs(1),
         idle_after: Duration::from_secs(5),
         sweep_every: Duration::from_secs(60),
+        request_patience: Duration::from_secs(10),
     };
 }
 
@@ -81,6 +85,11 @@ impl TransferManager {
             driving: Mutex::default(),
             open: Mutex::default(),
         })
+    }
+
+    /// How long a transfer request waits for the outcome.
+    pub fn request_patience(&self) -> Duration {
+        self.pace.request_patience
     }
 
     /// Drives `id` in a task of its own (or joins the task already driving it) and waits

@@ -11,7 +11,6 @@ use domain::transfer::{Transfer, TransferCommand, TransferStatus};
 use domain::{AccountId, Money, TransferId, ValidationErrors};
 use event_store::Expected;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use utoipa::ToSchema;
 
 use crate::context::CommandContext;
@@ -122,7 +121,8 @@ pub(crate) async fn request(
         )
         .await?;
     let location = format!("/v1/transfers/{id}");
-    match state.transfers.settle(id, SETTLE_PATIENCE).await {
+    let patience = state.transfers.request_patience();
+    match state.transfers.settle(id, patience).await {
         Some(Outcome::Settled(transfer, version)) => match transfer.status {
             TransferStatus::Completed => Ok(Reply::created(
                 location,
@@ -149,9 +149,6 @@ pub(crate) async fn request(
         }
     }
 }
-
-/// How long a transfer request waits for the saga before answering 202.
-const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The stable problem code for a recorded failure reason.
 fn failure_code(reason: Option<&str>) -> &'static str {

@@ -34,3 +34,41 @@ impl From<serde_json::Error> for StoreError {
         StoreError::Corrupt(error.to_string())
     }
 }
+
+impl StoreError {
+    /// Whether trying again later can help (the database was busy, unreachable or
+    /// shutting down), as opposed to data that cannot be read or a refused write.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Conflict => true,
+            StoreError::Database(error) => is_transient(error),
+            StoreError::Corrupt(_) | StoreError::Unsupported(_) | StoreError::Migration(_) => false,
+        }
+    }
+}
+
+/// Whether a database error is one a retry can help with: SQLite `BUSY`/`LOCKED`;
+/// PostgreSQL serialization failure and deadlock (40…), insufficient resources (53…),
+/// lock not available (55P03), shutting down (57P…), connection exceptions (08…); and
+/// a pool or connection that failed.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => {
+            let code = error.code().unwrap_or_default();
+            let sqlite_busy =
+                matches!(code.parse::<i32>(), Ok(code) if matches!(code & 0xff, 5 | 6));
+            let postgres_transient = ["40", "53", "57P", "08"]
+                .iter()
+                .any(|prefix| code.starts_with(prefix))
+                || code == "55P03";
+            sqlite_busy || postgres_transient || error.message().contains("database is locked")
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        _ => false,
+    }
+}

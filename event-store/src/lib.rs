@@ -17,7 +17,7 @@ mod store;
 pub use backend::{Backend, SqliteOptions};
 #[cfg(feature = "dynamo")]
 pub use dynamo::{event_from_item, DynamoTables, ScanCursor};
-pub use error::StoreError;
+pub use error::{is_transient, StoreError};
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, Appended, StoredEvent};
 pub use store::{EventStore, Loaded};

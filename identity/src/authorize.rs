@@ -140,7 +140,10 @@ pub(crate) async fn page(
     request_body(content = SignIn, content_type = "application/x-www-form-urlencoded"),
     responses((status = 302, description = "To redirect_uri with code and state"),
         (status = 400, description = "Unknown client or redirect URI, or a missing PKCE challenge"),
-        (status = 401, description = "The form again, with an error")))]
+        (status = 401, description = "The form again, with an error"),
+        (status = 413, description = "The form is too large"),
+        (status = 415, description = "Not a form (application/x-www-form-urlencoded)"),
+        (status = 422, description = "The form lacks the username or password")))]
 pub(crate) async fn submit(
     State(identity): State<Identity>,
     source: crate::routes::Source,

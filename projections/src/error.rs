@@ -29,38 +29,12 @@ impl ProjectionError {
     /// dead-lettered, so a lock timeout under load never blocks a valid stream.
     pub fn is_transient(&self) -> bool {
         match self {
-            ProjectionError::Database(error) => transient_database_error(error),
-            ProjectionError::Store(error) => !matches!(error, StoreError::Corrupt(_)),
+            ProjectionError::Database(error) => event_store::is_transient(error),
+            ProjectionError::Store(error) => error.is_transient(),
             ProjectionError::Migration(_)
             | ProjectionError::Poison(_)
             | ProjectionError::InvalidCursor => false,
         }
-    }
-}
-
-fn transient_database_error(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(error) => {
-            let code = error.code().unwrap_or_default();
-            // SQLite: BUSY (5) and LOCKED (6) with their extended codes.
-            let sqlite_busy =
-                matches!(code.parse::<i32>(), Ok(code) if matches!(code & 0xff, 5 | 6));
-            // PostgreSQL: serialization failure and deadlock (40…), insufficient
-            // resources (53…), lock not available (55P03), shutting down (57P…),
-            // connection exceptions (08…).
-            let postgres_transient = ["40", "53", "57P", "08"]
-                .iter()
-                .any(|prefix| code.starts_with(prefix))
-                || code == "55P03";
-            sqlite_busy || postgres_transient || error.message().contains("database is locked")
-        }
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_) => true,
-        _ => false,
     }
 }
 

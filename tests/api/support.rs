@@ -14,6 +14,30 @@ pub(crate) struct TestApp {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) root: String,
     counter: AtomicU32,
+    _answers: AnswerRecorder,
+}
+
+/// Every test app leaves the answers it gave (method, route, status) in
+/// `target/tmp/api-statuses/` when it goes, where `scripts/status-coverage.py` checks
+/// that every status the OpenAPI document promises was given by some test.
+pub(crate) struct AnswerRecorder(crm::serve::Answers);
+
+impl Drop for AnswerRecorder {
+    fn drop(&mut self) {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-statuses");
+        let lines: String = self
+            .0
+            .by_route()
+            .into_iter()
+            .map(|(method, route, status, count)| format!("{method} {route} {status} {count}\n"))
+            .collect();
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::write(dir.join(format!("{}.log", uuid::Uuid::now_v7())), lines)
+        });
+        if let Err(error) = written {
+            eprintln!("could not record the answers given: {error}");
+        }
+    }
 }
 
 /// A member of staff signed in.
@@ -80,9 +104,17 @@ impl TestApp {
     }
 
     async fn spawn_with(dir: tempfile::TempDir, mail: mail::MailSettings) -> TestApp {
+        Self::spawn_configured(dir, |config| config.mail = mail).await
+    }
+
+    /// The app with its configuration changed by `configure`.
+    pub(crate) async fn spawn_configured(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut crm::Config),
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = crm::Config {
+        let mut config = crm::Config {
             data_dir: dir.path().to_path_buf(),
             public_url: None,
             root_username: "root".into(),
@@ -90,10 +122,12 @@ impl TestApp {
             ui_redirect_uris: vec!["http://127.0.0.1:5173/callback".into()],
             store: event_store::SqliteOptions::default(),
             ui_dir: Some(dir.path().join("ui")),
-            mail,
+            mail: mail::MailSettings::default(),
             sftp: None,
             limits: api_kit::serve::Limits::default(),
+            transfer_patience: std::time::Duration::from_secs(10),
         };
+        configure(&mut config);
         let base = config.public_url_for(addr);
         let app = crm::build(&config, &base).await.unwrap();
         let router = app.router.clone();
@@ -109,6 +143,7 @@ impl TestApp {
         let mut test = TestApp {
             base,
             http,
+            _answers: AnswerRecorder(app.answers()),
             app,
             dir,
             root: String::new(),

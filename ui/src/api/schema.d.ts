@@ -1303,32 +1303,26 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The body is too large (64 KiB for the API) */
+            /** @description The form is too large */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
-            /** @description The body is not of the documented content type */
+            /** @description Not a form (application/x-www-form-urlencoded) */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
-            /** @description Invalid fields: `errors` names each */
+            /** @description The form lacks the username or password */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
         };
     };
@@ -1366,33 +1360,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description The body is too large (64 KiB for the API) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The body is not of the documented content type */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid fields: `errors` names each */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
             };
         };
     };
@@ -1839,7 +1806,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields: `errors` names each */
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2117,10 +2084,7 @@ export interface operations {
     rebuild: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the same key with the same request replays the first answer (1 to 255 printable characters) */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2131,15 +2095,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
             };
             /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
             401: {
@@ -2155,24 +2110,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            /** @description `idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
             };
             /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
             503: {
@@ -2983,7 +2920,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields: `errors` names each */
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3083,7 +3020,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid fields: `errors` names each */
+            /** @description `idempotency-key-reused`: the Idempotency-Key was used with a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
