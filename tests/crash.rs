@@ -6,44 +6,10 @@ mod process;
 
 use process::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
-
-async fn snapshot(
-    http: &reqwest::Client,
-    base: &str,
-    auditor: &str,
-    accounts: &[String],
-) -> Vec<Value> {
-    let mut views = vec![Value::Array(
-        all(http, base, auditor, "/v1/audit/log").await,
-    )];
-    for account in accounts {
-        views.push(
-            call(
-                http,
-                reqwest::Method::GET,
-                format!("{base}/v1/accounts/{account}"),
-                Some(auditor),
-                None,
-            )
-            .await
-            .1,
-        );
-        views.push(Value::Array(
-            all(
-                http,
-                base,
-                auditor,
-                &format!("/v1/accounts/{account}/transactions"),
-            )
-            .await,
-        ));
-    }
-    views
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_no_accepted_command() {

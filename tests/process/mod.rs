@@ -2,6 +2,8 @@
 //! directory, wait until it is ready, and talk to it over HTTP.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bank;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -174,4 +176,40 @@ pub async fn onboard_client(http: &reqwest::Client, base: &str, agent: &str) -> 
     .await;
     assert_eq!(status, StatusCode::CREATED, "{client}");
     client["id"].as_str().unwrap().to_string()
+}
+
+/// What the read side shows of `accounts` (views and histories) and the audit log: two
+/// snapshots are equal when the read models hold the same.
+pub async fn snapshot(
+    http: &reqwest::Client,
+    base: &str,
+    auditor: &str,
+    accounts: &[String],
+) -> Vec<Value> {
+    let mut views = vec![Value::Array(
+        all(http, base, auditor, "/v1/audit/log").await,
+    )];
+    for account in accounts {
+        views.push(
+            call(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/v1/accounts/{account}"),
+                Some(auditor),
+                None,
+            )
+            .await
+            .1,
+        );
+        views.push(Value::Array(
+            all(
+                http,
+                base,
+                auditor,
+                &format!("/v1/accounts/{account}/transactions"),
+            )
+            .await,
+        ));
+    }
+    views
 }
