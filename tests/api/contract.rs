@@ -588,3 +588,25 @@ async fn a_transfer_still_under_way_is_accepted() {
     assert_eq!(settled.body["amount"]["amount_minor"], 40);
     assert_eq!((app.balance(&from).await, app.balance(&to).await), (60, 40));
 }
+
+/// docs/api.md, the API's reference, names every operation the document serves.
+#[tokio::test]
+async fn the_api_reference_names_every_operation() {
+    let app = TestApp::spawn().await;
+    let document = app
+        .call(reqwest::Method::GET, "/openapi.json", None, None, &[])
+        .await
+        .body;
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let named = format!("`{} {path}", method.to_uppercase());
+            if !reference.contains(&named) {
+                missing.push(named);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/api.md does not name {missing:?}");
+}
