@@ -36,6 +36,10 @@ enum Bench {
         /// query API (polling every 2 ms), measuring projection lag.
         #[arg(long, default_value_t = 4)]
         probes: usize,
+        /// Send every command with its own Idempotency-Key, as the UI does (each then
+        /// claims, leases and stores its answer).
+        #[arg(long)]
+        idempotency_keys: bool,
     },
     /// Commands straight on the event store (no HTTP): what durable commits allow.
     Store {
@@ -68,7 +72,8 @@ async fn main() -> anyhow::Result<()> {
             accounts,
             seconds,
             probes,
-        } => load(crm, clients, accounts, seconds, probes).await,
+            idempotency_keys,
+        } => load(crm, clients, accounts, seconds, probes, idempotency_keys).await,
         Bench::Replay { events } => replay(events).await,
         Bench::Store {
             tasks,
@@ -114,9 +119,22 @@ async fn post(
     token: Option<&str>,
     body: Value,
 ) -> anyhow::Result<(u16, Value)> {
+    post_keyed(http, url, token, body, None).await
+}
+
+async fn post_keyed(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+    key: Option<String>,
+) -> anyhow::Result<(u16, Value)> {
     let mut request = http.post(url).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
+    }
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
     }
     let response = request.send().await?;
     let status = response.status().as_u16();
@@ -148,6 +166,7 @@ async fn load(
     accounts: usize,
     seconds: u64,
     probes: usize,
+    idempotency_keys: bool,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -243,8 +262,9 @@ async fn load(
                     let account = &ids[rng.gen_range(0..ids.len())];
                     let kind = if rng.gen_bool(0.7) { "deposits" } else { "withdrawals" };
                     let body = json!({"amount": {"amount_minor": rng.gen_range(1..100), "currency": "EUR"}});
+                    let key = idempotency_keys.then(|| format!("bench-{worker}-{}", rng.gen::<u64>()));
                     let sent = Instant::now();
-                    match post(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body).await {
+                    match post_keyed(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body, key).await {
                         Ok((201, reply)) => {
                             latencies.push(sent.elapsed());
                             if probe {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::with_pool;
+use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::store::EventStore;
 
@@ -61,6 +61,22 @@ const RELEASE: &str = "DELETE FROM idempotency WHERE caller = $1 AND key = $2 AN
 
 type Row = (String, Option<i32>, Option<String>, Option<Vec<u8>>, String);
 
+/// Runs `$body` with `$pool` bound to the pool idempotency records live in (SQLite's
+/// own unsynced pool; PostgreSQL's one pool).
+macro_rules! with_records {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            Backend::Sqlite {
+                idempotency: $pool,
+                ..
+            } => $body,
+            Backend::Postgres { pool: $pool, .. } => $body,
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { .. } => unreachable!("DynamoDB is answered before SQL"),
+        }
+    };
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -91,7 +107,7 @@ impl EventStore {
         }
         let now = chrono::Utc::now();
         let created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let (inserted, row): (u64, Option<Row>) = with_pool!(&self.backend, pool => {
+        let (inserted, row): (u64, Option<Row>) = with_records!(&self.backend, pool => {
             let inserted = sqlx::query(INSERT).bind(caller).bind(key).bind(request_hash).bind(&created_at).bind(lease_end(lease)).execute(pool).await?;
             let row = sqlx::query_as(SELECT).bind(caller).bind(key).fetch_optional(pool).await?;
             (inserted.rows_affected(), row)
@@ -116,7 +132,7 @@ impl EventStore {
                 body: body.unwrap_or_default(),
             }));
         }
-        let taken: u64 = with_pool!(&self.backend, pool => {
+        let taken: u64 = with_records!(&self.backend, pool => {
             sqlx::query(TAKE_OVER).bind(lease_end(lease)).bind(caller).bind(key).bind(now_ms()).execute(pool).await?.rows_affected()
         });
         if taken == 1 {
@@ -139,7 +155,7 @@ impl EventStore {
         if let crate::backend::Backend::Dynamo { client, tables, .. } = &self.backend {
             return crate::dynamo::renew(client, tables, caller, key, lease_end(lease)).await;
         }
-        with_pool!(&self.backend, pool => {
+        with_records!(&self.backend, pool => {
             sqlx::query(RENEW).bind(lease_end(lease)).bind(caller).bind(key).execute(pool).await?;
         });
         Ok(())
@@ -158,7 +174,7 @@ impl EventStore {
         }
         let headers = serde_json::to_string(&response.headers)?;
         let status = i32::from(response.status);
-        with_pool!(&self.backend, pool => {
+        with_records!(&self.backend, pool => {
             sqlx::query(COMPLETE).bind(status).bind(&headers).bind(&response.body).bind(caller).bind(key).execute(pool).await?;
         });
         Ok(())
@@ -170,7 +186,7 @@ impl EventStore {
         if let crate::backend::Backend::Dynamo { client, tables, .. } = &self.backend {
             return crate::dynamo::release(client, tables, caller, key).await;
         }
-        with_pool!(&self.backend, pool => {
+        with_records!(&self.backend, pool => {
             sqlx::query(RELEASE).bind(caller).bind(key).execute(pool).await?;
         });
         Ok(())
