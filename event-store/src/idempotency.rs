@@ -67,8 +67,7 @@ macro_rules! with_records {
     ($backend:expr, $pool:ident => $body:expr) => {
         match $backend {
             Backend::Sqlite {
-                idempotency: $pool,
-                ..
+                idempotency: $pool, ..
             } => $body,
             Backend::Postgres { pool: $pool, .. } => $body,
             #[cfg(feature = "dynamo")]
