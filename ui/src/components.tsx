@@ -1,7 +1,8 @@
 // Small pieces every screen uses: loading and error states, fields with their errors,
 // a pager, and a hook that loads data.
 
-import { useCallback, useEffect, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { latestOnly } from "./lib/latest";
 import { ApiError, describe, type Problem } from "./lib/problems";
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -17,16 +18,20 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   const [loading, setLoading] = useState(true);
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const run = useCallback(load, deps);
+  const loads = useRef(latestOnly());
   const refresh = useCallback(
     async (until?: (value: T) => boolean, timeout = 3000) => {
+      const isCurrent = loads.current.begin();
       const deadline = Date.now() + timeout;
       for (;;) {
         try {
           const value = await run();
+          if (!isCurrent()) return;
           setData(value);
           setProblem(null);
           if (!until || until(value) || Date.now() > deadline) return;
         } catch (error) {
+          if (!isCurrent()) return;
           const problem = toProblem(error);
           if (problem.status !== 404 || Date.now() > deadline) {
             setProblem(problem);
