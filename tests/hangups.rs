@@ -9,7 +9,6 @@ mod process;
 
 use process::bank::*;
 use process::*;
-use reqwest::{Method, StatusCode};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,36 +59,5 @@ async fn hang_ups_and_kills_leave_nothing_half_done() {
         keys.len()
     );
     assert_money_adds_up(&bank, &ledger, Duration::from_secs(2)).await;
-    for transfer in &ledger.transfers {
-        let (status, view) = call(
-            &bank.http,
-            Method::GET,
-            format!("{}/v1/transfers/{transfer}", bank.base),
-            Some(&bank.agent),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{view}");
-        assert!(
-            matches!(view["status"].as_str(), Some("completed" | "failed")),
-            "{view}"
-        );
-    }
-    let auditor = create_staff(
-        &bank.http,
-        &bank.base,
-        &bank.admin,
-        "hangup.auditor",
-        "auditor",
-    )
-    .await;
-    let (_, verify) = call(
-        &bank.http,
-        Method::GET,
-        format!("{}/v1/audit/verify", bank.base),
-        Some(&auditor),
-        None,
-    )
-    .await;
-    assert_eq!(verify["ok"], true, "{verify}");
+    assert_settled_and_verified(&bank, &ledger, "hangup.auditor").await;
 }

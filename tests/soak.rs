@@ -102,38 +102,7 @@ async fn a_soak_with_three_kills_leaves_everything_consistent() {
         ledger.transfers.len()
     );
     assert_money_adds_up(&bank, &ledger, Duration::from_secs(2)).await;
-    for transfer in &ledger.transfers {
-        let (status, view) = call(
-            &bank.http,
-            Method::GET,
-            format!("{}/v1/transfers/{transfer}", bank.base),
-            Some(&bank.agent),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{view}");
-        assert!(
-            matches!(view["status"].as_str(), Some("completed" | "failed")),
-            "{view}"
-        );
-    }
-    let auditor = create_staff(
-        &bank.http,
-        &bank.base,
-        &bank.admin,
-        "soak.auditor",
-        "auditor",
-    )
-    .await;
-    let (_, verify) = call(
-        &bank.http,
-        Method::GET,
-        format!("{}/v1/audit/verify", bank.base),
-        Some(&auditor),
-        None,
-    )
-    .await;
-    assert_eq!(verify["ok"], true, "{verify}");
+    let auditor = assert_settled_and_verified(&bank, &ledger, "soak.auditor").await;
     // The read models built incrementally, through three kills, equal a fresh rebuild.
     let before = snapshot(&bank.http, &bank.base, &auditor, &bank.accounts).await;
     let (status, body) = call(

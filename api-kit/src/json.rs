@@ -165,3 +165,19 @@ where
         }
     }
 }
+
+/// Refuses a body that is not declared JSON (415), for handlers that read the body
+/// themselves (an optional body, the mail service's).
+pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        ))
+    }
+}

@@ -2,7 +2,7 @@
 
 use api_kit::ApiError;
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use domain::contact::description;
 use domain::money::MoneyError;
 use domain::{Amount, Currency, ValidationErrors};
@@ -69,15 +69,7 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !json {
-        return Err(ApiError::UnsupportedMediaType(
-            "the body must be JSON, sent with Content-Type: application/json".into(),
-        ));
-    }
+    api_kit::json::require_json(headers)?;
     serde_json::from_slice(body).map_err(|error| {
         if error.is_syntax() || error.is_eof() {
             ApiError::BadRequest {

@@ -310,7 +310,7 @@ async fn postgres_read_models_match_sqlite() {
     let account = account_with_deposits(&setup.store, 3).await;
     setup.projector.catch_up().await.unwrap();
 
-    let url = fresh_postgres(&[]).await;
+    let url = test_peers::postgres::fresh("crm_read").await;
     let pg_read = Arc::new(ReadStore::open(&url).await.unwrap());
     let pg_log = Arc::new(SystemLog::open(&url).await.unwrap());
     let pg_projector = Projector::new(setup.store.clone(), pg_read.clone(), pg_log);
@@ -347,7 +347,7 @@ async fn postgres_read_models_match_sqlite() {
     assert_eq!(clients.items.len(), 1);
 
     pg_read.close().await;
-    drop_postgres(&url).await;
+    test_peers::postgres::drop(&url).await;
 }
 
 /// Poison met while following the store: the fast batch fails, the batch is redone
@@ -375,39 +375,6 @@ async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     assert_eq!(history_len(&setup, &after).await, 2);
 }
 
-/// A fresh PostgreSQL database on the test server; its URL.
-async fn fresh_postgres(settings: &[&str]) -> String {
-    let server = std::env::var("CRM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!("crm_read_{}", uuid::Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
-        .await
-        .expect("PostgreSQL must be running (see .ci/run)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    for setting in settings {
-        sqlx::query(&format!("ALTER DATABASE {name} SET {setting}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    format!("{server}/{name}")
-}
-
-/// Drops the database `fresh_postgres` made.
-async fn drop_postgres(url: &str) {
-    let (server, name) = url.rsplit_once('/').unwrap();
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
     use sqlx::Connection;
@@ -416,7 +383,16 @@ async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
     let account = account_with_deposits(&setup.store, 3).await;
     // Every statement of the projector gives up on a lock after 100 ms (55P03), as a
     // busy Aurora would under load.
-    let url = fresh_postgres(&["lock_timeout = '100ms'"]).await;
+    let url = test_peers::postgres::fresh("crm_read").await;
+    let (server, name) = url.rsplit_once('/').unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} SET lock_timeout = '100ms'"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
     let read = Arc::new(ReadStore::open(&url).await.unwrap());
     let log = Arc::new(SystemLog::open(&url).await.unwrap());
     let mut blocker = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -459,5 +435,5 @@ async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
     stop.send(true).unwrap();
     running.await.unwrap();
     read.close().await;
-    drop_postgres(&url).await;
+    test_peers::postgres::drop(&url).await;
 }

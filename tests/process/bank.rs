@@ -296,3 +296,34 @@ pub async fn retries_resolve(
     }
     executed
 }
+
+/// Every transfer the ledger knows is completed or failed, and every stream's hash
+/// chain verifies (checked by a new auditor named `auditor`, whose token is returned).
+pub async fn assert_settled_and_verified(bank: &Bank, ledger: &Ledger, auditor: &str) -> String {
+    for transfer in &ledger.transfers {
+        let (status, view) = call(
+            &bank.http,
+            Method::GET,
+            format!("{}/v1/transfers/{transfer}", bank.base),
+            Some(&bank.agent),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert!(
+            matches!(view["status"].as_str(), Some("completed" | "failed")),
+            "{view}"
+        );
+    }
+    let token = create_staff(&bank.http, &bank.base, &bank.admin, auditor, "auditor").await;
+    let (_, verify) = call(
+        &bank.http,
+        Method::GET,
+        format!("{}/v1/audit/verify", bank.base),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    token
+}

@@ -6,7 +6,7 @@
 use api_kit::{ApiError, Authenticator};
 use axum::body::Bytes;
 use axum::extract::{FromRef, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use command_api::context::CommandContext;
@@ -100,15 +100,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<MailAnswer>, ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !json {
-        return Err(ApiError::UnsupportedMediaType(
-            "the body must be JSON, sent with Content-Type: application/json".into(),
-        ));
-    }
+    api_kit::json::require_json(&headers)?;
     match MailRequest::parse(&body)? {
         MailRequest::Generate { prompt, client_id } => {
             generate(&state, &context, &prompt, client_id).await
