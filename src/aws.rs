@@ -50,6 +50,16 @@ pub(crate) enum AwsCommand {
         #[arg(long, env = "CRM_READ_DATABASE_URL")]
         read_database_url: String,
     },
+    /// Print the topology: every table, key schema, stream, bus, rule, queue, DLQ and the
+    /// user pool with its groups and password policy. `--json` is what infra/ declares
+    /// its resources from (`infra/topology.json`; the test command checks they agree).
+    Topology {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Print the document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move the messages of the projector's dead-letter queue back to its queue.
     Redrive {
         #[command(flatten)]
@@ -74,6 +84,7 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
                 .ok()
                 .filter(|p| !p.is_empty())
                 .context("CRM_ROOT_PASSWORD is required: the root admin's first password")?;
+            check_root_password(&password, &root_username)?;
             let clients = AwsClients::new(&aws_config::load_from_env().await);
             let topology = Topology::new(stack.prefix);
             let created = aws_stack::init(&clients, &topology).await?;
@@ -91,6 +102,15 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
         } => {
             let addrs = [command_addr, query_addr, mail_addr];
             local(stack, addrs, &postgres_url, root_username).await
+        }
+        AwsCommand::Topology { stack, json } => {
+            let document = Topology::new(stack.prefix).document();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&document)?);
+            } else {
+                print!("{}", topology_text(&document));
+            }
+            Ok(())
         }
         AwsCommand::Rebuild {
             stack,
@@ -133,6 +153,62 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The staff password rule, checked before anything is created: the pool has the same
+/// policy ([`identity::PASSWORD_POLICY`]), so it would refuse what this refuses, later.
+fn check_root_password(password: &str, username: &str) -> anyhow::Result<()> {
+    identity::check_strength(password, &[username])
+        .map_err(|rule| anyhow::anyhow!("CRM_ROOT_PASSWORD {rule}"))
+}
+
+fn topology_text(document: &aws_stack::TopologyDocument) -> String {
+    let mut text = String::new();
+    for table in &document.tables {
+        let sort = table
+            .sort_key
+            .as_ref()
+            .map(|key| format!(", sort {} ({})", key.name, key.kind))
+            .unwrap_or_default();
+        let stream = table
+            .stream
+            .map(|view| format!(", stream {view}"))
+            .unwrap_or_default();
+        text += &format!(
+            "table  {}: partition {} ({}){sort}{stream}\n",
+            table.name, table.partition_key.name, table.partition_key.kind
+        );
+    }
+    text += &format!("bus    {}\n", document.bus);
+    for rule in &document.rules {
+        text += &format!(
+            "rule   {}: {} -> {} (group {})\n",
+            rule.name,
+            rule.pattern,
+            rule.targets.join(", "),
+            rule.message_group_id
+        );
+    }
+    for queue in &document.queues {
+        text += &format!(
+            "queue  {} ({}): DLQ {} after {} receives, visibility {} s\n",
+            queue.name,
+            queue.role,
+            queue.dead_letter_queue,
+            queue.max_receive_count,
+            queue.visibility_timeout_seconds
+        );
+    }
+    let pool = &document.user_pool;
+    text += &format!(
+        "pool   {} (app client {}; groups {}; passwords {}-{} characters)\n",
+        pool.name,
+        pool.app_client,
+        pool.groups.join(", "),
+        pool.password_policy.minimum_length,
+        pool.password_policy.maximum_length
+    );
+    text
+}
+
 async fn local(
     stack: StackArgs,
     [command_addr, query_addr, mail_addr]: [SocketAddr; 3],
@@ -143,6 +219,7 @@ async fn local(
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| format!("Local-{}-1", uuid::Uuid::now_v7().simple()));
+    check_root_password(&root_password, &root_username)?;
     eprintln!("starting DynamoDB Local and moto…");
     let tools = local_peers::Tools::from_env();
     let dynamodb_local = local_peers::dynamodb_local(&tools).await?;

@@ -19,4 +19,4 @@ pub use init::{ensure_root, init, Stack};
 pub use local::{LocalOptions, LocalStack};
 pub use rebuild::{rebuild, Rebuilt};
 pub use redrive::redrive;
-pub use topology::{Topology, AGGREGATES};
+pub use topology::{Topology, TopologyDocument, AGGREGATES};

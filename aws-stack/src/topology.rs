@@ -2,7 +2,9 @@
 //! creates, what the tests and the local AWS mode run on, and what the infrastructure
 //! code will declare.
 
-use event_store::DynamoTables;
+use event_store::{DynamoTables, TableSchema};
+use serde::Serialize;
+use serde_json::Value;
 use std::time::Duration;
 
 /// The aggregate types whose events the relay publishes (`source` `crm.<type>`).
@@ -87,6 +89,106 @@ impl Topology {
     }
 }
 
+/// The whole topology as data (`crm aws topology --json`): the file infra/ declares its
+/// resources from (`infra/topology.json`, checked against this by the test command).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyDocument {
+    pub prefix: String,
+    pub tables: [TableSchema; 3],
+    pub bus: String,
+    pub queues: Vec<QueueDocument>,
+    pub rules: Vec<RuleDocument>,
+    pub user_pool: UserPoolDocument,
+}
+
+/// A FIFO queue and its FIFO dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueDocument {
+    /// `projector` or `sftpExports`: what the rules' `targets` name.
+    pub role: &'static str,
+    pub name: String,
+    pub dead_letter_queue: String,
+    pub fifo: bool,
+    /// EventBridge sends no deduplication id.
+    pub content_based_deduplication: bool,
+    pub visibility_timeout_seconds: u64,
+    pub max_receive_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleDocument {
+    pub name: String,
+    pub pattern: Value,
+    pub message_group_id: String,
+    /// Queue roles this rule sends to.
+    pub targets: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPoolDocument {
+    pub name: String,
+    pub app_client: String,
+    /// One group per role (`cognito:groups` in tokens).
+    pub groups: Vec<&'static str>,
+    pub password_policy: identity::PasswordPolicy,
+}
+
+impl Topology {
+    /// This topology as the document infra/ reads.
+    pub fn document(&self) -> TopologyDocument {
+        let queue = |role, name, dead_letter_queue| QueueDocument {
+            role,
+            name,
+            dead_letter_queue,
+            fifo: true,
+            content_based_deduplication: true,
+            visibility_timeout_seconds: self.visibility_timeout.as_secs(),
+            max_receive_count: self.max_receive_count,
+        };
+        TopologyDocument {
+            prefix: self.prefix.clone(),
+            tables: self.tables().schemas(),
+            bus: self.bus(),
+            queues: vec![
+                queue("projector", self.projector_queue(), self.projector_dlq()),
+                queue(
+                    "sftpExports",
+                    self.sftp_exports_queue(),
+                    self.sftp_exports_dlq(),
+                ),
+            ],
+            rules: self
+                .rules()
+                .into_iter()
+                .map(|rule| RuleDocument {
+                    pattern: serde_json::from_str(&rule.pattern)
+                        .expect("rule patterns are built as JSON"),
+                    targets: if rule.to_sftp_exports {
+                        vec!["projector", "sftpExports"]
+                    } else {
+                        vec!["projector"]
+                    },
+                    name: rule.name,
+                    message_group_id: rule.message_group,
+                })
+                .collect(),
+            user_pool: UserPoolDocument {
+                name: self.user_pool(),
+                app_client: self.app_client(),
+                groups: domain::policy::Role::ALL
+                    .iter()
+                    .map(|role| role.as_str())
+                    .collect(),
+                password_policy: identity::PASSWORD_POLICY,
+            },
+        }
+    }
+}
+
 /// An EventBridge rule that sends one aggregate type's events to the projector queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -117,5 +219,36 @@ mod tests {
         assert_eq!(pattern["source"][0], "crm.client");
         let exported: Vec<bool> = rules.iter().map(|r| r.to_sftp_exports).collect();
         assert_eq!(exported, vec![true, true, false, false]);
+    }
+
+    /// infra/ declares its resources from this file: it must be what the code says.
+    #[test]
+    fn infra_declares_this_topology() {
+        let committed: Value = serde_json::from_str(include_str!("../../infra/topology.json"))
+            .expect("infra/topology.json is JSON");
+        let current = serde_json::to_value(Topology::new("crm-").document()).unwrap();
+        assert!(
+            committed == current,
+            "infra/topology.json is out of date; regenerate it with\n  cargo run --features aws --bin crm -- aws topology --json > infra/topology.json\nthe code says:\n{}",
+            serde_json::to_string_pretty(&current).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_document_names_what_init_creates() {
+        let topology = Topology::new("bank-");
+        let document = serde_json::to_value(topology.document()).unwrap();
+        assert_eq!(document["tables"][0]["name"], "bank-Events");
+        assert_eq!(document["tables"][0]["stream"], "NEW_IMAGE");
+        assert_eq!(document["tables"][1]["sortKey"], Value::Null);
+        assert_eq!(
+            document["queues"][0]["deadLetterQueue"],
+            "bank-projector-dlq.fifo"
+        );
+        assert_eq!(document["queues"][0]["visibilityTimeoutSeconds"], 60);
+        assert_eq!(document["rules"][0]["pattern"]["source"][0], "crm.client");
+        assert_eq!(document["rules"][0]["targets"][1], "sftpExports");
+        assert_eq!(document["userPool"]["groups"][0], "root-admin");
+        assert_eq!(document["userPool"]["passwordPolicy"]["minimumLength"], 12);
     }
 }

@@ -17,13 +17,31 @@ use std::collections::{HashMap, HashSet};
 use crate::error::StoreError;
 use crate::idempotency::{Claim, StoredResponse};
 
-/// (name, hash key, optional range key and its type, stream of new images).
-type TableDefinition<'a> = (
-    &'a str,
-    &'a str,
-    Option<(&'a str, ScalarAttributeType)>,
-    bool,
-);
+/// One table of the store as a deployment must declare it: what `create` makes here and
+/// what the infrastructure code (infra/, through `crm aws topology --json`) declares.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSchema {
+    /// What the table is for: `events`, `snapshots` or `idempotency`.
+    pub role: &'static str,
+    pub name: String,
+    pub partition_key: KeyAttribute,
+    pub sort_key: Option<KeyAttribute>,
+    /// The stream view the relay reads (`NEW_IMAGE`), if the table streams.
+    pub stream: Option<&'static str>,
+}
+
+/// A key attribute and its DynamoDB scalar type (`S` or `N`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyAttribute {
+    pub name: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+const fn key_attribute(name: &'static str, kind: &'static str) -> KeyAttribute {
+    KeyAttribute { name, kind }
+}
 
 /// The store's table names, under a prefix (one deployment, one prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,44 +60,53 @@ impl DynamoTables {
         }
     }
 
-    fn definitions(&self) -> [TableDefinition<'_>; 3] {
+    /// The three tables' key schemas (the events table streams new images to the relay).
+    pub fn schemas(&self) -> [TableSchema; 3] {
         [
-            (
-                &self.events,
-                "AggregateTypeAndId",
-                Some(("AggregateIdSequence", ScalarAttributeType::N)),
-                true,
-            ),
-            (&self.snapshots, "AggregateTypeAndId", None, false),
-            (
-                &self.idempotency,
-                "Caller",
-                Some(("IdempotencyKey", ScalarAttributeType::S)),
-                false,
-            ),
+            TableSchema {
+                role: "events",
+                name: self.events.clone(),
+                partition_key: key_attribute("AggregateTypeAndId", "S"),
+                sort_key: Some(key_attribute("AggregateIdSequence", "N")),
+                stream: Some("NEW_IMAGE"),
+            },
+            TableSchema {
+                role: "snapshots",
+                name: self.snapshots.clone(),
+                partition_key: key_attribute("AggregateTypeAndId", "S"),
+                sort_key: None,
+                stream: None,
+            },
+            TableSchema {
+                role: "idempotency",
+                name: self.idempotency.clone(),
+                partition_key: key_attribute("Caller", "S"),
+                sort_key: Some(key_attribute("IdempotencyKey", "S")),
+                stream: None,
+            },
         ]
     }
 
-    /// Creates the tables that do not exist yet (on-demand capacity; the events table
-    /// streams new images to the relay).
+    /// Creates the tables that do not exist yet (on-demand capacity), as [`Self::schemas`]
+    /// describes them.
     pub async fn create(&self, client: &Client) -> Result<(), StoreError> {
-        for (name, hash, range, stream) in self.definitions() {
+        for table in self.schemas() {
             let mut request = client
                 .create_table()
-                .table_name(name)
+                .table_name(&table.name)
                 .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(attribute(hash, ScalarAttributeType::S)?)
-                .key_schema(key(hash, KeyType::Hash)?);
-            if let Some((range, kind)) = range {
+                .attribute_definitions(attribute(&table.partition_key)?)
+                .key_schema(key(table.partition_key.name, KeyType::Hash)?);
+            if let Some(sort) = &table.sort_key {
                 request = request
-                    .attribute_definitions(attribute(range, kind)?)
-                    .key_schema(key(range, KeyType::Range)?);
+                    .attribute_definitions(attribute(sort)?)
+                    .key_schema(key(sort.name, KeyType::Range)?);
             }
-            if stream {
+            if let Some(view) = table.stream {
                 request = request.stream_specification(
                     StreamSpecification::builder()
                         .stream_enabled(true)
-                        .stream_view_type(StreamViewType::NewImage)
+                        .stream_view_type(StreamViewType::from(view))
                         .build()
                         .map_err(unavailable)?,
                 );
@@ -94,10 +121,10 @@ impl DynamoTables {
     }
 }
 
-fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
+fn attribute(key: &KeyAttribute) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(kind)
+        .attribute_name(key.name)
+        .attribute_type(ScalarAttributeType::from(key.kind))
         .build()
         .map_err(unavailable)
 }

@@ -16,7 +16,7 @@ mod store;
 
 pub use backend::{Backend, SqliteOptions};
 #[cfg(feature = "dynamo")]
-pub use dynamo::{event_from_item, DynamoTables, ScanCursor};
+pub use dynamo::{event_from_item, DynamoTables, KeyAttribute, ScanCursor, TableSchema};
 pub use error::{is_transient, StoreError};
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, Appended, StoredEvent};

@@ -1,6 +1,8 @@
 //! Setting a staff user pool up: the pool, a group per role, the app client.
 
-use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType;
+use aws_sdk_cognitoidentityprovider::types::{
+    ExplicitAuthFlowsType, PasswordPolicyType, UserPoolPolicyType,
+};
 use aws_sdk_cognitoidentityprovider::Client;
 use domain::policy::Role;
 
@@ -10,6 +12,26 @@ fn unavailable<E: std::error::Error + 'static>(error: E) -> DirectoryError {
     DirectoryError::Unavailable(
         aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&error).to_string(),
     )
+}
+
+/// The product's password rule as the pool's policy (zxcvbn runs before the pool is
+/// asked; the pool only has to accept what it accepted).
+fn pool_policy() -> UserPoolPolicyType {
+    let policy = crate::PASSWORD_POLICY;
+    UserPoolPolicyType::builder()
+        .password_policy(
+            PasswordPolicyType::builder()
+                .minimum_length(i32::from(policy.minimum_length))
+                .require_lowercase(policy.require_lowercase)
+                .require_uppercase(policy.require_uppercase)
+                .require_numbers(policy.require_digits)
+                .require_symbols(policy.require_symbols)
+                .temporary_password_validity_days(i32::from(
+                    policy.temporary_password_validity_days,
+                ))
+                .build(),
+        )
+        .build()
 }
 
 /// The staff pool `name` (found by name, else created), a group per role, and the app
@@ -36,6 +58,7 @@ pub async fn ensure_user_pool(
         None => cognito
             .create_user_pool()
             .pool_name(name)
+            .policies(pool_policy())
             .send()
             .await
             .map_err(unavailable)?

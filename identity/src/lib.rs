@@ -12,7 +12,7 @@ mod cognito_pool;
 mod directory;
 mod keys;
 mod password;
-pub use password::check_strength;
+pub use password::{check_strength, PasswordPolicy, PASSWORD_POLICY};
 mod routes;
 mod throttle;
 mod tokens;

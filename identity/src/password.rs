@@ -50,16 +50,44 @@ pub(crate) async fn verify(password: String, stored: Option<String>) -> bool {
     known && matches
 }
 
+/// The staff password rule a user pool must declare so that it accepts exactly what
+/// [`check_strength`] accepts: a length, and no character-class rules (NIST SP 800-63B
+/// advises against them; guessability is judged by zxcvbn instead, before the pool is
+/// asked). `crm aws init` creates pools with it; infra/ reads it from
+/// `crm aws topology --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordPolicy {
+    pub minimum_length: u8,
+    pub maximum_length: u8,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+    pub require_digits: bool,
+    pub require_symbols: bool,
+    /// How long an administrator-set first password stays usable.
+    pub temporary_password_validity_days: u8,
+}
+
+pub const PASSWORD_POLICY: PasswordPolicy = PasswordPolicy {
+    minimum_length: 12,
+    maximum_length: 128,
+    require_lowercase: false,
+    require_uppercase: false,
+    require_digits: false,
+    require_symbols: false,
+    temporary_password_validity_days: 3,
+};
+
 /// Passwords for staff: long enough to resist guessing, not so long they DoS the hasher,
 /// and not guessable: not a common password, nor built from the person's own names or
 /// the bank's (`context`), per NIST SP 800-63B §5.1.1.2. zxcvbn scores how many guesses
 /// a password would take; 3 ("safely unguessable") is required.
 pub fn check_strength(password: &str, context: &[&str]) -> Result<(), &'static str> {
     let length = password.chars().count();
-    if length < 12 {
+    if length < usize::from(PASSWORD_POLICY.minimum_length) {
         return Err("must be at least 12 characters");
     }
-    if length > 128 {
+    if length > usize::from(PASSWORD_POLICY.maximum_length) {
         return Err("must be at most 128 characters");
     }
     let mut inputs: Vec<&str> = context.iter().copied().filter(|c| !c.is_empty()).collect();
