@@ -1,12 +1,11 @@
 //! Liveness, readiness and metrics.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::fmt::Write;
 
 use crate::serve::Shared;
 
@@ -60,38 +59,11 @@ async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Va
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     let (applied, dead_lettered, position) = shared.projector.stats();
     let head = shared.store.head().await.unwrap_or(position);
-    let requests = shared.counters.snapshot();
-    let mut text = String::new();
+    let mut metrics = api_kit::observe::Metrics::default();
+    metrics.http(&shared.counters);
     let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in lines {
-            let _ = writeln!(text, "{name}{labels} {value}");
-        }
+        metrics.family(name, kind, help, lines)
     };
-    metric(
-        "ledgerline_http_responses_total",
-        "counter",
-        "HTTP responses by status class.",
-        &(0..5)
-            .map(|i| (format!("{{class=\"{}xx\"}}", i + 1), requests[i]))
-            .collect::<Vec<_>>(),
-    );
-    metric(
-        "ledgerline_http_route_responses_total",
-        "counter",
-        "HTTP responses by method, route and status.",
-        &shared
-            .counters
-            .by_route()
-            .into_iter()
-            .map(|(method, route, status, count)| {
-                (
-                    format!("{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"),
-                    count,
-                )
-            })
-            .collect::<Vec<_>>(),
-    );
     metric(
         "ledgerline_events_projected_total",
         "counter",
@@ -122,7 +94,7 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
         "Committed events not yet in the read models.",
         &[(String::new(), (head - position).max(0) as u64)],
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    metrics.into_response()
 }
 
 /// This document.

@@ -7,7 +7,6 @@ mod aws;
 pub mod cli;
 pub mod config;
 mod health;
-mod observe;
 mod rebuild;
 pub mod replay;
 pub mod serve;

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::observe::{Observer, RequestCounters};
+use api_kit::observe::{Observer, RequestCounters};
 
 /// What the operational routes need.
 #[derive(Clone)]
@@ -152,7 +152,8 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     let following = tokio::spawn(projector.clone().run(stop.clone()));
     let managing = tokio::spawn(transfers.clone().run(stop));
 
-    let counters = Arc::new(RequestCounters::default());
+    let observer = Observer::new(Some(log.clone()));
+    let counters = observer.counters();
     let identity = Identity {
         directory: directory.clone(),
         issuer: issuer.clone(),
@@ -192,10 +193,6 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         projector: projector.clone(),
         counters: counters.clone(),
     };
-    let observer = Observer {
-        counters: counters.clone(),
-        log: log.clone(),
-    };
     let mut router = Router::new()
         .merge(identity::router(identity))
         .merge(command_api::router(commands))
@@ -220,10 +217,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         router = router.fallback_service(tower_http::services::ServeDir::new(ui).fallback(index));
         tracing::info!(dir = %ui.display(), "serving the web UI");
     }
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        observer,
-        crate::observe::middleware,
-    ));
+    let router = observer.layer(router);
     Ok(App {
         router,
         store,

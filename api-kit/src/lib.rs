@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod json;
+pub mod observe;
 pub mod openapi;
 pub mod problem;
 pub mod serve;

@@ -87,11 +87,14 @@ impl LocalStack {
             &command_api::service::ServiceConfig {
                 addr: options.command_addr,
                 table_prefix: stack.table_prefix.clone(),
+                read_database_url: options.read_database_url.clone(),
                 cognito: cognito.clone(),
             },
             clients.dynamo.clone(),
             clients.cognito.clone(),
-        );
+        )
+        .await
+        .map_err(StackError::Setup)?;
         let queries = query_api::service::router(
             &query_api::service::ServiceConfig {
                 addr: options.query_addr,
@@ -180,7 +183,7 @@ async fn mail_router(
             ..Default::default()
         },
     };
-    let state = mail::lambda::state(
+    mail::lambda::router(
         &config,
         mail::lambda::AwsClients {
             dynamo: clients.dynamo.clone(),
@@ -190,8 +193,7 @@ async fn mail_router(
         },
     )
     .await
-    .map_err(StackError::Setup)?;
-    Ok(mail::router(state))
+    .map_err(StackError::Setup)
 }
 
 async fn serve(

@@ -12,10 +12,18 @@ async fn main() -> std::process::ExitCode {
             }
         };
     let sdk = aws_config::load_from_env().await;
-    let router = command_api::service::router(
+    let router = match command_api::service::router(
         &config,
         event_store::aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_cognitoidentityprovider::Client::new(&sdk),
-    );
+    )
+    .await
+    {
+        Ok(router) => router,
+        Err(message) => {
+            eprintln!("command-api: {message}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     api_kit::serve::run("command-api", config.addr, router).await
 }

@@ -1,5 +1,6 @@
 //! The command API as a standalone service in AWS (ECS Fargate): the DynamoDB event
-//! store, the Cognito staff directory, and tokens verified against the user pool. All
+//! store, the Cognito staff directory, tokens verified against the user pool, and the
+//! system log (in the read-model database) for the requests it refuses. All
 //! configuration comes from the environment; a missing variable stops the start with a
 //! message naming every one that is missing.
 
@@ -16,16 +17,23 @@ use std::sync::Arc;
 pub struct ServiceConfig {
     pub addr: SocketAddr,
     pub table_prefix: String,
+    /// The read-model database, where the system log is.
+    pub read_database_url: String,
     pub cognito: CognitoConfig,
 }
 
 impl ServiceConfig {
-    /// Reads `CRM_ADDR` (default 0.0.0.0:8080), `CRM_DYNAMODB_TABLE_PREFIX` and the user
-    /// pool's variables ([`CognitoConfig::from_env`]).
+    /// Reads `CRM_ADDR` (default 0.0.0.0:8080), `CRM_DYNAMODB_TABLE_PREFIX`,
+    /// `CRM_READ_DATABASE_URL` and the user pool's variables ([`CognitoConfig::from_env`]).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut missing = Vec::new();
-        let table_prefix =
-            required_vars(&var, &["CRM_DYNAMODB_TABLE_PREFIX"], &mut missing).remove(0);
+        let mut values = required_vars(
+            &var,
+            &["CRM_DYNAMODB_TABLE_PREFIX", "CRM_READ_DATABASE_URL"],
+            &mut missing,
+        );
+        let read_database_url = values.pop().unwrap_or_default();
+        let table_prefix = values.pop().unwrap_or_default();
         let cognito = CognitoConfig::from_env(&var, &mut missing);
         let (Some(cognito), true) = (cognito, missing.is_empty()) else {
             return Err(format!(
@@ -40,17 +48,24 @@ impl ServiceConfig {
         Ok(ServiceConfig {
             addr,
             table_prefix,
+            read_database_url,
             cognito,
         })
     }
 }
 
-/// The service's router (commands, health, OpenAPI) over the given AWS clients.
-pub fn router(
+/// The service's router (commands, health, metrics) over the given AWS clients, every
+/// request observed ([`api_kit::observe`]).
+pub async fn router(
     config: &ServiceConfig,
     dynamo: event_store::aws_sdk_dynamodb::Client,
     cognito: aws_sdk_cognitoidentityprovider::Client,
-) -> Router {
+) -> Result<Router, String> {
+    let log = Arc::new(
+        projections::SystemLog::open(&config.read_database_url)
+            .await
+            .map_err(|e| format!("system log: {e}"))?,
+    );
     let store = Arc::new(EventStore::new(Backend::dynamo(
         dynamo,
         DynamoTables::with_prefix(&config.table_prefix),
@@ -68,7 +83,7 @@ pub fn router(
             transfers.run(running).await;
         }
     });
-    crate::router(crate::AppState {
+    let router = crate::router(crate::AppState {
         store,
         auth,
         directory,
@@ -92,5 +107,6 @@ pub fn router(
                 }
             }
         }),
-    )
+    );
+    Ok(api_kit::observe::Observer::new(Some(log)).service(router))
 }

@@ -24,6 +24,7 @@ fn refuses_to_start_without_configuration() {
     let message = String::from_utf8_lossy(&output.stderr);
     for name in [
         "CRM_DYNAMODB_TABLE_PREFIX",
+        "CRM_READ_DATABASE_URL",
         "CRM_COGNITO_USER_POOL_ID",
         "CRM_COGNITO_CLIENT_IDS",
     ] {
@@ -111,6 +112,7 @@ async fn serves_commands_for_cognito_users_on_dynamodb() {
         .await
         .unwrap();
 
+    let read_database_url = test_peers::postgres::fresh("command_service").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -120,6 +122,7 @@ async fn serves_commands_for_cognito_users_on_dynamodb() {
         Command::new(env!("CARGO_BIN_EXE_command-api"))
             .env("CRM_ADDR", format!("127.0.0.1:{port}"))
             .env("CRM_DYNAMODB_TABLE_PREFIX", "svc-")
+            .env("CRM_READ_DATABASE_URL", &read_database_url)
             .env("CRM_COGNITO_USER_POOL_ID", &pool)
             .env("CRM_COGNITO_CLIENT_IDS", &app)
             .env(
@@ -171,6 +174,44 @@ async fn serves_commands_for_cognito_users_on_dynamodb() {
     assert_eq!(status, 201, "{agent}");
     let agent_id = agent["id"].as_str().unwrap().to_string();
     let agent_token = sign_in(&cognito, &app, "bob").await;
+    // An agent may not create staff: refused, and the refusal is in the system log (the
+    // read-model database), as in `crm serve`.
+    let (status, _) = post(
+        &http,
+        format!("{base}/v1/staff"),
+        &agent_token,
+        staff("carol", "agent"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let log = projections::SystemLog::open(&read_database_url)
+        .await
+        .unwrap();
+    let denied = log
+        .list(projections::LogFilter {
+            category: Some("denied".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(denied.items.len(), 1, "{:?}", denied.items);
+    assert_eq!(denied.items[0].message, "POST /v1/staff refused");
+    assert_eq!(denied.items[0].actor_id.as_deref(), Some(agent_id.as_str()));
+    assert_eq!(denied.items[0].actor_role.as_deref(), Some("agent"));
+    // Metrics count answers by route.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"ledgerline_http_route_responses_total{method="POST",route="/v1/staff",status="403"} 1"#),
+        "{metrics}"
+    );
     let client = json!({"first_name": "Ada", "last_name": "Lovelace", "date_of_birth": "1990-12-10", "gender": "female",
         "email": "ada@example.com", "phone": "+353 1 234 5678",
         "address": {"line1": "1 Main Street", "city": "Dublin", "state": "", "country": "IE", "postal_code": "D01"}});

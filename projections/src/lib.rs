@@ -13,12 +13,14 @@ mod rebuild;
 mod runner;
 pub mod system_log;
 
+#[cfg(feature = "lambda")]
+pub mod database_secret;
 pub use db::{sqlite_url, ReadStore};
 pub use envelope::Envelope;
 pub use error::ProjectionError;
 pub use rebuild::{current_read_db, rebuild_sqlite};
 pub use runner::{CatchUp, Projector};
-pub use system_log::{LogEntry, SystemLog};
+pub use system_log::{LogEntry, LogFilter, SystemLog};
 
 /// Times are stored as fixed-width RFC 3339 UTC text, which sorts chronologically in
 /// both dialects.

@@ -82,6 +82,22 @@ pub struct LogFilter {
 const INSERT: &str = "INSERT INTO system_log (id, occurred_at, level, category, actor_id, actor_role, message, details, \
      correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 
+/// Requests refused with 403, as `denied` entries naming who was refused.
+#[async_trait::async_trait]
+impl api_kit::observe::RefusalLog for SystemLog {
+    async fn refused(&self, refusal: api_kit::observe::Refusal) {
+        let (actor, role) = refusal.actor.unwrap_or_default();
+        let entry = LogEntry::new(
+            "warn",
+            "denied",
+            format!("{} {} refused", refusal.method, refusal.path),
+        )
+        .actor(actor, role.as_deref())
+        .correlation(refusal.correlation_id);
+        self.record_or_warn(entry).await;
+    }
+}
+
 impl SystemLog {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
         Ok(SystemLog {

@@ -88,6 +88,7 @@ pub async fn router(
     )));
     let (_, auth) = config.cognito.connect(cognito);
     let ready = read.clone();
+    let observer = api_kit::observe::Observer::new(Some(log.clone()));
     let state = QueryState {
         read,
         log,
@@ -95,7 +96,7 @@ pub async fn router(
         auth,
         rebuild: Arc::new(NoRebuildHere),
     };
-    Ok(crate::router(state)
+    let router = crate::router(state)
         .route(
             "/health/live",
             get(|| async { Json(json!({"status": "live"})) }),
@@ -114,5 +115,6 @@ pub async fn router(
                     }
                 }
             }),
-        ))
+        );
+    Ok(observer.service(router))
 }

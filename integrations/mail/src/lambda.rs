@@ -95,3 +95,51 @@ pub async fn state(config: &LambdaConfig, clients: AwsClients) -> Result<MailSta
         sender: Some(Arc::new(Ses::new(clients.ses, &config.mail.from))),
     })
 }
+
+/// The Lambda's whole router: the mail route, `/health/live`, `/health/ready` (the store
+/// and the read models answer) and `/metrics`, every request observed and its refusals
+/// in the system log, as the other services are. (Behind the ALB only `/v1/mail` is
+/// routed here; the rest serves the ALB's health check and the local AWS mode.)
+pub async fn router(config: &LambdaConfig, clients: AwsClients) -> Result<axum::Router, String> {
+    let state = state(config, clients).await?;
+    let log = Arc::new(
+        projections::SystemLog::open(&config.read_database_url)
+            .await
+            .map_err(|e| format!("system log: {e}"))?,
+    );
+    let (store, read) = (state.store.clone(), state.read.clone());
+    let router = crate::router(state)
+        .route(
+            "/health/live",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "live"})) }),
+        )
+        .route(
+            "/health/ready",
+            axum::routing::get(move || {
+                let (store, read) = (store.clone(), read.clone());
+                async move { ready(&store, &read).await }
+            }),
+        );
+    Ok(api_kit::observe::Observer::new(Some(log)).service(router))
+}
+
+async fn ready(
+    store: &EventStore,
+    read: &ReadStore,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let store = store.backend().ping().await.err().map(|e| e.to_string());
+    let read = read.ping().await.err().map(|e| e.to_string());
+    if store.is_none() && read.is_none() {
+        (
+            axum::http::StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({"status": "unavailable", "event_store": store, "read_models": read}),
+            ),
+        )
+    }
+}

@@ -1,6 +1,7 @@
 //! The projector Lambda binary. Configuration (all required): `CRM_READ_DATABASE_URL`
 //! (Aurora PostgreSQL, read models and system log), `CRM_DYNAMODB_TABLE_PREFIX` (the
-//! event store, for gaps), and the standard AWS SDK environment.
+//! event store, for gaps), and the standard AWS SDK environment; optionally
+//! `CRM_READ_DATABASE_SECRET_ARN`, the secret holding the database's password.
 
 #![recursion_limit = "256"]
 
@@ -30,6 +31,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_target(false).init();
     let [database, prefix] = required(["CRM_READ_DATABASE_URL", "CRM_DYNAMODB_TABLE_PREFIX"])?;
     let config = aws_config::load_from_env().await;
+    let secret = std::env::var("CRM_READ_DATABASE_SECRET_ARN").ok();
+    let database =
+        projections::database_secret::database_url(&config, &database, secret.as_deref()).await?;
     let store = Arc::new(EventStore::new(Backend::dynamo(
         event_store::aws_sdk_dynamodb::Client::new(&config),
         DynamoTables::with_prefix(&prefix),

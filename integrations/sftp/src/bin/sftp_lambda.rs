@@ -45,7 +45,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         other => var(other),
     })?
     .ok_or("CRM_SFTP_HOST is required")?;
-    let database = var("CRM_READ_DATABASE_URL").unwrap_or_default();
+    let database = projections::database_secret::database_url(
+        &sdk,
+        &var("CRM_READ_DATABASE_URL").unwrap_or_default(),
+        var("CRM_READ_DATABASE_SECRET_ARN").as_deref(),
+    )
+    .await?;
     let worker = sftp_worker::lambda::Worker {
         api: sftp_worker::ProductApi::new(
             &var("CRM_API_URL").unwrap_or_default(),
