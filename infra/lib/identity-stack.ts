@@ -1,0 +1,132 @@
+// Staff identity: the Cognito user pool (name, groups and password policy from
+// topology.json), the UI's app client, the API's resource server, the SFTP worker's
+// client-credentials client and the hosted domain.
+//
+// MFA: Cognito cannot require MFA for some groups only. Every staff member of a bank
+// reaches customer data, so MFA (TOTP) is REQUIRED for the whole pool, administrators
+// included; threat protection (PLUS, full function) adds adaptive blocking on top.
+import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import { Construct } from 'constructs';
+import { suppress } from './common';
+import { EnvironmentConfig } from './config';
+import { Topology, rebase } from './topology';
+
+export interface IdentityStackProps extends StackProps {
+  readonly config: EnvironmentConfig;
+  readonly topology: Topology;
+}
+
+export const RESOURCE_SERVER = 'ledgerline-api';
+
+export class IdentityStack extends Stack {
+  readonly userPool: cognito.UserPool;
+  readonly uiClient: cognito.UserPoolClient;
+  readonly sftpClient: cognito.UserPoolClient;
+  /** The deploy workflow's smoke test signs in through this one (ADMIN_USER_PASSWORD_AUTH needs IAM credentials). */
+  readonly smokeClient: cognito.UserPoolClient;
+  readonly domain: cognito.UserPoolDomain;
+  /** https://<prefix>.auth.<region>.amazoncognito.com */
+  readonly domainUrl: string;
+  /** The token endpoint the SFTP worker signs in at. */
+  readonly tokenUrl: string;
+
+  constructor(scope: Construct, id: string, props: IdentityStackProps) {
+    super(scope, id, props);
+    const { config, topology } = props;
+    const spec = topology.userPool;
+    const policy = spec.passwordPolicy;
+
+    this.userPool = new cognito.UserPool(this, 'UserPool', {
+      userPoolName: rebase(topology, config.prefix, spec.name),
+      selfSignUpEnabled: false,
+      signInAliases: { username: true },
+      signInCaseSensitive: false,
+      featurePlan: cognito.FeaturePlan.PLUS,
+      standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+      mfa: cognito.Mfa.REQUIRED,
+      mfaSecondFactor: { otp: true, sms: false },
+      // Cognito has no maximum length; the API enforces maximumLength when it sets passwords.
+      passwordPolicy: {
+        minLength: policy.minimumLength,
+        requireLowercase: policy.requireLowercase,
+        requireUppercase: policy.requireUppercase,
+        requireDigits: policy.requireDigits,
+        requireSymbols: policy.requireSymbols,
+        tempPasswordValidity: Duration.days(policy.temporaryPasswordValidityDays),
+      },
+      accountRecovery: cognito.AccountRecovery.NONE,
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    suppress(this.userPool, [
+      {
+        id: 'AwsSolutions-COG1',
+        reason: 'The password policy is the product\'s (topology.json): length over composition rules, as NIST SP 800-63B advises; the API also rejects common and personal passwords; MFA is required.',
+      },
+    ]);
+
+    for (const group of spec.groups) {
+      new cognito.UserPoolGroup(this, `Group-${group}`, { userPool: this.userPool, groupName: group });
+    }
+
+    const read = new cognito.ResourceServerScope({ scopeName: 'read', scopeDescription: 'Read the API' });
+    const write = new cognito.ResourceServerScope({ scopeName: 'write', scopeDescription: 'Send commands to the API' });
+    const server = this.userPool.addResourceServer('Api', { identifier: RESOURCE_SERVER, scopes: [read, write] });
+    const apiScopes = [cognito.OAuthScope.resourceServer(server, read), cognito.OAuthScope.resourceServer(server, write)];
+
+    this.uiClient = this.userPool.addClient('UiClient', {
+      userPoolClientName: rebase(topology, config.prefix, spec.appClient),
+      generateSecret: false,
+      authFlows: { userSrp: true },
+      oAuth: {
+        // Authorization code; Cognito requires PKCE from public clients that send it.
+        flows: { authorizationCodeGrant: true },
+        scopes: [cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE, ...apiScopes],
+        callbackUrls: [`https://${config.domainName}/callback`],
+        logoutUrls: [`https://${config.domainName}/`],
+      },
+      preventUserExistenceErrors: true,
+      enableTokenRevocation: true,
+      accessTokenValidity: Duration.minutes(15),
+      idTokenValidity: Duration.minutes(15),
+      refreshTokenValidity: Duration.hours(8),
+    });
+
+    this.sftpClient = this.userPool.addClient('SftpClient', {
+      userPoolClientName: `${config.prefix}sftp-worker`,
+      generateSecret: true,
+      authFlows: {},
+      oAuth: { flows: { clientCredentials: true }, scopes: apiScopes },
+      preventUserExistenceErrors: true,
+      accessTokenValidity: Duration.minutes(15),
+    });
+
+    // Server-side sign-in only (AdminInitiateAuth is an IAM-signed call, never reachable
+    // with a password alone): the deploy workflow's smoke test, as a dedicated auditor.
+    this.smokeClient = this.userPool.addClient('SmokeClient', {
+      userPoolClientName: `${config.prefix}smoke-test`,
+      generateSecret: false,
+      authFlows: { adminUserPassword: true },
+      // No OAuth at all (CDK would otherwise allow the implicit and code flows).
+      disableOAuth: true,
+      preventUserExistenceErrors: true,
+      enableTokenRevocation: true,
+      accessTokenValidity: Duration.minutes(15),
+      idTokenValidity: Duration.minutes(15),
+      refreshTokenValidity: Duration.hours(1),
+    });
+
+    this.domain = this.userPool.addDomain('Domain', { cognitoDomain: { domainPrefix: config.cognitoDomainPrefix } });
+    this.domainUrl = `https://${config.cognitoDomainPrefix}.auth.${this.region}.amazoncognito.com`;
+    this.tokenUrl = `${this.domainUrl}/oauth2/token`;
+
+    new CfnOutput(this, 'UserPoolId', { value: this.userPool.userPoolId });
+    new CfnOutput(this, 'UiClientId', { value: this.uiClient.userPoolClientId });
+    new CfnOutput(this, 'SftpClientId', { value: this.sftpClient.userPoolClientId });
+    new CfnOutput(this, 'SmokeClientId', { value: this.smokeClient.userPoolClientId });
+    new CfnOutput(this, 'CognitoDomainUrl', { value: this.domainUrl });
+    new CfnOutput(this, 'Authority', { value: `https://cognito-idp.${this.region}.amazonaws.com/${this.userPool.userPoolId}` });
+  }
+}
