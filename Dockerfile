@@ -45,11 +45,9 @@ LABEL org.opencontainers.image.title="ledgerline-${SERVICE}" \
 COPY --from=build /out/service /app/service
 USER 65532:65532
 EXPOSE 8080
-# No HEALTHCHECK: the image has no shell and no HTTP client to run one with, and the
-# service binary has no self-check mode. Health is checked from outside instead: the
-# load balancer's target group probes GET /health/ready on port 8080 (the query service
-# answers 503 while its database is unreachable) and ECS replaces tasks that fail it.
-# For the same reason the ECS task definitions must not declare a container healthCheck
-# command.
-# checkov:skip=CKV_DOCKER_2: distroless image without a shell or HTTP client; the ALB target group health check on /health/ready replaces HEALTHCHECK
+# The binary checks its own readiness (`<service> health` asks GET /health/ready of the
+# service on this machine): the image has no shell or curl to do it with. ECS runs the
+# same command as the task's container health check; the load balancer's target group
+# checks /health/ready from outside.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["/app/service", "health"]
 ENTRYPOINT ["/app/service"]

@@ -60,6 +60,24 @@ pub(crate) enum AwsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create the root admin in a stack deployed by infra/ (password from
+    /// CRM_ROOT_PASSWORD): a user of the pool in the root-admin group and its StaffUser
+    /// stream. Nothing else is created or changed. Running it again is harmless.
+    RootAdmin {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, env = "CRM_ROOT_USERNAME", default_value = "root")]
+        root_username: String,
+    },
+    /// Sign in as a member of staff through the user pool (`<prefix>staff`, app client
+    /// `<prefix>ui`, USER_PASSWORD_AUTH) and print the access token: how to act as anyone
+    /// in the local AWS mode. The password comes from CRM_PASSWORD.
+    SignIn {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, env = "CRM_USERNAME")]
+        username: String,
+    },
     /// Move the messages of the projector's dead-letter queue back to its queue.
     Redrive {
         #[command(flatten)]
@@ -102,6 +120,42 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
         } => {
             let addrs = [command_addr, query_addr, mail_addr];
             local(stack, addrs, &postgres_url, root_username).await
+        }
+        AwsCommand::RootAdmin {
+            stack,
+            root_username,
+        } => {
+            let password = std::env::var("CRM_ROOT_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .context("CRM_ROOT_PASSWORD is required: the root admin's first password")?;
+            check_root_password(&password, &root_username)?;
+            let clients = AwsClients::new(&aws_config::load_from_env().await);
+            let topology = Topology::new(stack.prefix);
+            let id =
+                aws_stack::ensure_root_deployed(&clients, &topology, &root_username, &password)
+                    .await?;
+            println!("root admin {root_username}: staff id {id}");
+            Ok(())
+        }
+        AwsCommand::SignIn { stack, username } => {
+            let password = std::env::var("CRM_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .context("CRM_PASSWORD is required: the password to sign in with")?;
+            let clients = AwsClients::new(&aws_config::load_from_env().await);
+            let topology = Topology::new(stack.prefix);
+            let token = identity::sign_in_with_password(
+                &clients.cognito,
+                &topology.user_pool(),
+                &topology.app_client(),
+                &username,
+                &password,
+            )
+            .await
+            .with_context(|| format!("signing in as {username}"))?;
+            println!("{token}");
+            Ok(())
         }
         AwsCommand::Topology { stack, json } => {
             let document = Topology::new(stack.prefix).document();
@@ -272,6 +326,8 @@ fn local_banner(
     password: &str,
 ) -> String {
     let client = &running.stack.app_client_id;
+    // The password goes in single quotes in the shell line above.
+    let password = password.replace('\'', "'\\''");
     format!(
         "The AWS topology is running on this machine.
 
@@ -284,13 +340,17 @@ fn local_banner(
   user pool / app client   {pool} / {client}
   root admin               {username} / {password}
 
-Sign in (Cognito USER_PASSWORD_AUTH) and call the API:
+Sign in as anyone (the pool's USER_PASSWORD_AUTH; prints an access token) and call
+the API — commands to the command service, reads to the query service, as the load
+balancer routes them in AWS:
 
-  TOKEN=$(curl -s {moto}/ -H 'Content-Type: application/x-amz-json-1.1' \\
-    -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \\
-    -d '{{\"AuthFlow\":\"USER_PASSWORD_AUTH\",\"ClientId\":\"{client}\",\"AuthParameters\":{{\"USERNAME\":\"{username}\",\"PASSWORD\":\"{password}\"}}}}' \\
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"AuthenticationResult\"][\"AccessToken\"])')
+  export AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER={moto} AWS_REGION=us-east-1 \\
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test CRM_STACK_PREFIX={prefix}
+  TOKEN=$(CRM_PASSWORD='{password}' target/debug/crm aws sign-in --username {username})
   curl -s {queries}/v1/staff -H \"Authorization: Bearer $TOKEN\"
+
+Every service answers /health/ready and /metrics; the requests any of them refuses (403)
+are in the system log (GET {queries}/v1/system-log).
 
 Stack: {stack}
 Ctrl-C stops everything (DynamoDB Local and moto keep nothing).",
@@ -298,6 +358,7 @@ Ctrl-C stops everything (DynamoDB Local and moto keep nothing).",
         queries = running.query_url,
         mail = running.mail_url,
         pool = running.stack.user_pool_id,
+        prefix = running.stack.table_prefix,
         stack = serde_json::to_string(&running.stack).unwrap_or_default(),
     )
 }

@@ -165,3 +165,41 @@ pub async fn stopped() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// `<service> health`: whether the service running on this machine (its `CRM_ADDR`,
+/// default port 8080) answers `GET /health/ready` with 200 within 3 s — the container's
+/// own health check, since the image has no shell or HTTP client to run one with.
+pub async fn probe(name: &str) -> ExitCode {
+    let addr = std::env::var("CRM_ADDR").unwrap_or_else(|_| "0.0.0.0:8080".into());
+    let Ok(addr) = addr.parse::<SocketAddr>() else {
+        eprintln!("{name}: CRM_ADDR `{addr}` is not an address:port");
+        return ExitCode::FAILURE;
+    };
+    // The service listens on every interface or on one: ask it where it listens, or on
+    // loopback when that is everywhere.
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let url = format!("http://{}/health/ready", SocketAddr::new(host, addr.port()));
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| e.to_string());
+    let answer = match answer {
+        Ok(client) => client.get(&url).send().await.map_err(|e| e.to_string()),
+        Err(error) => Err(error),
+    };
+    match answer {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("{name}: {url} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("{name}: {url}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -240,10 +240,48 @@ pub async fn ensure_root(
     username: &str,
     password: &str,
 ) -> Result<StaffId, StackError> {
+    ensure_root_in(
+        clients,
+        &stack.user_pool_id,
+        &stack.table_prefix,
+        username,
+        password,
+    )
+    .await
+}
+
+/// The root admin of a stack deployed by infra/ (`crm aws root-admin`): the pool found by
+/// the topology's name, nothing else created or changed — the tables, bus, rules, queues
+/// and their policies are the infrastructure's.
+pub async fn ensure_root_deployed(
+    clients: &AwsClients,
+    topology: &Topology,
+    username: &str,
+    password: &str,
+) -> Result<StaffId, StackError> {
+    let pool = identity::find_user_pool(&clients.cognito, &topology.user_pool())
+        .await
+        .map_err(|e| StackError::Setup(format!("user pool {}: {e}", topology.user_pool())))?
+        .ok_or_else(|| {
+            StackError::Setup(format!(
+                "no user pool named {}: is the stack deployed, and CRM_STACK_PREFIX its prefix?",
+                topology.user_pool()
+            ))
+        })?;
+    ensure_root_in(clients, &pool, topology.prefix(), username, password).await
+}
+
+async fn ensure_root_in(
+    clients: &AwsClients,
+    user_pool_id: &str,
+    table_prefix: &str,
+    username: &str,
+    password: &str,
+) -> Result<StaffId, StackError> {
     let existing = clients
         .cognito
         .admin_get_user()
-        .user_pool_id(&stack.user_pool_id)
+        .user_pool_id(user_pool_id)
         .username(username)
         .send()
         .await;
@@ -259,7 +297,7 @@ pub async fn ensure_root(
             if e.as_service_error()
                 .is_some_and(|e| e.is_user_not_found_exception()) =>
         {
-            let directory = CognitoDirectory::new(clients.cognito.clone(), &stack.user_pool_id);
+            let directory = CognitoDirectory::new(clients.cognito.clone(), user_pool_id);
             directory
                 .create_user(NewDirectoryUser {
                     id: StaffId::new(),
@@ -274,7 +312,7 @@ pub async fn ensure_root(
     };
     let store = EventStore::new(Backend::dynamo(
         clients.dynamo.clone(),
-        event_store::DynamoTables::with_prefix(&stack.table_prefix),
+        event_store::DynamoTables::with_prefix(table_prefix),
     ));
     command_api::bootstrap::record_root(&store, id, username)
         .await

@@ -15,7 +15,7 @@ pub mod topology;
 
 pub use clients::AwsClients;
 pub use error::StackError;
-pub use init::{ensure_root, init, Stack};
+pub use init::{ensure_root, ensure_root_deployed, init, Stack};
 pub use local::{LocalOptions, LocalStack};
 pub use rebuild::{rebuild, Rebuilt};
 pub use redrive::redrive;

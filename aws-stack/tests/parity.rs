@@ -80,7 +80,36 @@ async fn the_services_match_crm_serve() {
     .await;
     assert_eq!(status, 422, "{body}");
     let agent = sign_in(&clients, &app, AGENT.0, AGENT.1).await;
-    let auditor = sign_in(&clients, &app, AUDITOR.0, AUDITOR.1).await;
+    // `crm aws sign-in`: anyone, by the topology's names; a wrong password is refused.
+    let topology = Topology::new("par-");
+    let (pool, ui) = (topology.user_pool(), topology.app_client());
+    let auditor =
+        identity::sign_in_with_password(&clients.cognito, &pool, &ui, AUDITOR.0, AUDITOR.1)
+            .await
+            .unwrap();
+    // `crm aws root-admin` on a deployed stack finds what is there and changes nothing;
+    // a wrong prefix is named.
+    let root_again = aws_stack::ensure_root_deployed(&clients, &topology, ROOT.0, ROOT.1)
+        .await
+        .unwrap();
+    assert_eq!(root_again, stack.root_id);
+    let elsewhere =
+        aws_stack::ensure_root_deployed(&clients, &Topology::new("nowhere-"), ROOT.0, ROOT.1)
+            .await
+            .unwrap_err();
+    assert!(
+        elsewhere
+            .to_string()
+            .contains("no user pool named nowhere-staff"),
+        "{elsewhere}"
+    );
+    let wrong =
+        identity::sign_in_with_password(&clients.cognito, &pool, &ui, AUDITOR.0, "not-the-one-1")
+            .await;
+    assert!(
+        matches!(wrong, Err(identity::DirectoryError::InvalidCredentials)),
+        "{wrong:?}"
+    );
 
     // One refusal per service.
     let (status, _) = send(

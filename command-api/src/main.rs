@@ -1,7 +1,12 @@
 //! The command-api service for AWS. Configuration: see `command_api::service`.
+//! `command-api health` checks the running service (the container's health check).
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // `command-api health`: the container's health check (see api_kit::serve::probe).
+    if std::env::args().nth(1).as_deref() == Some("health") {
+        return api_kit::serve::probe("command-api").await;
+    }
     tracing_subscriber::fmt().json().init();
     let config =
         match command_api::service::ServiceConfig::from_env(|name| std::env::var(name).ok()) {

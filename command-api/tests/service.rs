@@ -153,6 +153,26 @@ async fn serves_commands_for_cognito_users_on_dynamodb() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    // The container's health check: ready here, failing where nothing listens.
+    let health = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_command-api"))
+            .arg("health")
+            .env_clear()
+            .env("CRM_ADDR", addr)
+            .output()
+            .unwrap()
+    };
+    assert!(health(format!("127.0.0.1:{port}")).status.success());
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = nobody.local_addr().unwrap();
+    drop(nobody);
+    let failed = health(closed.to_string());
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("/health/ready"),
+        "{failed:?}"
+    );
+
     let root = sign_in(&cognito, &app, "root").await;
     let staff = |username: &str, role: &str| json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Test", "role": role, "password": PASSWORD});
     let (status, admin) = post(

@@ -1,7 +1,7 @@
 //! Setting a staff user pool up: the pool, a group per role, the app client.
 
 use aws_sdk_cognitoidentityprovider::types::{
-    ExplicitAuthFlowsType, PasswordPolicyType, UserPoolPolicyType,
+    AuthFlowType, ExplicitAuthFlowsType, PasswordPolicyType, UserPoolPolicyType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use domain::policy::Role;
@@ -42,18 +42,7 @@ pub async fn ensure_user_pool(
     name: &str,
     app: &str,
 ) -> Result<(String, String), DirectoryError> {
-    let pools = cognito
-        .list_user_pools()
-        .max_results(60)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    let existing = pools
-        .user_pools()
-        .iter()
-        .find(|pool| pool.name() == Some(name))
-        .and_then(|pool| pool.id().map(String::from));
-    let pool_id = match existing {
+    let pool_id = match find_user_pool(cognito, name).await? {
         Some(id) => id,
         None => cognito
             .create_user_pool()
@@ -83,20 +72,8 @@ pub async fn ensure_user_pool(
             Err(e) => return Err(unavailable(e)),
         }
     }
-    let apps = cognito
-        .list_user_pool_clients()
-        .user_pool_id(&pool_id)
-        .max_results(60)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    if let Some(id) = apps
-        .user_pool_clients()
-        .iter()
-        .find(|client| client.client_name() == Some(app))
-        .and_then(|client| client.client_id())
-    {
-        return Ok((pool_id, id.to_string()));
+    if let Some(id) = find_app_client(cognito, &pool_id, app).await? {
+        return Ok((pool_id, id));
     }
     let created = cognito
         .create_user_pool_client()
@@ -113,4 +90,109 @@ pub async fn ensure_user_pool(
         .and_then(|client| client.client_id())
         .ok_or_else(|| DirectoryError::Unavailable(format!("{app} was created without an id")))?;
     Ok((pool_id, id.to_string()))
+}
+
+/// The id of the pool named `name`, if there is one.
+pub async fn find_user_pool(
+    cognito: &Client,
+    name: &str,
+) -> Result<Option<String>, DirectoryError> {
+    let mut next = None;
+    loop {
+        let page = cognito
+            .list_user_pools()
+            .max_results(60)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Some(id) = page
+            .user_pools()
+            .iter()
+            .find(|pool| pool.name() == Some(name))
+            .and_then(|pool| pool.id())
+        {
+            return Ok(Some(id.to_string()));
+        }
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next = Some(token.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// The id of the pool's app client named `name`, if there is one.
+async fn find_app_client(
+    cognito: &Client,
+    pool_id: &str,
+    name: &str,
+) -> Result<Option<String>, DirectoryError> {
+    let mut next = None;
+    loop {
+        let page = cognito
+            .list_user_pool_clients()
+            .user_pool_id(pool_id)
+            .max_results(60)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if let Some(id) = page
+            .user_pool_clients()
+            .iter()
+            .find(|client| client.client_name() == Some(name))
+            .and_then(|client| client.client_id())
+        {
+            return Ok(Some(id.to_string()));
+        }
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next = Some(token.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Signs `username` in to the pool `pool` through its app client `app` with a password
+/// (USER_PASSWORD_AUTH, which `ensure_user_pool`'s client allows): the access token.
+/// The local AWS mode's way to act as anyone (`crm aws sign-in`). A wrong password is
+/// [`DirectoryError::InvalidCredentials`]; a further challenge (MFA, a new password) is
+/// named, not answered.
+pub async fn sign_in_with_password(
+    cognito: &Client,
+    pool: &str,
+    app: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, DirectoryError> {
+    let missing = |what: String| DirectoryError::Unavailable(format!("no {what}"));
+    let pool_id = find_user_pool(cognito, pool)
+        .await?
+        .ok_or_else(|| missing(format!("user pool named {pool}")))?;
+    let client_id = find_app_client(cognito, &pool_id, app)
+        .await?
+        .ok_or_else(|| missing(format!("app client named {app} in {pool}")))?;
+    let answer = cognito
+        .initiate_auth()
+        .auth_flow(AuthFlowType::UserPasswordAuth)
+        .client_id(client_id)
+        .auth_parameters("USERNAME", username)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(e) if e.is_not_authorized_exception() || e.is_user_not_found_exception() => {
+                DirectoryError::InvalidCredentials
+            }
+            _ => unavailable(e),
+        })?;
+    if let Some(challenge) = answer.challenge_name() {
+        return Err(DirectoryError::Unavailable(format!(
+            "the pool asks for {challenge}, which this sign-in does not answer"
+        )));
+    }
+    answer
+        .authentication_result()
+        .and_then(|result| result.access_token())
+        .map(String::from)
+        .ok_or_else(|| DirectoryError::Unavailable("the pool answered without a token".into()))
 }

@@ -20,7 +20,7 @@ mod tokens;
 #[cfg(feature = "cognito")]
 pub use cognito::{required_vars, CognitoConfig, CognitoDirectory};
 #[cfg(feature = "cognito")]
-pub use cognito_pool::ensure_user_pool;
+pub use cognito_pool::{ensure_user_pool, find_user_pool, sign_in_with_password};
 pub use directory::{
     DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory,
     WorkerClient,

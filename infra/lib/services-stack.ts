@@ -114,8 +114,15 @@ export class ServicesStack extends Stack {
         secrets: { PGPASSWORD: ecs.Secret.fromSecretsManager(databaseSecret, 'password') },
         logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: title, mode: ecs.AwsLogDriverMode.NON_BLOCKING }),
         stopTimeout: Duration.seconds(30),
-        // No container health check: the distroless image has no shell or HTTP client; the
-        // target group's check on /health/ready decides instead (see the Dockerfile).
+        // The binary checks its own /health/ready (the distroless image has no shell or
+        // curl): ECS replaces a task that fails it, as the target group's check does.
+        healthCheck: {
+          command: ['CMD', '/app/service', 'health'],
+          interval: Duration.seconds(15),
+          timeout: Duration.seconds(5),
+          retries: 3,
+          startPeriod: Duration.seconds(30),
+        },
       });
       const svc = new ecs.FargateService(this, `${name}Service`, {
         cluster: this.cluster,

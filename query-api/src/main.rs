@@ -1,7 +1,12 @@
 //! The query-api service for AWS. Configuration: see `query_api::service`.
+//! `query-api health` checks the running service (the container's health check).
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // `query-api health`: the container's health check (see api_kit::serve::probe).
+    if std::env::args().nth(1).as_deref() == Some("health") {
+        return api_kit::serve::probe("query-api").await;
+    }
     tracing_subscriber::fmt().json().init();
     let config = match query_api::service::ServiceConfig::from_env(|name| std::env::var(name).ok())
     {

@@ -68,7 +68,11 @@ export function servicesCases(s: Synthesized): void {
     }
   });
 
-  it('checks target health on /health/ready', () => {
+  it('checks target health on /health/ready, and each container checks its own', () => {
+    for (const [, task] of resources(t(), 'AWS::ECS::TaskDefinition')) {
+      const [c] = (task.Properties as Props).ContainerDefinitions;
+      assert.deepEqual(c.HealthCheck.Command, ['CMD', '/app/service', 'health']);
+    }
     for (const name of ['commandService', 'queryService']) {
       const tg = t().findResources('AWS::ElasticLoadBalancingV2::TargetGroup')[targetGroupOf(serviceId(name))].Properties;
       assert.equal(tg.HealthCheckPath, '/health/ready');
