@@ -47,7 +47,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     rotationSgId: network.rotationSg.securityGroupId,
     description: 'Ledgerline: DynamoDB event store, Aurora read models, RDS Proxy, secrets',
   });
-  const identity = new IdentityStack(app, name('Identity'), { env, config: cfg, topology, description: 'Ledgerline: Cognito staff pool and clients' });
+  const identity = new IdentityStack(app, name('Identity'), { env, config: cfg, topology, logsKey: network.logsKey, description: 'Ledgerline: Cognito staff pool and clients' });
   const events = new EventsStack(app, name('Events'), {
     env,
     app: config,

@@ -7,14 +7,16 @@
 // included; threat protection (PLUS, full function) adds adaptive blocking on top.
 import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { suppress } from './common';
+import { logGroupName, newLogGroup, suppress } from './common';
 import { EnvironmentConfig } from './config';
 import { Topology, rebase } from './topology';
 
 export interface IdentityStackProps extends StackProps {
   readonly config: EnvironmentConfig;
   readonly topology: Topology;
+  readonly logsKey: kms.IKey;
 }
 
 export const RESOURCE_SERVER = 'ledgerline-api';
@@ -122,7 +124,26 @@ export class IdentityStack extends Stack {
     this.domainUrl = `https://${config.cognitoDomainPrefix}.auth.${this.region}.amazoncognito.com`;
     this.tokenUrl = `${this.domainUrl}/oauth2/token`;
 
+    // Sign-in activity (threat protection's user auth events: every sign-in, passed or
+    // failed, with its risk assessment) exported to a log group the operators read. The
+    // product's system log does not receive it in AWS yet (docs/architecture.md).
+    const signIns = newLogGroup(
+      this,
+      'SignInActivity',
+      props.logsKey,
+      config.logRetentionDays,
+      // Under the product's prefix, so the operator role reads it.
+      logGroupName(config.name, 'sign-in-activity'),
+    );
+    new cognito.CfnLogDeliveryConfiguration(this, 'SignInActivityExport', {
+      userPoolId: this.userPool.userPoolId,
+      logConfigurations: [
+        { eventSource: 'userAuthEvents', logLevel: 'INFO', cloudWatchLogsConfiguration: { logGroupArn: signIns.logGroupArn } },
+      ],
+    });
+
     new CfnOutput(this, 'UserPoolId', { value: this.userPool.userPoolId });
+    new CfnOutput(this, 'SignInLogGroup', { value: signIns.logGroupName });
     new CfnOutput(this, 'UiClientId', { value: this.uiClient.userPoolClientId });
     new CfnOutput(this, 'SftpClientId', { value: this.sftpClient.userPoolClientId });
     new CfnOutput(this, 'SmokeClientId', { value: this.smokeClient.userPoolClientId });

@@ -66,6 +66,18 @@ export function identityCases(s: Synthesized): void {
     assert.equal(smoke.AllowedOAuthFlows, undefined);
   });
 
+  it('exports sign-in activity (passed and failed) to a retained, encrypted log group', () => {
+    const [[, delivery]] = resources(t(), 'AWS::Cognito::LogDeliveryConfiguration') as any;
+    const [config] = delivery.Properties.LogConfigurations;
+    assert.equal(config.EventSource, 'userAuthEvents');
+    assert.equal(config.LogLevel, 'INFO');
+    const groups = t().findResources('AWS::Logs::LogGroup');
+    const group = groups[config.CloudWatchLogsConfiguration.LogGroupArn['Fn::GetAtt'][0]].Properties;
+    assert.equal(group.LogGroupName, `/ledgerline/${cfg.name}/sign-in-activity`);
+    assert.equal(group.RetentionInDays, cfg.logRetentionDays);
+    assert.ok(group.KmsKeyId);
+  });
+
   it('outputs what the deploy workflow reads', () => {
     const outputs = t().findOutputs('*');
     for (const id of ['UserPoolId', 'UiClientId', 'SftpClientId', 'SmokeClientId', 'CognitoDomainUrl', 'Authority']) assert.ok(outputs[id], id);
