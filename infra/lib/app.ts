@@ -47,7 +47,19 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     rotationSgId: network.rotationSg.securityGroupId,
     description: 'Ledgerline: DynamoDB event store, Aurora read models, RDS Proxy, secrets',
   });
-  const identity = new IdentityStack(app, name('Identity'), { env, config: cfg, topology, logsKey: network.logsKey, description: 'Ledgerline: Cognito staff pool and clients' });
+  const identity = new IdentityStack(app, name('Identity'), {
+    env,
+    app: config,
+    config: cfg,
+    topology,
+    logsKey: network.logsKey,
+    vpc: network.vpc,
+    lambdaSgId: network.lambdaSg.securityGroupId,
+    proxy: data.proxy,
+    databaseSecret: data.databaseSecret,
+    secretsKey: data.secretsKey,
+    description: 'Ledgerline: Cognito staff pool and clients, the sign-in trigger',
+  });
   const events = new EventsStack(app, name('Events'), {
     env,
     app: config,

@@ -1,22 +1,36 @@
 // Staff identity: the Cognito user pool (name, groups and password policy from
 // topology.json), the UI's app client, the API's resource server, the SFTP worker's
-// client-credentials client and the hosted domain.
+// client-credentials client, the hosted domain, and the post-authentication trigger
+// that puts each sign-in into the system log.
 //
 // MFA: Cognito cannot require MFA for some groups only. Every staff member of a bank
 // reaches customer data, so MFA (TOTP) is REQUIRED for the whole pool, administrators
 // included; threat protection (PLUS, full function) adds adaptive blocking on top.
 import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { logGroupName, newLogGroup, suppress } from './common';
-import { EnvironmentConfig } from './config';
+import { grantSecretRead, logGroupName, newLogGroup, suppress } from './common';
+import { AppConfig, EnvironmentConfig } from './config';
+import { databaseUrl } from './data-stack';
+import { RustFunction } from './rust-function';
 import { Topology, rebase } from './topology';
 
 export interface IdentityStackProps extends StackProps {
+  readonly app: AppConfig;
   readonly config: EnvironmentConfig;
   readonly topology: Topology;
   readonly logsKey: kms.IKey;
+  /** For the sign-in trigger, which writes the system log in Aurora through RDS Proxy. */
+  readonly vpc: ec2.IVpc;
+  readonly lambdaSgId: string;
+  readonly proxy: rds.IDatabaseProxy;
+  readonly databaseSecret: secretsmanager.ISecret;
+  readonly secretsKey: kms.IKey;
 }
 
 export const RESOURCE_SERVER = 'ledgerline-api';
@@ -27,6 +41,8 @@ export class IdentityStack extends Stack {
   readonly sftpClient: cognito.UserPoolClient;
   /** The deploy workflow's smoke test signs in through this one (ADMIN_USER_PASSWORD_AUTH needs IAM credentials). */
   readonly smokeClient: cognito.UserPoolClient;
+  /** Cognito's post-authentication trigger: sign-ins to the system log. */
+  readonly signInTrigger: import('aws-cdk-lib/aws-lambda').Function;
   readonly domain: cognito.UserPoolDomain;
   /** https://<prefix>.auth.<region>.amazoncognito.com */
   readonly domainUrl: string;
@@ -61,6 +77,42 @@ export class IdentityStack extends Stack {
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+
+    // Sign-ins to the system log, as `crm serve` records them: Cognito checks passwords,
+    // so its post-authentication trigger tells the product (projections::sign_in). The
+    // trigger never refuses a sign-in and answers within Cognito's 5 s.
+    this.signInTrigger = new RustFunction(this, 'SignIns', {
+      app: props.app,
+      packageName: 'sign-in-lambda',
+      description: 'Cognito post-authentication → system log',
+      vpc: props.vpc,
+      securityGroup: ec2.SecurityGroup.fromSecurityGroupId(this, 'LambdaSg', props.lambdaSgId, { mutable: false, allowAllOutbound: false }),
+      logsKey: props.logsKey,
+      environment: {
+        CRM_READ_DATABASE_URL: databaseUrl(props.proxy.endpoint),
+        CRM_READ_DATABASE_SECRET_ARN: props.databaseSecret.secretArn,
+      },
+      timeout: Duration.seconds(5),
+      reservedConcurrency: 20,
+      synchronousCaller: 'Invoked synchronously by Cognito during sign-in; it never fails (an unrecorded sign-in is logged), so there is nothing to dead-letter.',
+    }).fn;
+    grantSecretRead(this.signInTrigger, props.databaseSecret, props.secretsKey);
+    // The role is the user's pool group. By pattern, not by the pool's ARN: the pool
+    // names the function as its trigger, so naming the pool here would be a cycle.
+    this.signInTrigger.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['cognito-idp:AdminListGroupsForUser'],
+        resources: [`arn:${this.partition}:cognito-idp:${this.region}:${this.account}:userpool/*`],
+      }),
+    );
+    this.userPool.addTrigger(cognito.UserPoolOperation.POST_AUTHENTICATION, this.signInTrigger);
+    suppress(this.signInTrigger, [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'AdminListGroupsForUser on the account\'s pools in this region: the pool names this function as its trigger, so its ARN cannot be named here (a cycle).',
+        appliesTo: [{ regex: '/^Resource::arn:(aws[a-z-]*|<AWS::Partition>):cognito-idp:.*:userpool\\/\\*$/g' }],
+      },
+    ], true);
 
     suppress(this.userPool, [
       {

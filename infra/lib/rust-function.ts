@@ -26,6 +26,8 @@ export interface RustFunctionProps {
   readonly reservedConcurrency: number;
   /** For functions invoked asynchronously. */
   readonly deadLetterQueue?: sqs.IQueue;
+  /** For functions invoked synchronously: who invokes them and where a failure goes (checkov's DLQ check does not apply). */
+  readonly synchronousCaller?: string;
 }
 
 /** The zip of one Lambda package; a clear error when it has not been built. */
@@ -88,7 +90,9 @@ export class RustFunction extends Construct {
     if (!props.deadLetterQueue) {
       skips.push({
         id: 'CKV_AWS_116',
-        comment: 'Invoked synchronously (event source mapping or ALB): failures go to the mapping\'s on-failure destination or the queue\'s redrive DLQ.',
+        comment:
+          props.synchronousCaller ??
+          'Invoked synchronously (event source mapping or ALB): failures go to the mapping\'s on-failure destination or the queue\'s redrive DLQ.',
       });
     }
     skipCheckov(this.fn, skips);

@@ -15,6 +15,8 @@ pub mod system_log;
 
 #[cfg(feature = "lambda")]
 pub mod database_secret;
+#[cfg(feature = "cognito")]
+pub mod sign_in;
 pub use db::{sqlite_url, ReadStore};
 pub use envelope::Envelope;
 pub use error::ProjectionError;

@@ -78,6 +78,18 @@ export function identityCases(s: Synthesized): void {
     assert.ok(group.KmsKeyId);
   });
 
+  it('puts every sign-in into the system log through a post-authentication trigger that answers within Cognito\'s 5 s', () => {
+    const [[, pool]] = resources(t(), 'AWS::Cognito::UserPool') as any;
+    const trigger = pool.Properties.LambdaConfig.PostAuthentication['Fn::GetAtt'][0];
+    const fn = t().findResources('AWS::Lambda::Function')[trigger].Properties;
+    assert.ok(fn.Timeout <= 5, `timeout ${fn.Timeout}`);
+    assert.ok(fn.VpcConfig, 'in the VPC, to reach RDS Proxy');
+    const env = fn.Environment.Variables;
+    assert.ok(env.CRM_READ_DATABASE_URL && env.CRM_READ_DATABASE_SECRET_ARN);
+    const invoke = resources(t(), 'AWS::Lambda::Permission').map(([, r]) => r.Properties as Props);
+    assert.ok(invoke.some((p) => p.Principal === 'cognito-idp.amazonaws.com'), 'Cognito may invoke it');
+  });
+
   it('outputs what the deploy workflow reads', () => {
     const outputs = t().findOutputs('*');
     for (const id of ['UserPoolId', 'UiClientId', 'SftpClientId', 'SmokeClientId', 'CognitoDomainUrl', 'Authority']) assert.ok(outputs[id], id);
