@@ -5,7 +5,9 @@
 use api_kit::auth::{AccessCheck, HttpKeySource, TokenVerifier};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cognitoidentityprovider::config::Credentials;
-use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+use aws_sdk_cognitoidentityprovider::types::{
+    AuthFlowType, PasswordPolicyType, UserPoolPolicyType,
+};
 use aws_sdk_cognitoidentityprovider::Client;
 use domain::policy::Role;
 use domain::StaffId;
@@ -69,9 +71,68 @@ async fn staff_live_in_the_pool_and_its_tokens_verify() {
             .await,
         Err(DirectoryError::WeakPassword(_))
     ));
-    // The pool's own policy (upper, lower, digit, symbol) is honoured, and no half user stays.
+    // The pool has the product's policy (length, no character classes): what the product
+    // accepts, the pool accepts.
+    let pool = client
+        .describe_user_pool()
+        .user_pool_id(&pool_id)
+        .send()
+        .await
+        .unwrap();
+    let policy = pool
+        .user_pool()
+        .and_then(|p| p.policies())
+        .and_then(|p| p.password_policy())
+        .unwrap();
+    assert_eq!(policy.minimum_length(), Some(12));
+    assert_eq!(
+        (
+            policy.require_uppercase(),
+            policy.require_lowercase(),
+            policy.require_numbers(),
+            policy.require_symbols()
+        ),
+        (false, false, false, false)
+    );
+    assert!(directory
+        .create_user(NewDirectoryUser {
+            password: "only-lower-case-letters".into(),
+            ..new("ann", Role::Agent)
+        })
+        .await
+        .is_ok());
+    // A pool a bank made stricter is honoured as well, and no half user stays.
+    let strict = client
+        .create_user_pool()
+        .pool_name("strict-staff")
+        .policies(
+            UserPoolPolicyType::builder()
+                .password_policy(
+                    PasswordPolicyType::builder()
+                        .minimum_length(12)
+                        .require_symbols(true)
+                        .require_numbers(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .user_pool()
+        .and_then(|p| p.id())
+        .unwrap()
+        .to_string();
+    client
+        .create_group()
+        .user_pool_id(&strict)
+        .group_name(Role::Agent.as_str())
+        .send()
+        .await
+        .unwrap();
+    let strict_directory = CognitoDirectory::new(client.clone(), &strict);
     assert!(matches!(
-        directory
+        strict_directory
             .create_user(NewDirectoryUser {
                 password: "only-lower-case-letters".into(),
                 ..new("joe", Role::Agent)
@@ -80,7 +141,10 @@ async fn staff_live_in_the_pool_and_its_tokens_verify() {
         Err(DirectoryError::WeakPassword(_))
     ));
     assert!(
-        directory.create_user(new("joe", Role::Agent)).await.is_ok(),
+        strict_directory
+            .create_user(new("joe", Role::Agent))
+            .await
+            .is_ok(),
         "the refused joe was removed again"
     );
 
