@@ -98,11 +98,7 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             stack,
             root_username,
         } => {
-            let password = std::env::var("CRM_ROOT_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .context("CRM_ROOT_PASSWORD is required: the root admin's first password")?;
-            check_root_password(&password, &root_username)?;
+            let password = root_password(&root_username)?;
             let clients = AwsClients::new(&aws_config::load_from_env().await);
             let topology = Topology::new(stack.prefix);
             let created = aws_stack::init(&clients, &topology).await?;
@@ -125,11 +121,7 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             stack,
             root_username,
         } => {
-            let password = std::env::var("CRM_ROOT_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .context("CRM_ROOT_PASSWORD is required: the root admin's first password")?;
-            check_root_password(&password, &root_username)?;
+            let password = root_password(&root_username)?;
             let clients = AwsClients::new(&aws_config::load_from_env().await);
             let topology = Topology::new(stack.prefix);
             let id =
@@ -205,6 +197,17 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The root admin's first password (CRM_ROOT_PASSWORD, never an argument, so it does not
+/// show in `ps`), checked against the staff password rule.
+fn root_password(username: &str) -> anyhow::Result<String> {
+    let password = std::env::var("CRM_ROOT_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .context("CRM_ROOT_PASSWORD is required: the root admin's first password")?;
+    check_root_password(&password, username)?;
+    Ok(password)
 }
 
 /// The staff password rule, checked before anything is created: the pool has the same

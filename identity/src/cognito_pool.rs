@@ -97,28 +97,19 @@ pub async fn find_user_pool(
     cognito: &Client,
     name: &str,
 ) -> Result<Option<String>, DirectoryError> {
-    let mut next = None;
-    loop {
-        let page = cognito
-            .list_user_pools()
-            .max_results(60)
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if let Some(id) = page
-            .user_pools()
-            .iter()
-            .find(|pool| pool.name() == Some(name))
-            .and_then(|pool| pool.id())
-        {
-            return Ok(Some(id.to_string()));
-        }
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next = Some(token.to_string()),
-            _ => return Ok(None),
+    let mut pools = cognito
+        .list_user_pools()
+        .max_results(60)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(pool) = pools.next().await {
+        let pool = pool.map_err(unavailable)?;
+        if pool.name() == Some(name) {
+            return Ok(pool.id().map(String::from));
         }
     }
+    Ok(None)
 }
 
 /// The id of the pool's app client named `name`, if there is one.
@@ -127,29 +118,20 @@ async fn find_app_client(
     pool_id: &str,
     name: &str,
 ) -> Result<Option<String>, DirectoryError> {
-    let mut next = None;
-    loop {
-        let page = cognito
-            .list_user_pool_clients()
-            .user_pool_id(pool_id)
-            .max_results(60)
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if let Some(id) = page
-            .user_pool_clients()
-            .iter()
-            .find(|client| client.client_name() == Some(name))
-            .and_then(|client| client.client_id())
-        {
-            return Ok(Some(id.to_string()));
-        }
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next = Some(token.to_string()),
-            _ => return Ok(None),
+    let mut clients = cognito
+        .list_user_pool_clients()
+        .user_pool_id(pool_id)
+        .max_results(60)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(client) = clients.next().await {
+        let client = client.map_err(unavailable)?;
+        if client.client_name() == Some(name) {
+            return Ok(client.client_id().map(String::from));
         }
     }
+    Ok(None)
 }
 
 /// Signs `username` in to the pool `pool` through its app client `app` with a password
