@@ -100,6 +100,9 @@ pub struct TopologyDocument {
     pub queues: Vec<QueueDocument>,
     pub rules: Vec<RuleDocument>,
     pub user_pool: UserPoolDocument,
+    /// The headers every answer of the product carries (`api_kit::observe`), by name:
+    /// CloudFront sends the same for the UI it serves.
+    pub security_headers: std::collections::BTreeMap<&'static str, &'static str>,
 }
 
 /// A FIFO queue and its FIFO dead-letter queue.
@@ -185,6 +188,7 @@ impl Topology {
                     .collect(),
                 password_policy: identity::PASSWORD_POLICY,
             },
+            security_headers: api_kit::observe::SECURITY_HEADERS.into_iter().collect(),
         }
     }
 }
@@ -250,5 +254,6 @@ mod tests {
         assert_eq!(document["rules"][0]["targets"][1], "sftpExports");
         assert_eq!(document["userPool"]["groups"][0], "root-admin");
         assert_eq!(document["userPool"]["passwordPolicy"]["minimumLength"], 12);
+        assert_eq!(document["securityHeaders"]["x-frame-options"], "DENY");
     }
 }

@@ -97,7 +97,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     description: 'Ledgerline: command-api and query-api on Fargate, mail Lambda, ALB, regional WAF',
   });
   // CLOUDFRONT WebACLs exist only in us-east-1; the Edge stack takes nothing from the others.
-  const edge = new EdgeStack(app, name('Edge'), { env: { account: cfg.account, region: EDGE_REGION }, config: cfg, description: 'Ledgerline: UI bucket, CloudFront, edge WAF (us-east-1)' });
+  const edge = new EdgeStack(app, name('Edge'), { env: { account: cfg.account, region: EDGE_REGION }, config: cfg, topology, description: 'Ledgerline: UI bucket, CloudFront, edge WAF (us-east-1)' });
   const security = new SecurityStack(app, name('Security'), {
     env,
     config: cfg,

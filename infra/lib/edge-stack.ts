@@ -13,10 +13,12 @@ import { Construct } from 'constructs';
 import { newKey, newLogsKey, suppress } from './common';
 import { EnvironmentConfig } from './config';
 import { newLogBucket } from './log-bucket';
+import { Topology } from './topology';
 import { WebAcl } from './waf';
 
 export interface EdgeStackProps extends StackProps {
   readonly config: EnvironmentConfig;
+  readonly topology: Topology;
 }
 
 /** Paths without a file extension outside /v1/ are the SPA's routes: serve index.html. */
@@ -35,17 +37,23 @@ export function uiBucketName(config: EnvironmentConfig): string {
   return `${config.prefix}ui-${config.account}-${config.name}`;
 }
 
-export function contentSecurityPolicy(config: EnvironmentConfig): string {
+/** The product's CSP (topology.json), with the Cognito endpoints the UI signs in at. */
+export function contentSecurityPolicy(config: EnvironmentConfig, topology: Topology): string {
   const cognitoApi = `https://cognito-idp.${config.region}.amazonaws.com`;
   const cognitoDomain = `https://${config.cognitoDomainPrefix}.auth.${config.region}.amazoncognito.com`;
-  return [
-    "default-src 'self'",
-    "img-src 'self' data:",
-    "style-src 'self' 'unsafe-inline'",
-    `connect-src 'self' ${cognitoApi} ${cognitoDomain}`,
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-  ].join('; ');
+  return `${topology.securityHeaders['content-security-policy']}; connect-src 'self' ${cognitoApi} ${cognitoDomain}`;
+}
+
+function frameOption(value: string): cloudfront.HeadersFrameOption {
+  if (value === 'DENY') return cloudfront.HeadersFrameOption.DENY;
+  if (value === 'SAMEORIGIN') return cloudfront.HeadersFrameOption.SAMEORIGIN;
+  throw new Error(`topology.json: x-frame-options "${value}" is neither DENY nor SAMEORIGIN`);
+}
+
+function referrerPolicy(value: string): cloudfront.HeadersReferrerPolicy {
+  const policy = Object.values(cloudfront.HeadersReferrerPolicy).find((p) => p === value);
+  if (!policy) throw new Error(`topology.json: referrer-policy "${value}" is not one CloudFront knows`);
+  return policy;
 }
 
 export class EdgeStack extends Stack {
@@ -55,7 +63,7 @@ export class EdgeStack extends Stack {
 
   constructor(scope: Construct, id: string, props: EdgeStackProps) {
     super(scope, id, props);
-    const config = props.config;
+    const { config, topology } = props;
 
     const logs = newLogBucket(this, 'AccessLogs', {
       retentionDays: config.logRetentionDays,
@@ -80,10 +88,11 @@ export class EdgeStack extends Stack {
     const headers = new cloudfront.ResponseHeadersPolicy(this, 'Headers', {
       comment: 'Ledgerline security headers',
       securityHeadersBehavior: {
-        contentSecurityPolicy: { contentSecurityPolicy: contentSecurityPolicy(config), override: true },
+        // The product's own headers (topology.json), so the UI gets what the API sends.
+        contentSecurityPolicy: { contentSecurityPolicy: contentSecurityPolicy(config, topology), override: true },
         contentTypeOptions: { override: true },
-        frameOptions: { frameOption: cloudfront.HeadersFrameOption.DENY, override: true },
-        referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.NO_REFERRER, override: true },
+        frameOptions: { frameOption: frameOption(topology.securityHeaders['x-frame-options']), override: true },
+        referrerPolicy: { referrerPolicy: referrerPolicy(topology.securityHeaders['referrer-policy']), override: true },
         strictTransportSecurity: { accessControlMaxAge: Duration.days(730), includeSubdomains: true, preload: true, override: true },
       },
     });

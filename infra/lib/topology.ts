@@ -60,7 +60,12 @@ export interface Topology {
   readonly queues: QueueSpec[];
   readonly rules: RuleSpec[];
   readonly userPool: UserPoolSpec;
+  /** The headers every answer of the product carries, by lower-case name (api_kit::observe). */
+  readonly securityHeaders: Record<string, string>;
 }
+
+/** The security headers CloudFront must send as the product does. */
+export const SECURITY_HEADERS = ['content-security-policy', 'x-content-type-options', 'x-frame-options', 'referrer-policy'];
 
 class Check {
   readonly errors: string[] = [];
@@ -136,6 +141,8 @@ export function parseTopology(raw: unknown, file = 'topology.json'): Topology {
   const policy = c.field(pool, 'passwordPolicy', 'userPool', 'object');
   for (const k of ['minimumLength', 'maximumLength', 'temporaryPasswordValidityDays']) c.field(policy, k, 'userPool.passwordPolicy', 'number');
   for (const k of ['requireLowercase', 'requireUppercase', 'requireDigits', 'requireSymbols']) c.field(policy, k, 'userPool.passwordPolicy', 'boolean');
+  const headers = c.field(raw, 'securityHeaders', 'topology', 'object');
+  for (const k of SECURITY_HEADERS) c.field(headers, k, 'securityHeaders', 'string');
   c.done();
 
   // Every name must carry the prefix, or rebasing it per environment would be wrong.

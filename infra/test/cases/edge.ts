@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as vm from 'node:vm';
 import { it } from 'node:test';
-import { Synthesized, resources } from '../support';
+import { Synthesized, resources, topology } from '../support';
 import { assertWebAcl } from './services';
 
 type Props = Record<string, any>;
@@ -65,6 +65,11 @@ export function edgeCases(s: Synthesized): void {
     const [[, policy]] = resources(t(), 'AWS::CloudFront::ResponseHeadersPolicy') as any;
     const h = policy.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig;
     const csp = h.ContentSecurityPolicy.ContentSecurityPolicy;
+    // The product's own policy (topology.json, from api_kit::observe), then Cognito.
+    const product = topology().securityHeaders;
+    assert.ok(csp.startsWith(`${product['content-security-policy']}; `), csp);
+    assert.equal(h.FrameOptions.FrameOption, product['x-frame-options']);
+    assert.equal(h.ReferrerPolicy.ReferrerPolicy, product['referrer-policy']);
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /img-src 'self' data:/);
     assert.match(csp, /style-src 'self' 'unsafe-inline'/);
