@@ -169,12 +169,8 @@ impl Observer {
 
 /// The `sub` and group of a bearer token, read without verifying it: used only to name
 /// who was refused with 403, which happens only after the token was verified.
-fn token_subject(headers: &HeaderMap) -> Option<(String, Option<String>)> {
-    let token = headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
+fn token_subject(authorization: Option<&HeaderValue>) -> Option<(String, Option<String>)> {
+    let token = authorization?.to_str().ok()?.strip_prefix("Bearer ")?;
     let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
     let sub = claims.get("sub")?.as_str()?.to_string();
@@ -207,7 +203,8 @@ async fn middleware(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|matched| matched.as_str().to_string());
-    let subject = token_subject(request.headers());
+    // Kept (a cheap clone) and read only if the request is refused.
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let path_for_headers = path.clone();
     let span = tracing::info_span!("request", %method, %path, correlation_id = %correlation);
     let started = std::time::Instant::now();
@@ -229,7 +226,7 @@ async fn middleware(
                 .refused(Refusal {
                     method: method.to_string(),
                     path,
-                    actor: subject,
+                    actor: token_subject(authorization.as_ref()),
                     correlation_id: correlation.clone(),
                 })
                 .await;
