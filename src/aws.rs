@@ -32,6 +32,13 @@ pub(crate) enum AwsCommand {
         query_addr: SocketAddr,
         #[arg(long, env = "CRM_MAIL_ADDR", default_value = "127.0.0.1:8083")]
         mail_addr: SocketAddr,
+        /// The front door: the API routed as the load balancer routes it, sign-in as
+        /// Cognito's hosted pages do it, and the web UI — one address, as `crm serve`.
+        #[arg(long, env = "CRM_ADDR", default_value = "127.0.0.1:8080")]
+        front_addr: SocketAddr,
+        /// The built web UI (`npm run build` in ui/), served by the front door.
+        #[arg(long, env = "CRM_UI_DIR", default_value = "ui/dist")]
+        ui_dir: std::path::PathBuf,
         /// The PostgreSQL server; the database `ledgerline_aws_local` on it is made afresh.
         #[arg(
             long,
@@ -111,11 +118,13 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             command_addr,
             query_addr,
             mail_addr,
+            front_addr,
+            ui_dir,
             postgres_url,
             root_username,
         } => {
-            let addrs = [command_addr, query_addr, mail_addr];
-            local(stack, addrs, &postgres_url, root_username).await
+            let addrs = [command_addr, query_addr, mail_addr, front_addr];
+            local(stack, addrs, ui_dir, &postgres_url, root_username).await
         }
         AwsCommand::RootAdmin {
             stack,
@@ -268,7 +277,8 @@ fn topology_text(document: &aws_stack::TopologyDocument) -> String {
 
 async fn local(
     stack: StackArgs,
-    [command_addr, query_addr, mail_addr]: [SocketAddr; 3],
+    [command_addr, query_addr, mail_addr, front_addr]: [SocketAddr; 4],
+    ui_dir: std::path::PathBuf,
     postgres_url: &str,
     root_username: String,
 ) -> anyhow::Result<()> {
@@ -296,6 +306,8 @@ async fn local(
             command_addr,
             query_addr,
             mail_addr,
+            front_addr,
+            ui_dir: Some(ui_dir),
             mail_from: "no-reply@ledgerline.local".into(),
             root_username: root_username.clone(),
             root_password: root_password.clone(),
@@ -334,6 +346,7 @@ fn local_banner(
     format!(
         "The AWS topology is running on this machine.
 
+  front door               {front}   (the API as the load balancer routes it, sign-in, the UI)
   commands (command-api)   {commands}
   queries  (query-api)     {queries}
   mail     (mail Lambda)   {mail}   (sends through SES on moto)
@@ -343,25 +356,26 @@ fn local_banner(
   user pool / app client   {pool} / {client}
   root admin               {username} / {password}
 
-Sign in as anyone (the pool's USER_PASSWORD_AUTH; prints an access token) and call
-the API — commands to the command service, reads to the query service, as the load
-balancer routes them in AWS:
+The front door is what CloudFront, the load balancer and Cognito's sign-in pages are in
+AWS: open {front} for the web UI (built with `npm run build` in ui/), or follow the
+README's walkthrough against it as against `crm serve` — `POST /auth/login` signs in
+through the user pool and hands out its tokens:
 
-  export AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER={moto} AWS_REGION=us-east-1 \\
-    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test CRM_STACK_PREFIX={prefix}
-  TOKEN=$(CRM_PASSWORD='{password}' target/debug/crm aws sign-in --username {username})
-  curl -s {queries}/v1/staff -H \"Authorization: Bearer $TOKEN\"
+  curl -s -X POST {front}/auth/login -H 'content-type: application/json' \\
+    -d '{{\"username\":\"{username}\",\"password\":\"…\"}}'
 
-Every service answers /health/ready and /metrics; the requests any of them refuses (403)
-are in the system log (GET {queries}/v1/system-log).
+Sign-ins, failed sign-ins and every refusal (403) are in the system log
+(GET {front}/v1/system-log). Every service answers /health/ready and /metrics.
+Against a deployed stack, `crm aws sign-in --username NAME` (password from CRM_PASSWORD)
+prints an access token.
 
 Stack: {stack}
 Ctrl-C stops everything (DynamoDB Local and moto keep nothing).",
+        front = running.front_url,
         commands = running.command_url,
         queries = running.query_url,
         mail = running.mail_url,
         pool = running.stack.user_pool_id,
-        prefix = running.stack.table_prefix,
         stack = serde_json::to_string(&running.stack).unwrap_or_default(),
     )
 }

@@ -1,16 +1,18 @@
 //! The AWS topology of DESIGN.md §1 in code: one definition of every resource
 //! ([`Topology`]), creating it ([`init()`], `crm aws init`), running the Lambda handlers
 //! from their event sources where Lambda is not ([`mapping`]), the whole topology on one
-//! machine ([`LocalStack`], `crm aws local`), rebuilding the Aurora read models from
+//! machine ([`LocalStack`], `crm aws local`, behind its [`front_door`]), rebuilding the Aurora read models from
 //! DynamoDB ([`rebuild()`]) and redriving the dead-letter queue ([`redrive()`]).
 
 pub mod clients;
 pub mod error;
+pub mod front_door;
 pub mod init;
 pub mod local;
 pub mod mapping;
 pub mod rebuild;
 pub mod redrive;
+pub mod routes;
 pub mod topology;
 
 pub use clients::AwsClients;

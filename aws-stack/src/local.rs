@@ -34,6 +34,10 @@ pub struct LocalOptions {
     pub query_addr: SocketAddr,
     /// The mail service (the Lambda behind the ALB in AWS), sending through SES.
     pub mail_addr: SocketAddr,
+    /// The front door: the API by the load balancer's rules, sign-in, the UI.
+    pub front_addr: SocketAddr,
+    /// The built UI the front door serves, if any.
+    pub ui_dir: Option<std::path::PathBuf>,
     /// The sender address; verified in SES at start.
     pub mail_from: String,
     pub root_username: String,
@@ -50,6 +54,7 @@ pub struct LocalStack {
     pub command_url: String,
     pub query_url: String,
     pub mail_url: String,
+    pub front_url: String,
     pub cognito: CognitoConfig,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -125,13 +130,35 @@ impl LocalStack {
         )));
         let read = Arc::new(ReadStore::open(&options.read_database_url).await?);
         let log = Arc::new(SystemLog::open(&options.read_database_url).await?);
-        let projector = Projector::new(store, read, log);
+        let projector = Projector::new(store, read, log.clone());
         let queue = QueueMapping::new(
             clients.sqs.clone(),
             stack.projector_queue_url.clone(),
             stack.projector_queue_arn.clone(),
         );
-        tasks.push(tokio::spawn(run_projector(projector, queue, stopped)));
+        tasks.push(tokio::spawn(run_projector(
+            projector,
+            queue,
+            stopped.clone(),
+        )));
+
+        let door = crate::front_door::router(
+            crate::front_door::FrontDoorConfig {
+                commands_url: command_url.clone(),
+                queries_url: query_url.clone(),
+                mail_url: mail_url.clone(),
+                user_pool_id: stack.user_pool_id.clone(),
+                app_client_id: stack.app_client_id.clone(),
+                region: options.region.clone(),
+                issuer: cognito.issuer.clone(),
+                jwks_url: cognito.jwks_url.clone(),
+                ui_dir: options.ui_dir.clone(),
+            },
+            clients.cognito.clone(),
+            log,
+        );
+        let (front_url, task) = serve(options.front_addr, door, stopped).await?;
+        tasks.push(task);
 
         Ok(LocalStack {
             stack,
@@ -139,6 +166,7 @@ impl LocalStack {
             command_url,
             query_url,
             mail_url,
+            front_url,
             cognito,
             shutdown,
             tasks,

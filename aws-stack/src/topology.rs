@@ -103,6 +103,8 @@ pub struct TopologyDocument {
     /// The headers every answer of the product carries (`api_kit::observe`), by name:
     /// CloudFront sends the same for the UI it serves.
     pub security_headers: std::collections::BTreeMap<&'static str, &'static str>,
+    /// The load balancer's listener rules (the local front door routes by the same).
+    pub routes: &'static [crate::routes::Route],
 }
 
 /// A FIFO queue and its FIFO dead-letter queue.
@@ -189,6 +191,7 @@ impl Topology {
                 password_policy: identity::PASSWORD_POLICY,
             },
             security_headers: api_kit::observe::SECURITY_HEADERS.into_iter().collect(),
+            routes: crate::routes::ROUTES,
         }
     }
 }
@@ -255,5 +258,8 @@ mod tests {
         assert_eq!(document["userPool"]["groups"][0], "root-admin");
         assert_eq!(document["userPool"]["passwordPolicy"]["minimumLength"], 12);
         assert_eq!(document["securityHeaders"]["x-frame-options"], "DENY");
+        assert_eq!(document["routes"][0]["paths"][1], "/v1/mail/*");
+        assert_eq!(document["routes"][4]["methods"][0], "GET");
+        assert_eq!(document["routes"][1]["target"], "notFound");
     }
 }

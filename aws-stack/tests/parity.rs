@@ -35,6 +35,8 @@ async fn the_services_match_crm_serve() {
             command_addr: any,
             query_addr: any,
             mail_addr: any,
+            front_addr: any,
+            ui_dir: None,
             mail_from: "no-reply@bank.example".into(),
             root_username: ROOT.0.into(),
             root_password: ROOT.1.into(),
@@ -194,6 +196,224 @@ async fn the_services_match_crm_serve() {
             "{service}: {metrics}"
         );
     }
+
+    front_door(&stack, &admin).await;
     stack.stop().await;
     test_peers::postgres::drop(&database).await;
+}
+
+/// The front door: the README's `/auth/login` and the UI's code flow sign in through the
+/// pool, each sign-in and failed sign-in reaches the system log, and requests go where
+/// the load balancer sends them.
+async fn front_door(stack: &LocalStack, admin: &str) {
+    let door = &stack.front_url;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |username: &str, password: &str| {
+        http.post(format!("{door}/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+    };
+    let (status, tokens) = send(login(AGENT.0, AGENT.1)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let agent = tokens["access_token"].as_str().unwrap().to_string();
+    let (status, problem) = send(login(AGENT.0, "not-bobs-password")).await;
+    assert_eq!(status, 401, "{problem}");
+    let (status, _) = send(login("nobody-at-all", "not-a-password")).await;
+    assert_eq!(status, 401, "an unknown user is told the same");
+    let (status, problem) = send(
+        http.post(format!("{door}/auth/login"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(
+        (status, &problem["status"]),
+        (400, &json!(400)),
+        "{problem}"
+    );
+
+    // Routed as the load balancer routes: reads to the query service, commands to the
+    // command service, operators' paths nowhere.
+    let (status, _) = send(http.get(format!("{door}/v1/staff")).bearer_auth(&agent)).await;
+    assert_eq!(status, 403, "an agent lists no staff, through the door too");
+    let (status, staff) = send(http.get(format!("{door}/v1/staff")).bearer_auth(admin)).await;
+    assert_eq!(status, 200, "{staff}");
+    let (status, _) = send(
+        http.post(format!("{door}/v1/staff"))
+            .bearer_auth(&agent)
+            .json(&json!({"username": "eve", "email": "eve@bank.example",
+                          "full_name": "Eve", "role": "agent", "password": "eve-password-123"})),
+    )
+    .await;
+    assert_eq!(status, 403, "an agent adds no staff");
+    for path in ["/metrics", "/health/ready", "/v1/nothing-here"] {
+        let (status, _) = send(http.get(format!("{door}{path}")).bearer_auth(admin)).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    // The UI's sign-in: discovery, the form, a code, the code for tokens (PKCE), refresh.
+    let (status, discovery) =
+        send(http.get(format!("{door}/.well-known/openid-configuration"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(discovery["issuer"], json!(stack.cognito.issuer));
+    assert_eq!(
+        discovery["authorization_endpoint"],
+        json!(format!("{door}/oauth2/authorize"))
+    );
+    let verifier = "a-code-verifier-of-enough-length-for-pkce-0123456789";
+    let redirect = format!("{door}/callback");
+    let params = |redirect_uri: &str| {
+        vec![
+            ("response_type", "code".to_string()),
+            ("client_id", "crm-ui".to_string()),
+            ("redirect_uri", redirect_uri.to_string()),
+            ("code_challenge", identity::pkce_s256(verifier)),
+            ("code_challenge_method", "S256".to_string()),
+            ("state", "s-1".to_string()),
+        ]
+    };
+    let page = http
+        .get(format!("{door}/oauth2/authorize"))
+        .query(&params(&redirect))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("name=\"password\""));
+    let elsewhere = http
+        .get(format!("{door}/oauth2/authorize"))
+        .query(&params("https://evil.example/callback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 400, "no redirect to another origin");
+    let submit = |password: &str| {
+        let mut form = params(&redirect);
+        form.push(("username", AUDITOR.0.to_string()));
+        form.push(("password", password.to_string()));
+        http.post(format!("{door}/oauth2/authorize")).form(&form)
+    };
+    let wrong = submit("not-carols-password").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("Invalid username or password."));
+    let signed_in = submit(AUDITOR.1).send().await.unwrap();
+    assert_eq!(signed_in.status(), 302);
+    let location = url::Url::parse(signed_in.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(location.path(), "/callback");
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["state"], "s-1");
+    let redeem = |code: &str, verifier: &str| {
+        http.post(format!("{door}/oauth2/token")).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect.as_str()),
+            ("client_id", "crm-ui"),
+            ("code_verifier", verifier),
+        ])
+    };
+    let (status, tokens) = send(redeem(&query["code"], verifier)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let auditor = tokens["access_token"].as_str().unwrap();
+    assert!(tokens["id_token"].is_string() && tokens["refresh_token"].is_string());
+    let (status, _) = send(
+        http.get(format!("{door}/v1/audit/log?limit=1"))
+            .bearer_auth(auditor),
+    )
+    .await;
+    assert_eq!(status, 200, "the pool's token is good at the services");
+    let (status, error) = send(redeem(&query["code"], verifier)).await;
+    assert_eq!(
+        (status, &error["error"]),
+        (400, &json!("invalid_grant")),
+        "a code is spent once"
+    );
+    let again = submit(AUDITOR.1).send().await.unwrap();
+    let code = url::Url::parse(again.headers()["location"].to_str().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, _) = send(redeem(
+        &code,
+        "another-verifier-of-enough-length-0123456789",
+    ))
+    .await;
+    assert_eq!(status, 400, "a code needs its own verifier");
+    let (status, refreshed) = send(http.post(format!("{door}/oauth2/token")).form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", "crm-ui"),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert!(refreshed["access_token"].is_string());
+    let (status, error) = send(
+        http.post(format!("{door}/oauth2/token"))
+            .form(&[("grant_type", "password"), ("username", "x")]),
+    )
+    .await;
+    assert_eq!(
+        (status, &error["error"]),
+        (400, &json!("unsupported_grant_type"))
+    );
+
+    // The system log: the sign-ins with who and what role, the failures with the name
+    // tried, as `crm serve` records them.
+    let entries = |category: &'static str| {
+        let http = http.clone();
+        async move {
+            let (status, log) = send(
+                http.get(format!("{door}/v1/system-log?category={category}&limit=50"))
+                    .bearer_auth(admin),
+            )
+            .await;
+            assert_eq!(status, 200, "{log}");
+            log["items"].as_array().unwrap().clone()
+        }
+    };
+    let sign_ins: Vec<String> = entries("sign-in")
+        .await
+        .iter()
+        .map(|e| {
+            format!(
+                "{} ({})",
+                e["message"].as_str().unwrap(),
+                e["actor_role"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert!(
+        sign_ins.contains(&"bob signed in (agent)".to_string()),
+        "{sign_ins:?}"
+    );
+    assert_eq!(
+        sign_ins
+            .iter()
+            .filter(|s| *s == "carol signed in (auditor)")
+            .count(),
+        2,
+        "{sign_ins:?}"
+    );
+    let mut failures: Vec<String> = entries("sign-in-failed")
+        .await
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    failures.sort();
+    assert_eq!(
+        failures,
+        [
+            "failed sign-in as bob",
+            "failed sign-in as carol",
+            "failed sign-in as nobody-at-all"
+        ]
+    );
 }

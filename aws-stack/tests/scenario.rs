@@ -86,6 +86,8 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
             command_addr: any,
             query_addr: any,
             mail_addr: any,
+            front_addr: any,
+            ui_dir: None,
             mail_from: "no-reply@bank.example".into(),
             root_username: "root".into(),
             root_password: PASSWORD.into(),

@@ -11,27 +11,28 @@ use url::Url;
 use crate::Identity;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub(crate) struct AuthorizeParams {
-    response_type: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
-    scope: Option<String>,
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub scope: Option<String>,
 }
 
 /// The sign-in form: the authorization request's parameters, and the credentials.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct SignIn {
+pub struct SignIn {
     #[serde(flatten)]
-    params: AuthorizeParams,
-    username: String,
-    password: String,
+    pub params: AuthorizeParams,
+    pub username: String,
+    pub password: String,
 }
 
-fn escape(value: &str) -> String {
+/// Text made safe for HTML.
+pub fn escape(value: &str) -> String {
     value
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -64,7 +65,8 @@ async fn validate(identity: &Identity, params: &AuthorizeParams) -> Result<(), &
     }
 }
 
-fn form(params: &AuthorizeParams, message: Option<&str>) -> String {
+/// The sign-in page for an authorization request, with `message` as an error if any.
+pub fn sign_in_form(params: &AuthorizeParams, message: Option<&str>) -> String {
     let hidden: String = [
         ("response_type", &params.response_type),
         ("client_id", &params.client_id),
@@ -103,7 +105,8 @@ button{{margin-top:1.5rem;width:100%;padding:.6rem;background:#0b4f8a;color:#fff
     )
 }
 
-fn page_response(status: StatusCode, body: String) -> Response {
+/// An HTML page that is never cached or framed.
+pub fn page_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -124,7 +127,7 @@ pub(crate) async fn page(
     Query(params): Query<AuthorizeParams>,
 ) -> Response {
     match validate(&identity, &params).await {
-        Ok(()) => page_response(StatusCode::OK, form(&params, None)),
+        Ok(()) => page_response(StatusCode::OK, sign_in_form(&params, None)),
         Err(reason) => page_response(
             StatusCode::BAD_REQUEST,
             format!(
@@ -173,7 +176,7 @@ pub(crate) async fn submit(
                 .await;
             return page_response(
                 StatusCode::UNAUTHORIZED,
-                form(&params, Some("Invalid username or password.")),
+                sign_in_form(&params, Some("Invalid username or password.")),
             );
         }
     };
@@ -198,7 +201,7 @@ pub(crate) async fn submit(
             tracing::error!(%error, "could not create an authorization code");
             return page_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                form(&params, Some("Sign-in is unavailable; try again.")),
+                sign_in_form(&params, Some("Sign-in is unavailable; try again.")),
             );
         }
     };

@@ -7,6 +7,7 @@ use aws_sdk_cognitoidentityprovider::Client;
 use domain::policy::Role;
 
 use crate::directory::DirectoryError;
+use crate::tokens::TokenSet;
 
 fn unavailable<E: std::error::Error + 'static>(error: E) -> DirectoryError {
     DirectoryError::Unavailable(
@@ -153,12 +154,55 @@ pub async fn sign_in_with_password(
     let client_id = find_app_client(cognito, &pool_id, app)
         .await?
         .ok_or_else(|| missing(format!("app client named {app} in {pool}")))?;
-    let answer = cognito
-        .initiate_auth()
-        .auth_flow(AuthFlowType::UserPasswordAuth)
-        .client_id(client_id)
-        .auth_parameters("USERNAME", username)
-        .auth_parameters("PASSWORD", password)
+    Ok(password_sign_in(cognito, &client_id, username, password)
+        .await?
+        .access_token)
+}
+
+/// Signs `username` in through the app client `client_id` with a password
+/// (USER_PASSWORD_AUTH): the pool's tokens. A wrong password or an unknown user is
+/// [`DirectoryError::InvalidCredentials`]; a further challenge is named, not answered.
+pub async fn password_sign_in(
+    cognito: &Client,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> Result<TokenSet, DirectoryError> {
+    initiate(
+        cognito
+            .initiate_auth()
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .client_id(client_id)
+            .auth_parameters("USERNAME", username)
+            .auth_parameters("PASSWORD", password),
+        None,
+    )
+    .await
+}
+
+/// New tokens for a refresh token (REFRESH_TOKEN_AUTH; the refresh token itself is kept,
+/// as Cognito does not rotate it unless told to).
+pub async fn refresh_sign_in(
+    cognito: &Client,
+    client_id: &str,
+    refresh_token: &str,
+) -> Result<TokenSet, DirectoryError> {
+    initiate(
+        cognito
+            .initiate_auth()
+            .auth_flow(AuthFlowType::RefreshTokenAuth)
+            .client_id(client_id)
+            .auth_parameters("REFRESH_TOKEN", refresh_token),
+        Some(refresh_token),
+    )
+    .await
+}
+
+async fn initiate(
+    request: aws_sdk_cognitoidentityprovider::operation::initiate_auth::builders::InitiateAuthFluentBuilder,
+    refresh_token: Option<&str>,
+) -> Result<TokenSet, DirectoryError> {
+    let answer = request
         .send()
         .await
         .map_err(|e| match e.as_service_error() {
@@ -172,9 +216,15 @@ pub async fn sign_in_with_password(
             "the pool asks for {challenge}, which this sign-in does not answer"
         )));
     }
-    answer
+    let result = answer
         .authentication_result()
-        .and_then(|result| result.access_token())
-        .map(String::from)
-        .ok_or_else(|| DirectoryError::Unavailable("the pool answered without a token".into()))
+        .filter(|result| result.access_token().is_some())
+        .ok_or_else(|| DirectoryError::Unavailable("the pool answered without a token".into()))?;
+    Ok(TokenSet {
+        access_token: result.access_token().unwrap_or_default().to_string(),
+        id_token: result.id_token().map(String::from),
+        refresh_token: result.refresh_token().or(refresh_token).map(String::from),
+        token_type: result.token_type().unwrap_or("Bearer").to_string(),
+        expires_in: u64::try_from(result.expires_in()).unwrap_or(0),
+    })
 }

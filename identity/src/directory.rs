@@ -90,7 +90,8 @@ pub(crate) fn sha256_b64(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }
 
-pub(crate) fn random_token() -> String {
+/// 256 random bits, base64url: a secret no one guesses (codes, refresh tokens).
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)

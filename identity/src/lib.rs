@@ -5,6 +5,7 @@
 //! client credentials), the authorization page, discovery and the JWKS.
 
 mod authorize;
+pub use authorize::{escape, page_response, sign_in_form, AuthorizeParams, SignIn};
 #[cfg(feature = "cognito")]
 mod cognito;
 #[cfg(feature = "cognito")]
@@ -20,14 +21,16 @@ mod tokens;
 #[cfg(feature = "cognito")]
 pub use cognito::{required_vars, CognitoConfig, CognitoDirectory};
 #[cfg(feature = "cognito")]
-pub use cognito_pool::{ensure_user_pool, find_user_pool, sign_in_with_password};
+pub use cognito_pool::{
+    ensure_user_pool, find_user_pool, password_sign_in, refresh_sign_in, sign_in_with_password,
+};
 pub use directory::{
-    DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser, StaffDirectory,
-    WorkerClient,
+    random_token, DirectoryError, DirectoryUser, EmbeddedDirectory, NewDirectoryUser,
+    StaffDirectory, WorkerClient,
 };
 pub use keys::{LocalKeySource, SigningKey};
-pub use routes::{router, IdentityDoc};
-pub use tokens::{TokenIssuer, TokenSet};
+pub use routes::{oauth_error, router, IdentityDoc, LoginRequest, TokenRequest, NOT_CACHEABLE};
+pub use tokens::{pkce_s256, TokenIssuer, TokenSet};
 
 use std::sync::Arc;
 

@@ -32,9 +32,9 @@ pub fn router(identity: Identity) -> Router {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct LoginRequest {
-    username: String,
-    password: String,
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
 }
 
 /// Username and password → tokens, as Cognito's USER_PASSWORD_AUTH.
@@ -76,7 +76,7 @@ pub(crate) async fn login(
 }
 
 /// Tokens must not be kept by a browser or proxy cache (RFC 6749 §5.1).
-pub(crate) const NOT_CACHEABLE: [(axum::http::HeaderName, &str); 2] = [
+pub const NOT_CACHEABLE: [(axum::http::HeaderName, &str); 2] = [
     (axum::http::header::CACHE_CONTROL, "no-store"),
     (axum::http::header::PRAGMA, "no-cache"),
 ];
@@ -101,20 +101,52 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
 
 /// The fields of every grant the token endpoint takes (RFC 6749 form encoding).
 #[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct TokenRequest {
-    grant_type: String,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    #[allow(dead_code)]
-    scope: Option<String>,
+pub struct TokenRequest {
+    pub grant_type: String,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
 }
 
-/// An OAuth error response (RFC 6749 §5.2).
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+impl TokenRequest {
+    /// The authorization_code grant's code, redirect URI, client id and PKCE verifier, or
+    /// the answer naming what is missing.
+    pub fn code_grant(&self) -> Result<(&str, &str, &str, &str), Response> {
+        match (
+            &self.code,
+            &self.redirect_uri,
+            &self.client_id,
+            &self.code_verifier,
+        ) {
+            (Some(code), Some(redirect_uri), Some(client_id), Some(verifier)) => {
+                Ok((code, redirect_uri, client_id, verifier))
+            }
+            _ => Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "code, redirect_uri, client_id and code_verifier are required",
+            )),
+        }
+    }
+
+    /// The refresh_token grant's token, or the answer saying it is missing.
+    pub fn refresh_grant(&self) -> Result<&str, Response> {
+        self.refresh_token.as_deref().ok_or_else(|| {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "refresh_token is required",
+            )
+        })
+    }
+}
+
+/// An OAuth error response (RFC 6749 §5.2), never cached.
+pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -170,17 +202,9 @@ pub(crate) async fn token(
     };
     let result = match request.grant_type.as_str() {
         "authorization_code" => {
-            let (Some(code), Some(redirect_uri), Some(client_id), Some(verifier)) = (
-                &request.code,
-                &request.redirect_uri,
-                &request.client_id,
-                &request.code_verifier,
-            ) else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "code, redirect_uri, client_id and code_verifier are required",
-                );
+            let (code, redirect_uri, client_id, verifier) = match request.code_grant() {
+                Ok(fields) => fields,
+                Err(answer) => return answer,
             };
             identity
                 .issuer
@@ -188,12 +212,9 @@ pub(crate) async fn token(
                 .await
         }
         "refresh_token" => {
-            let Some(refresh_token) = &request.refresh_token else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "refresh_token is required",
-                );
+            let refresh_token = match request.refresh_grant() {
+                Ok(token) => token,
+                Err(answer) => return answer,
             };
             identity
                 .issuer

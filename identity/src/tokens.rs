@@ -49,6 +49,11 @@ impl From<sqlx::Error> for GrantError {
     }
 }
 
+/// The S256 PKCE challenge of a code verifier (RFC 7636 §4.2).
+pub fn pkce_s256(code_verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()))
+}
+
 pub struct TokenIssuer {
     issuer: String,
     key: Arc<SigningKey>,
@@ -239,7 +244,7 @@ impl TokenIssuer {
                 "the authorization code is invalid or was already used",
             ));
         };
-        let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()));
+        let computed = pkce_s256(code_verifier);
         if expires_at < chrono::Utc::now().timestamp()
             || issued_to != client_id
             || bound_uri != redirect_uri

@@ -76,11 +76,13 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     secretsKey: data.secretsKey,
     sftpClientId: identity.sftpClient.userPoolClientId,
     tokenUrl: identity.tokenUrl,
-    description: 'Ledgerline: relay, bus, rules, queues, projector and SFTP worker',
+    userPool: identity.userPool,
+    description: 'Ledgerline: relay, bus, rules, queues, projector, SFTP worker and sign-in audit',
   });
   const services = new ServicesStack(app, name('Services'), {
     env,
     app: config,
+    topology,
     vpc: network.vpc,
     logsKey: network.logsKey,
     albSgId: network.albSg.securityGroupId,
@@ -114,7 +116,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
       scheduleFailures: events.scheduleFailures,
     },
     projectorQueue: events.queues.projector,
-    functions: { relay: events.relay, projector: events.projector, sftp: events.sftp, mail: services.mail },
+    functions: { relay: events.relay, projector: events.projector, sftp: events.sftp, mail: services.mail, signIn: identity.signInTrigger, signInAudit: events.signInAudit },
     relay: events.relay,
     alb: services.alb,
     ecsCluster: services.cluster,

@@ -2,6 +2,7 @@
 // per aggregate type → SQS FIFO queues → projector and SFTP worker Lambdas. Bus, rules,
 // queues and their settings all come from topology.json.
 import { Duration, Stack, StackProps } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -36,6 +37,8 @@ export interface EventsStackProps extends StackProps {
   readonly secretsKey: kms.IKey;
   readonly sftpClientId: string;
   readonly tokenUrl: string;
+  /** Whose sign-in histories the sign-in audit reads. */
+  readonly userPool: cognito.IUserPool;
 }
 
 /** How many batches the projector may apply at once (the Aurora connections it may take). */
@@ -55,6 +58,8 @@ export class EventsStack extends Stack {
   readonly relay: lambda.Function;
   readonly projector: lambda.Function;
   readonly sftp: lambda.Function;
+  /** Reads the pool's sign-in histories: failed sign-ins to the system log. */
+  readonly signInAudit: lambda.Function;
 
   constructor(scope: Construct, id: string, props: EventsStackProps) {
     super(scope, id, props);
@@ -269,8 +274,42 @@ export class EventsStack extends Stack {
         maxEventAge: Duration.minutes(sftp.scheduleMinutes),
       }),
     });
+
+    // Failed sign-ins to the system log. Cognito calls no trigger for a wrong password,
+    // but threat protection keeps every attempt in the user's sign-in history; this
+    // reads the histories each minute (projections::sign_in_failures). One run at a
+    // time; a failed run leaves its read position, so the next reads the same stretch.
+    this.signInAudit = new RustFunction(this, 'SignInAudit', {
+      ...common,
+      packageName: 'sign-in-audit-lambda',
+      description: 'Cognito sign-in histories → failed sign-ins in the system log',
+      securityGroup: lambdaSg,
+      environment: { ...readDatabase, CRM_USER_POOL_ID: props.userPool.userPoolId },
+      timeout: Duration.minutes(2),
+      reservedConcurrency: 1,
+      deadLetterQueue: this.scheduleFailures,
+    }).fn;
+    grantSecretRead(this.signInAudit, props.databaseSecret, props.secretsKey);
+    this.signInAudit.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['cognito-idp:ListUsers', 'cognito-idp:AdminListUserAuthEvents'],
+        resources: [props.userPool.userPoolArn],
+      }),
+    );
+    new scheduler.Schedule(this, 'SignInAuditSchedule', {
+      description: 'Failed sign-ins: read the pool\'s sign-in histories',
+      schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
+      target: new schedulerTargets.LambdaInvoke(this.signInAudit, {
+        role: schedulerRole,
+        input: scheduler.ScheduleTargetInput.fromObject({}),
+        deadLetterQueue: this.scheduleFailures,
+        // The next run, a minute later, reads what a lost one would have.
+        retryAttempts: 0,
+        maxEventAge: Duration.minutes(1),
+      }),
+    });
     suppress(schedulerRole, [
-      { id: 'AwsSolutions-IAM5', reason: "Scheduler's role may invoke the SFTP function's versions (<function ARN>:*), as CDK grants.", appliesTo: [{ regex: '/^Resource::<SftpFunction[0-9A-F]+\\.Arn>:\\*$/g' }] },
+      { id: 'AwsSolutions-IAM5', reason: "Scheduler's role may invoke the scheduled functions' versions (<function ARN>:*), as CDK grants.", appliesTo: [{ regex: '/^Resource::<(Sftp|SignInAudit)Function[0-9A-F]+\\.Arn>:\\*$/g' }] },
     ]);
   }
 }

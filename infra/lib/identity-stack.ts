@@ -178,7 +178,8 @@ export class IdentityStack extends Stack {
 
     // Sign-in activity (threat protection's user auth events: every sign-in, passed or
     // failed, with its risk assessment) exported to a log group the operators read. The
-    // product's system log does not receive it in AWS yet (docs/architecture.md).
+    // product's system log gets the failures from the same histories through the sign-in
+    // audit (Events stack, projections::sign_in_failures), the passes from the trigger.
     const signIns = newLogGroup(
       this,
       'SignInActivity',

@@ -20,6 +20,7 @@ import { AppConfig } from './config';
 import { databaseUrl } from './data-stack';
 import { SERVICE_PORT } from './network-stack';
 import { RustFunction } from './rust-function';
+import { RouteSpec, Topology } from './topology';
 import { WebAcl } from './waf';
 
 /** The ECR repositories the Bootstrap stack creates (one per service). */
@@ -30,6 +31,8 @@ const CONTAINER_USER = '65532:65532';
 
 export interface ServicesStackProps extends StackProps {
   readonly app: AppConfig;
+  /** The listener rules come from its routes. */
+  readonly topology: Topology;
   readonly vpc: ec2.IVpc;
   readonly logsKey: kms.IKey;
   readonly albSgId: string;
@@ -258,40 +261,22 @@ export class ServicesStack extends Stack {
       targets: [new MailTarget(this.mail, `arn:${this.partition}:elasticloadbalancing:${this.region}:${this.account}:targetgroup/${mailTargetGroupName}/*`)],
     });
 
-    https.addAction('Mail', {
-      priority: 10,
-      conditions: [elbv2.ListenerCondition.pathPatterns(['/v1/mail', '/v1/mail/*'])],
-      action: elbv2.ListenerAction.forward([mailTargets]),
-    });
-    https.addAction('Internal', {
-      priority: 20,
-      conditions: [elbv2.ListenerCondition.pathPatterns(['/metrics', '/health/*'])],
-      action: notFound,
-    });
-    // Reads the query service does not serve: a transfer's progress is the command
-    // service's (it drives transfers, from the event store; the 202 of a transfer points
-    // there); a read-model rebuild is asked of the query service, which explains that in
-    // AWS `crm aws rebuild` does it.
-    https.addAction('TransferProgress', {
-      priority: 25,
-      conditions: [elbv2.ListenerCondition.httpRequestMethods(['GET', 'HEAD']), elbv2.ListenerCondition.pathPatterns(['/v1/transfers/*'])],
-      action: elbv2.ListenerAction.forward([this.commandTargets]),
-    });
-    https.addAction('Rebuild', {
-      priority: 26,
-      conditions: [elbv2.ListenerCondition.pathPatterns(['/v1/admin/rebuild'])],
-      action: elbv2.ListenerAction.forward([this.queryTargets]),
-    });
-    https.addAction('Queries', {
-      priority: 30,
-      conditions: [elbv2.ListenerCondition.httpRequestMethods(['GET', 'HEAD']), elbv2.ListenerCondition.pathPatterns(['/v1/*'])],
-      action: elbv2.ListenerAction.forward([this.queryTargets]),
-    });
-    https.addAction('Commands', {
-      priority: 40,
-      conditions: [elbv2.ListenerCondition.pathPatterns(['/v1/*'])],
-      action: elbv2.ListenerAction.forward([this.commandTargets]),
-    });
+    // The listener rules are topology.json's (aws_stack::routes), which the local front
+    // door also routes by: mail to the Lambda, a transfer's progress to the command
+    // service (it drives transfers), a rebuild to the query service (which explains that
+    // in AWS `crm aws rebuild` does it), reads to the query service, the rest to the
+    // command service, and the operators' /metrics and /health/* nowhere.
+    const actions: Record<RouteSpec['target'], elbv2.ListenerAction> = {
+      commands: elbv2.ListenerAction.forward([this.commandTargets]),
+      queries: elbv2.ListenerAction.forward([this.queryTargets]),
+      mail: elbv2.ListenerAction.forward([mailTargets]),
+      notFound,
+    };
+    for (const route of props.topology.routes) {
+      const conditions = [elbv2.ListenerCondition.pathPatterns(route.paths)];
+      if (route.methods.length > 0) conditions.unshift(elbv2.ListenerCondition.httpRequestMethods(route.methods));
+      https.addAction(route.name, { priority: route.priority, conditions, action: actions[route.target] });
+    }
 
     for (const [svc, tg] of [
       [this.commandService, this.commandTargets],

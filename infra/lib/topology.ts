@@ -53,6 +53,18 @@ export interface UserPoolSpec {
   readonly passwordPolicy: PasswordPolicySpec;
 }
 
+/** A load-balancer listener rule (aws_stack::routes): the local front door routes by the same. */
+export interface RouteSpec {
+  readonly name: string;
+  readonly priority: number;
+  /** Any method when empty. */
+  readonly methods: string[];
+  readonly paths: string[];
+  readonly target: 'commands' | 'queries' | 'mail' | 'notFound';
+}
+
+export const ROUTE_TARGETS = ['commands', 'queries', 'mail', 'notFound'];
+
 export interface Topology {
   readonly prefix: string;
   readonly tables: TableSpec[];
@@ -62,6 +74,7 @@ export interface Topology {
   readonly userPool: UserPoolSpec;
   /** The headers every answer of the product carries, by lower-case name (api_kit::observe). */
   readonly securityHeaders: Record<string, string>;
+  readonly routes: RouteSpec[];
 }
 
 /** The security headers CloudFront must send as the product does. */
@@ -143,6 +156,16 @@ export function parseTopology(raw: unknown, file = 'topology.json'): Topology {
   for (const k of ['requireLowercase', 'requireUppercase', 'requireDigits', 'requireSymbols']) c.field(policy, k, 'userPool.passwordPolicy', 'boolean');
   const headers = c.field(raw, 'securityHeaders', 'topology', 'object');
   for (const k of SECURITY_HEADERS) c.field(headers, k, 'securityHeaders', 'string');
+  const routes = c.field<unknown[]>(raw, 'routes', 'topology', 'array') ?? [];
+  routes.forEach((route, i) => {
+    const where = `routes[${i}]`;
+    c.field(route, 'name', where, 'string');
+    c.field(route, 'priority', where, 'number');
+    c.field(route, 'methods', where, 'array');
+    c.field(route, 'paths', where, 'array');
+    const target = c.field<string>(route, 'target', where, 'string');
+    if (typeof target === 'string' && !ROUTE_TARGETS.includes(target)) c.errors.push(`${where}.target: unknown target ${target}`);
+  });
   c.done();
 
   // Every name must carry the prefix, or rebasing it per environment would be wrong.

@@ -11,7 +11,7 @@ import { Topology, loadTopology } from '../lib/topology';
 
 export const INFRA_DIR = path.join(__dirname, '..');
 export const ENVIRONMENTS = ['staging', 'production'] as const;
-export const LAMBDA_PACKAGES = ['relay-lambda', 'projector-lambda', 'mail-lambda', 'sftp-lambda', 'sign-in-lambda'];
+export const LAMBDA_PACKAGES = ['relay-lambda', 'projector-lambda', 'mail-lambda', 'sftp-lambda', 'sign-in-lambda', 'sign-in-audit-lambda'];
 
 /** A directory laid out like target/lambda, with tiny zips instead of built Rust. */
 export function placeholderLambdas(): string {

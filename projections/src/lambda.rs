@@ -62,3 +62,18 @@ pub async fn handle(projector: &Projector, event: SqsEvent) -> SqsBatchResponse 
     }
     response
 }
+
+/// The named variables' values, or an error naming every one that is missing.
+pub fn required<const N: usize>(names: [&str; N]) -> Result<[String; N], lambda_runtime::Error> {
+    let values = names.map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(&values)
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing configuration: {}", missing.join(", ")).into());
+    }
+    Ok(values.map(Option::unwrap_or_default))
+}

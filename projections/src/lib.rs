@@ -17,6 +17,8 @@ pub mod system_log;
 pub mod database_secret;
 #[cfg(feature = "cognito")]
 pub mod sign_in;
+#[cfg(feature = "cognito")]
+pub mod sign_in_failures;
 pub use db::{sqlite_url, ReadStore};
 pub use envelope::Envelope;
 pub use error::ProjectionError;

@@ -168,6 +168,36 @@ impl SystemLog {
         }))
     }
 
+    /// Up to when the pool `pool`'s sign-in history is in the log
+    /// ([`crate::sign_in_failures`]), if it was ever read.
+    pub async fn sign_ins_checked_through(
+        &self,
+        pool: &str,
+    ) -> Result<Option<String>, ProjectionError> {
+        Ok(
+            sqlx::query_scalar("SELECT checked_through FROM sign_in_audit WHERE user_pool_id = $1")
+                .bind(pool)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_sign_ins_checked_through(
+        &self,
+        pool: &str,
+        through: &str,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query(
+            "INSERT INTO sign_in_audit (user_pool_id, checked_through) VALUES ($1, $2) \
+             ON CONFLICT (user_pool_id) DO UPDATE SET checked_through = excluded.checked_through",
+        )
+        .bind(pool)
+        .bind(through)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

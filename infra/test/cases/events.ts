@@ -27,6 +27,12 @@ export function eventsCases(s: Synthesized): void {
     return found[0][1].Properties!;
   };
 
+  const scheduleOf = (fnId: string): any => {
+    const found = resources(t(), 'AWS::Scheduler::Schedule').filter(([, r]) => r.Properties!.Target.Arn['Fn::GetAtt'][0] === fnId);
+    assert.equal(found.length, 1, `one schedule for ${fnId}`);
+    return found[0][1];
+  };
+
   it('declares every topology queue as FIFO with its DLQ, redrive and visibility timeout', () => {
     for (const spec of topo.queues) {
       const dlqId = logicalIdOfQueue(rebase(topo, prefix, spec.deadLetterQueue));
@@ -128,10 +134,30 @@ export function eventsCases(s: Synthesized): void {
     assert.deepEqual(m.FunctionResponseTypes, ['ReportBatchItemFailures']);
     assert.ok(m.BatchSize <= 10);
     assert.ok(t().findResources('AWS::Lambda::Function')[fnId].Properties.Timeout < spec.visibilityTimeoutSeconds);
-    const [[, schedule]] = resources(t(), 'AWS::Scheduler::Schedule') as any;
+    const schedule = scheduleOf(fnId);
     assert.equal(schedule.Properties.ScheduleExpression, `rate(${s.config.env.sftp.scheduleMinutes} minutes)`);
     assert.deepEqual(JSON.parse(schedule.Properties.Target.Input), { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
     assert.ok(schedule.Properties.Target.DeadLetterConfig.Arn);
+  });
+
+  it('reads the pool\'s sign-in histories each minute, one run at a time, allowed only that', () => {
+    const fnId = functionId('SignInAuditFunction');
+    const fn = t().findResources('AWS::Lambda::Function')[fnId].Properties;
+    assert.equal(fn.ReservedConcurrentExecutions, 1);
+    assert.ok(fn.DeadLetterConfig.TargetArn);
+    assert.deepEqual(Object.keys(fn.Environment.Variables).sort(), ['CRM_READ_DATABASE_SECRET_ARN', 'CRM_READ_DATABASE_URL', 'CRM_USER_POOL_ID']);
+    const schedule = scheduleOf(fnId);
+    assert.equal(schedule.Properties.ScheduleExpression, 'rate(1 minute)');
+    assert.equal(schedule.Properties.Target.RetryPolicy.MaximumRetryAttempts, 0);
+    assert.ok(schedule.Properties.Target.DeadLetterConfig.Arn);
+    const role = fn.Role['Fn::GetAtt'][0];
+    const statements = resources(t(), 'AWS::IAM::Policy')
+      .filter(([, r]) => r.Properties!.Roles.some((ref: any) => ref.Ref === role))
+      .flatMap(([, r]) => r.Properties!.PolicyDocument.Statement);
+    const cognito = statements.filter((st: any) => [st.Action].flat().some((a: string) => a.startsWith('cognito-idp:')));
+    assert.equal(cognito.length, 1);
+    assert.deepEqual([cognito[0].Action].flat().sort(), ['cognito-idp:AdminListUserAuthEvents', 'cognito-idp:ListUsers']);
+    assert.equal(typeof cognito[0].Resource, 'object', 'the pool by its ARN, not *');
   });
 
   it('gives the Lambdas the variables the Rust code reads', () => {

@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { Synthesized, resources } from '../support';
+import { Synthesized, resources, topology } from '../support';
 
 type Props = Record<string, any>;
 
@@ -137,6 +137,19 @@ export function servicesCases(s: Synthesized): void {
     // Mail first, queries before the catch-all for commands.
     assert.ok(mail.Priority < queries.Priority && queries.Priority < commands.Priority);
     assert.ok(transfers.Priority < queries.Priority && rebuild.Priority < commands.Priority);
+  });
+
+  it('declares the listener rules topology.json routes by (as the local front door does)', () => {
+    const declared = rules().map((r) => ({
+      priority: r.Priority,
+      paths: [...r.Conditions.find((c: Props) => c.Field === 'path-pattern').PathPatternConfig.Values].sort(),
+      methods: [...(r.Conditions.find((c: Props) => c.Field === 'http-request-method')?.HttpRequestMethodConfig.Values ?? [])].sort(),
+    }));
+    const routes = topology().routes.map((r) => ({ priority: r.priority, paths: [...r.paths].sort(), methods: [...r.methods].sort() }));
+    assert.deepEqual(
+      declared.sort((a, b) => a.priority - b.priority),
+      routes.sort((a, b) => a.priority - b.priority),
+    );
   });
 
   it('lets only its own target group invoke the mail Lambda', () => {

@@ -11,25 +11,11 @@ use event_store::{Backend, DynamoTables, EventStore};
 use lambda_runtime::{service_fn, LambdaEvent};
 use projections::{Projector, ReadStore, SystemLog};
 
-/// The named variables' values, or an error naming every one that is missing.
-fn required<const N: usize>(names: [&str; N]) -> Result<[String; N], lambda_runtime::Error> {
-    let values = names.map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
-    let missing: Vec<&str> = names
-        .iter()
-        .zip(&values)
-        .filter(|(_, value)| value.is_none())
-        .map(|(name, _)| *name)
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!("missing configuration: {}", missing.join(", ")).into());
-    }
-    Ok(values.map(Option::unwrap_or_default))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_target(false).init();
-    let [database, prefix] = required(["CRM_READ_DATABASE_URL", "CRM_DYNAMODB_TABLE_PREFIX"])?;
+    let [database, prefix] =
+        projections::lambda::required(["CRM_READ_DATABASE_URL", "CRM_DYNAMODB_TABLE_PREFIX"])?;
     let config = aws_config::load_from_env().await;
     let secret = std::env::var("CRM_READ_DATABASE_SECRET_ARN").ok();
     let database =
