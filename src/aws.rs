@@ -39,13 +39,20 @@ pub(crate) enum AwsCommand {
         /// The built web UI (`npm run build` in ui/), served by the front door.
         #[arg(long, env = "CRM_UI_DIR", default_value = "ui/dist")]
         ui_dir: std::path::PathBuf,
-        /// The PostgreSQL server; the database `ledgerline_aws_local` on it is made afresh.
+        /// The PostgreSQL server for the read models and the system log (Aurora's part).
         #[arg(
             long,
             env = "CRM_POSTGRES_URL",
             default_value = "postgres://postgres@127.0.0.1:5432"
         )]
         postgres_url: String,
+        /// The read-model database on that server, made afresh at each start.
+        #[arg(
+            long,
+            env = "CRM_READ_DATABASE_NAME",
+            default_value = "ledgerline_aws_local"
+        )]
+        read_database_name: String,
         #[arg(long, env = "CRM_ROOT_USERNAME", default_value = "root")]
         root_username: String,
     },
@@ -121,10 +128,12 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             front_addr,
             ui_dir,
             postgres_url,
+            read_database_name,
             root_username,
         } => {
             let addrs = [command_addr, query_addr, mail_addr, front_addr];
-            local(stack, addrs, ui_dir, &postgres_url, root_username).await
+            let database = (postgres_url.as_str(), read_database_name.as_str());
+            local(stack, addrs, ui_dir, database, root_username).await
         }
         AwsCommand::RootAdmin {
             stack,
@@ -279,7 +288,7 @@ async fn local(
     stack: StackArgs,
     [command_addr, query_addr, mail_addr, front_addr]: [SocketAddr; 4],
     ui_dir: std::path::PathBuf,
-    postgres_url: &str,
+    (postgres_url, database_name): (&str, &str),
     root_username: String,
 ) -> anyhow::Result<()> {
     let root_password = std::env::var("CRM_ROOT_PASSWORD")
@@ -291,7 +300,7 @@ async fn local(
     let tools = local_peers::Tools::from_env();
     let dynamodb_local = local_peers::dynamodb_local(&tools).await?;
     let moto = local_peers::moto(&tools).await?;
-    let read_database_url = local_peers::postgres::recreate(postgres_url, "ledgerline_aws_local")
+    let read_database_url = local_peers::postgres::recreate(postgres_url, database_name)
         .await
         .context("PostgreSQL (scripts/aws-local starts it)")?;
     let clients = AwsClients::split(

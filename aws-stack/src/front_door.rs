@@ -328,7 +328,7 @@ async fn token(State(door): Shared, form: Result<Form<TokenRequest>, FormRejecti
         "authorization_code" => {
             let (code, redirect_uri, client_id, verifier) = match request.code_grant() {
                 Ok(fields) => fields,
-                Err(answer) => return answer,
+                Err(missing) => return missing.into_response(),
             };
             // A code is spent by its first redemption, whether or not that succeeds.
             let pending = door
@@ -357,7 +357,7 @@ async fn token(State(door): Shared, form: Result<Form<TokenRequest>, FormRejecti
         "refresh_token" => {
             let refresh_token = match request.refresh_grant() {
                 Ok(token) => token,
-                Err(answer) => return answer,
+                Err(missing) => return missing.into_response(),
             };
             if let Some(client_id) = &request.client_id {
                 if !door.knows_client(client_id) {

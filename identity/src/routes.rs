@@ -112,10 +112,19 @@ pub struct TokenRequest {
     pub scope: Option<String>,
 }
 
+/// A grant without the fields it needs: RFC 6749's `invalid_request`.
+#[derive(Debug)]
+pub struct MissingFields(&'static str);
+
+impl IntoResponse for MissingFields {
+    fn into_response(self) -> Response {
+        oauth_error(StatusCode::BAD_REQUEST, "invalid_request", self.0)
+    }
+}
+
 impl TokenRequest {
-    /// The authorization_code grant's code, redirect URI, client id and PKCE verifier, or
-    /// the answer naming what is missing.
-    pub fn code_grant(&self) -> Result<(&str, &str, &str, &str), Response> {
+    /// The authorization_code grant's code, redirect URI, client id and PKCE verifier.
+    pub fn code_grant(&self) -> Result<(&str, &str, &str, &str), MissingFields> {
         match (
             &self.code,
             &self.redirect_uri,
@@ -125,23 +134,17 @@ impl TokenRequest {
             (Some(code), Some(redirect_uri), Some(client_id), Some(verifier)) => {
                 Ok((code, redirect_uri, client_id, verifier))
             }
-            _ => Err(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+            _ => Err(MissingFields(
                 "code, redirect_uri, client_id and code_verifier are required",
             )),
         }
     }
 
-    /// The refresh_token grant's token, or the answer saying it is missing.
-    pub fn refresh_grant(&self) -> Result<&str, Response> {
-        self.refresh_token.as_deref().ok_or_else(|| {
-            oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "refresh_token is required",
-            )
-        })
+    /// The refresh_token grant's token.
+    pub fn refresh_grant(&self) -> Result<&str, MissingFields> {
+        self.refresh_token
+            .as_deref()
+            .ok_or(MissingFields("refresh_token is required"))
     }
 }
 
@@ -204,7 +207,7 @@ pub(crate) async fn token(
         "authorization_code" => {
             let (code, redirect_uri, client_id, verifier) = match request.code_grant() {
                 Ok(fields) => fields,
-                Err(answer) => return answer,
+                Err(missing) => return missing.into_response(),
             };
             identity
                 .issuer
@@ -214,7 +217,7 @@ pub(crate) async fn token(
         "refresh_token" => {
             let refresh_token = match request.refresh_grant() {
                 Ok(token) => token,
-                Err(answer) => return answer,
+                Err(missing) => return missing.into_response(),
             };
             identity
                 .issuer

@@ -1,7 +1,9 @@
 // End-to-end tests of the UI in headless Chromium (Debian's, driven by playwright-core)
-// against a real `crm serve` on a fresh data directory. Each role signs in through the
-// embedded OpenID provider and walks its main flows; screenshots of the main screens go
-// to e2e/screenshots/. Prints "e2e: N passed, M failed" and exits non-zero on failure.
+// against a real `crm serve` on a fresh data directory, or, with E2E_TARGET=aws, against
+// the local AWS mode (`crm aws local`: DynamoDB Local, moto, PostgreSQL, the services
+// behind its front door, which signs in through the Cognito pool). Each role signs in
+// and walks its main flows; screenshots of the main screens go to e2e/screenshots/ (or
+// e2e/screenshots-aws/). Prints "e2e: N passed, M failed" and exits non-zero on failure.
 
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, existsSync, rmSync } from "node:fs";
@@ -12,7 +14,8 @@ import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const crm = join(root, "target", "debug", "crm");
-const shots = join(import.meta.dirname, "screenshots");
+const aws = process.env.E2E_TARGET === "aws";
+const shots = join(import.meta.dirname, aws ? "screenshots-aws" : "screenshots");
 const ROOT_PASSWORD = "root-password-for-e2e";
 const PASSWORD = "a-long-enough-password";
 
@@ -25,7 +28,36 @@ function freePort() {
   });
 }
 
+async function until(ready, what, child) {
+  for (let i = 0; i < 1800; i++) {
+    try {
+      if (await ready()) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${what} did not become ready`);
+}
+
+// The local AWS mode on free ports. Its read models go to a database of their own on the
+// machine's PostgreSQL, made afresh; DynamoDB Local and moto come from .tools/.
+async function startAws() {
+  execFileSync("cargo", ["build", "--quiet", "--locked", "--features", "aws", "--bin", "crm"], { cwd: root, stdio: "inherit" });
+  const port = await freePort();
+  const any = "127.0.0.1:0";
+  const child = spawn(crm, ["aws", "local", "--front-addr", `127.0.0.1:${port}`, "--command-addr", any, "--query-addr", any, "--mail-addr", any,
+    "--ui-dir", join(root, "ui", "dist"), "--read-database-name", "ledgerline_e2e_aws"], {
+    cwd: root,
+    env: { ...process.env, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
+    stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await until(async () => (await fetch(`${base}/.well-known/openid-configuration`)).ok, "crm aws local", child);
+  return { base, child, dataDir: null };
+}
+
 async function startServer() {
+  if (aws) return startAws();
   if (!existsSync(crm)) execFileSync("cargo", ["build", "--quiet", "--bin", "crm"], { cwd: root, stdio: "inherit" });
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
@@ -34,14 +66,20 @@ async function startServer() {
     stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
   });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) return { base, child, dataDir };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
+  await until(async () => (await fetch(`${base}/health/ready`)).ok, "crm serve", child);
+  return { base, child, dataDir };
+}
+
+// `crm aws local` stops DynamoDB Local and moto when told to stop; kill only as a last resort.
+async function stopServer(server) {
+  if (server.child.exitCode === null && server.child.signalCode === null) {
+    const exited = new Promise((done) => server.child.once("exit", done));
+    server.child.kill(aws ? "SIGTERM" : "SIGKILL");
+    const timer = setTimeout(() => server.child.kill("SIGKILL"), 15000);
+    await exited;
+    clearTimeout(timer);
   }
-  child.kill("SIGKILL");
-  throw new Error("crm serve did not become ready");
+  if (server.dataDir) rmSync(server.dataDir, { recursive: true, force: true });
 }
 
 async function call(base, method, path, token, body) {
@@ -299,8 +337,7 @@ async function main() {
     await tablet.close();
   } finally {
     await browser.close();
-    server.child.kill("SIGKILL");
-    rmSync(server.dataDir, { recursive: true, force: true });
+    await stopServer(server);
   }
   const failed = results.filter(([, ok]) => !ok).length;
   console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
