@@ -113,6 +113,7 @@ async function seed(base) {
 }
 
 const results = [];
+let browser = null;
 async function step(name, run) {
   try {
     await run();
@@ -120,7 +121,11 @@ async function step(name, run) {
     console.log(`ok   ${name}`);
   } catch (error) {
     results.push([name, false]);
-    console.log(`FAIL ${name}: ${error.message.split("\n")[0]}`);
+    const waited = /waiting for (.*)/.exec(error.message)?.[1];
+    console.log(`FAIL ${name}: ${error.message.split("\n")[0]}${waited ? ` (${waited})` : ""}`);
+    // What the screens showed when it failed.
+    const pages = browser?.contexts().flatMap((c) => c.pages()) ?? [];
+    await Promise.all(pages.map((p, i) => p.screenshot({ path: join(shots, `FAILED-${results.length}-${i}.png`), fullPage: true }).catch(() => {})));
   }
 }
 
@@ -145,7 +150,7 @@ async function main() {
   mkdirSync(shots, { recursive: true });
   const server = await startServer();
   const { base } = server;
-  const browser = await chromium.launch({
+  browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
@@ -193,25 +198,94 @@ async function main() {
       await page.screenshot({ path: join(shots, "agent-client.png"), fullPage: true });
     });
     let savingsId = "";
-    await step("deposit, a refused withdrawal, and a confirmed transfer", async () => {
+    let checkingUrl = "";
+    await step("deposit, a refused withdrawal told as a sentence, and a transfer to a named payee", async () => {
       savingsId = (await page.getByRole("link", { name: /savings/ }).getAttribute("href")).split("/").pop();
       await page.getByRole("link", { name: /checking/ }).click();
       await expectVisible(page.getByTestId("balance"));
+      checkingUrl = page.url();
       await page.getByLabel("Amount (EUR)").fill("25.50");
       await page.getByLabel("Description").fill("cash");
       await page.getByRole("button", { name: "Deposit" }).click();
       await expectVisible(page.getByText("125.50 EUR"), 10000);
       await page.getByLabel("Amount (EUR)").fill("1000");
       await page.getByRole("button", { name: "Withdraw" }).click();
-      await expectVisible(page.getByRole("alert").filter({ hasText: "insufficient-funds" }));
+      const refusal = page.getByRole("alert");
+      await expectVisible(refusal.filter({ hasText: "Insufficient funds: the balance is 125.50 EUR." }));
+      if ((await refusal.count()) !== 1) throw new Error(`${await refusal.count()} alerts for one refusal`);
+      if (await refusal.filter({ hasText: "(insufficient-funds)" }).count()) throw new Error("the refusal shows its code");
       await page.getByLabel("Amount (EUR)").fill("20");
-      await page.getByLabel("Transfer to account id").fill(savingsId);
+      await page.getByLabel("To account").selectOption(savingsId);
       await page.getByRole("button", { name: "Transfer…" }).click();
+      await expectVisible(page.getByRole("dialog", { name: "Confirm transfer" }).filter({ hasText: "Transfer 20.00 EUR from this checking account to Ada Lovelace's savings account" }));
       await page.getByRole("button", { name: "Confirm transfer" }).click();
       await expectVisible(page.getByText("105.50 EUR"), 10000);
       await expectVisible(page.getByRole("cell", { name: "transfer out" }), 10000);
       await expectVisible(page.getByRole("img", { name: "Balance over time" }));
       await page.screenshot({ path: join(shots, "agent-account.png"), fullPage: true });
+    });
+    await step("the history reads at a glance: debits signed, the other account named, times with their zone", async () => {
+      const row = page.getByRole("row").filter({ hasText: "transfer out" });
+      await expectVisible(row.getByRole("cell", { name: "−20.00 EUR" }));
+      await expectVisible(row.getByRole("link", { name: /^to account …[0-9a-f]{6}$/ }));
+      const when = await row.getByRole("cell").first().textContent();
+      if (!/UTC|GMT|[+-]\d/.test(when ?? "")) throw new Error(`no time zone in ${when}`);
+      await expectVisible(page.getByRole("link", { name: "Ada Lovelace" }));
+    });
+    await step("the form is emptied after a success", async () => {
+      if ((await page.getByLabel("Amount (EUR)").inputValue()) !== "") throw new Error("the amount stayed");
+      if ((await page.getByLabel("Description").inputValue()) !== "") throw new Error("the description stayed");
+    });
+    await step("a double-click deposits once", async () => {
+      await page.getByLabel("Amount (EUR)").fill("5");
+      await page.getByLabel("Description").fill("double-click");
+      await page.getByRole("button", { name: "Deposit" }).dblclick();
+      await expectVisible(page.getByText("110.50 EUR"), 10000);
+      await page.waitForTimeout(1500);
+      await page.reload();
+      await expectVisible(page.getByRole("row").filter({ hasText: "double-click" }));
+      const rows = await page.getByRole("row").filter({ hasText: "double-click" }).count();
+      if (rows !== 1) throw new Error(`${rows} deposits for one double-click`);
+      if ((await page.getByTestId("balance").textContent()) !== "110.50 EUR") throw new Error("the balance moved twice");
+    });
+    await step("Enter in the amount field moves no money", async () => {
+      await page.getByLabel("Amount (EUR)").fill("7");
+      await page.getByLabel("Amount (EUR)").press("Enter");
+      await page.waitForTimeout(1000);
+      if (await page.getByRole("status").filter({ hasText: "Deposited." }).count()) throw new Error("Enter deposited");
+      if ((await page.getByTestId("balance").textContent()) !== "110.50 EUR") throw new Error("the balance moved");
+    });
+    await step("a bad account id is explained at its field", async () => {
+      await page.getByLabel("Amount (EUR)").fill("1");
+      await page.getByLabel("To account").selectOption("other");
+      await page.getByLabel("Account id", { exact: true }).fill("not-an-account");
+      await page.getByRole("button", { name: "Transfer…" }).click();
+      await page.getByRole("button", { name: "Confirm transfer" }).click();
+      await expectVisible(page.locator("#field-other-account-error"));
+      await page.getByLabel("Amount (EUR)").fill("");
+      await page.getByLabel("To account").selectOption("");
+    });
+    await step("freezing asks first, with a reason", async () => {
+      await page.getByRole("button", { name: "Freeze…" }).click();
+      const dialog = page.getByRole("dialog", { name: "Confirm freeze" });
+      await expectVisible(dialog);
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      if ((await page.locator(".status").first().textContent()) !== "open") throw new Error("cancel froze the account");
+      await page.getByRole("button", { name: "Freeze…" }).click();
+      await dialog.getByLabel("Reason (recorded with it)").fill("card reported stolen");
+      await dialog.getByRole("button", { name: "Freeze the account" }).click();
+      await expectVisible(page.getByRole("button", { name: "Unfreeze" }), 10000);
+      await page.getByRole("button", { name: "Unfreeze" }).click();
+      await expectVisible(page.getByRole("button", { name: "Freeze…" }), 10000);
+    });
+    await step("a message does not outlive its page", async () => {
+      await page.getByLabel("Amount (EUR)").fill("5000");
+      await page.getByRole("button", { name: "Withdraw" }).click();
+      await expectVisible(page.getByRole("alert"));
+      await page.getByRole("link", { name: "Ada Lovelace" }).click();
+      await expectVisible(page.getByRole("heading", { name: "Ada Lovelace" }));
+      if (await page.getByRole("alert").count()) throw new Error("the last page's message stayed");
+      await page.goto(checkingUrl);
     });
     await step("the history filters by date", async () => {
       await page.getByLabel("From", { exact: true }).fill("2000-01-01");
@@ -259,6 +333,7 @@ async function main() {
       await p.getByLabel("Username").fill("eve");
       await p.getByLabel("Full name").fill("Eve Agent");
       await p.getByLabel("Email").fill("eve@bank.example");
+      await expectVisible(p.getByText("At least 12 characters, and not a common word, name or pattern."));
       await p.getByLabel("Initial password").fill("short");
       await p.getByRole("button", { name: "Add" }).click();
       await expectVisible(p.locator("#field-password-error"));
@@ -266,6 +341,12 @@ async function main() {
       await p.getByRole("button", { name: "Add" }).click();
       await expectVisible(p.getByRole("cell", { name: "eve", exact: true }), 10000);
       await p.getByRole("button", { name: "Disable eve" }).click();
+      const confirm = p.getByRole("dialog", { name: "Confirm disabling eve" });
+      await expectVisible(confirm);
+      await confirm.getByRole("button", { name: "Cancel" }).click();
+      await expectVisible(p.getByRole("button", { name: "Disable eve" }));
+      await p.getByRole("button", { name: "Disable eve" }).click();
+      await confirm.getByRole("button", { name: "Disable" }).click();
       await expectVisible(p.getByRole("button", { name: "Enable eve" }), 10000);
       await p.screenshot({ path: join(shots, "admin-staff.png"), fullPage: true });
     });
@@ -281,9 +362,10 @@ async function main() {
 
     // Root admin.
     const rootAdmin = await signIn(browser, base, "root");
-    await step("the root admin manages administrators only", async () => {
+    await step("the root admin manages administrators only, under one name", async () => {
       const p = rootAdmin.page;
-      await expectVisible(p.getByRole("heading", { name: "Staff" }));
+      await expectVisible(p.getByRole("heading", { name: "Administrators" }));
+      await expectVisible(p.getByRole("link", { name: "Administrators" }));
       const options = await p.getByLabel("Role").locator("option").allTextContents();
       if (options.join() !== "admin") throw new Error(`role options ${options}`);
       if (await p.getByRole("button", { name: "Disable bob" }).count()) throw new Error("root may not manage agents");
@@ -306,6 +388,28 @@ async function main() {
       await p.getByRole("button", { name: "Verify all streams" }).click();
       await expectVisible(p.getByRole("status").filter({ hasText: "Intact" }), 15000);
       await p.screenshot({ path: join(shots, "auditor-verify.png"), fullPage: true });
+    });
+    await step("an auditor is offered no agent control", async () => {
+      const p = auditor.page;
+      await p.getByRole("link", { name: "Clients" }).click();
+      await expectVisible(p.getByRole("link", { name: "Ada Lovelace" }), 10000);
+      if (await p.getByRole("link", { name: "Onboard a client" }).count()) throw new Error("an auditor is offered onboarding");
+      await p.getByRole("link", { name: "Ada Lovelace" }).click();
+      await expectVisible(p.getByRole("heading", { name: "Ada Lovelace" }));
+      await expectVisible(p.getByRole("link", { name: /checking/ }));
+      for (const name of ["Save contact details", "Deactivate client…", "Open account"]) {
+        if (await p.getByRole("button", { name }).count()) throw new Error(`an auditor is offered ${name}`);
+      }
+      await p.getByRole("link", { name: /checking/ }).click();
+      await expectVisible(p.getByTestId("balance"));
+      await expectVisible(p.getByRole("heading", { name: "Transactions" }));
+      for (const name of ["Deposit", "Withdraw", "Transfer…", "Freeze…", "Close account…"]) {
+        if (await p.getByRole("button", { name }).count()) throw new Error(`an auditor is offered ${name}`);
+      }
+      await p.screenshot({ path: join(shots, "auditor-account.png"), fullPage: true });
+      await p.goto(`${base}/clients/new`);
+      await expectVisible(p.getByRole("heading", { name: "Clients" }));
+      if (await p.getByText("no client with id").count()) throw new Error("/clients/new is read as a client id");
     });
     await step("an auditor cannot change anything", async () => {
       const token = await login(base, "carol", PASSWORD);

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
-import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate } from "react-router-dom";
+import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
 import { sessionOf, signOut, userManager, type Session } from "./auth";
+import { SessionContext } from "./components";
 import { AccountPage } from "./pages/Account";
 import { AuditPage, VerifyPage } from "./pages/Audit";
 import { ClientPage } from "./pages/Client";
@@ -40,6 +41,7 @@ function Callback() {
 }
 
 function Shell() {
+  const location = useLocation();
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   useEffect(() => {
     const update = () => userManager.getUser().then((user) => setSession(user && !user.expired ? sessionOf(user) : null));
@@ -55,7 +57,7 @@ function Shell() {
   if (session === null) return <SignIn />;
   const menu = MENUS[session.role];
   return (
-    <>
+    <SessionContext.Provider value={session}>
       <header className="topbar">
         <span className="brand">Ledgerline</span>
         <nav aria-label="Main">
@@ -72,7 +74,8 @@ function Shell() {
           Sign out
         </button>
       </header>
-      <main>
+      {/* A new page starts afresh: no message or typed value from the last one stays. */}
+      <main key={location.pathname}>
         <Routes>
           {session.role === "agent" && (
             <>
@@ -84,6 +87,7 @@ function Shell() {
           {(session.role === "agent" || session.role === "auditor") && <Route path="/clients" element={<ClientsPage />} />}
           {session.role === "auditor" && (
             <>
+              <Route path="/clients/new" element={<Navigate to="/clients" replace />} />
               <Route path="/audit" element={<AuditPage />} />
               <Route path="/verify" element={<VerifyPage />} />
               <Route path="/clients/:id" element={<ClientPage />} />
@@ -99,7 +103,7 @@ function Shell() {
           <Route path="*" element={menu.length ? <Navigate to={menu[0][0]} replace /> : <p>This role has no screens.</p>} />
         </Routes>
       </main>
-    </>
+    </SessionContext.Provider>
   );
 }
 

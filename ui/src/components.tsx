@@ -1,9 +1,71 @@
 // Small pieces every screen uses: loading and error states, fields with their errors,
-// a pager, and a hook that loads data.
+// a pager, a hook that loads data, one that runs a command, confirmations, and the
+// signed-in session.
 
-import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
+import type { Role, Session } from "./auth";
+import { Intent, type Outcome } from "./lib/intent";
 import { latestOnly } from "./lib/latest";
 import { ApiError, describe, type Problem } from "./lib/problems";
+
+export const SessionContext = createContext<Session | null>(null);
+
+/** The signed-in role: screens offer only what it may do (the API decides). */
+export function useRole(): Role | null {
+  return useContext(SessionContext)?.role ?? null;
+}
+
+/**
+ * A command control: `busy` while its request runs (a second click meanwhile sends
+ * nothing), and one Idempotency-Key per intent, kept for the retries of an attempt the
+ * network lost (lib/intent). Call `forget` when the values it sends change.
+ */
+export function useCommand() {
+  const intent = useRef(new Intent());
+  const [busy, setBusy] = useState(false);
+  const run = useCallback(async <T,>(send: (key: string) => Promise<T>): Promise<Outcome<T>> => {
+    setBusy(true);
+    try {
+      return await intent.current.run(send);
+    } finally {
+      setBusy(intent.current.busy);
+    }
+  }, []);
+  const forget = useCallback(() => intent.current.forget(), []);
+  return { busy, run, forget };
+}
+
+/**
+ * A second thought before a risky action: what will happen, an optional reason to
+ * record, and the two choices. Escape cancels.
+ */
+export function Confirm(props: {
+  label: string;
+  children: ReactNode;
+  confirm: string;
+  busy?: boolean;
+  reason?: { value: string; onChange: (value: string) => void };
+  onConfirm: () => void;
+  onCancel: () => void;
+}) {
+  return (
+    <div role="dialog" aria-label={props.label} className="confirm" onKeyDown={(e) => e.key === "Escape" && props.onCancel()}>
+      <p>{props.children}</p>
+      {props.reason && (
+        <div className="field">
+          <label htmlFor="confirm-reason">Reason (recorded with it)</label>
+          <input id="confirm-reason" value={props.reason.value} onChange={(e) => props.reason?.onChange(e.target.value)} autoFocus />
+        </div>
+      )}
+      <button type="button" className="danger" onClick={props.onConfirm} disabled={props.busy} aria-busy={props.busy}>
+        {props.confirm}
+      </button>
+      <button type="button" onClick={props.onCancel} autoFocus={!props.reason}>
+        Cancel
+      </button>
+    </div>
+  );
+}
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
@@ -56,13 +118,33 @@ export function toProblem(error: unknown): Problem {
   return { type: "/problems/network", title: "Network error", status: 0, detail: String(error) };
 }
 
-export function ProblemBanner({ problem }: { problem: Problem | null }) {
+/**
+ * A problem in words. Field errors are shown at the fields named in `shown`; the banner
+ * points to those and spells out any other, so no message is lost.
+ */
+export function ProblemBanner({ problem, shown = [] }: { problem: Problem | null; shown?: string[] }) {
   if (!problem) return null;
-  // Field errors are shown at their fields; the banner only points to them.
-  const text = problem.errors?.length ? "Some fields need attention; see the messages below them." : describe(problem);
+  const errors = problem.errors ?? [];
+  if (!errors.length) {
+    return (
+      <div role="alert" className="banner error">
+        {describe(problem)}
+      </div>
+    );
+  }
+  const elsewhere = errors.filter((e) => !shown.includes(e.field));
   return (
     <div role="alert" className="banner error">
-      {text}
+      {elsewhere.length < errors.length && <p>Some fields need attention; see the messages below them.</p>}
+      {elsewhere.length > 0 && (
+        <ul>
+          {elsewhere.map((e) => (
+            <li key={e.field}>
+              {e.field.replace(/_/g, " ")}: {e.message}
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   );
 }
@@ -84,9 +166,13 @@ export function Field(props: {
   type?: string;
   required?: boolean;
   options?: string[];
+  /** What an option shows, when not its value. */
+  optionLabel?: (value: string) => string;
+  /** What the value must be, shown before anything is sent. */
+  hint?: string;
 }) {
   const id = `field-${props.name}`;
-  const describedBy = props.error ? `${id}-error` : undefined;
+  const describedBy = [props.hint ? `${id}-hint` : "", props.error ? `${id}-error` : ""].filter(Boolean).join(" ") || undefined;
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
@@ -94,7 +180,7 @@ export function Field(props: {
         <select id={id} name={props.name} value={props.value} onChange={(e) => props.onChange(e.target.value)} aria-invalid={!!props.error} aria-describedby={describedBy}>
           {props.options.map((option) => (
             <option key={option} value={option}>
-              {option || "—"}
+              {props.optionLabel ? props.optionLabel(option) : option || "—"}
             </option>
           ))}
         </select>
@@ -109,6 +195,11 @@ export function Field(props: {
           aria-invalid={!!props.error}
           aria-describedby={describedBy}
         />
+      )}
+      {props.hint && (
+        <span id={`${id}-hint`} className="muted field-hint">
+          {props.hint}
+        </span>
       )}
       {props.error && (
         <span id={`${id}-error`} className="field-error">

@@ -17,12 +17,16 @@ export type AuditEntry = Schemas["AuditEntry"];
 export type EventView = Schemas["EventView"];
 export type Verification = Schemas["Verification"];
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+/**
+ * One request. A command carries an Idempotency-Key: the caller's, when the request is
+ * one attempt of an intent that may be retried (see `useCommand`), else a fresh one.
+ */
+async function request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
   const user = await userManager.getUser();
   const headers: Record<string, string> = { accept: "application/json" };
   if (user) headers.authorization = `Bearer ${user.access_token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
-  if (method !== "GET") headers["idempotency-key"] = crypto.randomUUID();
+  if (method !== "GET") headers["idempotency-key"] = idempotencyKey ?? crypto.randomUUID();
   const response = await fetch(`${config.apiBase}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   const parsed = text ? JSON.parse(text) : null;
@@ -38,9 +42,9 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 export const api = {
   get: <T>(path: string) => request<T>("GET", path),
-  post: <T>(path: string, body?: unknown) => request<T>("POST", path, body ?? {}),
-  patch: <T>(path: string, body: unknown) => request<T>("PATCH", path, body),
-  delete: <T>(path: string) => request<T>("DELETE", path),
+  post: <T>(path: string, body?: unknown, key?: string) => request<T>("POST", path, body ?? {}, key),
+  patch: <T>(path: string, body: unknown, key?: string) => request<T>("PATCH", path, body, key),
+  delete: <T>(path: string, key?: string) => request<T>("DELETE", path, undefined, key),
 };
 
 /** `?a=1&b=2`, leaving out empty values. */

@@ -18,9 +18,11 @@ group("problems", () => {
     expect(fieldErrors(undefined)).toEqual({});
   });
 
-  it("names business refusals by their stable type", () => {
+  it("tells a refusal as a sentence, without its code", () => {
     expect(describe({ type: "/problems/insufficient-funds", title: "Conflict", status: 409, detail: "insufficient funds: the balance is 1.00 EUR" }))
-      .toBe("insufficient funds: the balance is 1.00 EUR (insufficient-funds)");
-    expect(describe({ type: "/problems/validation", title: "Unprocessable Entity", status: 422, detail: "" })).toBe("Unprocessable Entity");
+      .toBe("Insufficient funds: the balance is 1.00 EUR.");
+    expect(describe({ type: "/problems/validation", title: "Unprocessable Entity", status: 422, detail: "" })).toBe("Unprocessable Entity.");
+    expect(describe({ type: "/problems/network", title: "Network error", status: 0, detail: "TypeError" }))
+      .toBe("The server could not be reached. Check the connection and try again.");
   });
 });

@@ -23,9 +23,10 @@ export function fieldErrors(problem: Problem | undefined): Record<string, string
   return byField;
 }
 
-/** A sentence for a banner: the detail, or the title, with the stable type's last part. */
+/** What a person is told: the problem's detail (or title) as a sentence, no codes. */
 export function describe(problem: Problem): string {
-  const code = problem.type.split("/").pop() ?? "";
-  const text = problem.detail || problem.title;
-  return code && !["validation", "internal"].includes(code) ? `${text} (${code})` : text;
+  if (problem.status === 0) return "The server could not be reached. Check the connection and try again.";
+  const text = (problem.detail || problem.title || "Something went wrong").trim();
+  const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
 }

@@ -1,14 +1,18 @@
-import { useState, type FormEvent } from "react";
-import { useParams } from "react-router-dom";
-import { api, query, type AccountView, type Page, type TransactionView } from "../api/client";
-import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { useState } from "react";
+import { Link, useParams } from "react-router-dom";
+import { api, query, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
+import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager, useRole } from "../components";
 import { balanceSeries, polyline } from "../lib/chart";
+import { formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
-import { type Problem } from "../lib/problems";
+import { fieldErrors, type Problem } from "../lib/problems";
 
 export function AccountPage() {
   const { id = "" } = useParams();
+  const role = useRole();
   const account = useLoad(() => api.get<AccountView>(`/v1/accounts/${id}`), [id]);
+  const clientId = account.data?.client_id;
+  const owner = useLoad(() => (clientId ? api.get<ClientView>(`/v1/clients/${clientId}`) : Promise.resolve(null)), [clientId]);
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
   const pager = usePager();
@@ -29,6 +33,7 @@ export function AccountPage() {
     account.refresh((a) => a.version >= version).then(() => history.refresh());
   };
   const a = account.data;
+  const o = owner.data;
   return (
     <section>
       <ProblemBanner problem={account.problem} />
@@ -41,7 +46,17 @@ export function AccountPage() {
               </h1>
               <span className={`status ${a.status}`}>{a.status}</span>
             </header>
-            {a.status !== "closed" && <Movements account={a} onDone={refresh} />}
+            <dl className="details">
+              <dt>Owner</dt>
+              <dd>{o ? <Link to={`/clients/${o.id}`}>{`${o.first_name ?? ""} ${o.last_name ?? ""}`.trim() || "the client"}</Link> : <Link to={`/clients/${a.client_id}`}>the client</Link>}</dd>
+              <dt>Account id</dt>
+              <dd>
+                <code>{a.id}</code> <CopyButton text={a.id} label="Copy the account id" />
+              </dd>
+              <dt>Opened</dt>
+              <dd>{formatWhen(a.opened_at)}</dd>
+            </dl>
+            {role === "agent" && a.status !== "closed" && <Movements account={a} owner={o} onDone={refresh} />}
           </>
         )}
       </Loading>
@@ -60,17 +75,29 @@ export function AccountPage() {
               <tr>
                 <th>When</th>
                 <th>Kind</th>
-                <th>Amount</th>
-                <th>Balance after</th>
+                <th>Counterparty</th>
+                <th className="number">Debit</th>
+                <th className="number">Credit</th>
+                <th className="number">Balance after</th>
                 <th>Description</th>
               </tr>
             </thead>
             <tbody>
               {history.data.items.map((t) => (
                 <tr key={t.id}>
-                  <td>{t.occurred_at.replace("T", " ").slice(0, 19)}</td>
-                  <td>{t.kind.replace(/_/g, " ")}</td>
-                  <td className="number">{formatMoney(t.amount)}</td>
+                  <td>{formatWhen(t.occurred_at)}</td>
+                  <td>{kindWords(t.kind)}</td>
+                  <td>
+                    {t.counterparty_account_id ? (
+                      <Link to={`/accounts/${t.counterparty_account_id}`}>
+                        {t.kind === "transfer_in" ? "from" : "to"} account {idTail(t.counterparty_account_id)}
+                      </Link>
+                    ) : (
+                      ""
+                    )}
+                  </td>
+                  <td className="number">{isDebit(t.kind) ? `−${formatMoney(t.amount)}` : ""}</td>
+                  <td className="number">{isDebit(t.kind) ? "" : formatMoney(t.amount)}</td>
                   <td className="number">{formatMoney(t.balance_after)}</td>
                   <td>{t.description ?? ""}</td>
                 </tr>
@@ -81,6 +108,20 @@ export function AccountPage() {
         <Pager pager={pager} nextCursor={history.data?.next_cursor} />
       </Loading>
     </section>
+  );
+}
+
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <button
+      type="button"
+      className="link"
+      aria-label={label}
+      onClick={() => navigator.clipboard?.writeText(text).then(() => setCopied(true), () => setCopied(false))}
+    >
+      {copied ? "Copied" : "Copy"}
+    </button>
   );
 }
 
@@ -96,113 +137,202 @@ function BalanceChart({ rows }: { rows: TransactionView[] }) {
   );
 }
 
-function Movements({ account, onDone }: { account: AccountView; onDone: (version: number) => void }) {
+type Pending = { kind: "transfer" } | { kind: "freeze" } | { kind: "close" };
+
+/** The agent's controls: deposit, withdraw, transfer, freeze, close. */
+function Movements({ account, owner, onDone }: { account: AccountView; owner: ClientView | null; onDone: (version: number) => void }) {
+  const command = useCommand();
+  const siblings = useLoad(() => api.get<Page<AccountView>>(`/v1/clients/${account.client_id}/accounts?limit=200`), [account.client_id]);
   const [amount, setAmount] = useState("");
   const [description, setDescription] = useState("");
   const [target, setTarget] = useState("");
-  const [confirming, setConfirming] = useState(false);
+  const [otherId, setOtherId] = useState("");
+  const [reason, setReason] = useState("");
+  const [pending, setPending] = useState<Pending | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
-  const [error, setError] = useState<string | undefined>();
+  const [amountError, setAmountError] = useState<string | undefined>();
+  const [targetError, setTargetError] = useState<string | undefined>();
   const [done, setDone] = useState<string | null>(null);
+  const errors = fieldErrors(problem ?? undefined);
+  // Any change of what would be sent is a new intent (a new Idempotency-Key).
+  const edit = (set: (value: string) => void) => (value: string) => {
+    set(value);
+    command.forget();
+    setDone(null);
+  };
+  const destinations = (siblings.data?.items ?? []).filter((s) => s.id !== account.id && s.status === "open");
+  const ownerName = owner ? `${owner.first_name ?? ""} ${owner.last_name ?? ""}`.trim() : "the client";
+  const destination = target === "other" ? otherId.trim() : target;
+  const destinationWords = () => {
+    const own = destinations.find((d) => d.id === destination);
+    return own ? `${ownerName}'s ${own.account_type} account ${idTail(own.id)}` : `account ${destination}`;
+  };
 
   function money() {
     const parsed = parseAmount(amount, account.currency);
     if (!parsed.ok) {
-      setError(parsed.error);
+      setAmountError(parsed.error);
       return null;
     }
-    setError(undefined);
+    setAmountError(undefined);
     return { amount_minor: parsed.minor, currency: account.currency };
   }
 
-  async function run(label: string, action: () => Promise<unknown>) {
+  async function run(label: string, send: (key: string) => Promise<{ version?: number } | null>, version?: number) {
     try {
-      const answer = (await action()) as { version?: number } | null;
+      const outcome = await command.run(send);
+      if (!outcome.ran) return;
       setProblem(null);
       setDone(label);
       setAmount("");
-      setConfirming(false);
-      // A transfer answers with its own version: wait for any change to the account.
-      onDone(label === "Transferred." ? account.version + 1 : (answer?.version ?? account.version + 1));
+      setDescription("");
+      setTarget("");
+      setOtherId("");
+      setReason("");
+      setPending(null);
+      onDone(version ?? outcome.value?.version ?? account.version + 1);
     } catch (failure) {
       setDone(null);
       setProblem(toProblem(failure));
-      setConfirming(false);
+      setPending(null);
     }
   }
 
-  const move = (kind: "deposits" | "withdrawals") => (event: FormEvent) => {
-    event.preventDefault();
+  const move = (kind: "deposits" | "withdrawals") => {
     const value = money();
-    if (value) run(kind === "deposits" ? "Deposited." : "Withdrawn.", () => api.post(`/v1/accounts/${account.id}/${kind}`, { amount: value, description: description || undefined }));
+    if (value) {
+      run(kind === "deposits" ? "Deposited." : "Withdrawn.", (key) =>
+        api.post(`/v1/accounts/${account.id}/${kind}`, { amount: value, description: description.trim() || undefined }, key),
+      );
+    }
   };
 
-  function transfer() {
+  function askTransfer() {
     const value = money();
-    if (value) run("Transferred.", () => api.post(`/v1/transfers`, { from_account_id: account.id, to_account_id: target.trim(), amount: value }));
+    if (!destination) setTargetError("Choose the account to transfer to");
+    else setTargetError(undefined);
+    if (value && destination) setPending({ kind: "transfer" });
   }
 
+  const busy = command.busy;
   return (
     <div className="panel">
-      <ProblemBanner problem={problem} />
+      <ProblemBanner problem={problem} shown={["amount", "amount.amount_minor", "to_account_id"]} />
       {done && <p role="status">{done}</p>}
       {account.status === "open" && (
         <>
-          <form className="grid" noValidate onSubmit={move("deposits")} aria-label="Deposit or withdraw">
+          {/* No implicit submission: Enter in a field never moves money. */}
+          <form className="grid" noValidate onSubmit={(e) => e.preventDefault()} aria-label="Deposit or withdraw">
             <h3>Deposit or withdraw</h3>
-            <Field label={`Amount (${account.currency})`} name="amount" value={amount} onChange={setAmount} error={error} />
-            <Field label="Description" name="description" value={description} onChange={setDescription} />
+            <Field
+              label={`Amount (${account.currency})`}
+              name="amount"
+              value={amount}
+              onChange={edit(setAmount)}
+              error={amountError ?? errors.amount ?? errors["amount.amount_minor"]}
+            />
+            <Field label="Description" name="description" value={description} onChange={edit(setDescription)} />
             <div className="actions">
-              <button type="submit">Deposit</button>
-              <button type="button" onClick={move("withdrawals")}>
+              <button type="button" onClick={() => move("deposits")} disabled={busy} aria-busy={busy}>
+                Deposit
+              </button>
+              <button type="button" onClick={() => move("withdrawals")} disabled={busy} aria-busy={busy}>
                 Withdraw
               </button>
             </div>
           </form>
           <form className="grid" noValidate onSubmit={(e) => e.preventDefault()} aria-label="Transfer">
             <h3>Transfer the amount above</h3>
-            <Field label="Transfer to account id" name="target" value={target} onChange={setTarget} />
+            <Field
+              label="To account"
+              name="target"
+              value={target}
+              onChange={edit(setTarget)}
+              error={target === "other" ? undefined : (targetError ?? errors.to_account_id)}
+              options={["", ...destinations.map((d) => d.id), "other"]}
+              optionLabel={(value) =>
+                value === "" ? "Choose…" : value === "other" ? "Another client's account (by id)" : labelOf(destinations.find((d) => d.id === value))
+              }
+            />
+            {target === "other" && (
+              <Field label="Account id" name="other-account" value={otherId} onChange={edit(setOtherId)} error={targetError ?? errors.to_account_id} />
+            )}
             <div className="actions">
-              {!confirming ? (
-                <button type="button" onClick={() => money() && target.trim() && setConfirming(true)}>
+              {pending?.kind === "transfer" ? (
+                <Confirm
+                  label="Confirm transfer"
+                  confirm="Confirm transfer"
+                  busy={busy}
+                  onCancel={() => setPending(null)}
+                  onConfirm={() => {
+                    const value = money();
+                    if (value) {
+                      run("Transferred.", (key) => api.post(`/v1/transfers`, { from_account_id: account.id, to_account_id: destination, amount: value }, key), account.version + 1);
+                    }
+                  }}
+                >
+                  Transfer {amountWords(amount, account.currency)} from this {account.account_type} account to{" "}
+                  {destinationWords()}?
+                </Confirm>
+              ) : (
+                <button type="button" onClick={askTransfer} disabled={busy}>
                   Transfer…
                 </button>
-              ) : (
-                <div role="dialog" aria-label="Confirm transfer" className="confirm">
-                  <p>
-                    Transfer {amount} {account.currency} to {target}?
-                  </p>
-                  <button type="button" onClick={transfer}>
-                    Confirm transfer
-                  </button>
-                  <button type="button" onClick={() => setConfirming(false)}>
-                    Cancel
-                  </button>
-                </div>
               )}
             </div>
           </form>
         </>
       )}
       <div className="actions">
-        {account.status === "open" && (
-          <button type="button" onClick={() => run("Frozen.", () => api.post(`/v1/accounts/${account.id}/freeze`))}>
-            Freeze
-          </button>
+        {pending?.kind === "freeze" ? (
+          <Confirm
+            label="Confirm freeze"
+            confirm="Freeze the account"
+            busy={busy}
+            reason={{ value: reason, onChange: setReason }}
+            onCancel={() => setPending(null)}
+            onConfirm={() => run("Frozen.", (key) => api.post(`/v1/accounts/${account.id}/freeze`, { reason: reason.trim() || undefined }, key))}
+          >
+            Freeze this account? No money moves in or out until it is unfrozen.
+          </Confirm>
+        ) : pending?.kind === "close" ? (
+          <Confirm
+            label="Confirm closing"
+            confirm="Close the account"
+            busy={busy}
+            onCancel={() => setPending(null)}
+            onConfirm={() => run("Closed.", (key) => api.post(`/v1/accounts/${account.id}/close`, undefined, key))}
+          >
+            Close this account for good? It must hold no money.
+          </Confirm>
+        ) : (
+          <>
+            {account.status === "open" && (
+              <button type="button" onClick={() => setPending({ kind: "freeze" })} disabled={busy}>
+                Freeze…
+              </button>
+            )}
+            {account.status === "frozen" && (
+              <button type="button" onClick={() => run("Unfrozen.", (key) => api.post(`/v1/accounts/${account.id}/unfreeze`, undefined, key))} disabled={busy}>
+                Unfreeze
+              </button>
+            )}
+            <button type="button" className="danger" onClick={() => setPending({ kind: "close" })} disabled={busy}>
+              Close account…
+            </button>
+          </>
         )}
-        {account.status === "frozen" && (
-          <button type="button" onClick={() => run("Unfrozen.", () => api.post(`/v1/accounts/${account.id}/unfreeze`))}>
-            Unfreeze
-          </button>
-        )}
-        <button
-          type="button"
-          className="danger"
-          onClick={() => window.confirm("Close this account? It must hold no money.") && run("Closed.", () => api.post(`/v1/accounts/${account.id}/close`))}
-        >
-          Close account
-        </button>
       </div>
     </div>
   );
+}
+
+/** The typed amount as money (or as typed, when it does not parse), without side effects. */
+function amountWords(amount: string, currency: string): string {
+  const parsed = parseAmount(amount, currency);
+  return parsed.ok ? formatMoney({ amount_minor: parsed.minor, currency }) : `${amount} ${currency}`;
+}
+
+function labelOf(account: AccountView | undefined): string {
+  return account ? `${account.account_type} ${idTail(account.id)} · ${formatMoney(account.balance)}` : "";
 }

@@ -1,10 +1,11 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, query, type ClientView, type Page } from "../api/client";
-import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager, useRole } from "../components";
 import { fieldErrors, type Problem } from "../lib/problems";
 
 export function ClientsPage() {
+  const role = useRole();
   const [search, setSearch] = useState("");
   const [q, setQ] = useState("");
   const pager = usePager();
@@ -16,9 +17,11 @@ export function ClientsPage() {
     <section>
       <header className="row">
         <h1>Clients</h1>
-        <Link className="button" to="/clients/new">
-          Onboard a client
-        </Link>
+        {role === "agent" && (
+          <Link className="button" to="/clients/new">
+            Onboard a client
+          </Link>
+        )}
       </header>
       <form
         role="search"
@@ -81,26 +84,32 @@ export function OnboardPage() {
   const navigate = useNavigate();
   const [form, setForm] = useState(EMPTY_CLIENT);
   const [problem, setProblem] = useState<Problem | null>(null);
-  const [busy, setBusy] = useState(false);
+  const command = useCommand();
+  const busy = command.busy;
   const errors = fieldErrors(problem ?? undefined);
-  const set = (key: keyof typeof EMPTY_CLIENT) => (value: string) => setForm({ ...form, [key]: value });
+  const set = (key: keyof typeof EMPTY_CLIENT) => (value: string) => {
+    setForm({ ...form, [key]: value });
+    command.forget();
+  };
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setBusy(true);
     try {
       const { line1, city, state, country, postal_code, ...person } = form;
-      const created = await api.post<{ id: string }>("/v1/clients", { ...person, address: { line1, city, state, country, postal_code } });
-      navigate(`/clients/${created.id}`);
+      const outcome = await command.run((key) =>
+        api.post<{ id: string }>("/v1/clients", { ...person, address: { line1, city, state, country, postal_code } }, key),
+      );
+      if (outcome.ran) navigate(`/clients/${outcome.value.id}`);
     } catch (error) {
       setProblem(toProblem(error));
-    } finally {
-      setBusy(false);
     }
   }
   return (
     <section>
       <h1>Onboard a client</h1>
-      <ProblemBanner problem={problem} />
+      <ProblemBanner
+        problem={problem}
+        shown={["first_name", "last_name", "date_of_birth", "gender", "email", "phone", "address.line1", "address.city", "address.state", "address.country", "address.postal_code"]}
+      />
       <form onSubmit={submit} className="grid" noValidate>
         <Field label="First name" name="first_name" value={form.first_name} onChange={set("first_name")} error={errors.first_name} />
         <Field label="Last name" name="last_name" value={form.last_name} onChange={set("last_name")} error={errors.last_name} />
@@ -114,7 +123,7 @@ export function OnboardPage() {
         <Field label="Country (ISO code, e.g. IE)" name="country" value={form.country} onChange={set("country")} error={errors["address.country"]} />
         <Field label="Postal code" name="postal_code" value={form.postal_code} onChange={set("postal_code")} error={errors["address.postal_code"]} />
         <div className="actions">
-          <button type="submit" disabled={busy}>
+          <button type="submit" disabled={busy} aria-busy={busy}>
             {busy ? "Saving…" : "Onboard"}
           </button>
         </div>

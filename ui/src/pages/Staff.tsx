@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { api, query, type LogEntry, type Page, type StaffView } from "../api/client";
 import type { Role } from "../auth";
-import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager } from "../components";
+import { formatWhen, idTail } from "../lib/format";
 import { fieldErrors, type Problem } from "../lib/problems";
 
 /** Whom each role manages (the backend enforces it; the UI only offers it). */
@@ -16,18 +17,26 @@ export function StaffPage({ role }: { role: Role }) {
   const pager = usePager();
   const staff = useLoad(() => api.get<Page<StaffView>>(`/v1/staff${query({ cursor: pager.cursor, limit: 50 })}`), [pager.cursor]);
   const [problem, setProblem] = useState<Problem | null>(null);
+  const [pending, setPending] = useState<{ member: StaffView; action: "disable" | "delete" } | null>(null);
+  const command = useCommand();
   const act = async (path: string, method: "post" | "delete" = "post") => {
     try {
-      const answer = await (method === "post" ? api.post<{ id: string; version: number }>(path) : api.delete<{ id: string; version: number }>(path));
+      const outcome = await command.run((key) =>
+        method === "post" ? api.post<{ id: string; version: number }>(path, undefined, key) : api.delete<{ id: string; version: number }>(path, key),
+      );
+      if (!outcome.ran) return;
+      const answer = outcome.value;
       setProblem(null);
+      setPending(null);
       staff.refresh((page) => page.items.some((m) => m.id === answer.id && m.version >= answer.version));
     } catch (error) {
+      setPending(null);
       setProblem(toProblem(error));
     }
   };
   return (
     <section>
-      <h1>Staff</h1>
+      <h1>{role === "root-admin" ? "Administrators" : "Staff"}</h1>
       <ProblemBanner problem={staff.problem ?? problem} />
       <Loading loading={staff.loading}>
         <Empty when={!!staff.data && staff.data.items.length === 0}>No staff yet.</Empty>
@@ -51,26 +60,44 @@ export function StaffPage({ role }: { role: Role }) {
                   <span className={`status ${member.status}`}>{member.status}</span>
                 </td>
                 <td>
-                  {roles.includes(member.role) && member.status !== "deleted" && (
-                    <span className="actions">
-                      {member.status === "enabled" ? (
-                        <button type="button" onClick={() => act(`/v1/staff/${member.id}/disable`)} aria-label={`Disable ${member.username}`}>
-                          Disable
+                  {roles.includes(member.role) && member.status !== "deleted" && pending?.member.id === member.id ? (
+                    <Confirm
+                      label={pending.action === "disable" ? `Confirm disabling ${member.username}` : `Confirm deleting ${member.username}`}
+                      confirm={pending.action === "disable" ? "Disable" : "Delete for good"}
+                      busy={command.busy}
+                      onCancel={() => setPending(null)}
+                      onConfirm={() =>
+                        pending.action === "disable" ? act(`/v1/staff/${member.id}/disable`) : act(`/v1/staff/${member.id}`, "delete")
+                      }
+                    >
+                      {pending.action === "disable"
+                        ? `Disable ${member.username}? They are signed out everywhere and cannot sign in until enabled.`
+                        : `Delete ${member.username} for good? This cannot be undone.`}
+                    </Confirm>
+                  ) : (
+                    roles.includes(member.role) &&
+                    member.status !== "deleted" && (
+                      <span className="actions">
+                        {member.status === "enabled" ? (
+                          <button type="button" onClick={() => setPending({ member, action: "disable" })} aria-label={`Disable ${member.username}`} disabled={command.busy}>
+                            Disable…
+                          </button>
+                        ) : (
+                          <button type="button" onClick={() => act(`/v1/staff/${member.id}/enable`)} aria-label={`Enable ${member.username}`} disabled={command.busy}>
+                            Enable
+                          </button>
+                        )}
+                        <button
+                          type="button"
+                          className="danger"
+                          aria-label={`Delete ${member.username}`}
+                          onClick={() => setPending({ member, action: "delete" })}
+                          disabled={command.busy}
+                        >
+                          Delete…
                         </button>
-                      ) : (
-                        <button type="button" onClick={() => act(`/v1/staff/${member.id}/enable`)} aria-label={`Enable ${member.username}`}>
-                          Enable
-                        </button>
-                      )}
-                      <button
-                        type="button"
-                        className="danger"
-                        aria-label={`Delete ${member.username}`}
-                        onClick={() => window.confirm(`Delete ${member.username} for good?`) && act(`/v1/staff/${member.id}`, "delete")}
-                      >
-                        Delete
-                      </button>
-                    </span>
+                      </span>
+                    )
                   )}
                 </td>
               </tr>
@@ -88,15 +115,20 @@ function CreateStaff({ roles, onCreated }: { roles: string[]; onCreated: (id: st
   const empty = { username: "", email: "", full_name: "", role: roles[0], password: "" };
   const [form, setForm] = useState(empty);
   const [problem, setProblem] = useState<Problem | null>(null);
+  const command = useCommand();
   const errors = fieldErrors(problem ?? undefined);
-  const set = (key: keyof typeof empty) => (value: string) => setForm({ ...form, [key]: value });
+  const set = (key: keyof typeof empty) => (value: string) => {
+    setForm({ ...form, [key]: value });
+    command.forget();
+  };
   async function submit(event: FormEvent) {
     event.preventDefault();
     try {
-      const created = await api.post<{ id: string }>("/v1/staff", form);
+      const outcome = await command.run((key) => api.post<{ id: string }>("/v1/staff", form, key));
+      if (!outcome.ran) return;
       setProblem(null);
       setForm(empty);
-      onCreated(created.id);
+      onCreated(outcome.value.id);
     } catch (error) {
       setProblem(toProblem(error));
     }
@@ -104,14 +136,24 @@ function CreateStaff({ roles, onCreated }: { roles: string[]; onCreated: (id: st
   return (
     <form onSubmit={submit} className="grid" noValidate aria-label="Add a member of staff">
       <h2>Add a member of staff</h2>
-      <ProblemBanner problem={problem} />
+      <ProblemBanner problem={problem} shown={["username", "full_name", "email", "role", "password"]} />
       <Field label="Username" name="username" value={form.username} onChange={set("username")} error={errors.username} />
       <Field label="Full name" name="full_name" value={form.full_name} onChange={set("full_name")} error={errors.full_name} />
       <Field label="Email" name="staff-email" value={form.email} onChange={set("email")} error={errors.email} />
       <Field label="Role" name="role" value={form.role} onChange={set("role")} error={errors.role} options={roles} />
-      <Field label="Initial password" name="password" type="password" value={form.password} onChange={set("password")} error={errors.password} />
+      <Field
+        label="Initial password"
+        name="password"
+        type="password"
+        value={form.password}
+        onChange={set("password")}
+        error={errors.password}
+        hint="At least 12 characters, and not a common word, name or pattern."
+      />
       <div className="actions">
-        <button type="submit">Add</button>
+        <button type="submit" disabled={command.busy} aria-busy={command.busy}>
+          Add
+        </button>
       </div>
     </form>
   );
@@ -149,11 +191,14 @@ export function SystemLogPage() {
           <tbody>
             {log.data?.items.map((entry) => (
               <tr key={entry.id} className={`level-${entry.level}`}>
-                <td>{entry.occurred_at.replace("T", " ").slice(0, 19)}</td>
+                <td>{formatWhen(entry.occurred_at)}</td>
                 <td>{entry.level}</td>
                 <td>{entry.category}</td>
                 <td>{entry.message}</td>
-                <td>{entry.actor_role ? `${entry.actor_role} ` : ""}{entry.actor_id?.slice(0, 8) ?? ""}</td>
+                <td title={entry.actor_id ?? undefined}>
+                  {entry.actor_role ? `${entry.actor_role} ` : ""}
+                  {entry.actor_id ? idTail(entry.actor_id) : ""}
+                </td>
               </tr>
             ))}
           </tbody>

@@ -1,0 +1,36 @@
+// Dates and times as people read them: the browser's locale and time zone, the zone named.
+
+// dateStyle/timeStyle cannot be combined with timeZoneName, so the parts are named.
+const WHEN = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+});
+const DAY = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+
+/** An instant (RFC 3339) with its date, time and time zone. */
+export function formatWhen(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : WHEN.format(date);
+}
+
+/** A calendar date (`YYYY-MM-DD`, or an instant's day). */
+export function formatDay(iso: string): string {
+  const date = new Date(iso.length === 10 ? `${iso}T00:00:00` : iso);
+  return Number.isNaN(date.getTime()) ? iso : DAY.format(date);
+}
+
+/** The kinds of movement that take money out of the account. */
+const DEBITS = new Set(["withdrawal", "external_debit", "transfer_out"]);
+
+export function isDebit(kind: string): boolean {
+  return DEBITS.has(kind);
+}
+
+/** A kind as words: `transfer_out` → `transfer out`. */
+export function kindWords(kind: string): string {
+  return kind.replace(/_/g, " ");
+}
+
+/** The short, distinct tail of an id (UUIDv7s made together share their first digits). */
+export function idTail(id: string): string {
+  return `…${id.replace(/-/g, "").slice(-6)}`;
+}
