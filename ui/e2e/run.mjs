@@ -300,6 +300,43 @@ async function main() {
       const renewed = await fetch(`${base}/oauth2/token`, { method: "POST", body: form });
       if (renewed.status !== 200) throw new Error(`refresh answered ${renewed.status}`);
     });
+    await step("after a 401, sign-in comes back to the page with the form as it was", async () => {
+      await page.goto(checkingUrl);
+      await page.getByLabel("Amount (EUR)").fill("12.34");
+      await page.getByLabel("Description").fill("typed before the session ended");
+      // The server stops honouring the token (as when it expires or is revoked).
+      await page.evaluate(() => {
+        const key = Object.keys(sessionStorage).find((k) => k.startsWith("oidc.user:"));
+        const user = JSON.parse(sessionStorage.getItem(key));
+        user.access_token = "expired.token.value";
+        sessionStorage.setItem(key, JSON.stringify(user));
+      });
+      await page.getByRole("button", { name: "Deposit" }).click();
+      await expectVisible(page.getByRole("alert").filter({ hasText: "Your session has ended" }), 10000);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByLabel("Username").fill("bob");
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await expectVisible(page.getByTestId("balance"), 15000);
+      if (page.url() !== checkingUrl) throw new Error(`came back to ${page.url()}`);
+      if ((await page.getByLabel("Amount (EUR)").inputValue()) !== "12.34") throw new Error("the amount was lost");
+      if ((await page.getByLabel("Description").inputValue()) !== "typed before the session ended") throw new Error("the description was lost");
+      if ((await page.getByTestId("balance").textContent()) !== "110.50 EUR") throw new Error("the refused deposit was booked");
+      await page.getByLabel("Amount (EUR)").fill("");
+      await page.getByLabel("Description").fill("");
+    });
+    await step("a warning comes before a session that cannot be renewed ends", async () => {
+      await page.evaluate(() => {
+        const key = Object.keys(sessionStorage).find((k) => k.startsWith("oidc.user:"));
+        const user = JSON.parse(sessionStorage.getItem(key));
+        delete user.refresh_token;
+        user.expires_at = Math.floor(Date.now() / 1000) + 45;
+        sessionStorage.setItem(key, JSON.stringify(user));
+      });
+      await page.reload();
+      await expectVisible(page.getByRole("alert").filter({ hasText: "Your session ends in about a minute" }), 10000);
+      await page.screenshot({ path: join(shots, "agent-session-warning.png") });
+    });
     await step("an agent cannot see another agent's client", async () => {
       await page.goto(`${base}/clients/${doraClient}`);
       await expectVisible(page.getByRole("alert").filter({ hasText: "assigned to another agent" }));

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
-import { sessionOf, signOut, userManager, type Session } from "./auth";
+import { endedAt, returnPath, sessionOf, signIn, signOut, userManager, type Session } from "./auth";
 import { SessionContext } from "./components";
 import { AccountPage } from "./pages/Account";
 import { AuditPage, VerifyPage } from "./pages/Audit";
@@ -34,7 +34,7 @@ function Callback() {
   useEffect(() => {
     userManager
       .signinRedirectCallback()
-      .then(() => navigate("/", { replace: true }))
+      .then((user) => navigate(returnPath(user.state), { replace: true }))
       .catch((e) => setError(String(e)));
   }, [navigate]);
   return <main className="centered">{error ? <p role="alert">Sign-in failed: {error}</p> : <p aria-busy="true">Signing in…</p>}</main>;
@@ -74,6 +74,7 @@ function Shell() {
           Sign out
         </button>
       </header>
+      <ExpiryWarning />
       {/* A new page starts afresh: no message or typed value from the last one stays. */}
       <main key={location.pathname}>
         <Routes>
@@ -108,13 +109,54 @@ function Shell() {
 }
 
 function SignIn() {
+  const ended = endedAt();
   return (
     <main className="centered">
       <h1>Ledgerline</h1>
-      <p>The CRM for the bank's staff.</p>
-      <button type="button" onClick={() => userManager.signinRedirect()}>
+      {ended ? (
+        <p role="alert" className="banner error">
+          Your session has ended. Sign in again to go back to where you were; what you had typed is kept.
+        </p>
+      ) : (
+        <p>The CRM for the bank's staff.</p>
+      )}
+      <button type="button" onClick={() => signIn()}>
         Sign in
       </button>
     </main>
+  );
+}
+
+/**
+ * A warning before the session ends: the access token expires within a minute and a
+ * half and cannot be renewed (no refresh token), or renewing it failed.
+ */
+function ExpiryWarning() {
+  const [ending, setEnding] = useState(false);
+  const [renewFailed, setRenewFailed] = useState(false);
+  useEffect(() => {
+    const check = () =>
+      userManager.getUser().then((user) => setEnding(!!user && !user.refresh_token && (user.expires_in ?? Infinity) < 90));
+    const failed = () => setRenewFailed(true);
+    const renewed = () => setRenewFailed(false);
+    check();
+    const timer = window.setInterval(check, 5000);
+    userManager.events.addSilentRenewError(failed);
+    userManager.events.addUserLoaded(renewed);
+    return () => {
+      window.clearInterval(timer);
+      userManager.events.removeSilentRenewError(failed);
+      userManager.events.removeUserLoaded(renewed);
+    };
+  }, []);
+  const warning = ending || renewFailed;
+  if (!warning) return null;
+  return (
+    <div role="alert" className="banner warn session-warning">
+      Your session ends in about a minute. What you type is kept; you will be asked to sign in again.
+      <button type="button" className="link" onClick={() => signIn(window.location.pathname + window.location.search)}>
+        Sign in again now
+      </button>
+    </div>
   );
 }

@@ -31,6 +31,36 @@ export function sessionOf(user: User): Session | null {
 }
 
 export async function signOut(): Promise<void> {
+  // The next person at this tab sees nothing of this one's work.
+  for (const key of Object.keys(sessionStorage)) {
+    if (key.startsWith("ledgerline.")) sessionStorage.removeItem(key);
+  }
   await userManager.removeUser();
   window.location.assign("/");
+}
+
+/** Where the app was when the session ended, so sign-in can return there. */
+const ENDED = "ledgerline.session-ended";
+
+/** The server refused the token (401): remember the page, then drop the session. */
+export async function sessionEnded(): Promise<void> {
+  sessionStorage.setItem(ENDED, window.location.pathname + window.location.search);
+  await userManager.removeUser();
+}
+
+/** The page the ended session was on, if it ended rather than being signed out. */
+export function endedAt(): string | null {
+  return sessionStorage.getItem(ENDED);
+}
+
+/** Signs in, coming back to `returnTo` (by default the page asked for). */
+export function signIn(returnTo = endedAt() ?? window.location.pathname + window.location.search): Promise<void> {
+  return userManager.signinRedirect({ state: { returnTo } });
+}
+
+/** After sign-in: the page to go back to (only a path of this app). */
+export function returnPath(state: unknown): string {
+  sessionStorage.removeItem(ENDED);
+  const returnTo = (state as { returnTo?: unknown } | undefined)?.returnTo;
+  return typeof returnTo === "string" && returnTo.startsWith("/") && !returnTo.startsWith("//") ? returnTo : "/";
 }

@@ -10,6 +10,42 @@ import { ApiError, describe, type Problem } from "./lib/problems";
 
 export const SessionContext = createContext<Session | null>(null);
 
+/** Where drafts live: this tab's session storage, by page and field. */
+export const DRAFTS = "ledgerline.draft:";
+
+/**
+ * A form value kept in this tab's session storage for its page, so a session that ends
+ * mid-typing loses nothing: sign-in comes back to the page with the form as it was.
+ * `clear` once the form has done its work. Never for passwords.
+ */
+export function useDraft<T>(name: string, initial: T): [T, (value: T) => void, () => void] {
+  const key = `${DRAFTS}${window.location.pathname}:${name}`;
+  const [value, setValue] = useState<T>(() => {
+    const kept = sessionStorage.getItem(key);
+    if (kept !== null) {
+      try {
+        return JSON.parse(kept) as T;
+      } catch {
+        sessionStorage.removeItem(key);
+      }
+    }
+    return initial;
+  });
+  const initialRef = useRef(initial);
+  const set = useCallback(
+    (next: T) => {
+      setValue(next);
+      sessionStorage.setItem(key, JSON.stringify(next));
+    },
+    [key],
+  );
+  const clear = useCallback(() => {
+    setValue(initialRef.current);
+    sessionStorage.removeItem(key);
+  }, [key]);
+  return [value, set, clear];
+}
+
 /** The signed-in role: screens offer only what it may do (the API decides). */
 export function useRole(): Role | null {
   return useContext(SessionContext)?.role ?? null;

@@ -1,7 +1,7 @@
 // The typed API client: paths and bodies from the OpenAPI document (schema.d.ts is
 // generated from it and checked in CI), bearer token attached, problems thrown typed.
 
-import { userManager } from "../auth";
+import { sessionEnded, userManager } from "../auth";
 import { config } from "../config";
 import { ApiError, type Problem } from "../lib/problems";
 import type { components } from "./schema";
@@ -34,7 +34,7 @@ async function request<T>(method: string, path: string, body?: unknown, idempote
     const problem: Problem = parsed?.type
       ? parsed
       : { type: "/problems/unknown", title: response.statusText, status: response.status, detail: text };
-    if (response.status === 401) await userManager.removeUser();
+    if (response.status === 401) await sessionEnded();
     throw new ApiError(problem);
   }
   return parsed as T;

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, query, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
-import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager, useRole } from "../components";
+import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
 import { balanceSeries, polyline } from "../lib/chart";
 import { formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
@@ -143,10 +143,10 @@ type Pending = { kind: "transfer" } | { kind: "freeze" } | { kind: "close" };
 function Movements({ account, owner, onDone }: { account: AccountView; owner: ClientView | null; onDone: (version: number) => void }) {
   const command = useCommand();
   const siblings = useLoad(() => api.get<Page<AccountView>>(`/v1/clients/${account.client_id}/accounts?limit=200`), [account.client_id]);
-  const [amount, setAmount] = useState("");
-  const [description, setDescription] = useState("");
-  const [target, setTarget] = useState("");
-  const [otherId, setOtherId] = useState("");
+  const [amount, setAmount, clearAmount] = useDraft("amount", "");
+  const [description, setDescription, clearDescription] = useDraft("description", "");
+  const [target, setTarget, clearTarget] = useDraft("target", "");
+  const [otherId, setOtherId, clearOtherId] = useDraft("other-account", "");
   const [reason, setReason] = useState("");
   const [pending, setPending] = useState<Pending | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
@@ -184,10 +184,10 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
       if (!outcome.ran) return;
       setProblem(null);
       setDone(label);
-      setAmount("");
-      setDescription("");
-      setTarget("");
-      setOtherId("");
+      clearAmount();
+      clearDescription();
+      clearTarget();
+      clearOtherId();
       setReason("");
       setPending(null);
       onDone(version ?? outcome.value?.version ?? account.version + 1);

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, query, type ClientView, type Page } from "../api/client";
-import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager, useRole } from "../components";
+import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
 import { fieldErrors, type Problem } from "../lib/problems";
 
 export function ClientsPage() {
@@ -82,7 +82,7 @@ const EMPTY_CLIENT = {
 
 export function OnboardPage() {
   const navigate = useNavigate();
-  const [form, setForm] = useState(EMPTY_CLIENT);
+  const [form, setForm, clearForm] = useDraft("client", EMPTY_CLIENT);
   const [problem, setProblem] = useState<Problem | null>(null);
   const command = useCommand();
   const busy = command.busy;
@@ -98,7 +98,10 @@ export function OnboardPage() {
       const outcome = await command.run((key) =>
         api.post<{ id: string }>("/v1/clients", { ...person, address: { line1, city, state, country, postal_code } }, key),
       );
-      if (outcome.ran) navigate(`/clients/${outcome.value.id}`);
+      if (outcome.ran) {
+        clearForm();
+        navigate(`/clients/${outcome.value.id}`);
+      }
     } catch (error) {
       setProblem(toProblem(error));
     }
