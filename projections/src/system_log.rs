@@ -19,6 +19,10 @@ pub struct LogEntry {
     pub category: String,
     pub actor_id: Option<String>,
     pub actor_role: Option<String>,
+    /// The actor's username, from the staff read model when the log is read (the log's
+    /// own database holds ids only).
+    #[sqlx(default)]
+    pub actor_username: Option<String>,
     pub message: String,
     /// JSON text with whatever else is worth knowing.
     pub details: Option<String>,
@@ -34,6 +38,7 @@ impl LogEntry {
             category: category.into(),
             actor_id: None,
             actor_role: None,
+            actor_username: None,
             message: message.into(),
             details: None,
             correlation_id: None,

@@ -265,7 +265,7 @@ pub(crate) struct LogParams {
 
 /// The audit log, newest first (auditors).
 #[utoipa::path(get, path = "/v1/audit/log", tag = "audit",
-    params(("actor" = Option<String>, Query), ("aggregate_type" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("actor" = Option<String>, Query, description = "a staff id or username"), ("aggregate_type" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<AuditEntry>), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn log(
     State(state): State<QueryState>,

@@ -105,6 +105,23 @@ async fn streams_and_state_as_of_a_version_or_time() {
         logged.starts_with(&["MoneyWithdrawn", "MoneyDeposited", "AccountOpened"]),
         "{logged:?}"
     );
+    // Each entry names its actor by username too, and the actor may be asked for by it.
+    assert!(log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor_username"] == agent.username.as_str()));
+    let by_name = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/log?actor={}", agent.username),
+        )
+        .await;
+    assert_eq!(by_name.body["items"], log.body["items"]);
+    let no_one = app
+        .get(&auditor.token, "/v1/audit/log?actor=no-such-person")
+        .await;
+    assert_eq!(no_one.body["items"], json!([]));
 }
 
 fn urlencode(text: &str) -> String {
@@ -281,7 +298,27 @@ async fn the_system_log_records_sign_ins_denials_and_staff_changes() {
         }
     };
     let sign_ins = categories("sign-in").await;
-    assert!(sign_ins.iter().any(|e| e["actor_id"] == agent.id.as_str()));
+    assert!(sign_ins
+        .iter()
+        .any(|e| e["actor_id"] == agent.id.as_str()
+            && e["actor_username"] == agent.username.as_str()));
+    // The actor by username: the agent's entries only.
+    let by_name = app
+        .get(
+            &admin.token,
+            &format!("/v1/system-log?actor={}", agent.username),
+        )
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!by_name.is_empty());
+    assert!(by_name.iter().all(|e| e["actor_id"] == agent.id.as_str()));
+    let no_one = app
+        .get(&admin.token, "/v1/system-log?actor=no-such-person")
+        .await;
+    assert_eq!(no_one.body["items"], json!([]));
     let failures = categories("sign-in-failed").await;
     assert!(failures
         .iter()

@@ -163,6 +163,14 @@ async function main() {
     await step("agent lands on their (empty) client list", async () => {
       await expectVisible(page.getByRole("heading", { name: "Clients" }));
       await expectVisible(page.getByText("No clients yet"));
+      const cut = await page.getByRole("searchbox").evaluate((input) => {
+        const style = getComputedStyle(input);
+        const context = document.createElement("canvas").getContext("2d");
+        context.font = `${style.fontSize} ${style.fontFamily}`;
+        const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        return context.measureText(input.placeholder).width > room;
+      });
+      if (cut) throw new Error("the search placeholder is cut off");
       if (await page.getByText("Doraclient").count()) throw new Error("another agent's client is listed");
       await page.screenshot({ path: join(shots, "agent-clients-empty.png"), fullPage: true });
     });
@@ -393,7 +401,19 @@ async function main() {
       await expectVisible(p.getByRole("cell", { name: "sign-in" }));
       await p.getByLabel("Category").selectOption("staff");
       await expectVisible(p.getByRole("cell", { name: "Staff disabled: eve" }), 10000);
+      await expectVisible(p.getByRole("row").filter({ hasText: "Staff disabled: eve" }).getByRole("cell", { name: "alice (admin)" }));
       await p.screenshot({ path: join(shots, "admin-system-log.png"), fullPage: true });
+    });
+    await step("an admin finds an actor by username and a period by dates", async () => {
+      const p = admin.page;
+      await p.getByLabel("Category").selectOption("");
+      await p.getByLabel("Actor (username or id)").fill("bob");
+      await expectVisible(p.getByRole("cell", { name: "bob signed in" }), 10000);
+      const actors = await p.locator("tbody tr td:last-child").allTextContents();
+      if (!actors.length || actors.some((a) => !a.startsWith("bob"))) throw new Error(`actors ${actors.join(", ")}`);
+      await p.getByLabel("From", { exact: true }).fill("2000-01-01");
+      await p.getByLabel("To", { exact: true }).fill("2000-12-31");
+      await expectVisible(p.getByText("Nothing logged with these filters."));
     });
     await admin.context.close();
 
@@ -415,11 +435,17 @@ async function main() {
     await step("an auditor browses a stream, its state at a version, and verifies", async () => {
       const p = auditor.page;
       await expectVisible(p.getByRole("heading", { name: "Audit log" }));
+      await expectVisible(p.getByRole("cell", { name: "bob (agent)" }).first());
       await p.getByRole("button", { name: /^account / }).first().click();
       await expectVisible(p.getByRole("list", { name: "Events" }).getByText("AccountOpened"));
+      // Each event's fields as a table, amounts with their currency; the id in full, copyable.
+      await expectVisible(p.getByRole("table", { name: "Event 1 fields" }));
+      await expectVisible(p.getByRole("list", { name: "Events" }).getByText(/\d+\.\d{2} EUR/));
+      await expectVisible(p.getByRole("button", { name: /^Copy [0-9a-f-]{36}$/ }));
       await p.getByLabel("Version").fill("1");
       await p.getByRole("button", { name: "Show state" }).click();
-      await expectVisible(p.getByLabel("State"));
+      await expectVisible(p.getByRole("table", { name: "State" }));
+      if (await p.locator("pre.state").count()) throw new Error("the state is raw JSON");
       await p.screenshot({ path: join(shots, "auditor-stream.png"), fullPage: true });
       await p.getByRole("link", { name: "Integrity" }).click();
       await p.getByRole("button", { name: "Verify all streams" }).click();

@@ -272,3 +272,18 @@ export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager
     </nav>
   );
 }
+
+/** Copies a value (an id) to the clipboard, and says so. */
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <button
+      type="button"
+      className="link"
+      aria-label={label}
+      onClick={() => navigator.clipboard?.writeText(text).then(() => setCopied(true), () => setCopied(false))}
+    >
+      {copied ? "Copied" : "Copy"}
+    </button>
+  );
+}

@@ -16,6 +16,10 @@ pub struct AuditEntry {
     pub event_type: String,
     pub actor_id: String,
     pub actor_role: String,
+    /// The actor's username, from the staff read model (none for the system or a
+    /// worker).
+    #[sqlx(default)]
+    pub actor_username: Option<String>,
     pub correlation_id: String,
     pub causation_id: String,
     pub occurred_at: String,
@@ -66,11 +70,16 @@ pub async fn list(
     filter: AuditFilter,
 ) -> Result<Page<AuditEntry>, ProjectionError> {
     let mut select = Select::new(
-        "SELECT position, aggregate_type, aggregate_id, sequence, event_type, actor_id, actor_role, correlation_id, \
-         causation_id, occurred_at FROM audit_log",
+        "SELECT position, aggregate_type, aggregate_id, sequence, event_type, actor_id, actor_role, \
+         staff.username AS actor_username, correlation_id, causation_id, occurred_at \
+         FROM audit_log LEFT JOIN staff ON staff.id = audit_log.actor_id",
     );
+    // By id or by username.
     if let Some(actor) = filter.actor {
-        select.and("actor_id = ?", [Param::Text(actor)]);
+        select.and(
+            "(actor_id = ? OR staff.username = ?)",
+            [Param::Text(actor.clone()), Param::Text(actor)],
+        );
     }
     if let Some(kind) = filter.aggregate_type {
         select.and("aggregate_type = ?", [Param::Text(kind)]);

@@ -117,3 +117,31 @@ pub async fn list(pool: &AnyPool, filter: StaffFilter) -> Result<Page<StaffView>
         vec![s.username.clone(), s.id.clone()]
     }))
 }
+
+/// The usernames of the staff among `ids` (others are left out).
+pub async fn usernames(
+    pool: &AnyPool,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, ProjectionError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let marks = marks.join(", ");
+    let sql = format!("SELECT id, username FROM staff WHERE id IN ({marks})");
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query.fetch_all(pool).await?.into_iter().collect())
+}
+
+/// The id of the member of staff named `username`, if any.
+pub async fn id_of(pool: &AnyPool, username: &str) -> Result<Option<String>, ProjectionError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM staff WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?,
+    )
+}

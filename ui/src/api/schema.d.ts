@@ -651,6 +651,11 @@ export interface components {
         AuditEntry: {
             actor_id: string;
             actor_role: string;
+            /**
+             * @description The actor's username, from the staff read model (none for the system or a
+             *     worker).
+             */
+            actor_username?: string | null;
             aggregate_id: string;
             aggregate_type: string;
             causation_id: string;
@@ -734,6 +739,11 @@ export interface components {
         LogEntry: {
             actor_id?: string | null;
             actor_role?: string | null;
+            /**
+             * @description The actor's username, from the staff read model when the log is read (the log's
+             *     own database holds ids only).
+             */
+            actor_username?: string | null;
             /** @description sign-in, sign-in-failed, denied, staff, projection, integration. */
             category: string;
             correlation_id?: string | null;
@@ -852,6 +862,11 @@ export interface components {
             items: {
                 actor_id: string;
                 actor_role: string;
+                /**
+                 * @description The actor's username, from the staff read model (none for the system or a
+                 *     worker).
+                 */
+                actor_username?: string | null;
                 aggregate_id: string;
                 aggregate_type: string;
                 causation_id: string;
@@ -903,6 +918,11 @@ export interface components {
             items: {
                 actor_id?: string | null;
                 actor_role?: string | null;
+                /**
+                 * @description The actor's username, from the staff read model when the log is read (the log's
+                 *     own database holds ids only).
+                 */
+                actor_username?: string | null;
                 /** @description sign-in, sign-in-failed, denied, staff, projection, integration. */
                 category: string;
                 correlation_id?: string | null;
@@ -2125,6 +2145,7 @@ export interface operations {
     log: {
         parameters: {
             query?: {
+                /** @description a staff id or username */
                 actor?: string;
                 aggregate_type?: string;
                 from?: string;
@@ -3582,6 +3603,7 @@ export interface operations {
             query?: {
                 level?: string;
                 category?: string;
+                /** @description a staff id or username */
                 actor?: string;
                 from?: string;
                 to?: string;

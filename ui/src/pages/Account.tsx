@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, query, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
-import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
+import { Confirm, CopyButton, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
 import { balanceSeries, polyline } from "../lib/chart";
 import { formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
@@ -108,20 +108,6 @@ export function AccountPage() {
         <Pager pager={pager} nextCursor={history.data?.next_cursor} />
       </Loading>
     </section>
-  );
-}
-
-export function CopyButton({ text, label }: { text: string; label: string }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <button
-      type="button"
-      className="link"
-      aria-label={label}
-      onClick={() => navigator.clipboard?.writeText(text).then(() => setCopied(true), () => setCopied(false))}
-    >
-      {copied ? "Copied" : "Copy"}
-    </button>
   );
 }
 

@@ -1,7 +1,87 @@
 import { useState, type FormEvent } from "react";
+import { Link } from "react-router-dom";
 import { api, query, type AuditEntry, type EventView, type Page, type Verification } from "../api/client";
-import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { formatWhen, idTail } from "../lib/format";
+import { formatMoney, type Money } from "../lib/money";
 import type { Problem } from "../lib/problems";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
+/** Where an id of this aggregate type is shown to people, if anywhere. */
+function pageOf(type: string, id: string): string | null {
+  if (type === "account") return `/accounts/${id}`;
+  if (type === "client") return `/clients/${id}`;
+  return null;
+}
+
+/** An id in full, copyable, linked to its page when it has one. */
+function Id({ id, type }: { id: string; type?: string }) {
+  const page = type ? pageOf(type, id) : null;
+  return (
+    <span className="id">
+      {page ? <Link to={page}>{id}</Link> : <code>{id}</code>} <CopyButton text={id} label={`Copy ${id}`} />
+    </span>
+  );
+}
+
+function isMoney(value: unknown): value is Money {
+  return !!value && typeof value === "object" && "amount_minor" in value && "currency" in value;
+}
+
+/** `to_account_id` → `to account`. */
+function words(key: string): string {
+  return key.replace(/_id$/, "").replace(/_/g, " ");
+}
+
+/** One value of an event or a state, as people read it. */
+function Value({ name, value }: { name: string; value: unknown }) {
+  if (value === null || value === undefined || value === "") return <span className="muted">—</span>;
+  if (isMoney(value)) return <>{formatMoney(value)}</>;
+  if (typeof value === "string") {
+    if (UUID.test(value)) {
+      const type = /account/.test(name) ? "account" : /client/.test(name) ? "client" : undefined;
+      return <Id id={value} type={type} />;
+    }
+    if (INSTANT.test(value)) return <>{formatWhen(value)}</>;
+    return <>{value}</>;
+  }
+  if (Array.isArray(value) && value.length === 0) return <span className="muted">none</span>;
+  if (Array.isArray(value)) return <>{value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ")}</>;
+  if (typeof value === "object") return <Fields fields={value as Record<string, unknown>} />;
+  return <>{String(value)}</>;
+}
+
+/** An object's fields as a two-column table. */
+function Fields({ fields, label }: { fields: Record<string, unknown>; label?: string }) {
+  return (
+    <table className="fields" aria-label={label}>
+      <tbody>
+        {Object.entries(fields).map(([key, value]) => (
+          <tr key={key}>
+            <th scope="row">{words(key)}</th>
+            <td>
+              <Value name={key} value={value} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** An event's own fields (the payload is `{"<EventType>": {...}}` or the fields). */
+function eventFields(event: EventView): Record<string, unknown> {
+  const payload = event.payload as Record<string, unknown> | null;
+  if (payload && typeof payload === "object") {
+    const inner = payload[event.event_type];
+    if (Object.keys(payload).length === 1 && inner && typeof inner === "object") return inner as Record<string, unknown>;
+    return payload;
+  }
+  // An event with no fields is serialized as its name alone.
+  return payload === event.event_type || payload === null ? {} : { value: payload };
+}
 
 const TYPES = ["account", "client", "staff", "transfer"];
 
@@ -57,17 +137,22 @@ function RecentEvents({ onPick }: { onPick: (stream: { type: string; id: string 
           <tbody>
             {log.data?.items.map((entry) => (
               <tr key={`${entry.aggregate_type}/${entry.aggregate_id}/${entry.sequence}`}>
-                <td>{entry.occurred_at.replace("T", " ").slice(0, 19)}</td>
+                <td>{formatWhen(entry.occurred_at)}</td>
                 <td>{entry.event_type}</td>
                 <td>
-                  <button type="button" className="link" onClick={() => onPick({ type: entry.aggregate_type, id: entry.aggregate_id })}>
-                    {entry.aggregate_type} {entry.aggregate_id.slice(0, 8)}… #{entry.sequence}
+                  <button
+                    type="button"
+                    className="link"
+                    title={entry.aggregate_id}
+                    onClick={() => onPick({ type: entry.aggregate_type, id: entry.aggregate_id })}
+                  >
+                    {entry.aggregate_type} {idTail(entry.aggregate_id)} #{entry.sequence}
                   </button>
                 </td>
-                <td>
-                  {entry.actor_role} {entry.actor_id.slice(0, 8)}
+                <td title={entry.actor_id}>
+                  {entry.actor_username ?? idTail(entry.actor_id)} <span className="muted">({entry.actor_role})</span>
                 </td>
-                <td>{entry.correlation_id.slice(0, 8)}</td>
+                <td title={entry.correlation_id}>{idTail(entry.correlation_id)}</td>
               </tr>
             ))}
           </tbody>
@@ -96,9 +181,10 @@ function StreamView({ type, id }: { type: string; id: string }) {
   }
   return (
     <>
-      <h2>
-        {type} {id}
-      </h2>
+      <h2 className="capitalize">{type}</h2>
+      <p>
+        <Id id={id} type={type} />
+      </p>
       <ProblemBanner problem={events.problem ?? problem} />
       <Loading loading={events.loading}>
         <ol className="timeline" aria-label="Events">
@@ -110,11 +196,12 @@ function StreamView({ type, id }: { type: string; id: string }) {
                   #{event.sequence} {event.event_type}
                 </strong>{" "}
                 <span className="muted">
-                  {meta.occurred_at} · {meta.actor_role} {meta.actor_id} · correlation {meta.correlation_id}
+                  {meta.occurred_at ? formatWhen(meta.occurred_at) : ""} · {meta.actor_role} <span title={meta.actor_id}>{meta.actor_id ? idTail(meta.actor_id) : ""}</span>
                 </span>
-                <code className="hash" title="hash">
+                <code className="hash" title={meta.hash}>
                   {meta.hash?.slice(0, 16)}
                 </code>
+                {Object.keys(eventFields(event)).length > 0 && <Fields fields={eventFields(event)} label={`Event ${event.sequence} fields`} />}
               </li>
             );
           })}
@@ -126,9 +213,9 @@ function StreamView({ type, id }: { type: string; id: string }) {
         <button type="submit">Show state</button>
       </form>
       {state !== null && (
-        <pre className="state" aria-label="State">
-          {JSON.stringify(state, null, 2)}
-        </pre>
+        <div className="state">
+          {state && typeof state === "object" ? <Fields fields={state as Record<string, unknown>} label="State" /> : <p aria-label="State">{String(state)}</p>}
+        </div>
       )}
     </>
   );

@@ -35,7 +35,7 @@ export function ClientsPage() {
         <label htmlFor="search" className="visually-hidden">
           Search by name or email
         </label>
-        <input id="search" type="search" placeholder="Search by name or email" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <input id="search" className="search" type="search" placeholder="Search by name or email" value={search} onChange={(e) => setSearch(e.target.value)} />
         <button type="submit">Search</button>
       </form>
       <ProblemBanner problem={problem} />

@@ -160,9 +160,24 @@ function CreateStaff({ roles, onCreated }: { roles: string[]; onCreated: (id: st
 }
 
 export function SystemLogPage() {
-  const [filters, setFilters] = useState({ level: "", category: "", actor: "" });
+  const [filters, setFilters] = useState({ level: "", category: "", actor: "", from: "", to: "" });
   const pager = usePager();
-  const log = useLoad(() => api.get<Page<LogEntry>>(`/v1/system-log${query({ ...filters, cursor: pager.cursor, limit: 50 })}`), [filters, pager.cursor]);
+  const log = useLoad(
+    () =>
+      api.get<Page<LogEntry>>(
+        `/v1/system-log${query({
+          level: filters.level,
+          category: filters.category,
+          actor: filters.actor.trim(),
+          // Whole days in the browser's time zone.
+          from: filters.from ? new Date(`${filters.from}T00:00:00`).toISOString() : undefined,
+          to: filters.to ? new Date(`${filters.to}T23:59:59.999`).toISOString() : undefined,
+          cursor: pager.cursor,
+          limit: 50,
+        })}`,
+      ),
+    [filters, pager.cursor],
+  );
   const set = (key: keyof typeof filters) => (value: string) => {
     pager.reset();
     setFilters({ ...filters, [key]: value });
@@ -172,8 +187,16 @@ export function SystemLogPage() {
       <h1>System log</h1>
       <form className="row" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
         <Field label="Level" name="level" value={filters.level} onChange={set("level")} options={["", "info", "warn", "error"]} />
-        <Field label="Category" name="category" value={filters.category} onChange={set("category")} options={["", "sign-in", "sign-in-failed", "denied", "staff", "projection"]} />
-        <Field label="Actor id" name="actor" value={filters.actor} onChange={set("actor")} />
+        <Field
+          label="Category"
+          name="category"
+          value={filters.category}
+          onChange={set("category")}
+          options={["", "sign-in", "sign-in-failed", "denied", "staff", "projection", "integration"]}
+        />
+        <Field label="Actor (username or id)" name="actor" value={filters.actor} onChange={set("actor")} />
+        <Field label="From" name="from" type="date" value={filters.from} onChange={set("from")} />
+        <Field label="To" name="to" type="date" value={filters.to} onChange={set("to")} />
       </form>
       <ProblemBanner problem={log.problem} />
       <Loading loading={log.loading}>
@@ -196,8 +219,8 @@ export function SystemLogPage() {
                 <td>{entry.category}</td>
                 <td>{entry.message}</td>
                 <td title={entry.actor_id ?? undefined}>
-                  {entry.actor_role ? `${entry.actor_role} ` : ""}
-                  {entry.actor_id ? idTail(entry.actor_id) : ""}
+                  {entry.actor_username ?? (entry.actor_id ? idTail(entry.actor_id) : "")}{" "}
+                  {entry.actor_role && <span className="muted">({entry.actor_role})</span>}
                 </td>
               </tr>
             ))}
