@@ -6,7 +6,7 @@
 // e2e/screenshots-aws/). Prints "e2e: N passed, M failed" and exits non-zero on failure.
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -122,7 +122,9 @@ async function step(name, run) {
   } catch (error) {
     results.push([name, false]);
     const waited = /waiting for (.*)/.exec(error.message)?.[1];
-    console.log(`FAIL ${name}: ${error.message.split("\n")[0]}${waited ? ` (${waited})` : ""}`);
+    const [first, ...rest] = error.message.split("\n");
+    console.log(`FAIL ${name}: ${first}${waited ? ` (${waited})` : ""}`);
+    if (!waited) for (const line of rest.slice(0, 30)) console.log(`     ${line}`);
     // What the screens showed when it failed.
     const pages = browser?.contexts().flatMap((c) => c.pages()) ?? [];
     await Promise.all(pages.map((p, i) => p.screenshot({ path: join(shots, `FAILED-${results.length}-${i}.png`), fullPage: true }).catch(() => {})));
@@ -144,6 +146,28 @@ async function signIn(browser, base, username) {
 function expectVisible(locator, timeout = 5000) {
   return locator.first().waitFor({ state: "visible", timeout });
 }
+
+// Accessibility: axe-core (npm) over every screen that is photographed; serious and
+// critical violations fail the run (the last step lists them).
+// Evaluated through the browser's DevTools protocol: the product's CSP (rightly) refuses
+// an injected <script>.
+const axeSource = readFileSync(join(root, "ui", "node_modules", "axe-core", "axe.min.js"), "utf8");
+const violations = [];
+async function shot(page, name, options = { fullPage: true }) {
+  await page.screenshot({ path: join(shots, `${name}.png`), ...options });
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations.map((v) => ({ impact: v.impact, text: `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0]?.target.join(" ")}` }));
+  });
+  screensChecked += 1;
+  for (const violation of found) {
+    if (violation.impact === "serious" || violation.impact === "critical") violations.push(`${name}: ${violation.text}`);
+    else lesser.push(`${name}: ${violation.text}`);
+  }
+}
+let screensChecked = 0;
+const lesser = [];
 
 async function main() {
   rmSync(shots, { recursive: true, force: true });
@@ -172,7 +196,7 @@ async function main() {
       });
       if (cut) throw new Error("the search placeholder is cut off");
       if (await page.getByText("Doraclient").count()) throw new Error("another agent's client is listed");
-      await page.screenshot({ path: join(shots, "agent-clients-empty.png"), fullPage: true });
+      await shot(page, "agent-clients-empty");
     });
     await step("a bad onboarding form shows the API's field errors", async () => {
       await page.getByRole("link", { name: "Onboard a client" }).click();
@@ -188,7 +212,7 @@ async function main() {
       await page.getByRole("button", { name: "Onboard" }).click();
       await expectVisible(page.getByText("is not a valid email address"));
       await expectVisible(page.getByText("is not an ISO 3166-1 alpha-2 country code"));
-      await page.screenshot({ path: join(shots, "agent-onboard-errors.png"), fullPage: true });
+      await shot(page, "agent-onboard-errors");
     });
     await step("the corrected form onboards the client", async () => {
       await page.getByLabel("Email").fill("ada@example.com");
@@ -203,7 +227,7 @@ async function main() {
       await page.getByLabel("Type").selectOption("savings");
       await page.getByRole("button", { name: "Open account" }).click();
       await expectVisible(page.getByRole("link", { name: /savings/ }), 10000);
-      await page.screenshot({ path: join(shots, "agent-client.png"), fullPage: true });
+      await shot(page, "agent-client");
     });
     let savingsId = "";
     let checkingUrl = "";
@@ -230,7 +254,7 @@ async function main() {
       await expectVisible(page.getByText("105.50 EUR"), 10000);
       await expectVisible(page.getByRole("cell", { name: "transfer out" }), 10000);
       await expectVisible(page.getByRole("img", { name: "Balance over time" }));
-      await page.screenshot({ path: join(shots, "agent-account.png"), fullPage: true });
+      await shot(page, "agent-account");
     });
     await step("the history reads at a glance: debits signed, the other account named, times with their zone", async () => {
       const row = page.getByRole("row").filter({ hasText: "transfer out" });
@@ -262,6 +286,20 @@ async function main() {
       await page.waitForTimeout(1000);
       if (await page.getByRole("status").filter({ hasText: "Deposited." }).count()) throw new Error("Enter deposited");
       if ((await page.getByTestId("balance").textContent()) !== "110.50 EUR") throw new Error("the balance moved");
+      if ((await page.getByLabel("Amount (EUR)").inputValue()) !== "7") throw new Error("Enter lost the amount");
+      await page.getByLabel("Amount (EUR)").fill("");
+    });
+    await step("a deposit done with the keyboard alone", async () => {
+      await page.getByLabel("Amount (EUR)").focus();
+      await page.keyboard.type("3");
+      await page.keyboard.press("Tab");
+      await page.keyboard.type("by keyboard");
+      await page.keyboard.press("Tab");
+      const focused = await page.evaluate(() => document.activeElement?.textContent);
+      if (focused !== "Deposit") throw new Error(`Tab reached ${focused}`);
+      await page.keyboard.press("Space");
+      await expectVisible(page.getByText("113.50 EUR"), 10000);
+      await expectVisible(page.getByRole("cell", { name: "by keyboard" }), 10000);
     });
     await step("a bad account id is explained at its field", async () => {
       await page.getByLabel("Amount (EUR)").fill("1");
@@ -329,7 +367,7 @@ async function main() {
       if (page.url() !== checkingUrl) throw new Error(`came back to ${page.url()}`);
       if ((await page.getByLabel("Amount (EUR)").inputValue()) !== "12.34") throw new Error("the amount was lost");
       if ((await page.getByLabel("Description").inputValue()) !== "typed before the session ended") throw new Error("the description was lost");
-      if ((await page.getByTestId("balance").textContent()) !== "110.50 EUR") throw new Error("the refused deposit was booked");
+      if ((await page.getByTestId("balance").textContent()) !== "113.50 EUR") throw new Error("the refused deposit was booked");
       await page.getByLabel("Amount (EUR)").fill("");
       await page.getByLabel("Description").fill("");
     });
@@ -343,7 +381,7 @@ async function main() {
       });
       await page.reload();
       await expectVisible(page.getByRole("alert").filter({ hasText: "Your session ends in about a minute" }), 10000);
-      await page.screenshot({ path: join(shots, "agent-session-warning.png") });
+      await shot(page, "agent-session-warning", {});
     });
     await step("an agent cannot see another agent's client", async () => {
       await page.goto(`${base}/clients/${doraClient}`);
@@ -393,7 +431,7 @@ async function main() {
       await p.getByRole("button", { name: "Disable eve" }).click();
       await confirm.getByRole("button", { name: "Disable" }).click();
       await expectVisible(p.getByRole("button", { name: "Enable eve" }), 10000);
-      await p.screenshot({ path: join(shots, "admin-staff.png"), fullPage: true });
+      await shot(p, "admin-staff");
     });
     await step("an admin reads the system log with filters", async () => {
       const p = admin.page;
@@ -402,7 +440,7 @@ async function main() {
       await p.getByLabel("Category").selectOption("staff");
       await expectVisible(p.getByRole("cell", { name: "Staff disabled: eve" }), 10000);
       await expectVisible(p.getByRole("row").filter({ hasText: "Staff disabled: eve" }).getByRole("cell", { name: "alice (admin)" }));
-      await p.screenshot({ path: join(shots, "admin-system-log.png"), fullPage: true });
+      await shot(p, "admin-system-log");
     });
     await step("an admin finds an actor by username and a period by dates", async () => {
       const p = admin.page;
@@ -426,7 +464,7 @@ async function main() {
       const options = await p.getByLabel("Role").locator("option").allTextContents();
       if (options.join() !== "admin") throw new Error(`role options ${options}`);
       if (await p.getByRole("button", { name: "Disable bob" }).count()) throw new Error("root may not manage agents");
-      await p.screenshot({ path: join(shots, "root-admins.png"), fullPage: true });
+      await shot(p, "root-admins");
     });
     await rootAdmin.context.close();
 
@@ -446,11 +484,11 @@ async function main() {
       await p.getByRole("button", { name: "Show state" }).click();
       await expectVisible(p.getByRole("table", { name: "State" }));
       if (await p.locator("pre.state").count()) throw new Error("the state is raw JSON");
-      await p.screenshot({ path: join(shots, "auditor-stream.png"), fullPage: true });
+      await shot(p, "auditor-stream");
       await p.getByRole("link", { name: "Integrity" }).click();
       await p.getByRole("button", { name: "Verify all streams" }).click();
       await expectVisible(p.getByRole("status").filter({ hasText: "Intact" }), 15000);
-      await p.screenshot({ path: join(shots, "auditor-verify.png"), fullPage: true });
+      await shot(p, "auditor-verify");
     });
     await step("an auditor is offered no agent control", async () => {
       const p = auditor.page;
@@ -469,7 +507,7 @@ async function main() {
       for (const name of ["Deposit", "Withdraw", "Transfer…", "Freeze…", "Close account…"]) {
         if (await p.getByRole("button", { name }).count()) throw new Error(`an auditor is offered ${name}`);
       }
-      await p.screenshot({ path: join(shots, "auditor-account.png"), fullPage: true });
+      await shot(p, "auditor-account");
       await p.goto(`${base}/clients/new`);
       await expectVisible(p.getByRole("heading", { name: "Clients" }));
       if (await p.getByText("no client with id").count()) throw new Error("/clients/new is read as a client id");
@@ -491,7 +529,7 @@ async function main() {
       const p = await tablet.newPage();
       await p.goto(base);
       await expectVisible(p.getByRole("button", { name: "Sign in" }));
-      await p.screenshot({ path: join(shots, "tablet-sign-in.png") });
+      await shot(p, "tablet-sign-in", {});
       await p.getByRole("button", { name: "Sign in" }).click();
       await p.getByLabel("Username").fill("bob");
       await p.getByLabel("Password").fill(PASSWORD);
@@ -499,9 +537,14 @@ async function main() {
       await expectVisible(p.getByRole("link", { name: "Ada Lovelace" }), 15000);
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
       if (overflow) throw new Error("the client list is wider than the tablet");
-      await p.screenshot({ path: join(shots, "tablet-agent-clients.png"), fullPage: true });
+      await shot(p, "tablet-agent-clients");
     });
     await tablet.close();
+    await step("no serious or critical accessibility violation on any screen (axe-core)", async () => {
+      console.log(`     axe: ${screensChecked} screens checked; ${lesser.length} minor or moderate findings${lesser.length ? `:\n       ${lesser.join("\n       ")}` : ""}`);
+      if (!screensChecked) throw new Error("no screen was checked");
+      if (violations.length) throw new Error(`${violations.length} found:\n${violations.join("\n")}`);
+    });
   } finally {
     await browser.close();
     await stopServer(server);

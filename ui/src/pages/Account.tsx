@@ -209,7 +209,7 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
         <>
           {/* No implicit submission: Enter in a field never moves money. */}
           <form className="grid" noValidate onSubmit={(e) => e.preventDefault()} aria-label="Deposit or withdraw">
-            <h3>Deposit or withdraw</h3>
+            <h2>Deposit or withdraw</h2>
             <Field
               label={`Amount (${account.currency})`}
               name="amount"
@@ -228,7 +228,7 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
             </div>
           </form>
           <form className="grid" noValidate onSubmit={(e) => e.preventDefault()} aria-label="Transfer">
-            <h3>Transfer the amount above</h3>
+            <h2>Transfer the amount above</h2>
             <Field
               label="To account"
               name="target"
