@@ -264,6 +264,28 @@ async function main() {
       if (!/UTC|GMT|[+-]\d/.test(when ?? "")) throw new Error(`no time zone in ${when}`);
       await expectVisible(page.getByRole("link", { name: "Ada Lovelace" }));
     });
+    await step("a period downloads as CSV and prints as a statement", async () => {
+      const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+      if (!/^statement-.*\.csv$/.test(download.suggestedFilename())) throw new Error(`file ${download.suggestedFilename()}`);
+      const csv = readFileSync(await download.path(), "utf8").trim().split("\r\n");
+      if (csv[0] !== "date,kind,counterparty_account,debit,credit,balance_after,currency,description,transaction_id") throw new Error(`header ${csv[0]}`);
+      if (csv.length !== 4) throw new Error(`${csv.length - 1} lines`);
+      if (!/,opening deposit,,,100\.00,100\.00,EUR,,/.test(csv[1]) || !/,deposit,,,25\.50,125\.50,EUR,cash,/.test(csv[2]) || !/,transfer out,[0-9a-f-]{36},20\.00,,105\.50,EUR,,/.test(csv[3])) {
+        throw new Error(`lines ${csv.slice(1).join(" | ")}`);
+      }
+      await page.getByRole("link", { name: "Printable statement" }).click();
+      await expectVisible(page.getByRole("heading", { name: "Account statement" }));
+      for (const [id, text] of [["opening", "0.00 EUR"], ["credits", "125.50 EUR"], ["debits", "20.00 EUR"], ["closing", "105.50 EUR"]]) {
+        const shown = await page.getByTestId(id).textContent();
+        if (shown !== text) throw new Error(`${id} ${shown}`);
+      }
+      await page.emulateMedia({ media: "print" });
+      if (await page.getByRole("button", { name: "Sign out" }).isVisible()) throw new Error("the menu is printed");
+      await shot(page, "agent-statement-print");
+      await page.emulateMedia({ media: "screen" });
+      await page.getByRole("link", { name: "Back to the account" }).click();
+      await expectVisible(page.getByTestId("balance"));
+    });
     await step("the form is emptied after a success", async () => {
       if ((await page.getByLabel("Amount (EUR)").inputValue()) !== "") throw new Error("the amount stayed");
       if ((await page.getByLabel("Description").inputValue()) !== "") throw new Error("the description stayed");
@@ -480,6 +502,13 @@ async function main() {
       await expectVisible(p.getByRole("table", { name: "Event 1 fields" }));
       await expectVisible(p.getByRole("list", { name: "Events" }).getByText(/\d+\.\d{2} EUR/));
       await expectVisible(p.getByRole("button", { name: /^Copy [0-9a-f-]{36}$/ }));
+      const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Download evidence" }).click()]);
+      const evidence = JSON.parse(readFileSync(await download.path(), "utf8"));
+      if (evidence.kind !== "ledgerline-stream-evidence" || evidence.exported_by !== "carol") throw new Error(`evidence ${evidence.kind} by ${evidence.exported_by}`);
+      if (!evidence.verification.ok || evidence.verification.events_checked !== evidence.events.length || !evidence.events.length) {
+        throw new Error(`verification ${JSON.stringify(evidence.verification)} for ${evidence.events.length} events`);
+      }
+      if (!evidence.events.every((e) => e.metadata.hash)) throw new Error("an event without its hash");
       await p.getByLabel("Version").fill("1");
       await p.getByRole("button", { name: "Show state" }).click();
       await expectVisible(p.getByRole("table", { name: "State" }));

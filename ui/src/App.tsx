@@ -7,6 +7,7 @@ import { AuditPage, VerifyPage } from "./pages/Audit";
 import { ClientPage } from "./pages/Client";
 import { ClientsPage, OnboardPage } from "./pages/Clients";
 import { StaffPage, SystemLogPage } from "./pages/Staff";
+import { StatementPage } from "./pages/Statement";
 
 /** The screens each role may use, first one being its home. */
 const MENUS: Record<Session["role"], [string, string][]> = {
@@ -85,7 +86,12 @@ function Shell() {
               <Route path="/accounts/:id" element={<AccountPage />} />
             </>
           )}
-          {(session.role === "agent" || session.role === "auditor") && <Route path="/clients" element={<ClientsPage />} />}
+          {(session.role === "agent" || session.role === "auditor") && (
+            <>
+              <Route path="/clients" element={<ClientsPage />} />
+              <Route path="/accounts/:id/statement" element={<StatementPage />} />
+            </>
+          )}
           {session.role === "auditor" && (
             <>
               <Route path="/clients/new" element={<Navigate to="/clients" replace />} />

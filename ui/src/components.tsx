@@ -273,6 +273,17 @@ export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager
   );
 }
 
+/** Offers `text` as a file named `name` to save. */
+export function saveFile(name: string, text: string, type: string): void {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type }));
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
 /** Copies a value (an id) to the clipboard, and says so. */
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const [copied, setCopied] = useState(false);

@@ -6,6 +6,7 @@ import { balanceSeries, polyline } from "../lib/chart";
 import { formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
 import { fieldErrors, type Problem } from "../lib/problems";
+import { downloadCsv, periodParams } from "./Statement";
 
 export function AccountPage() {
   const { id = "" } = useParams();
@@ -15,13 +16,13 @@ export function AccountPage() {
   const owner = useLoad(() => (clientId ? api.get<ClientView>(`/v1/clients/${clientId}`) : Promise.resolve(null)), [clientId]);
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
+  const [exportProblem, setExportProblem] = useState<Problem | null>(null);
   const pager = usePager();
   const history = useLoad(
     () =>
       api.get<Page<TransactionView>>(
         `/v1/accounts/${id}/transactions${query({
-          from: from ? new Date(from).toISOString() : undefined,
-          to: to ? new Date(`${to}T23:59:59.999`).toISOString() : undefined,
+          ...periodParams(from, to),
           cursor: pager.cursor,
           limit: 50,
         })}`,
@@ -64,7 +65,16 @@ export function AccountPage() {
       <form className="row" aria-label="Date filter" onSubmit={(e) => e.preventDefault()}>
         <Field label="From" name="from" type="date" value={from} onChange={(v) => { pager.reset(); setFrom(v); }} />
         <Field label="To" name="to" type="date" value={to} onChange={(v) => { pager.reset(); setTo(v); }} />
+        <span className="actions">
+          <button type="button" onClick={() => downloadCsv(id, from, to).catch((e) => setExportProblem(toProblem(e)))}>
+            Download CSV
+          </button>
+          <Link className="button" to={`/accounts/${id}/statement${query({ from, to })}`}>
+            Printable statement
+          </Link>
+        </span>
       </form>
+      <ProblemBanner problem={exportProblem} />
       <ProblemBanner problem={history.problem} />
       <Loading loading={history.loading}>
         {history.data && history.data.items.length > 1 && <BalanceChart rows={history.data.items} />}

@@ -1,7 +1,7 @@
-import { useState, type FormEvent } from "react";
+import { useContext, useState, type FormEvent } from "react";
 import { Link } from "react-router-dom";
 import { api, query, type AuditEntry, type EventView, type Page, type Verification } from "../api/client";
-import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useLoad, usePager } from "../components";
+import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, saveFile, SessionContext, toProblem, useLoad, usePager } from "../components";
 import { formatWhen, idTail } from "../lib/format";
 import { formatMoney, type Money } from "../lib/money";
 import type { Problem } from "../lib/problems";
@@ -163,7 +163,37 @@ function RecentEvents({ onPick }: { onPick: (stream: { type: string; id: string 
   );
 }
 
+/**
+ * A stream's evidence to keep: every event as stored (payload, metadata with its hash
+ * chain) and the stream's verification, with who exported it and when.
+ */
+async function evidence(type: string, id: string, exportedBy: string): Promise<string> {
+  const events: EventView[] = [];
+  let cursor: string | null | undefined = undefined;
+  do {
+    const page: Page<EventView> = await api.get<Page<EventView>>(`/v1/audit/streams/${type}/${id}/events${query({ cursor, limit: 200 })}`);
+    events.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  const verification = await api.get<Verification>(`/v1/audit/verify${query({ aggregate_type: type, id })}`);
+  const file = { kind: "ledgerline-stream-evidence", stream: { aggregate_type: type, id }, exported_at: new Date().toISOString(), exported_by: exportedBy, verification, events };
+  return JSON.stringify(file, null, 2);
+}
+
 function StreamView({ type, id }: { type: string; id: string }) {
+  const session = useContext(SessionContext);
+  const [exporting, setExporting] = useState(false);
+  async function exportEvidence() {
+    setExporting(true);
+    try {
+      saveFile(`evidence-${type}-${id}.json`, await evidence(type, id, session?.username ?? ""), "application/json");
+      setProblem(null);
+    } catch (error) {
+      setProblem(toProblem(error));
+    } finally {
+      setExporting(false);
+    }
+  }
   const events = useLoad(() => api.get<Page<EventView>>(`/v1/audit/streams/${type}/${id}/events?limit=200`), [type, id]);
   const [version, setVersion] = useState("");
   const [asOf, setAsOf] = useState("");
@@ -182,8 +212,11 @@ function StreamView({ type, id }: { type: string; id: string }) {
   return (
     <>
       <h2 className="capitalize">{type}</h2>
-      <p>
+      <p className="row">
         <Id id={id} type={type} />
+        <button type="button" onClick={exportEvidence} disabled={exporting} aria-busy={exporting}>
+          Download evidence
+        </button>
       </p>
       <ProblemBanner problem={events.problem ?? problem} />
       <Loading loading={events.loading}>
