@@ -223,17 +223,17 @@ async function main() {
     await step("the agent opens two accounts", async () => {
       await page.getByLabel("Initial deposit (optional)").fill("100");
       await page.getByRole("button", { name: "Open account" }).click();
-      await expectVisible(page.getByRole("link", { name: /100\.00 EUR/ }), 10000);
+      await expectVisible(page.getByRole("row").filter({ hasText: "checking" }).getByRole("cell", { name: "100.00 EUR" }), 10000);
       await page.getByLabel("Type").selectOption("savings");
       await page.getByRole("button", { name: "Open account" }).click();
-      await expectVisible(page.getByRole("link", { name: /savings/ }), 10000);
+      await expectVisible(page.getByRole("table", { name: "Accounts" }).getByRole("link", { name: /savings/ }), 10000);
       await shot(page, "agent-client");
     });
     let savingsId = "";
     let checkingUrl = "";
     await step("deposit, a refused withdrawal told as a sentence, and a transfer to a named payee", async () => {
-      savingsId = (await page.getByRole("link", { name: /savings/ }).getAttribute("href")).split("/").pop();
-      await page.getByRole("link", { name: /checking/ }).click();
+      savingsId = (await page.getByRole("table", { name: "Accounts" }).getByRole("link", { name: /savings/ }).getAttribute("href")).split("/").pop();
+      await page.getByRole("table", { name: "Accounts" }).getByRole("link", { name: /checking/ }).click();
       await expectVisible(page.getByTestId("balance"));
       checkingUrl = page.url();
       await page.getByLabel("Amount (EUR)").fill("25.50");
@@ -353,6 +353,12 @@ async function main() {
       await page.getByRole("link", { name: "Ada Lovelace" }).click();
       await expectVisible(page.getByRole("heading", { name: "Ada Lovelace" }));
       if (await page.getByRole("alert").count()) throw new Error("the last page's message stayed");
+      // The client's whole picture: each account, the total, the latest activity across them.
+      await expectVisible(page.getByTestId("total-EUR").filter({ hasText: "133.50 EUR" }), 10000);
+      const activity = page.getByRole("table", { name: "Recent activity" });
+      await expectVisible(activity.getByRole("cell", { name: "by keyboard" }));
+      await expectVisible(activity.getByRole("cell", { name: "transfer in" }));
+      await shot(page, "agent-client-picture");
       await page.goto(checkingUrl);
     });
     await step("the history filters by date", async () => {
@@ -526,11 +532,11 @@ async function main() {
       if (await p.getByRole("link", { name: "Onboard a client" }).count()) throw new Error("an auditor is offered onboarding");
       await p.getByRole("link", { name: "Ada Lovelace" }).click();
       await expectVisible(p.getByRole("heading", { name: "Ada Lovelace" }));
-      await expectVisible(p.getByRole("link", { name: /checking/ }));
+      await expectVisible(p.getByRole("table", { name: "Accounts" }).getByRole("link", { name: /checking/ }));
       for (const name of ["Save contact details", "Deactivate client…", "Open account"]) {
         if (await p.getByRole("button", { name }).count()) throw new Error(`an auditor is offered ${name}`);
       }
-      await p.getByRole("link", { name: /checking/ }).click();
+      await p.getByRole("table", { name: "Accounts" }).getByRole("link", { name: /checking/ }).click();
       await expectVisible(p.getByTestId("balance"));
       await expectVisible(p.getByRole("heading", { name: "Transactions" }));
       for (const name of ["Deposit", "Withdraw", "Transfer…", "Freeze…", "Close account…"]) {

@@ -1,8 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { Link, useParams } from "react-router-dom";
-import { api, type AccountView, type ClientView, type Page } from "../api/client";
+import { api, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
 import { Confirm, Empty, Field, Loading, ProblemBanner, toProblem, useCommand, useLoad, useRole } from "../components";
-import { formatDay } from "../lib/format";
+import { formatDay, formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
 import { fieldErrors, type Problem } from "../lib/problems";
 
@@ -84,21 +84,111 @@ export function ClientPage() {
       <ProblemBanner problem={accounts.problem} />
       <Loading loading={accounts.loading}>
         <Empty when={!!accounts.data && accounts.data.items.length === 0}>No accounts yet.</Empty>
-        <ul className="cards">
-          {accounts.data?.items.map((account) => (
-            <li key={account.id}>
-              <Link to={`/accounts/${account.id}`}>
-                {account.account_type} · {formatMoney(account.balance)}
-              </Link>{" "}
-              <span className={`status ${account.status}`}>{account.status}</span>
-            </li>
-          ))}
-        </ul>
+        {accounts.data && accounts.data.items.length > 0 && (
+          <table aria-label="Accounts">
+            <thead>
+              <tr>
+                <th>Account</th>
+                <th>Status</th>
+                <th>Opened</th>
+                <th className="number">Balance</th>
+              </tr>
+            </thead>
+            <tbody>
+              {accounts.data.items.map((account) => (
+                <tr key={account.id}>
+                  <td>
+                    <Link to={`/accounts/${account.id}`}>
+                      {account.account_type} {idTail(account.id)}
+                    </Link>
+                  </td>
+                  <td>
+                    <span className={`status ${account.status}`}>{account.status}</span>
+                  </td>
+                  <td>{formatDay(account.opened_at)}</td>
+                  <td className="number">{formatMoney(account.balance)}</td>
+                </tr>
+              ))}
+            </tbody>
+            <tfoot>
+              {totals(accounts.data.items).map((total) => (
+                <tr key={total.currency}>
+                  <th scope="row" colSpan={3}>
+                    Total in {total.currency}
+                  </th>
+                  <td className="number" data-testid={`total-${total.currency}`}>
+                    {formatMoney(total)}
+                  </td>
+                </tr>
+              ))}
+            </tfoot>
+          </table>
+        )}
       </Loading>
+      {accounts.data && accounts.data.items.length > 0 && <Activity accounts={accounts.data.items} />}
       {role === "agent" && c?.status === "active" && (
         <OpenAccountForm clientId={id} onOpened={(opened) => accounts.refresh((page) => page.items.some((a) => a.id === opened))} />
       )}
     </section>
+  );
+}
+
+/** The balances summed per currency (accounts in different currencies are not added). */
+function totals(accounts: AccountView[]): { amount_minor: number; currency: string }[] {
+  const sums = new Map<string, number>();
+  for (const a of accounts) sums.set(a.balance.currency, (sums.get(a.balance.currency) ?? 0) + a.balance.amount_minor);
+  return [...sums].map(([currency, amount_minor]) => ({ currency, amount_minor }));
+}
+
+/** The latest movements across all the client's accounts, newest first. */
+function Activity({ accounts }: { accounts: AccountView[] }) {
+  const ids = accounts.map((a) => a.id).join(",");
+  const activity = useLoad(async () => {
+    const pages = await Promise.all(accounts.map((a) => api.get<Page<TransactionView>>(`/v1/accounts/${a.id}/transactions?limit=20`)));
+    return pages
+      .flatMap((page) => page.items)
+      .sort((x, y) => y.occurred_at.localeCompare(x.occurred_at))
+      .slice(0, 20);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [ids]);
+  const named = (id: string) => {
+    const a = accounts.find((account) => account.id === id);
+    return a ? `${a.account_type} ${idTail(a.id)}` : idTail(id);
+  };
+  return (
+    <>
+      <h2>Recent activity</h2>
+      <ProblemBanner problem={activity.problem} />
+      <Loading loading={activity.loading}>
+        <Empty when={!!activity.data && activity.data.length === 0}>No activity yet.</Empty>
+        {activity.data && activity.data.length > 0 && (
+          <table aria-label="Recent activity">
+            <thead>
+              <tr>
+                <th>When</th>
+                <th>Account</th>
+                <th>Kind</th>
+                <th className="number">Amount</th>
+                <th>Description</th>
+              </tr>
+            </thead>
+            <tbody>
+              {activity.data.map((t) => (
+                <tr key={t.id}>
+                  <td>{formatWhen(t.occurred_at)}</td>
+                  <td>
+                    <Link to={`/accounts/${t.account_id}`}>{named(t.account_id)}</Link>
+                  </td>
+                  <td>{kindWords(t.kind)}</td>
+                  <td className="number">{isDebit(t.kind) ? `−${formatMoney(t.amount)}` : formatMoney(t.amount)}</td>
+                  <td>{t.description ?? ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Loading>
+    </>
   );
 }
 
