@@ -203,6 +203,27 @@ impl SystemLog {
         Ok(())
     }
 
+    /// The time of each of `ids`' latest sign-in (those who never signed in are left out).
+    pub async fn last_sign_ins(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, ProjectionError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT actor_id, MAX(occurred_at) FROM system_log WHERE category = 'sign-in' \
+             AND actor_id IN ({}) GROUP BY actor_id",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

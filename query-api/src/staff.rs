@@ -35,11 +35,15 @@ pub(crate) async fn list(
         limit: params.page.limit(),
         cursor: params.page.cursor,
     };
-    Ok(Json(
-        staff::list(&state.read.pool(), filter)
-            .await
-            .map_err(read_error)?,
-    ))
+    let mut page = staff::list(&state.read.pool(), filter)
+        .await
+        .map_err(read_error)?;
+    let ids: Vec<String> = page.items.iter().map(|m| m.id.clone()).collect();
+    let last = state.log.last_sign_ins(&ids).await.map_err(read_error)?;
+    for member in &mut page.items {
+        member.last_sign_in_at = last.get(&member.id).cloned();
+    }
+    Ok(Json(page))
 }
 
 /// One member of staff.
@@ -54,6 +58,8 @@ pub(crate) async fn get(
     let view = staff::get(&state.read.pool(), &id)
         .await
         .map_err(read_error)?;
+    // Without the last sign-in: the answer's ETag is its version, which a sign-in does not
+    // change (the list carries it).
     let view =
         view.ok_or_else(|| ApiError::NotFound(format!("no member of staff with id {id}")))?;
     Ok(detail(view.version, view))

@@ -297,6 +297,21 @@ async fn the_system_log_records_sign_ins_denials_and_staff_changes() {
                 .clone()
         }
     };
+    // The staff list tells when each last signed in.
+    let staff_list = app.get(&admin.token, "/v1/staff?limit=200").await.body;
+    let listed = staff_list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == agent.id.as_str())
+        .cloned()
+        .unwrap();
+    assert!(
+        listed["last_sign_in_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{listed}"
+    );
     let sign_ins = categories("sign-in").await;
     assert!(sign_ins
         .iter()

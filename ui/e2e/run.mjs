@@ -459,6 +459,10 @@ async function main() {
       await p.getByRole("button", { name: "Disable eve" }).click();
       await confirm.getByRole("button", { name: "Disable" }).click();
       await expectVisible(p.getByRole("button", { name: "Enable eve" }), 10000);
+      // Email and last sign-in for each; eve never signed in; one page, so no pager.
+      await expectVisible(p.getByRole("row").filter({ hasText: "bob@bank.example" }).getByRole("cell", { name: /UTC|GMT/ }));
+      await expectVisible(p.getByRole("row").filter({ hasText: "eve@bank.example" }).getByRole("cell", { name: "never" }));
+      if (await p.getByRole("navigation", { name: "Pages" }).count()) throw new Error("a pager for a single page");
       await shot(p, "admin-staff");
     });
     await step("an admin reads the system log with filters", async () => {

@@ -259,16 +259,22 @@ export function usePager() {
   };
 }
 
+/** Previous and next, shown only when there is another page to go to. */
 export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager>; nextCursor: string | null | undefined }) {
+  if (pager.page === 1 && !nextCursor) return null;
   return (
     <nav className="pager" aria-label="Pages">
-      <button type="button" onClick={pager.previous} disabled={pager.page === 1}>
-        Previous
-      </button>
+      {pager.page > 1 && (
+        <button type="button" onClick={pager.previous}>
+          Previous
+        </button>
+      )}
       <span>Page {pager.page}</span>
-      <button type="button" onClick={() => nextCursor && pager.next(nextCursor)} disabled={!nextCursor}>
-        Next
-      </button>
+      {nextCursor && (
+        <button type="button" onClick={() => pager.next(nextCursor)}>
+          Next
+        </button>
+      )}
     </nav>
   );
 }

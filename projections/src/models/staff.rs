@@ -19,6 +19,10 @@ pub struct StaffView {
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// When they last signed in, from the system log (in lists; `null` in a single
+    /// member's answer, whose ETag is its version).
+    #[sqlx(default)]
+    pub last_sign_in_at: Option<String>,
 }
 
 pub(crate) async fn apply(

@@ -943,6 +943,11 @@ export interface components {
                 email: string;
                 full_name: string;
                 id: string;
+                /**
+                 * @description When they last signed in, from the system log (in lists; `null` in a single
+                 *     member's answer, whose ETag is its version).
+                 */
+                last_sign_in_at?: string | null;
                 role: string;
                 status: string;
                 updated_at: string;
@@ -1015,6 +1020,11 @@ export interface components {
             email: string;
             full_name: string;
             id: string;
+            /**
+             * @description When they last signed in, from the system log (in lists; `null` in a single
+             *     member's answer, whose ETag is its version).
+             */
+            last_sign_in_at?: string | null;
             role: string;
             status: string;
             updated_at: string;

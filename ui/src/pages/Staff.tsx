@@ -45,8 +45,10 @@ export function StaffPage({ role }: { role: Role }) {
             <tr>
               <th>Username</th>
               <th>Name</th>
+              <th>Email</th>
               <th>Role</th>
               <th>Status</th>
+              <th>Last sign-in</th>
               <th>Actions</th>
             </tr>
           </thead>
@@ -55,10 +57,12 @@ export function StaffPage({ role }: { role: Role }) {
               <tr key={member.id}>
                 <td>{member.username}</td>
                 <td>{member.full_name}</td>
+                <td>{member.email}</td>
                 <td>{member.role}</td>
                 <td>
                   <span className={`status ${member.status}`}>{member.status}</span>
                 </td>
+                <td>{member.last_sign_in_at ? formatWhen(member.last_sign_in_at) : <span className="muted">never</span>}</td>
                 <td>
                   {roles.includes(member.role) && member.status !== "deleted" && pending?.member.id === member.id ? (
                     <Confirm
