@@ -263,6 +263,10 @@ async function main() {
       const when = await row.getByRole("cell").first().textContent();
       if (!/UTC|GMT|[+-]\d/.test(when ?? "")) throw new Error(`no time zone in ${when}`);
       await expectVisible(page.getByRole("link", { name: "Ada Lovelace" }));
+      // The chart has axes with values and dates.
+      const ticks = await page.locator("figure.chart text").allTextContents();
+      if (!ticks.includes("125.50 EUR") || !ticks.includes("0.00 EUR")) throw new Error(`values ${ticks.join(" | ")}`);
+      if (!ticks.some((t) => /2\d{3}.*(UTC|GMT|[+-]\d)/.test(t))) throw new Error(`dates ${ticks.join(" | ")}`);
     });
     await step("a period downloads as CSV and prints as a statement", async () => {
       const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);

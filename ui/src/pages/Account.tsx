@@ -77,7 +77,7 @@ export function AccountPage() {
       <ProblemBanner problem={exportProblem} />
       <ProblemBanner problem={history.problem} />
       <Loading loading={history.loading}>
-        {history.data && history.data.items.length > 1 && <BalanceChart rows={history.data.items} />}
+        {a && history.data && history.data.items.length > 1 && <BalanceChart rows={history.data.items} currency={a.currency} />}
         <Empty when={!!history.data && history.data.items.length === 0}>No transactions in this period.</Empty>
         {history.data && history.data.items.length > 0 && (
           <table>
@@ -121,14 +121,48 @@ export function AccountPage() {
   );
 }
 
-function BalanceChart({ rows }: { rows: TransactionView[] }) {
+/** The balance over the rows shown: axes with values and dates, each point titled. */
+function BalanceChart({ rows, currency }: { rows: TransactionView[]; currency: string }) {
   const series = balanceSeries(rows);
+  const [width, height, left, bottom] = [600, 160, 90, 28];
+  const plot = { w: width - left - 10, h: height - bottom - 10 };
+  const top = Math.max(...series.map((p) => p.balance), 0);
+  const money = (minor: number) => formatMoney({ amount_minor: minor, currency });
+  const points = polyline(series, plot.w, plot.h)
+    .split(" ")
+    .filter(Boolean)
+    .map((pair) => pair.split(",").map(Number));
   return (
     <figure className="chart">
-      <svg viewBox="0 0 400 120" role="img" aria-label="Balance over time" preserveAspectRatio="none">
-        <polyline points={polyline(series, 400, 110)} fill="none" stroke="currentColor" strokeWidth="2" />
+      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`Balance over time, from ${money(series[0].balance)} to ${money(series[series.length - 1].balance)}`}>
+        <g transform={`translate(${left},10)`}>
+          <line x1={0} y1={plot.h} x2={plot.w} y2={plot.h} className="axis" />
+          <line x1={0} y1={0} x2={0} y2={plot.h} className="axis" />
+          {[0, 0.5, 1].map((f) => (
+            <g key={f}>
+              <line x1={0} y1={plot.h - f * plot.h} x2={plot.w} y2={plot.h - f * plot.h} className="grid-line" />
+              <text x={-6} y={plot.h - f * plot.h + 4} textAnchor="end" className="tick">
+                {money(Math.round(top * f))}
+              </text>
+            </g>
+          ))}
+          <text x={0} y={plot.h + 18} className="tick">
+            {formatWhen(rows[rows.length - 1].occurred_at)}
+          </text>
+          <text x={plot.w} y={plot.h + 18} textAnchor="end" className="tick">
+            {formatWhen(rows[0].occurred_at)}
+          </text>
+          <polyline points={points.map((p) => p.join(",")).join(" ")} fill="none" stroke="currentColor" strokeWidth="2" />
+          {points.map(([x, y], i) => (
+            <circle key={i} cx={x} cy={y} r={3} fill="currentColor">
+              <title>
+                {formatWhen(new Date(series[i].time).toISOString())}: {money(series[i].balance)}
+              </title>
+            </circle>
+          ))}
+        </g>
       </svg>
-      <figcaption>Balance over the transactions shown</figcaption>
+      <figcaption>Balance after each transaction shown</figcaption>
     </figure>
   );
 }
