@@ -8,7 +8,7 @@ use axum::Json;
 use domain::policy::{Action, Role};
 use domain::StaffId;
 use projections::models::accounts::{self, AccountView};
-use projections::models::clients::{self, ClientFilter, ClientView};
+use projections::models::clients::{self, ClientFilter, ClientView, CommunicationView};
 use projections::models::transactions::{self, TransactionFilter, TransactionView};
 use projections::page::Page;
 use serde::Deserialize;
@@ -102,6 +102,27 @@ pub(crate) async fn accounts(
 ) -> Result<Json<Page<AccountView>>, ApiError> {
     client_for(&state, &caller, &id).await?;
     let page = accounts::of_client(
+        &state.read.pool(),
+        &id,
+        params.cursor.as_deref(),
+        params.limit(),
+    )
+    .await
+    .map_err(read_error)?;
+    Ok(Json(page))
+}
+
+/// The mail sent to a client, newest first (whoever may read the client).
+#[utoipa::path(get, path = "/v1/clients/{id}/communications", tag = "clients", params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<CommunicationView>), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub(crate) async fn communications(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<PageParams>,
+) -> Result<Json<Page<CommunicationView>>, ApiError> {
+    client_for(&state, &caller, &id).await?;
+    let page = clients::communications(
         &state.read.pool(),
         &id,
         params.cursor.as_deref(),

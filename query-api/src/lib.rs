@@ -54,6 +54,10 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/clients", get(clients::list))
         .route("/v1/clients/{id}", get(clients::get))
         .route("/v1/clients/{id}/accounts", get(clients::accounts))
+        .route(
+            "/v1/clients/{id}/communications",
+            get(clients::communications),
+        )
         .route("/v1/accounts/{id}", get(clients::account))
         .route("/v1/accounts/{id}/transactions", get(clients::transactions))
         .route(

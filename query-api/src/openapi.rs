@@ -11,6 +11,7 @@ use crate::{audit, clients, staff, system_log};
     clients::list,
     clients::get,
     clients::accounts,
+    clients::communications,
     clients::account,
     clients::transactions,
     system_log::list,

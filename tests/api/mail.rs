@@ -291,6 +291,34 @@ async fn a_send_goes_out_once_and_is_recorded_on_the_clients_stream() {
     assert!(!sent[0].payload.to_string().contains("your account is open"));
     assert_eq!(sent[0].metadata["actor_id"], agent.id.as_str());
 
+    // The client's mail as the UI lists it: the message once, with who sent it.
+    let listed = crate::support::eventually(|| async {
+        let reply = app
+            .get(
+                &agent.token,
+                &format!("/v1/clients/{client}/communications"),
+            )
+            .await;
+        (reply.status == StatusCode::OK
+            && reply.body["items"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty()))
+        .then_some(reply.body)
+    })
+    .await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["subject"], "Your new account");
+    assert_eq!(items[0]["recipient"], "grace@example.com");
+    assert_eq!(items[0]["body_sha256"], payload["body_sha256"]);
+    assert_eq!(items[0]["sent_by"], agent.id.as_str());
+    assert_eq!(items[0]["sent_by_username"], agent.username.as_str());
+    let nobody = format!("/v1/clients/{}/communications", uuid::Uuid::now_v7());
+    assert_eq!(
+        app.get(&agent.token, &nobody).await.status,
+        StatusCode::NOT_FOUND
+    );
+
     // Someone else's client, an address that is no client, other roles: refused, and
     // nothing more is sent. The first two get the same answer: no oracle of which
     // addresses are the bank's clients.

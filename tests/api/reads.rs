@@ -280,6 +280,11 @@ async fn every_read_endpoint_enforces_the_policy() {
             vec![&other, &admin, &root, &worker],
         ),
         (
+            format!("/v1/clients/{client}/communications"),
+            vec![&agent, &auditor],
+            vec![&other, &admin, &root, &worker],
+        ),
+        (
             format!("/v1/accounts/{account}"),
             vec![&agent, &auditor, &worker],
             vec![&other, &admin, &root],

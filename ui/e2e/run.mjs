@@ -6,8 +6,9 @@
 // e2e/screenshots-aws/). Prints "e2e: N passed, M failed" and exits non-zero on failure.
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, mkdirSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
@@ -39,14 +40,16 @@ async function until(ready, what, child) {
   throw new Error(`${what} did not become ready`);
 }
 
-// The local AWS mode on free ports. Its read models go to a database of their own on the
-// machine's PostgreSQL, made afresh; DynamoDB Local and moto come from .tools/.
+// The local AWS mode on free ports. Its read models go to a database of this run's own on
+// the machine's PostgreSQL (dropped at the end), so two runs never share one; DynamoDB
+// Local and moto come from .tools/.
+const awsDatabase = `ledgerline_e2e_aws_${process.pid}`;
 async function startAws() {
   execFileSync("cargo", ["build", "--quiet", "--locked", "--features", "aws", "--bin", "crm"], { cwd: root, stdio: "inherit" });
   const port = await freePort();
   const any = "127.0.0.1:0";
   const child = spawn(crm, ["aws", "local", "--front-addr", `127.0.0.1:${port}`, "--command-addr", any, "--query-addr", any, "--mail-addr", any,
-    "--ui-dir", join(root, "ui", "dist"), "--read-database-name", "ledgerline_e2e_aws"], {
+    "--ui-dir", join(root, "ui", "dist"), "--read-database-name", awsDatabase], {
     cwd: root,
     env: { ...process.env, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
     stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
@@ -56,13 +59,56 @@ async function startAws() {
   return { base, child, dataDir: null };
 }
 
+// The mail service's peers for `crm serve`: an SMTP sink (aiosmtpd from .tools/venv,
+// delivering into a maildir the steps read) and a language model speaking the OpenAI
+// chat API on loopback, which drafts from the redacted prompt as a model would: it sees
+// placeholders, never the client's details, and answers with them.
+const mailPeers = { children: [], servers: [], maildir: null, prompts: [] };
+async function startMailPeers() {
+  const smtpPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "ledgerline-e2e-mail-"));
+  mailPeers.maildir = join(dir, "maildir");
+  mailPeers.children.push(
+    spawn(join(root, ".tools", "venv", "bin", "python"), ["-m", "aiosmtpd", "-n", "-l", `127.0.0.1:${smtpPort}`, "-c", "aiosmtpd.handlers.Mailbox", mailPeers.maildir], { stdio: "ignore" }),
+  );
+  const model = createHttpServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      const prompt = JSON.parse(body || "{}").messages?.[1]?.content ?? "";
+      mailPeers.prompts.push(prompt);
+      const name = prompt.split("[[")[1]?.split("]]")[0];
+      const greeting = name ? `Dear [[${name}]]` : "Dear customer";
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ choices: [{ message: { role: "assistant", content: `${greeting},\nthank you for opening your accounts with us.\nKind regards` } }] }));
+    });
+  });
+  const modelPort = await freePort();
+  await new Promise((done) => model.listen(modelPort, "127.0.0.1", done));
+  mailPeers.servers.push(model);
+  await until(() => new Promise((done) => { const s = connect(smtpPort, "127.0.0.1", () => { s.end(); done(true); }).on("error", () => done(false)); }), "the SMTP sink", mailPeers.children[0]);
+  return {
+    CRM_MAIL_PROVIDER: "openai",
+    CRM_MAIL_MODEL: "e2e-model",
+    CRM_MAIL_OPENAI_URL: `http://127.0.0.1:${modelPort}/v1`,
+    CRM_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+  };
+}
+
+/** The messages the SMTP sink received, as text. */
+function mailbox() {
+  const fresh = join(mailPeers.maildir, "new");
+  return existsSync(fresh) ? readdirSync(fresh).map((file) => readFileSync(join(fresh, file), "utf8")) : [];
+}
+
 async function startServer() {
   if (aws) return startAws();
   if (!existsSync(crm)) execFileSync("cargo", ["build", "--quiet", "--bin", "crm"], { cwd: root, stdio: "inherit" });
+  const mail = await startMailPeers();
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
   const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--ui-dir", join(root, "ui", "dist")], {
-    env: { ...process.env, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
+    env: { ...process.env, ...mail, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
     stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
   });
   const base = `http://127.0.0.1:${port}`;
@@ -80,6 +126,15 @@ async function stopServer(server) {
     clearTimeout(timer);
   }
   if (server.dataDir) rmSync(server.dataDir, { recursive: true, force: true });
+  if (aws) {
+    try {
+      execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-q", "-c", `DROP DATABASE IF EXISTS ${awsDatabase} WITH (FORCE)`], { stdio: "ignore" });
+    } catch {
+      console.log(`note: the database ${awsDatabase} could not be dropped`);
+    }
+  }
+  for (const peer of mailPeers.children) peer.kill("SIGKILL");
+  for (const peer of mailPeers.servers) peer.close();
 }
 
 async function call(base, method, path, token, body) {
@@ -288,6 +343,43 @@ async function main() {
       await shot(page, "agent-statement-print");
       await page.emulateMedia({ media: "screen" });
       await page.getByRole("link", { name: "Back to the account" }).click();
+      await expectVisible(page.getByTestId("balance"));
+    });
+    await step("an agent drafts mail with the assistant, edits it and sends it; the client's mail lists it", async () => {
+      await page.getByRole("link", { name: "Ada Lovelace" }).click();
+      await expectVisible(page.getByRole("heading", { name: "Ada Lovelace" }));
+      await expectVisible(page.getByText("No mail sent yet."));
+      await page.getByLabel("What should it say? (for the assistant)").fill("Thank Ada Lovelace for opening her accounts");
+      await page.getByRole("button", { name: "Draft with the assistant" }).click();
+      if (aws) {
+        // The local AWS mode has no model (Bedrock has no local peer): the draft is
+        // refused in words, and the agent writes the message themselves.
+        await expectVisible(page.getByRole("alert"), 10000);
+        await page.getByLabel("Message").fill("Dear Ada,\nthank you for opening your accounts with us.");
+      } else {
+        await expectVisible(page.getByRole("status").filter({ hasText: "Drafted" }), 10000);
+        const drafted = await page.getByLabel("Message").inputValue();
+        if (!drafted.startsWith("Dear Ada Lovelace") || drafted.includes("[[")) throw new Error(`draft ${drafted}`);
+        // The model saw a placeholder, never the client's name.
+        if (!mailPeers.prompts.length || mailPeers.prompts.some((p) => p.includes("Ada") || p.includes("Lovelace"))) {
+          throw new Error(`prompts ${mailPeers.prompts.join(" | ")}`);
+        }
+      }
+      await page.getByLabel("Subject").fill("Welcome to Ledgerline");
+      await page.getByLabel("Message").fill(`${await page.getByLabel("Message").inputValue()}\nEdited by Bob.`);
+      await page.getByRole("button", { name: "Send to ada@example.com" }).click();
+      await expectVisible(page.getByRole("status").filter({ hasText: "Sent." }), 10000);
+      const row = page.getByRole("table", { name: "Mail sent" }).getByRole("row").filter({ hasText: "Welcome to Ledgerline" });
+      await expectVisible(row.getByRole("cell", { name: "ada@example.com" }), 10000);
+      await expectVisible(row.getByRole("cell", { name: "bob" }));
+      if (!aws) {
+        const sent = mailbox();
+        if (sent.length !== 1 || !sent[0].includes("Subject: Welcome to Ledgerline") || !sent[0].includes("Edited by Bob.")) {
+          throw new Error(`${sent.length} messages in the sink`);
+        }
+      }
+      await shot(page, "agent-client-mail");
+      await page.goBack();
       await expectVisible(page.getByTestId("balance"));
     });
     await step("the form is emptied after a success", async () => {

@@ -206,6 +206,8 @@ export function Field(props: {
   optionLabel?: (value: string) => string;
   /** What the value must be, shown before anything is sent. */
   hint?: string;
+  /** Several lines (a textarea). */
+  rows?: number;
 }) {
   const id = `field-${props.name}`;
   const describedBy = [props.hint ? `${id}-hint` : "", props.error ? `${id}-error` : ""].filter(Boolean).join(" ") || undefined;
@@ -220,6 +222,17 @@ export function Field(props: {
             </option>
           ))}
         </select>
+      ) : props.rows ? (
+        <textarea
+          id={id}
+          name={props.name}
+          rows={props.rows}
+          value={props.value}
+          required={props.required}
+          onChange={(e) => props.onChange(e.target.value)}
+          aria-invalid={!!props.error}
+          aria-describedby={describedBy}
+        />
       ) : (
         <input
           id={id}

@@ -64,6 +64,7 @@ pub async fn dump(url: &str) -> Vec<String> {
     let mut rows = Vec::new();
     for (table, filter) in [
         ("clients", ""),
+        ("client_communications", ""),
         ("accounts", ""),
         ("transactions", ""),
         ("staff", ""),

@@ -204,8 +204,30 @@ pub(crate) async fn apply(
             .bind(id)
             .execute(&mut *conn)
             .await?;
+            sqlx::query("UPDATE client_communications SET recipient = NULL WHERE client_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         }
-        ClientEvent::CommunicationSent { .. } => {}
+        ClientEvent::CommunicationSent {
+            recipient,
+            subject,
+            body_sha256,
+        } => {
+            sqlx::query(
+                "INSERT INTO client_communications (client_id, sequence, sent_at, recipient, subject, body_sha256, sent_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id, sequence) DO NOTHING",
+            )
+            .bind(id)
+            .bind(e.sequence())
+            .bind(&e.occurred_at)
+            .bind(recipient.as_str())
+            .bind(&subject)
+            .bind(&body_sha256)
+            .bind(&e.actor_id)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     let updated = sqlx::query(&format!(
         "UPDATE clients SET search = {SEARCH}, version = $1, updated_at = $2 WHERE id = $3"
@@ -274,5 +296,48 @@ pub async fn list(
     let views = rows.into_iter().map(ClientView::from).collect();
     Ok(paginate(views, filter.limit, |c: &ClientView| {
         vec![c.id.clone()]
+    }))
+}
+
+/// One message sent to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
+pub struct CommunicationView {
+    pub client_id: String,
+    /// The client stream's event that recorded it.
+    pub sequence: i64,
+    pub sent_at: String,
+    /// `null` once the client's personal data is erased.
+    pub recipient: Option<String>,
+    pub subject: String,
+    pub body_sha256: String,
+    /// The staff id of the sender.
+    pub sent_by: String,
+    /// The sender's username, from the staff read model.
+    pub sent_by_username: Option<String>,
+}
+
+/// The mail sent to a client, newest first.
+pub async fn communications(
+    pool: &AnyPool,
+    client_id: &str,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Page<CommunicationView>, ProjectionError> {
+    let mut select = Select::new(
+        "SELECT client_id, sequence, sent_at, recipient, subject, body_sha256, sent_by, staff.username AS sent_by_username \
+         FROM client_communications LEFT JOIN staff ON staff.id = client_communications.sent_by",
+    );
+    select.and("client_id = ?", [Param::Text(client_id.to_string())]);
+    if let Some(cursor) = cursor {
+        let key = decode_cursor(cursor, 1)?;
+        let sequence: i64 = key[0].parse().map_err(|_| ProjectionError::InvalidCursor)?;
+        select.and("sequence < ?", [Param::Int(sequence)]);
+    }
+    let (sql, params) = select.build("sequence DESC", limit);
+    let rows: Vec<CommunicationView> = bind_all(sqlx::query_as(&sql), params)
+        .fetch_all(pool)
+        .await?;
+    Ok(paginate(rows, limit, |c: &CommunicationView| {
+        vec![c.sequence.to_string()]
     }))
 }

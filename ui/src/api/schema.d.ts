@@ -439,6 +439,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/clients/{id}/communications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mail sent to a client, newest first (whoever may read the client). */
+        get: operations["communications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clients/{id}/deactivate": {
         parameters: {
             query?: never;
@@ -702,6 +719,24 @@ export interface components {
             /** Format: int64 */
             version: number;
         };
+        /** @description One message sent to a client. */
+        CommunicationView: {
+            body_sha256: string;
+            client_id: string;
+            /** @description `null` once the client's personal data is erased. */
+            recipient?: string | null;
+            sent_at: string;
+            /** @description The staff id of the sender. */
+            sent_by: string;
+            /** @description The sender's username, from the staff read model. */
+            sent_by_username?: string | null;
+            /**
+             * Format: int64
+             * @description The client stream's event that recorded it.
+             */
+            sequence: number;
+            subject: string;
+        };
         CreateStaffRequest: {
             email: string;
             full_name: string;
@@ -899,6 +934,27 @@ export interface components {
                 verified: boolean;
                 /** Format: int64 */
                 version: number;
+            }[];
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        Page_CommunicationView: {
+            items: {
+                body_sha256: string;
+                client_id: string;
+                /** @description `null` once the client's personal data is erased. */
+                recipient?: string | null;
+                sent_at: string;
+                /** @description The staff id of the sender. */
+                sent_by: string;
+                /** @description The sender's username, from the staff read model. */
+                sent_by_username?: string | null;
+                /**
+                 * Format: int64
+                 * @description The client stream's event that recorded it.
+                 */
+                sequence: number;
+                subject: string;
             }[];
             next_cursor?: string | null;
         };
@@ -2848,6 +2904,71 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    communications: {
+        parameters: {
+            query?: {
+                /** @description 1 to 200, default 50 */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CommunicationView"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

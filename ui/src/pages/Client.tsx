@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { Link, useParams } from "react-router-dom";
-import { api, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
-import { Confirm, Empty, Field, Loading, ProblemBanner, toProblem, useCommand, useLoad, useRole } from "../components";
+import { api, type AccountView, type ClientView, type Page, type Schemas, type TransactionView } from "../api/client";
+import { Confirm, Empty, Field, Loading, ProblemBanner, toProblem, useCommand, useDraft, useLoad, useRole } from "../components";
 import { formatDay, formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
 import { fieldErrors, type Problem } from "../lib/problems";
@@ -126,6 +126,7 @@ export function ClientPage() {
         )}
       </Loading>
       {accounts.data && accounts.data.items.length > 0 && <Activity accounts={accounts.data.items} />}
+      {c && <Mail client={c} canSend={role === "agent" && c.status === "active" && !c.erased && !!c.email} />}
       {role === "agent" && c?.status === "active" && (
         <OpenAccountForm clientId={id} onOpened={(opened) => accounts.refresh((page) => page.items.some((a) => a.id === opened))} />
       )}
@@ -189,6 +190,118 @@ function Activity({ accounts }: { accounts: AccountView[] }) {
         )}
       </Loading>
     </>
+  );
+}
+
+type Communication = Schemas["CommunicationView"];
+
+/** The mail sent to the client and, for their agent, a composer: draft, edit, send. */
+function Mail({ client, canSend }: { client: ClientView; canSend: boolean }) {
+  const sent = useLoad(() => api.get<Page<Communication>>(`/v1/clients/${client.id}/communications?limit=50`), [client.id]);
+  return (
+    <>
+      <h2>Mail</h2>
+      <ProblemBanner problem={sent.problem} />
+      <Loading loading={sent.loading}>
+        <Empty when={!!sent.data && sent.data.items.length === 0}>No mail sent yet.</Empty>
+        {sent.data && sent.data.items.length > 0 && (
+          <table aria-label="Mail sent">
+            <thead>
+              <tr>
+                <th>Sent</th>
+                <th>Subject</th>
+                <th>To</th>
+                <th>By</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sent.data.items.map((m) => (
+                <tr key={m.sequence}>
+                  <td>{formatWhen(m.sent_at)}</td>
+                  <td>{m.subject}</td>
+                  <td>{m.recipient ?? <span className="muted">erased</span>}</td>
+                  <td title={m.sent_by}>{m.sent_by_username ?? idTail(m.sent_by)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Loading>
+      {canSend && (
+        <Composer
+          client={client}
+          onSent={(count) => sent.refresh((page) => page.items.length > count, 5000)}
+          count={sent.data?.items.length ?? 0}
+        />
+      )}
+    </>
+  );
+}
+
+function Composer({ client, count, onSent }: { client: ClientView; count: number; onSent: (count: number) => void }) {
+  const [prompt, setPrompt, clearPrompt] = useDraft("mail-prompt", "");
+  const [subject, setSubject, clearSubject] = useDraft("mail-subject", "");
+  const [body, setBody, clearBody] = useDraft("mail-body", "");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [drafting, setDrafting] = useState(false);
+  const [done, setDone] = useState<string | null>(null);
+  const command = useCommand();
+  const errors = fieldErrors(problem ?? undefined);
+  const edit = (set: (value: string) => void) => (value: string) => {
+    set(value);
+    command.forget();
+    setDone(null);
+  };
+  async function draft() {
+    setDrafting(true);
+    try {
+      const answer = await api.post<{ draft: string }>("/v1/mail", { action: "generate", client_id: client.id, prompt });
+      setBody(answer.draft);
+      command.forget();
+      setProblem(null);
+      setDone("Drafted: read it and change what you like before sending.");
+    } catch (error) {
+      setProblem(toProblem(error));
+    } finally {
+      setDrafting(false);
+    }
+  }
+  async function send(event: FormEvent) {
+    event.preventDefault();
+    try {
+      const outcome = await command.run((key) =>
+        api.post("/v1/mail", { action: "send", recipient: client.email, subject, body }, key),
+      );
+      if (!outcome.ran) return;
+      clearPrompt();
+      clearSubject();
+      clearBody();
+      setProblem(null);
+      setDone("Sent.");
+      onSent(count);
+    } catch (error) {
+      setProblem(toProblem(error));
+    }
+  }
+  return (
+    <form onSubmit={send} className="grid" noValidate aria-label="Write to the client">
+      <h2>Write to {client.first_name}</h2>
+      <ProblemBanner problem={problem} shown={["subject", "body"]} />
+      {done && <p role="status">{done}</p>}
+      <Field label="What should it say? (for the assistant)" name="mail-prompt" value={prompt} onChange={edit(setPrompt)} />
+      <div className="actions">
+        <button type="button" onClick={draft} disabled={drafting || !prompt.trim()} aria-busy={drafting}>
+          {drafting ? "Drafting…" : "Draft with the assistant"}
+        </button>
+      </div>
+      <Field label="Subject" name="mail-subject" value={subject} onChange={edit(setSubject)} error={errors.subject} />
+      <Field label="Message" name="mail-body" value={body} onChange={edit(setBody)} error={errors.body} rows={8} />
+      <div className="actions">
+        <button type="submit" disabled={command.busy || !subject.trim() || !body.trim()} aria-busy={command.busy}>
+          Send to {client.email}
+        </button>
+      </div>
+    </form>
   );
 }
 
