@@ -437,3 +437,58 @@ async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
     read.close().await;
     test_peers::postgres::drop(&url).await;
 }
+
+/// The mail sent to a client is listed once however often its event is delivered, and
+/// its recipient goes when the client's personal data is erased.
+#[tokio::test]
+async fn communications_are_listed_once_and_forget_the_recipient_on_erasure() {
+    let setup = setup().await;
+    let account = account_with_deposits(&setup.store, 0).await;
+    setup.projector.catch_up().await.unwrap();
+    let client = accounts::get(&setup.read.pool(), &account)
+        .await
+        .unwrap()
+        .unwrap()
+        .client_id;
+    let run = |command: ClientCommand| {
+        let store = setup.store.clone();
+        let client = client.clone();
+        async move {
+            store
+                .execute::<Client>(&client, Expected::Any, &metadata(), command)
+                .await
+                .unwrap()
+        }
+    };
+    run(ClientCommand::RecordCommunication {
+        recipient: domain::contact::Email::parse("ada@example.com").unwrap(),
+        subject: "Welcome".into(),
+        body_sha256: "ab".repeat(32),
+    })
+    .await;
+    setup.projector.catch_up().await.unwrap();
+    // Delivered again (at least once): still one.
+    let everything = setup.store.read_after(0, 100).await.unwrap();
+    deliver(&setup, &everything).await;
+    let listed =
+        projections::models::clients::communications(&setup.read.pool(), &client, None, 50)
+            .await
+            .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].subject, "Welcome");
+    assert_eq!(
+        listed.items[0].recipient.as_deref(),
+        Some("ada@example.com")
+    );
+    assert_eq!(listed.items[0].sent_by, "agent");
+
+    run(ClientCommand::Deactivate { reason: None }).await;
+    run(ClientCommand::ErasePersonalData).await;
+    setup.projector.catch_up().await.unwrap();
+    let listed =
+        projections::models::clients::communications(&setup.read.pool(), &client, None, 50)
+            .await
+            .unwrap();
+    assert_eq!(listed.items.len(), 1, "the fact stays");
+    assert_eq!(listed.items[0].recipient, None, "the address goes");
+}
