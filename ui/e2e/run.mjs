@@ -164,6 +164,11 @@ async function seed(base) {
     first_name: "Secret", last_name: "Doraclient", date_of_birth: "1970-02-02", gender: "other", email: "secret@example.com", phone: "+3531112222",
     address: { line1: "9 Hidden Lane", city: "Cork", state: "", country: "IE", postal_code: "T12" },
   });
+  // History enough for the audit log to need more than one page.
+  const account = await call(base, "POST", `/v1/clients/${client.id}/accounts`, dora, { account_type: "checking", currency: "EUR" });
+  for (let i = 1; i <= 12; i++) {
+    await call(base, "POST", `/v1/accounts/${account.id}/deposits`, dora, { amount: { amount_minor: i * 100, currency: "EUR" }, description: `seed ${i}` });
+  }
   return { doraClient: client.id };
 }
 
@@ -602,6 +607,12 @@ async function main() {
       const p = auditor.page;
       await expectVisible(p.getByRole("heading", { name: "Audit log" }));
       await expectVisible(p.getByRole("cell", { name: "bob (agent)" }).first());
+      // A long list pages, and its page size can be chosen.
+      const rows = () => p.locator("table tbody tr").count();
+      if ((await rows()) !== 25 || !(await p.getByRole("button", { name: "Next" }).isVisible())) throw new Error(`${await rows()} rows on the first page`);
+      await p.getByLabel("Rows per page").selectOption("100");
+      await expectVisible(p.getByRole("cell", { name: "AccountOpened" }));
+      await p.waitForFunction(() => document.querySelectorAll("table tbody tr").length > 25);
       await p.getByRole("button", { name: /^account / }).first().click();
       await expectVisible(p.getByRole("list", { name: "Events" }).getByText("AccountOpened"));
       // Each event's fields as a table, amounts with their currency; the id in full, copyable.

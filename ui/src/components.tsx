@@ -259,24 +259,46 @@ export function Field(props: {
   );
 }
 
-/** Previous/next over cursor pages: keeps the cursors seen so far. */
-export function usePager() {
+export const PAGE_SIZES = [25, 50, 100, 200];
+
+/** Previous/next over cursor pages (the cursors seen so far) and the page size. */
+export function usePager(initialSize = 50) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [size, setSize] = useState(initialSize);
+  const [chosen, setChosen] = useState(false);
   const current = cursors[cursors.length - 1];
   return {
     cursor: current,
     page: cursors.length,
+    size,
+    /** The size was chosen by the person (the pager stays to change it back). */
+    chosen,
     next: (cursor: string) => setCursors([...cursors, cursor]),
     previous: () => setCursors(cursors.length > 1 ? cursors.slice(0, -1) : cursors),
     reset: () => setCursors([null]),
+    resize: (next: number) => {
+      setSize(next);
+      setChosen(true);
+      setCursors([null]);
+    },
   };
 }
 
-/** Previous and next, shown only when there is another page to go to. */
+/** Previous and next and the page size, shown once there is more than one page (or the size was chosen). */
 export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager>; nextCursor: string | null | undefined }) {
-  if (pager.page === 1 && !nextCursor) return null;
+  if (pager.page === 1 && !nextCursor && !pager.chosen) return null;
   return (
     <nav className="pager" aria-label="Pages">
+      <label className="page-size">
+        Rows per page{" "}
+        <select value={pager.size} onChange={(e) => pager.resize(Number(e.target.value))}>
+          {PAGE_SIZES.map((n) => (
+            <option key={n} value={n}>
+              {n}
+            </option>
+          ))}
+        </select>
+      </label>
       {pager.page > 1 && (
         <button type="button" onClick={pager.previous}>
           Previous

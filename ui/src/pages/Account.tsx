@@ -17,17 +17,17 @@ export function AccountPage() {
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
   const [exportProblem, setExportProblem] = useState<Problem | null>(null);
-  const pager = usePager();
+  const pager = usePager(50);
   const history = useLoad(
     () =>
       api.get<Page<TransactionView>>(
         `/v1/accounts/${id}/transactions${query({
           ...periodParams(from, to),
           cursor: pager.cursor,
-          limit: 50,
+          limit: pager.size,
         })}`,
       ),
-    [id, from, to, pager.cursor],
+    [id, from, to, pager.cursor, pager.size],
   );
   // After a command: poll until the account shows its new version, then the history.
   const refresh = (version: number) => {

@@ -116,8 +116,8 @@ function StreamPicker({ onPick }: { onPick: (stream: { type: string; id: string 
 }
 
 function RecentEvents({ onPick }: { onPick: (stream: { type: string; id: string }) => void }) {
-  const pager = usePager();
-  const log = useLoad(() => api.get<Page<AuditEntry>>(`/v1/audit/log${query({ cursor: pager.cursor, limit: 25 })}`), [pager.cursor]);
+  const pager = usePager(25);
+  const log = useLoad(() => api.get<Page<AuditEntry>>(`/v1/audit/log${query({ cursor: pager.cursor, limit: pager.size })}`), [pager.cursor, pager.size]);
   return (
     <>
       <h2>Audit log</h2>

@@ -8,10 +8,10 @@ export function ClientsPage() {
   const role = useRole();
   const [search, setSearch] = useState("");
   const [q, setQ] = useState("");
-  const pager = usePager();
+  const pager = usePager(25);
   const { data, problem, loading } = useLoad(
-    () => api.get<Page<ClientView>>(`/v1/clients${query({ q, cursor: pager.cursor, limit: 20 })}`),
-    [q, pager.cursor],
+    () => api.get<Page<ClientView>>(`/v1/clients${query({ q, cursor: pager.cursor, limit: pager.size })}`),
+    [q, pager.cursor, pager.size],
   );
   return (
     <section>

@@ -15,7 +15,7 @@ export function manageableRoles(role: Role): string[] {
 export function StaffPage({ role }: { role: Role }) {
   const roles = manageableRoles(role);
   const pager = usePager();
-  const staff = useLoad(() => api.get<Page<StaffView>>(`/v1/staff${query({ cursor: pager.cursor, limit: 50 })}`), [pager.cursor]);
+  const staff = useLoad(() => api.get<Page<StaffView>>(`/v1/staff${query({ cursor: pager.cursor, limit: pager.size })}`), [pager.cursor, pager.size]);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [pending, setPending] = useState<{ member: StaffView; action: "disable" | "delete" } | null>(null);
   const command = useCommand();
@@ -177,10 +177,10 @@ export function SystemLogPage() {
           from: filters.from ? new Date(`${filters.from}T00:00:00`).toISOString() : undefined,
           to: filters.to ? new Date(`${filters.to}T23:59:59.999`).toISOString() : undefined,
           cursor: pager.cursor,
-          limit: 50,
+          limit: pager.size,
         })}`,
       ),
-    [filters, pager.cursor],
+    [filters, pager.cursor, pager.size],
   );
   const set = (key: keyof typeof filters) => (value: string) => {
     pager.reset();
