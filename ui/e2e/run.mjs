@@ -512,6 +512,26 @@ async function main() {
       await expectVisible(page.getByRole("alert").filter({ hasText: "Your session ends in about a minute" }), 10000);
       await shot(page, "agent-session-warning", {});
     });
+    await step("money and times follow the browser's locale and time zone", async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: "de-DE", timezoneId: "Europe/Berlin" });
+      const p = await context.newPage();
+      await p.goto(checkingUrl);
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await p.getByLabel("Username").fill("bob");
+      await p.getByLabel("Password").fill(PASSWORD);
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await expectVisible(p.getByTestId("balance"), 15000);
+      const balance = await p.getByTestId("balance").textContent();
+      if (balance !== "113,50 EUR") throw new Error(`balance ${balance}`);
+      const when = await p.getByRole("row").filter({ hasText: "by keyboard" }).getByRole("cell").first().textContent();
+      if (!/MEZ|MESZ|GMT\+1/.test(when ?? "")) throw new Error(`time ${when}`);
+      // Typed as a German would: "2,50" is two euros fifty, not 250.
+      await p.getByLabel("Amount (EUR)").fill("2,50");
+      await p.getByRole("button", { name: "Deposit" }).click();
+      await expectVisible(p.getByTestId("balance").filter({ hasText: "116,00 EUR" }), 10000);
+      await shot(p, "agent-account-de");
+      await context.close();
+    });
     await step("an agent cannot see another agent's client", async () => {
       await page.goto(`${base}/clients/${doraClient}`);
       await expectVisible(page.getByRole("alert").filter({ hasText: "assigned to another agent" }));
