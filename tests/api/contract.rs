@@ -502,6 +502,7 @@ async fn every_documented_answer_of_the_commands_is_given() {
         (&agent.token, "/v1/clients".to_string()),
         (&agent.token, format!("/v1/clients/{client}")),
         (&agent.token, format!("/v1/clients/{client}/accounts")),
+        (&agent.token, format!("/v1/clients/{client}/communications")),
         (&agent.token, format!("/v1/transfers/{nowhere}")),
         (&admin.token, "/v1/staff".to_string()),
         (&admin.token, format!("/v1/staff/{}", member.id)),
