@@ -195,6 +195,14 @@ impl PendingRows {
     }
 }
 
+/// `$1, $2, … $n`: the placeholders of an `IN (…)` list of `n` values.
+pub fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,11 +211,10 @@ impl SystemLog {
         if ids.is_empty() {
             return Ok(Default::default());
         }
-        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT actor_id, MAX(occurred_at) FROM system_log WHERE category = 'sign-in' \
              AND actor_id IN ({}) GROUP BY actor_id",
-            marks.join(", ")
+            crate::page::placeholders(ids.len())
         );
         let mut query = sqlx::query_as::<_, (String, String)>(&sql);
         for id in ids {

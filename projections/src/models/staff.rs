@@ -130,9 +130,10 @@ pub async fn usernames(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-    let marks = marks.join(", ");
-    let sql = format!("SELECT id, username FROM staff WHERE id IN ({marks})");
+    let sql = format!(
+        "SELECT id, username FROM staff WHERE id IN ({})",
+        crate::page::placeholders(ids.len())
+    );
     let mut query = sqlx::query_as::<_, (String, String)>(&sql);
     for id in ids {
         query = query.bind(id);

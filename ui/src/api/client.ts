@@ -47,6 +47,18 @@ export const api = {
   delete: <T>(path: string, key?: string) => request<T>("DELETE", path, undefined, key),
 };
 
+/** Every item of a paged list, page after page (200 at a time). */
+export async function allPages<T>(path: string, params: Record<string, string | number | undefined | null> = {}): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null | undefined = undefined;
+  do {
+    const page: Page<T> = await request<Page<T>>("GET", `${path}${query({ ...params, cursor, limit: 200 })}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
 /** `?a=1&b=2`, leaving out empty values. */
 export function query(params: Record<string, string | number | undefined | null>): string {
   const search = new URLSearchParams();

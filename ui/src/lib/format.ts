@@ -34,3 +34,11 @@ export function kindWords(kind: string): string {
 export function idTail(id: string): string {
   return `…${id.replace(/-/g, "").slice(-6)}`;
 }
+
+/** Whole days (`YYYY-MM-DD`, either may be empty) in the browser's time zone, as the API's instants. */
+export function periodParams(from: string, to: string): { from?: string; to?: string } {
+  return {
+    from: from ? new Date(`${from}T00:00:00`).toISOString() : undefined,
+    to: to ? new Date(`${to}T23:59:59.999`).toISOString() : undefined,
+  };
+}

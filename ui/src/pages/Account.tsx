@@ -3,10 +3,10 @@ import { Link, useParams } from "react-router-dom";
 import { api, query, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
 import { Confirm, CopyButton, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
 import { balanceSeries, polyline } from "../lib/chart";
-import { formatWhen, idTail, isDebit, kindWords } from "../lib/format";
+import { formatWhen, idTail, isDebit, kindWords, periodParams } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
 import { fieldErrors, type Problem } from "../lib/problems";
-import { downloadCsv, periodParams } from "./Statement";
+import { downloadCsv } from "./Statement";
 
 export function AccountPage() {
   const { id = "" } = useParams();

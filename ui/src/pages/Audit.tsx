@@ -1,6 +1,6 @@
 import { useContext, useState, type FormEvent } from "react";
 import { Link } from "react-router-dom";
-import { api, query, type AuditEntry, type EventView, type Page, type Verification } from "../api/client";
+import { allPages, api, query, type AuditEntry, type EventView, type Page, type Verification } from "../api/client";
 import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, saveFile, SessionContext, toProblem, useLoad, usePager } from "../components";
 import { formatWhen, idTail } from "../lib/format";
 import { formatMoney, type Money } from "../lib/money";
@@ -168,13 +168,7 @@ function RecentEvents({ onPick }: { onPick: (stream: { type: string; id: string 
  * chain) and the stream's verification, with who exported it and when.
  */
 async function evidence(type: string, id: string, exportedBy: string): Promise<string> {
-  const events: EventView[] = [];
-  let cursor: string | null | undefined = undefined;
-  do {
-    const page: Page<EventView> = await api.get<Page<EventView>>(`/v1/audit/streams/${type}/${id}/events${query({ cursor, limit: 200 })}`);
-    events.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
+  const events = await allPages<EventView>(`/v1/audit/streams/${type}/${id}/events`);
   const verification = await api.get<Verification>(`/v1/audit/verify${query({ aggregate_type: type, id })}`);
   const file = { kind: "ledgerline-stream-evidence", stream: { aggregate_type: type, id }, exported_at: new Date().toISOString(), exported_by: exportedBy, verification, events };
   return JSON.stringify(file, null, 2);

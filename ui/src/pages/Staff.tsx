@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { api, query, type LogEntry, type Page, type StaffView } from "../api/client";
 import type { Role } from "../auth";
 import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager } from "../components";
-import { formatWhen, idTail } from "../lib/format";
+import { formatWhen, idTail, periodParams } from "../lib/format";
 import { fieldErrors, type Problem } from "../lib/problems";
 
 /** Whom each role manages (the backend enforces it; the UI only offers it). */
@@ -173,9 +173,7 @@ export function SystemLogPage() {
           level: filters.level,
           category: filters.category,
           actor: filters.actor.trim(),
-          // Whole days in the browser's time zone.
-          from: filters.from ? new Date(`${filters.from}T00:00:00`).toISOString() : undefined,
-          to: filters.to ? new Date(`${filters.to}T23:59:59.999`).toISOString() : undefined,
+          ...periodParams(filters.from, filters.to),
           cursor: pager.cursor,
           limit: pager.size,
         })}`,

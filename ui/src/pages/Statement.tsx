@@ -1,32 +1,15 @@
 // A period of an account's history: as a CSV file, and as a statement to print.
 
 import { useSearchParams, useParams, Link } from "react-router-dom";
-import { api, query, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
+import { allPages, api, type AccountView, type ClientView, type TransactionView } from "../api/client";
 import { Loading, ProblemBanner, saveFile, useLoad } from "../components";
-import { formatDay, formatWhen, isDebit, kindWords, idTail } from "../lib/format";
+import { formatDay, formatWhen, idTail, isDebit, kindWords, periodParams } from "../lib/format";
 import { formatMoney } from "../lib/money";
 import { summarize, toCsv } from "../lib/statement";
 
-/** Whole days in the browser's time zone, as the API's instants. */
-export function periodParams(from: string, to: string) {
-  return {
-    from: from ? new Date(`${from}T00:00:00`).toISOString() : undefined,
-    to: to ? new Date(`${to}T23:59:59.999`).toISOString() : undefined,
-  };
-}
-
-/** Every transaction of the period, page after page. */
-export async function allTransactions(accountId: string, from: string, to: string): Promise<TransactionView[]> {
-  const rows: TransactionView[] = [];
-  let cursor: string | null | undefined = undefined;
-  do {
-    const page: Page<TransactionView> = await api.get<Page<TransactionView>>(
-      `/v1/accounts/${accountId}/transactions${query({ ...periodParams(from, to), cursor, limit: 200 })}`,
-    );
-    rows.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return rows;
+/** Every transaction of the period. */
+export function allTransactions(accountId: string, from: string, to: string): Promise<TransactionView[]> {
+  return allPages<TransactionView>(`/v1/accounts/${accountId}/transactions`, periodParams(from, to));
 }
 
 /** Saves the period as `statement-<account>-<from>-<to>.csv`. */
