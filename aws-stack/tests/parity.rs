@@ -364,6 +364,64 @@ async fn front_door(stack: &LocalStack, admin: &str) {
         (status, &error["error"]),
         (400, &json!("unsupported_grant_type"))
     );
+    // Bad input at the sign-in endpoints: refused in words, nothing signed in.
+    let (status, error) = send(
+        http.post(format!("{door}/oauth2/token"))
+            .form(&[("grant_type", "authorization_code"), ("code", "x")]),
+    )
+    .await;
+    assert_eq!(
+        (status, &error["error"]),
+        (400, &json!("invalid_request")),
+        "fields missing"
+    );
+    let (status, error) = send(
+        http.post(format!("{door}/oauth2/token"))
+            .header("content-type", "application/json")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(
+        (status, &error["error"]),
+        (400, &json!("invalid_request")),
+        "not a form"
+    );
+    let (status, error) = send(http.post(format!("{door}/oauth2/token")).form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "not-a-refresh-token"),
+        ("client_id", "crm-ui"),
+    ]))
+    .await;
+    assert_eq!(status / 100, 4, "a forged refresh token: {error}");
+    let (status, error) = send(http.post(format!("{door}/oauth2/token")).form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", "someone-elses-client"),
+    ]))
+    .await;
+    assert_eq!((status, &error["error"]), (401, &json!("invalid_client")));
+    let mut unknown = params(&redirect);
+    unknown[1].1 = "someone-elses-client".into();
+    let page = http
+        .get(format!("{door}/oauth2/authorize"))
+        .query(&unknown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400, "an unknown client");
+    let mut plain = params(&redirect);
+    plain.retain(|(k, _)| *k != "code_challenge");
+    plain.extend([
+        ("username", AUDITOR.0.to_string()),
+        ("password", AUDITOR.1.to_string()),
+    ]);
+    let refused = http
+        .post(format!("{door}/oauth2/authorize"))
+        .form(&plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400, "no PKCE, no code");
 
     // The system log: the sign-ins with who and what role, the failures with the name
     // tried, as `crm serve` records them.

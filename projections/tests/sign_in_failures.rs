@@ -187,5 +187,17 @@ async fn a_history_read_twice_is_recorded_once_and_a_failed_run_moves_nothing() 
     assert_eq!((run.users, run.failures), (0, 0));
     let through = log.sign_ins_checked_through(&pool).await.unwrap().unwrap();
     assert!(through >= projections::timestamp(before), "{through}");
+
+    // The system log gone mid-way (closed, as when the database refuses): the run fails
+    // and the position stays where it was.
+    log.close().await;
+    let error = collect(&cognito, &log, &pool).await.unwrap_err();
+    assert!(matches!(error, AuditError::Log(_)), "{error}");
+    let reopened = SystemLog::open(&url).await.unwrap();
+    assert_eq!(
+        reopened.sign_ins_checked_through(&pool).await.unwrap(),
+        Some(through)
+    );
+    reopened.close().await;
     test_peers::postgres::drop(&url).await;
 }
