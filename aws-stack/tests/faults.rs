@@ -167,6 +167,7 @@ async fn open(store: &EventStore) -> AccountId {
         currency: eur(),
         initial_deposit: None,
         opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(id),
     };
     store
         .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), command)

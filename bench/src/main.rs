@@ -365,6 +365,7 @@ async fn replay(events: usize) -> anyhow::Result<()> {
             currency: eur,
             initial_deposit: Money::zero(eur),
             opening_transaction_id: TransactionId::new(),
+            account_number: domain::AccountNumber::derived(id),
         }];
         for n in 1..count as i64 {
             let amount = Money::positive(1, eur).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -449,6 +450,7 @@ async fn store(
             currency: eur,
             initial_deposit: None,
             opening_transaction_id: TransactionId::new(),
+            account_number: domain::AccountNumber::derived(id),
         };
         store
             .execute::<Account>(&id.to_string(), Expected::Any, &metadata, open)

@@ -53,6 +53,8 @@ pub(crate) async fn open(
         .map(Money::from);
     let currency = errors.finish(|| currency)?.unwrap_or_default();
     let id = context.new_id(AccountId::from_uuid);
+    // A retry carries the same id (from its Idempotency-Key), so it gets the same number.
+    let account_number = state.store.allocate_account_number(id).await?;
     let command = AccountCommand::Open {
         account_id: id,
         client_id,
@@ -61,6 +63,7 @@ pub(crate) async fn open(
         currency,
         initial_deposit,
         opening_transaction_id: context.new_id(TransactionId::from_uuid),
+        account_number,
     };
     let committed = state
         .store

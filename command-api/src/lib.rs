@@ -59,7 +59,14 @@ pub fn router(state: AppState) -> Router {
     let command = |route| command(&state, route);
     Router::new()
         .route("/v1/staff", command(post(staff::create)))
-        .route("/v1/staff/{id}", command(delete(staff::delete)))
+        .route(
+            "/v1/staff/{id}",
+            command(delete(staff::delete).patch(staff::change)),
+        )
+        .route(
+            "/v1/staff/{id}/password",
+            command(post(staff::reset_password)),
+        )
         .route("/v1/staff/{id}/disable", command(post(staff::disable)))
         .route("/v1/staff/{id}/enable", command(post(staff::enable)))
         .route("/v1/staff/{id}/unlock", command(post(staff::unlock)))

@@ -297,3 +297,103 @@ pub(crate) async fn unlock(
         },
     ))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeStaffRequest {
+    pub email: Option<String>,
+    /// 1 to 200 characters.
+    pub full_name: Option<String>,
+}
+
+/// Correct a member of staff's email or name (the username and role stay; roles change
+/// by their own command).
+#[utoipa::path(patch, path = "/v1/staff/{id}", tag = "staff", request_body = ChangeStaffRequest,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404),
+        (status = 409, description = "Nothing differs from the current details"), (status = 412), (status = 422)),
+    security(("bearer" = [])))]
+pub(crate) async fn change(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<ChangeStaffRequest>,
+) -> Result<Reply<CommandResult>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let email = request
+        .email
+        .as_deref()
+        .and_then(|text| errors.check("email", domain::contact::Email::parse(text)));
+    let full_name = request
+        .full_name
+        .as_deref()
+        .and_then(|text| errors.check("full_name", domain::contact::bounded_text(text, 200)));
+    if request.email.is_none() && request.full_name.is_none() {
+        errors.add("body", "give the email, the full name or both");
+    }
+    errors.finish(|| ())?;
+    manage(
+        &state,
+        context,
+        &id,
+        StaffCommand::ChangeDetails { email, full_name },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetPasswordRequest {
+    /// The new password: at least 12 characters, not built from the member's username,
+    /// email or name. Tell it to them through a channel of its own.
+    pub password: String,
+}
+
+/// Set a new password for a member of staff who lost theirs: their sessions end, any
+/// sign-in wait is lifted, and the reset (never the password) is recorded.
+#[utoipa::path(post, path = "/v1/staff/{id}/password", tag = "staff", request_body = ResetPasswordRequest,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+pub(crate) async fn reset_password(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<ResetPasswordRequest>,
+) -> Result<Reply<CommandResult>, ApiError> {
+    let (id, loaded) = managed(&state, &context, &id).await?;
+    let member = &loaded.aggregate;
+    if member.status == StaffStatus::Deleted {
+        return Err(ApiError::refused(&StaffError::Deleted));
+    }
+    let context_words = [
+        member.username.as_str(),
+        member.email.as_str(),
+        member.full_name.as_str(),
+    ];
+    identity::check_strength(&request.password, &context_words)
+        .map_err(|reason| ApiError::validation("password", reason))?;
+    // The directory first: the record says a reset happened only once it has. Setting
+    // the same password again on a retry is harmless.
+    state
+        .directory
+        .reset_password(id, &request.password)
+        .await
+        .map_err(directory_error)?;
+    let committed = state
+        .store
+        .execute::<StaffUser>(
+            &id.to_string(),
+            event_store::Expected::Any,
+            &context.metadata,
+            StaffCommand::RecordPasswordReset,
+        )
+        .await?;
+    Ok(Reply::ok(
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
+}

@@ -305,6 +305,7 @@ pub async fn run(
                     transfer_id: id,
                     to_account: transfer.to_account,
                     amount,
+                    reference: transfer.reference.clone(),
                 };
                 match on_account(transfer.from_account, debit).await? {
                     None => TransferCommand::MarkDebited,
@@ -320,6 +321,7 @@ pub async fn run(
                     transfer_id: id,
                     from_account: transfer.from_account,
                     amount,
+                    reference: transfer.reference.clone(),
                 };
                 match on_account(transfer.to_account, credit).await? {
                     None => TransferCommand::Complete,

@@ -26,6 +26,9 @@ pub(crate) struct TransferRequest {
     pub from_account_id: String,
     pub to_account_id: String,
     pub amount: MoneyInput,
+    /// The payer's words for the payee (up to 140 characters), shown in both accounts'
+    /// histories.
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,6 +40,7 @@ pub(crate) struct TransferView {
     pub amount: Option<Money>,
     /// Why a failed transfer failed (a problem code such as `insufficient-funds`).
     pub failure_reason: Option<String>,
+    pub reference: Option<String>,
     pub version: u64,
 }
 
@@ -48,6 +52,7 @@ fn view(id: TransferId, transfer: &Transfer, version: u64) -> TransferView {
         to_account_id: transfer.to_account.to_string(),
         amount: transfer.amount,
         failure_reason: transfer.failure_reason.clone(),
+        reference: transfer.reference.clone(),
         version,
     }
 }
@@ -75,6 +80,11 @@ pub(crate) async fn request(
     let to: Option<AccountId> =
         errors.check("to_account_id", request.to_account_id.parse::<AccountId>());
     let amount = request.amount.positive("amount", &mut errors);
+    // 140 characters, as a SEPA remittance line, so it reaches the core system whole.
+    let reference = request
+        .reference
+        .as_deref()
+        .and_then(|text| errors.check("reference", domain::contact::bounded_text(text, 140)));
     if from.is_some() && from == to {
         errors.add("to_account_id", "must differ from from_account_id");
     }
@@ -117,6 +127,7 @@ pub(crate) async fn request(
                 from_account: from,
                 to_account: to,
                 amount,
+                reference,
             },
         )
         .await?;

@@ -8,6 +8,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+use crate::account_number::AccountNumber;
 use crate::client::ClientStanding;
 use crate::error::{Refusal, RefusalKind};
 use crate::ids::{AccountId, ClientId, TransactionId, TransferId};
@@ -51,6 +52,8 @@ pub enum AccountCommand {
         initial_deposit: Option<Money>,
         /// Names the opening deposit in the transaction history.
         opening_transaction_id: TransactionId,
+        /// Allocated by the store's sequence before the command is decided.
+        account_number: AccountNumber,
     },
     Deposit {
         transaction_id: TransactionId,
@@ -77,6 +80,7 @@ pub enum AccountCommand {
         transfer_id: TransferId,
         to_account: AccountId,
         amount: Amount,
+        reference: Option<String>,
     },
     /// The second step of a transfer; a repeated transfer id is a no-op.
     CreditFromTransfer {
@@ -84,6 +88,7 @@ pub enum AccountCommand {
         transfer_id: TransferId,
         from_account: AccountId,
         amount: Amount,
+        reference: Option<String>,
     },
     /// The compensation when the credit side failed: gives the debited amount back. It
     /// ignores freezes and closure on purpose; compensation must not fail.
@@ -107,6 +112,9 @@ pub enum AccountEvent {
         currency: Currency,
         initial_deposit: Money,
         opening_transaction_id: TransactionId,
+        /// Since event version 2; version 1 events are upcast with
+        /// [`AccountNumber::derived`] (see [`crate::upcast`]).
+        account_number: AccountNumber,
     },
     MoneyDeposited {
         transaction_id: TransactionId,
@@ -135,6 +143,9 @@ pub enum AccountEvent {
         to_account: AccountId,
         amount: Money,
         balance_after: Money,
+        /// The payer's words for the payee (absent before references existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     TransferCredited {
         transaction_id: TransactionId,
@@ -142,6 +153,8 @@ pub enum AccountEvent {
         from_account: AccountId,
         amount: Money,
         balance_after: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     TransferDebitReversed {
         transaction_id: TransactionId,
@@ -183,7 +196,11 @@ impl DomainEvent for AccountEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_string()
+        match self {
+            AccountEvent::AccountOpened { .. } => crate::upcast::ACCOUNT_OPENED_VERSION,
+            _ => "1",
+        }
+        .to_string()
     }
 }
 
@@ -256,6 +273,8 @@ impl Refusal for AccountError {
 pub struct Account {
     /// `None` until the account is opened.
     pub id: Option<AccountId>,
+    #[serde(default)]
+    pub number: Option<AccountNumber>,
     pub client_id: ClientId,
     pub account_type: AccountType,
     pub status: AccountStatus,
@@ -352,6 +371,7 @@ impl Account {
                 currency,
                 initial_deposit,
                 opening_transaction_id,
+                account_number,
             } => {
                 let initial_deposit = initial_deposit.unwrap_or(Money::zero(currency));
                 if initial_deposit.currency() != currency {
@@ -370,6 +390,7 @@ impl Account {
                     currency,
                     initial_deposit,
                     opening_transaction_id,
+                    account_number,
                 }]
             }
             C::Deposit {
@@ -440,6 +461,7 @@ impl Account {
                 transfer_id,
                 to_account,
                 amount,
+                reference,
             } => {
                 let amount = Money::from(amount);
                 if self.transfers_debited.contains(&transfer_id)
@@ -460,6 +482,7 @@ impl Account {
                     to_account,
                     amount,
                     balance_after,
+                    reference,
                 }]
             }
             C::CreditFromTransfer {
@@ -467,6 +490,7 @@ impl Account {
                 transfer_id,
                 from_account,
                 amount,
+                reference,
             } => {
                 let amount = Money::from(amount);
                 if self.transfers_credited.contains(&transfer_id)
@@ -487,6 +511,7 @@ impl Account {
                     from_account,
                     amount,
                     balance_after,
+                    reference,
                 }]
             }
             C::ReverseTransferDebit {
@@ -552,9 +577,11 @@ impl Account {
                 client_id,
                 account_type,
                 initial_deposit,
+                account_number,
                 ..
             } => {
                 self.id = Some(account_id);
+                self.number = Some(account_number);
                 self.client_id = client_id;
                 self.account_type = account_type;
                 self.status = AccountStatus::Open;
@@ -648,7 +675,12 @@ mod tests {
             currency: Currency::parse("EUR").unwrap(),
             initial_deposit: eur(balance),
             opening_transaction_id: tx(),
+            account_number: number(),
         }]
+    }
+
+    fn number() -> AccountNumber {
+        AccountNumber::allocated(42).unwrap()
     }
 
     fn other_account() -> AccountId {
@@ -684,6 +716,7 @@ mod tests {
                     currency: Currency::parse("EUR").unwrap(),
                     initial_deposit: None,
                     opening_transaction_id: tx(),
+                    account_number: number(),
                 })
                 .then_expect_error(refusal);
         }
@@ -702,6 +735,7 @@ mod tests {
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: Some(eur(500)),
                 opening_transaction_id: tx(),
+                account_number: number(),
             })
             .then_expect_events(opened(500));
     }
@@ -719,6 +753,7 @@ mod tests {
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: None,
                 opening_transaction_id: tx(),
+                account_number: number(),
             })
             .then_expect_events(opened(0));
     }
@@ -736,6 +771,7 @@ mod tests {
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: Some(usd(5)),
                 opening_transaction_id: tx(),
+                account_number: number(),
             })
             .then_expect_error(AccountError::CurrencyMismatch {
                 given: Currency::parse("USD").unwrap(),
@@ -756,6 +792,7 @@ mod tests {
                 currency: Currency::parse("EUR").unwrap(),
                 initial_deposit: None,
                 opening_transaction_id: tx(),
+                account_number: number(),
             })
             .then_expect_error(AccountError::AlreadyOpen);
     }
@@ -873,12 +910,14 @@ mod tests {
                 transfer_id: transfer(),
                 to_account: other_account(),
                 amount: amt(1),
+                reference: None,
             },
             C::CreditFromTransfer {
                 transaction_id: tx(),
                 transfer_id: transfer(),
                 from_account: other_account(),
                 amount: amt(1),
+                reference: None,
             },
         ] {
             Given::with(())
@@ -899,6 +938,7 @@ mod tests {
             transfer_id: transfer(),
             to_account: other_account(),
             amount: amt(40),
+            reference: None,
         };
         Given::with(())
             .given(opened(10))
@@ -920,6 +960,7 @@ mod tests {
             transfer_id: transfer(),
             from_account: other_account(),
             amount: amt(40),
+            reference: None,
         };
         let frozen_refusal = E::TransferRefused {
             transfer_id: transfer(),
@@ -1064,12 +1105,14 @@ mod tests {
             to_account: other_account(),
             amount: eur(40),
             balance_after: eur(60),
+            reference: None,
         };
         let debit = C::DebitForTransfer {
             transaction_id: tx(),
             transfer_id: transfer(),
             to_account: other_account(),
             amount: amt(40),
+            reference: None,
         };
         Given::with(())
             .given(opened(100))
@@ -1084,6 +1127,7 @@ mod tests {
             transfer_id: transfer(),
             from_account: other_account(),
             amount: amt(40),
+            reference: None,
         };
         let credited = E::TransferCredited {
             transaction_id: tx(),
@@ -1091,6 +1135,7 @@ mod tests {
             from_account: other_account(),
             amount: eur(40),
             balance_after: eur(140),
+            reference: None,
         };
         Given::with(())
             .given(opened(100))
@@ -1112,6 +1157,7 @@ mod tests {
                 transfer_id: transfer(),
                 to_account: account_id,
                 amount: amt(1),
+                reference: None,
             })
             .then_expect_error(AccountError::SameAccount);
     }
@@ -1124,6 +1170,7 @@ mod tests {
             to_account: other_account(),
             amount: eur(40),
             balance_after: eur(60),
+            reference: None,
         };
         let reversed = E::TransferDebitReversed {
             transaction_id: tx(),

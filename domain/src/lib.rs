@@ -35,6 +35,7 @@ macro_rules! decider_aggregate {
 }
 
 pub mod account;
+pub mod account_number;
 pub mod chain;
 pub mod client;
 pub mod contact;
@@ -45,7 +46,9 @@ pub mod money;
 pub mod policy;
 pub mod staff;
 pub mod transfer;
+pub mod upcast;
 
+pub use account_number::AccountNumber;
 pub use error::{Refusal, RefusalKind, ValidationError, ValidationErrors};
 pub use ids::{AccountId, ClientId, StaffId, TransactionId, TransferId};
 pub use money::{Amount, Currency, Money};

@@ -120,6 +120,9 @@ pub enum Action {
     ReadTransactions {
         agent: StaffId,
     },
+    /// Name the holder of an account found by its number, so a payer sees whom a
+    /// transfer goes to before confirming (whichever agent the payee belongs to).
+    LookUpPayee,
     RecordExternalTransaction,
     ReadForExport,
     DraftMail {
@@ -171,6 +174,7 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         }
         RecordExternalTransaction | ReadForExport => role == Worker,
         ReadAudit => role == Auditor,
+        LookUpPayee => role == Agent,
     };
     if allowed {
         return Ok(());
@@ -184,6 +188,7 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         }
         RecordExternalTransaction | ReadForExport => "only integration workers may do this",
         ReadAudit => "only auditors may read the audit trail",
+        LookUpPayee => "only agents make transfers",
         _ if role == Agent => "this client is assigned to another agent",
         _ => "your role may not do this",
     }))
@@ -249,6 +254,7 @@ mod tests {
             ("read system log", ReadSystemLog),
             ("read audit", ReadAudit),
             ("rebuild", RebuildReadModels),
+            ("look up payee", LookUpPayee),
         ];
         for (whose, agent) in [("own", me), ("other's", other)] {
             let owned: [(&str, Action); 10] = [
@@ -294,6 +300,7 @@ mod tests {
             ),
             Agent => {
                 base == "list clients"
+                    || base == "look up payee"
                     || (own
                         && matches!(
                             base,
@@ -335,7 +342,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 * 41);
+        assert_eq!(checked, 5 * 42);
     }
 
     #[test]

@@ -123,11 +123,23 @@ impl NewStaff {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaffCommand {
-    Create { staff_id: StaffId, staff: NewStaff },
+    Create {
+        staff_id: StaffId,
+        staff: NewStaff,
+    },
     Disable,
     Enable,
     Delete,
-    ChangeRole { to: Role },
+    ChangeRole {
+        to: Role,
+    },
+    /// Correct the email or the name (validated input; `None` keeps the value).
+    ChangeDetails {
+        email: Option<Email>,
+        full_name: Option<String>,
+    },
+    /// An administrator set a new password (kept by the directory, never in events).
+    RecordPasswordReset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +158,15 @@ pub enum StaffEvent {
         from: Role,
         to: Role,
     },
+    /// Only the fields that changed.
+    StaffDetailsChanged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<Email>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        full_name: Option<String>,
+    },
+    /// The password was reset by whoever the metadata names; the password is not here.
+    StaffPasswordReset,
 }
 
 impl DomainEvent for StaffEvent {
@@ -156,6 +177,8 @@ impl DomainEvent for StaffEvent {
             StaffEvent::StaffEnabled => "StaffEnabled",
             StaffEvent::StaffDeleted => "StaffDeleted",
             StaffEvent::StaffRoleChanged { .. } => "StaffRoleChanged",
+            StaffEvent::StaffDetailsChanged { .. } => "StaffDetailsChanged",
+            StaffEvent::StaffPasswordReset => "StaffPasswordReset",
         }
         .to_string()
     }
@@ -181,6 +204,8 @@ pub enum StaffError {
     SameRole,
     #[error("workers are machine clients, not staff")]
     NotAStaffRole,
+    #[error("nothing to change: the details are already as given")]
+    NoChange,
 }
 
 impl Refusal for StaffError {
@@ -193,6 +218,7 @@ impl Refusal for StaffError {
             StaffError::Deleted => "staff-deleted",
             StaffError::SameRole => "same-role",
             StaffError::NotAStaffRole => "not-a-staff-role",
+            StaffError::NoChange => "no-change",
         }
     }
 
@@ -272,6 +298,19 @@ impl StaffUser {
                 }
                 E::StaffRoleChanged { from, to }
             }
+            C::ChangeDetails { email, full_name } => {
+                self.require_existing()?;
+                let email = email.filter(|e| e.as_str() != self.email);
+                let full_name = full_name.filter(|n| *n != self.full_name);
+                if email.is_none() && full_name.is_none() {
+                    return Err(StaffError::NoChange);
+                }
+                E::StaffDetailsChanged { email, full_name }
+            }
+            C::RecordPasswordReset => {
+                self.require_existing()?;
+                E::StaffPasswordReset
+            }
         };
         Ok(vec![event])
     }
@@ -302,6 +341,15 @@ impl StaffUser {
             E::StaffEnabled => self.status = StaffStatus::Enabled,
             E::StaffDeleted => self.status = StaffStatus::Deleted,
             E::StaffRoleChanged { to, .. } => self.role = Some(to),
+            E::StaffDetailsChanged { email, full_name } => {
+                if let Some(email) = email {
+                    self.email = email.into();
+                }
+                if let Some(full_name) = full_name {
+                    self.full_name = full_name;
+                }
+            }
+            E::StaffPasswordReset => {}
         }
     }
 }
@@ -445,5 +493,43 @@ mod tests {
             .given(created())
             .when(C::ChangeRole { to: Role::Worker })
             .then_expect_error(StaffError::NotAStaffRole);
+    }
+
+    #[test]
+    fn changes_only_the_details_that_differ() {
+        let email = |text: &str| Email::parse(text).unwrap();
+        Given::with(())
+            .given(created())
+            .when(C::ChangeDetails {
+                email: Some(email("jane.doe@bank.example")),
+                full_name: Some("Jane Doe".into()),
+            })
+            .then_expect_events(vec![E::StaffDetailsChanged {
+                email: Some(email("jane.doe@bank.example")),
+                full_name: None,
+            }]);
+        Given::with(())
+            .given(created())
+            .when(C::ChangeDetails {
+                email: Some(email("jane@bank.example")),
+                full_name: None,
+            })
+            .then_expect_error(StaffError::NoChange);
+        let deleted = [created(), vec![E::StaffDeleted]].concat();
+        Given::with(())
+            .given(deleted.clone())
+            .when(C::ChangeDetails {
+                email: None,
+                full_name: Some("J. Doe".into()),
+            })
+            .then_expect_error(StaffError::Deleted);
+        Given::with(())
+            .given(deleted)
+            .when(C::RecordPasswordReset)
+            .then_expect_error(StaffError::Deleted);
+        Given::with(())
+            .given(created())
+            .when(C::RecordPasswordReset)
+            .then_expect_events(vec![E::StaffPasswordReset]);
     }
 }

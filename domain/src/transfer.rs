@@ -28,6 +28,8 @@ pub enum TransferCommand {
         from_account: AccountId,
         to_account: AccountId,
         amount: Amount,
+        /// The payer's words for the payee, shown on both accounts' histories.
+        reference: Option<String>,
     },
     MarkDebited,
     Complete,
@@ -45,6 +47,9 @@ pub enum TransferEvent {
         from_account: AccountId,
         to_account: AccountId,
         amount: Money,
+        /// Absent in transfers requested before references existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     TransferSourceDebited,
     TransferCompleted,
@@ -119,6 +124,8 @@ pub struct Transfer {
     pub amount: Option<Money>,
     pub status: TransferStatus,
     pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 impl Transfer {
@@ -144,6 +151,7 @@ impl Transfer {
                 from_account,
                 to_account,
                 amount,
+                reference,
             } => {
                 if self.id.is_some() {
                     return Err(TransferError::AlreadyRequested);
@@ -156,6 +164,7 @@ impl Transfer {
                     from_account,
                     to_account,
                     amount: amount.into(),
+                    reference,
                 }
             }
             C::MarkDebited if self.status == TransferStatus::Requested => E::TransferSourceDebited,
@@ -197,11 +206,13 @@ impl Transfer {
                 from_account,
                 to_account,
                 amount,
+                reference,
             } => {
                 self.id = Some(transfer_id);
                 self.from_account = from_account;
                 self.to_account = to_account;
                 self.amount = Some(amount);
+                self.reference = reference;
                 self.status = TransferStatus::Requested;
             }
             E::TransferSourceDebited => self.status = TransferStatus::Debited,
@@ -245,6 +256,7 @@ mod tests {
             from_account: account(1),
             to_account: account(2),
             amount: amount(),
+            reference: Some("Rent March".into()),
         }]
     }
 
@@ -265,6 +277,7 @@ mod tests {
                 from_account: account(1),
                 to_account: account(2),
                 amount: amount().try_into().unwrap(),
+                reference: Some("Rent March".into()),
             })
             .then_expect_events(requested());
         Given::with(())
@@ -274,6 +287,7 @@ mod tests {
                 from_account: account(1),
                 to_account: account(1),
                 amount: amount().try_into().unwrap(),
+                reference: Some("Rent March".into()),
             })
             .then_expect_error(TransferError::SameAccount);
         Given::with(())
@@ -283,6 +297,7 @@ mod tests {
                 from_account: account(1),
                 to_account: account(2),
                 amount: amount().try_into().unwrap(),
+                reference: Some("Rent March".into()),
             })
             .then_expect_error(TransferError::AlreadyRequested);
     }

@@ -465,3 +465,76 @@ pub(crate) async fn ping(client: &Client, tables: &DynamoTables) -> Result<(), S
         .map(drop)
         .map_err(|e| unavailable(e.into_service_error()))
 }
+
+/// Account numbers live in the idempotency table under a partition no caller can have
+/// (callers are staff ids): a counter item, and one item per account holding its number,
+/// so a retried opening finds the number it was given.
+const NUMBERS: &str = "#account-numbers";
+const SEQUENCE: &str = "#sequence";
+
+async fn number_of(
+    client: &Client,
+    tables: &DynamoTables,
+    account: &str,
+) -> Result<Option<i64>, StoreError> {
+    let stored = client
+        .get_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(NUMBERS, account)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    stored.item().map(|item| number(item, "Number")).transpose()
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing")))
+}
+
+pub(crate) async fn allocate_number(
+    client: &Client,
+    tables: &DynamoTables,
+    account: &str,
+) -> Result<i64, StoreError> {
+    if let Some(known) = number_of(client, tables, account).await? {
+        return Ok(known);
+    }
+    let counter = client
+        .update_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(NUMBERS, SEQUENCE)))
+        .update_expression("ADD LastNumber :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    let next = number(
+        counter.attributes().unwrap_or(&HashMap::new()),
+        "LastNumber",
+    )?;
+    let mut item = idempotency_key(NUMBERS, account);
+    item.insert("Number".into(), AttributeValue::N(next.to_string()));
+    let put = client
+        .put_item()
+        .table_name(&tables.idempotency)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(Caller)")
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(next),
+        // A concurrent retry of the same opening won: its number is the account's (ours
+        // is left unused, a gap in the sequence).
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => {
+            number_of(client, tables, account)
+                .await?
+                .ok_or_else(|| StoreError::Unavailable("account number vanished".into()))
+        }
+        Err(error) => Err(unavailable(error.into_service_error())),
+    }
+}

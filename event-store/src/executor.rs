@@ -195,7 +195,7 @@ impl EventStore {
         };
         let mut aggregate = A::default();
         for event in &stream[..=last] {
-            aggregate.apply(serde_json::from_value(event.payload.clone())?);
+            aggregate.apply(domain::upcast::decode(event)?);
         }
         let events: Vec<SerializedEvent> = stream[..=last]
             .iter()

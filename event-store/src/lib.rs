@@ -11,6 +11,7 @@ mod error;
 mod executor;
 mod feed;
 pub mod idempotency;
+mod numbers;
 mod sqlite_writer;
 mod store;
 

@@ -148,7 +148,7 @@ impl EventStore {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let payload: A::Event = serde_json::from_value(event.payload)?;
+            let payload: A::Event = domain::upcast::decode(&event)?;
             loaded.aggregate.apply(payload);
         }
         Ok(loaded)

@@ -209,6 +209,7 @@ fn open(id: AccountId, balance: i64) -> AccountCommand {
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: (balance > 0).then(|| eur(balance)),
         opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(id),
     }
 }
 
@@ -532,6 +533,37 @@ async fn keeps_idempotency_records(store: &EventStore) {
     );
 }
 
+/// Account numbers: one per account, the same on every retry, never shared, also when
+/// many openings ask at once.
+async fn allocates_account_numbers(store: &EventStore) {
+    let accounts: Vec<AccountId> = (0..40).map(|_| AccountId::new()).collect();
+    let first = futures::future::join_all(
+        accounts
+            .iter()
+            .chain(accounts.iter())
+            .map(|id| store.allocate_account_number(*id)),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect::<Vec<_>>();
+    let (once, twice) = first.split_at(accounts.len());
+    assert_eq!(once, twice, "a retry gets the number it was given");
+    let distinct: std::collections::BTreeSet<_> = once.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        accounts.len(),
+        "no two accounts share a number"
+    );
+    for (id, number) in accounts.iter().zip(once) {
+        assert_eq!(store.allocate_account_number(*id).await.unwrap(), *number);
+        assert_eq!(
+            number.to_string().parse::<domain::AccountNumber>().unwrap(),
+            *number
+        );
+    }
+}
+
 /// A lease short enough to run out in a test.
 const SHORT: std::time::Duration = std::time::Duration::from_millis(600);
 
@@ -572,6 +604,13 @@ macro_rules! conformance {
             async fn holds_a_stream_of_ten_thousand_events() {
                 let fixture = Fixture::$backend().await;
                 super::holds_a_stream_of_ten_thousand_events(&fixture.store).await;
+                fixture.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn allocates_account_numbers() {
+                let fixture = Fixture::$backend().await;
+                super::allocates_account_numbers(&fixture.store).await;
                 fixture.finish().await;
             }
 

@@ -161,6 +161,35 @@ impl StaffDirectory for CognitoDirectory {
         Ok(id)
     }
 
+    async fn reset_password(&self, id: StaffId, password: &str) -> Result<(), DirectoryError> {
+        let username = self.username(id).await?;
+        crate::password::check_strength(password, &[&username])
+            .map_err(DirectoryError::WeakPassword)?;
+        self.client
+            .admin_set_user_password()
+            .user_pool_id(&self.pool_id)
+            .username(&username)
+            .password(password)
+            .permanent(true)
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some("InvalidPasswordException") => {
+                    DirectoryError::WeakPassword("does not meet the user pool's password policy")
+                }
+                _ => unavailable(e.into_service_error()),
+            })?;
+        // Whoever held the old password loses their refresh tokens.
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.pool_id)
+            .username(&username)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
     async fn set_enabled(&self, id: StaffId, enabled: bool) -> Result<(), DirectoryError> {
         let username = self.username(id).await?;
         let result = if enabled {

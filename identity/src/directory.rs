@@ -73,6 +73,9 @@ pub trait StaffDirectory: Send + Sync {
     async fn delete_user(&self, id: StaffId) -> Result<(), DirectoryError>;
     /// Lifts the waits that failed sign-ins put on a member of staff.
     async fn unlock_sign_in(&self, id: StaffId) -> Result<(), DirectoryError>;
+    /// Sets a new password (an administrator's reset) and ends the member's sessions:
+    /// refresh tokens stop working, so whoever held the old password is signed out.
+    async fn reset_password(&self, id: StaffId, password: &str) -> Result<(), DirectoryError>;
 }
 
 /// The directory in SQLite, in the data directory's `identity.db`.
@@ -436,6 +439,32 @@ impl StaffDirectory for EmbeddedDirectory {
         let result = self.delete_user_unforgotten(id).await;
         self.forget_access();
         result
+    }
+
+    async fn reset_password(&self, id: StaffId, password: &str) -> Result<(), DirectoryError> {
+        let user = self
+            .find(&id.to_string())
+            .await?
+            .ok_or(DirectoryError::NotFound)?;
+        password::check_strength(password, &[&user.username])
+            .map_err(DirectoryError::WeakPassword)?;
+        let hash = password::hash(password.to_string())
+            .await
+            .map_err(DirectoryError::Unavailable)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        // A reset is how a locked-out member gets back in.
+        self.throttle.unlock(&user.username);
+        Ok(())
     }
 }
 

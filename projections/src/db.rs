@@ -61,6 +61,9 @@ pub(crate) async fn open(
         .connect(url)
         .await?;
     schema.migrator().run(&pool).await?;
+    if let Schema::ReadModels = schema {
+        crate::models::accounts::backfill_numbers(&pool).await?;
+    }
     Ok(pool)
 }
 

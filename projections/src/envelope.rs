@@ -49,6 +49,6 @@ impl<'a> Envelope<'a> {
 
     /// The payload as the aggregate's event type.
     pub fn payload<E: serde::de::DeserializeOwned>(&self) -> Result<E, crate::ProjectionError> {
-        Ok(serde_json::from_value(self.stored.event.payload.clone())?)
+        Ok(domain::upcast::decode(&self.stored.event)?)
     }
 }

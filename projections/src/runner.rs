@@ -401,6 +401,8 @@ impl Projector {
             "StaffEnabled" => "Staff enabled",
             "StaffDeleted" => "Staff deleted",
             "StaffRoleChanged" => "Staff role changed",
+            "StaffDetailsChanged" => "Staff details changed",
+            "StaffPasswordReset" => "Staff password reset",
             other => other,
         };
         if who.is_empty() {

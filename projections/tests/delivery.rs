@@ -106,6 +106,7 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: None,
         opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(account),
     };
     store
         .execute::<Account>(&account.to_string(), Expected::Any, &metadata(), open)

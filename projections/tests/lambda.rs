@@ -92,6 +92,7 @@ async fn queued_events_build_the_read_models_in_postgres() {
         currency: eur,
         initial_deposit: Some(Money::positive(100, eur).unwrap()),
         opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(account_id),
     };
     store
         .execute::<Account>(&account_id.to_string(), Expected::Any, &metadata(), open)

@@ -109,7 +109,7 @@ pub(crate) struct StateParams {
 fn replay<A: Aggregate>(events: &[SerializedEvent]) -> Result<Value, ApiError> {
     let mut aggregate = A::default();
     for event in events {
-        let payload: A::Event = serde_json::from_value(event.payload.clone()).map_err(|e| {
+        let payload: A::Event = domain::upcast::decode(event).map_err(|e| {
             ApiError::Internal(format!(
                 "event {} of {} cannot be read: {e}",
                 event.sequence, event.aggregate_id

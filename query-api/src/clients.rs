@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use domain::policy::{Action, Role};
-use domain::StaffId;
-use projections::models::accounts::{self, AccountView};
+use domain::{AccountNumber, StaffId};
+use projections::models::accounts::{self, AccountView, PayeeView};
 use projections::models::clients::{self, ClientFilter, ClientView, CommunicationView};
 use projections::models::transactions::{self, TransactionFilter, TransactionView};
 use projections::page::Page;
@@ -179,4 +179,26 @@ pub(crate) async fn transactions(
             .await
             .map_err(read_error)?,
     ))
+}
+
+/// Whom a transfer to account `number` goes to (agents, before confirming a transfer).
+#[utoipa::path(get, path = "/v1/payees/{number}", tag = "accounts",
+    params(("number" = String, Path, description = "An account number, with or without spaces")),
+    responses((status = 200, body = PayeeView), (status = 403), (status = 404),
+        (status = 422, description = "Not an account number, or its check digits do not match")),
+    security(("bearer" = [])))]
+pub(crate) async fn payee(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(number): Path<String>,
+) -> Result<Json<PayeeView>, ApiError> {
+    caller.authorize(Action::LookUpPayee)?;
+    let parsed = number
+        .parse::<AccountNumber>()
+        .map_err(|e| ApiError::validation("number", e.to_string()))?;
+    accounts::payee(&state.read.pool(), parsed)
+        .await
+        .map_err(read_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no account with number {parsed}")))
 }

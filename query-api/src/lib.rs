@@ -59,6 +59,7 @@ pub fn router(state: QueryState) -> Router {
             get(clients::communications),
         )
         .route("/v1/accounts/{id}", get(clients::account))
+        .route("/v1/payees/{number}", get(clients::payee))
         .route("/v1/accounts/{id}/transactions", get(clients::transactions))
         .route(
             "/v1/audit/streams/{aggregate_type}/{id}/events",

@@ -14,6 +14,7 @@ use crate::{audit, clients, staff, system_log};
     clients::communications,
     clients::account,
     clients::transactions,
+    clients::payee,
     system_log::list,
     system_log::rebuild,
     audit::events,

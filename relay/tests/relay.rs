@@ -50,6 +50,7 @@ async fn new_events_reach_the_bus_and_the_queue() {
         currency: eur,
         initial_deposit: None,
         opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(id),
     };
     store
         .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)
@@ -133,6 +134,7 @@ async fn a_refused_publish_is_reported_from_the_first_failed_record() {
         currency: Currency::parse("EUR").unwrap(),
         initial_deposit: None,
         opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(id),
     };
     store
         .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)

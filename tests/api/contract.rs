@@ -504,6 +504,13 @@ async fn every_documented_answer_of_the_commands_is_given() {
         (&agent.token, format!("/v1/clients/{client}/accounts")),
         (&agent.token, format!("/v1/clients/{client}/communications")),
         (&agent.token, format!("/v1/transfers/{nowhere}")),
+        (
+            &agent.token,
+            format!(
+                "/v1/payees/{}",
+                domain::AccountNumber::allocated(1).unwrap().compact()
+            ),
+        ),
         (&admin.token, "/v1/staff".to_string()),
         (&admin.token, format!("/v1/staff/{}", member.id)),
         (&admin.token, "/v1/system-log".to_string()),

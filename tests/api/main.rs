@@ -1,6 +1,7 @@
 //! HTTP-level tests of the one-process product: each test spawns the real app on a
 //! random loopback port over a fresh data directory and talks to it with an HTTP client.
 
+mod account_numbers;
 mod accounts;
 mod audit;
 mod auth;

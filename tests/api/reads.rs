@@ -253,7 +253,20 @@ async fn every_read_endpoint_enforces_the_policy() {
     let [admin, agent, other, auditor] =
         [&admin.token, &agent.token, &other.token, &auditor.token].map(String::clone);
     let staff_id = app.app.root_id.clone();
+    let number = app
+        .get(&agent, &format!("/v1/accounts/{account}"))
+        .await
+        .body["account_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cases: Vec<(String, Vec<&String>, Vec<&String>)> = vec![
+        // Any agent names a payee (the payee's client may be another agent's).
+        (
+            format!("/v1/payees/{number}"),
+            vec![&agent, &other],
+            vec![&admin, &root, &auditor, &worker],
+        ),
         (
             "/v1/staff".into(),
             vec![&admin, &root],

@@ -268,3 +268,148 @@ async fn who_may_manage_whom() {
         .await;
     assert_eq!(malformed.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn staff_details_are_corrected_by_whoever_manages_the_role() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let other_admin = app.admin().await;
+    let agent = app.staff(&admin.token, "agent").await;
+    let path = format!("/v1/staff/{}", agent.id);
+    let patch = |token: &str, body: serde_json::Value| {
+        let path = path.clone();
+        let token = token.to_string();
+        let app = &app;
+        async move {
+            app.call(Method::PATCH, &path, Some(&token), Some(body), &[])
+                .await
+        }
+    };
+    // Only an admin manages an agent: not the agent, not the root admin.
+    for token in [agent.token.as_str(), app.root.as_str()] {
+        let denied = patch(token, json!({"full_name": "Mallory"})).await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN, "{:?}", denied.body);
+    }
+    let bad = patch(
+        &admin.token,
+        json!({"email": "not-an-email", "full_name": ""}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "full_name"]);
+    let empty = patch(&admin.token, json!({})).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown = patch(&admin.token, json!({"role": "admin"})).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let changed = patch(
+        &admin.token,
+        json!({"email": "jane.q@bank.example", "full_name": "Jane Q. Agent"}),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    let view = app
+        .get_when(&admin.token, &path, |b| b["full_name"] == "Jane Q. Agent")
+        .await;
+    assert_eq!(view.body["email"], "jane.q@bank.example");
+    assert_eq!(view.body["username"], agent.username.as_str());
+    let same = patch(&other_admin.token, json!({"email": "jane.q@bank.example"})).await;
+    assert_eq!(same.status, StatusCode::CONFLICT);
+    assert_eq!(same.problem_type(), "/problems/no-change");
+    let log = app
+        .get_when(
+            &admin.token,
+            "/v1/system-log?category=staff&limit=200",
+            |b| {
+                b["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["message"] == format!("Staff details changed: {}", agent.username))
+            },
+        )
+        .await;
+    assert_eq!(log.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_reset_lets_the_new_password_in_and_keeps_the_old_one_out() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let agent = app.staff(&admin.token, "agent").await;
+    let auditor = app.staff(&admin.token, "auditor").await;
+    let path = format!("/v1/staff/{}/password", agent.id);
+    let fresh = "a-brand-new-passphrase-42";
+    for token in [
+        agent.token.as_str(),
+        auditor.token.as_str(),
+        app.root.as_str(),
+    ] {
+        let denied = app.post(token, &path, json!({"password": fresh})).await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN, "{:?}", denied.body);
+    }
+    // A short or common password is refused and nothing changes.
+    for weak in ["short", "passwordpassword"] {
+        let refused = app
+            .post(&admin.token, &path, json!({"password": weak}))
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{weak}");
+        assert_eq!(refused.body["errors"][0]["field"], "password");
+    }
+    app.login(&agent.username, PASSWORD).await;
+
+    let reset = app
+        .post(&admin.token, &path, json!({"password": fresh}))
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{:?}", reset.body);
+    app.login(&agent.username, fresh).await;
+    let old = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"username": agent.username, "password": PASSWORD})),
+            &[],
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    // The reset is on record, the password nowhere in it.
+    let log = app
+        .get_when(
+            &admin.token,
+            "/v1/system-log?category=staff&limit=200",
+            |b| {
+                b["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["message"] == format!("Staff password reset: {}", agent.username))
+            },
+        )
+        .await;
+    assert!(!log.body.to_string().contains(fresh));
+    let events = app.app.store.stream("staff", &agent.id).await.unwrap();
+    assert_eq!(events.last().unwrap().event_type, "StaffPasswordReset");
+    assert!(!serde_json::to_string(&events.last().unwrap().payload)
+        .unwrap()
+        .contains(fresh));
+    // A deleted member has no password to reset.
+    app.call(
+        Method::DELETE,
+        &format!("/v1/staff/{}", agent.id),
+        Some(&admin.token),
+        None,
+        &[],
+    )
+    .await;
+    let gone = app
+        .post(&admin.token, &path, json!({"password": fresh}))
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}

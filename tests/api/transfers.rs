@@ -165,6 +165,7 @@ async fn requested_and_abandoned(
                 from_account: from.parse().unwrap(),
                 to_account: to.parse().unwrap(),
                 amount,
+                reference: None,
             },
         )
         .await

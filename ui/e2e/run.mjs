@@ -169,7 +169,13 @@ async function seed(base) {
   for (let i = 1; i <= 12; i++) {
     await call(base, "POST", `/v1/accounts/${account.id}/deposits`, dora, { amount: { amount_minor: i * 100, currency: "EUR" }, description: `seed ${i}` });
   }
-  return { doraClient: client.id };
+  // The payee's number, as the read side shows it once it has caught up.
+  let doraNumber = null;
+  for (let tries = 0; !doraNumber && tries < 50; tries++) {
+    doraNumber = await call(base, "GET", `/v1/accounts/${account.id}`, dora).then((a) => a.account_number, () => null);
+    if (!doraNumber) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { doraClient: client.id, doraNumber };
 }
 
 const results = [];
@@ -239,7 +245,8 @@ async function main() {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   try {
-    const { doraClient } = await seed(base);
+    const { doraClient, doraNumber } = await seed(base);
+    const grouped = (compact) => compact.replace(/(.{4})(?=.)/g, "$1 ");
 
     // Agent.
     const agent = await signIn(browser, base, "bob");
@@ -319,7 +326,7 @@ async function main() {
     await step("the history reads at a glance: debits signed, the other account named, times with their zone", async () => {
       const row = page.getByRole("row").filter({ hasText: "transfer out" });
       await expectVisible(row.getByRole("cell", { name: "−20.00 EUR" }));
-      await expectVisible(row.getByRole("link", { name: /^to account …[0-9a-f]{6}$/ }));
+      await expectVisible(row.getByRole("link", { name: /^to LL\d{2}( \d{4}){3}$/ }));
       const when = await row.getByRole("cell").first().textContent();
       if (!/UTC|GMT|[+-]\d/.test(when ?? "")) throw new Error(`no time zone in ${when}`);
       await expectVisible(page.getByRole("link", { name: "Ada Lovelace" }));
@@ -334,7 +341,7 @@ async function main() {
       const csv = readFileSync(await download.path(), "utf8").trim().split("\r\n");
       if (csv[0] !== "date,kind,counterparty_account,debit,credit,balance_after,currency,description,transaction_id") throw new Error(`header ${csv[0]}`);
       if (csv.length !== 4) throw new Error(`${csv.length - 1} lines`);
-      if (!/,opening deposit,,,100\.00,100\.00,EUR,,/.test(csv[1]) || !/,deposit,,,25\.50,125\.50,EUR,cash,/.test(csv[2]) || !/,transfer out,[0-9a-f-]{36},20\.00,,105\.50,EUR,,/.test(csv[3])) {
+      if (!/,opening deposit,,,100\.00,100\.00,EUR,,/.test(csv[1]) || !/,deposit,,,25\.50,125\.50,EUR,cash,/.test(csv[2]) || !/,transfer out,LL\d{14},20\.00,,105\.50,EUR,,/.test(csv[3])) {
         throw new Error(`lines ${csv.slice(1).join(" | ")}`);
       }
       await page.getByRole("link", { name: "Printable statement" }).click();
@@ -424,15 +431,49 @@ async function main() {
       await expectVisible(page.getByText("113.50 EUR"), 10000);
       await expectVisible(page.getByRole("cell", { name: "by keyboard" }), 10000);
     });
-    await step("a bad account id is explained at its field", async () => {
+    await step("a mistyped account number is caught at its field before anything is asked", async () => {
       await page.getByLabel("Amount (EUR)").fill("1");
       await page.getByLabel("To account").selectOption("other");
-      await page.getByLabel("Account id", { exact: true }).fill("not-an-account");
+      // The payee's number with its last digit changed: the check digits catch it.
+      const last = doraNumber.slice(-1);
+      const typo = doraNumber.slice(0, -1) + (last === "9" ? "0" : String(Number(last) + 1));
+      await page.getByLabel("Account number", { exact: true }).fill(typo);
       await page.getByRole("button", { name: "Transfer…" }).click();
-      await page.getByRole("button", { name: "Confirm transfer" }).click();
-      await expectVisible(page.locator("#field-other-account-error"));
+      await expectVisible(page.locator("#field-other-account-number-error").filter({ hasText: "check digits" }));
+      if (await page.getByRole("dialog", { name: "Confirm transfer" }).count()) throw new Error("a confirmation was offered for a mistyped number");
+      await page.getByLabel("Account number", { exact: true }).fill("LL00 0000 0000 0000");
+      await page.getByRole("button", { name: "Transfer…" }).click();
+      await expectVisible(page.locator("#field-other-account-number-error"));
+      await shot(page, "agent-transfer-typo");
       await page.getByLabel("Amount (EUR)").fill("");
       await page.getByLabel("To account").selectOption("");
+    });
+    await step("a transfer by number names the other agent's client before confirming and carries a reference", async () => {
+      const own = await page.getByTestId("account-number").textContent();
+      if (!/^LL\d{2}( \d{4}){3}$/.test(own ?? "")) throw new Error(`account number shown as ${own}`);
+      await expectVisible(page.getByRole("button", { name: "Copy the account number" }));
+      await page.getByLabel("Amount (EUR)").fill("5");
+      await page.getByLabel("To account").selectOption("other");
+      await page.getByLabel("Account number", { exact: true }).fill(grouped(doraNumber).toLowerCase());
+      await page.getByLabel("Reference (optional)").fill("Invoice 7");
+      await page.getByRole("button", { name: "Transfer…" }).click();
+      const dialog = page.getByRole("dialog", { name: "Confirm transfer" });
+      await expectVisible(dialog.filter({ hasText: `to Secret Doraclient, account ${grouped(doraNumber)}?` }));
+      await expectVisible(dialog.filter({ hasText: "Reference: “Invoice 7”." }));
+      await shot(page, "agent-transfer-confirm");
+      await dialog.getByRole("button", { name: "Confirm transfer" }).click();
+      const row = page.getByRole("row").filter({ hasText: "Invoice 7" });
+      await expectVisible(row.getByRole("link", { name: `to ${grouped(doraNumber)}` }), 10000);
+      await expectVisible(row.getByRole("cell", { name: "−5.00 EUR" }));
+    });
+    await step("the client search finds a client by account number", async () => {
+      const own = (await page.getByTestId("account-number").textContent()) ?? "";
+      await page.getByRole("link", { name: "Clients" }).click();
+      await page.getByLabel("Search by name, email or account number").fill(own.replace(/ /g, ""));
+      await page.getByRole("button", { name: "Search" }).click();
+      await expectVisible(page.getByRole("link", { name: /Ada Lovelace/ }), 10000);
+      await page.goto(checkingUrl);
+      await expectVisible(page.getByTestId("balance"));
     });
     await step("freezing asks first, with a reason", async () => {
       await page.getByRole("button", { name: "Freeze…" }).click();
@@ -455,7 +496,7 @@ async function main() {
       await expectVisible(page.getByRole("heading", { name: "Ada Lovelace" }));
       if (await page.getByRole("alert").count()) throw new Error("the last page's message stayed");
       // The client's whole picture: each account, the total, the latest activity across them.
-      await expectVisible(page.getByTestId("total-EUR").filter({ hasText: "133.50 EUR" }), 10000);
+      await expectVisible(page.getByTestId("total-EUR").filter({ hasText: "128.50 EUR" }), 10000);
       const activity = page.getByRole("table", { name: "Recent activity" });
       await expectVisible(activity.getByRole("cell", { name: "by keyboard" }));
       await expectVisible(activity.getByRole("cell", { name: "transfer in" }));
@@ -496,7 +537,7 @@ async function main() {
       if (page.url() !== checkingUrl) throw new Error(`came back to ${page.url()}`);
       if ((await page.getByLabel("Amount (EUR)").inputValue()) !== "12.34") throw new Error("the amount was lost");
       if ((await page.getByLabel("Description").inputValue()) !== "typed before the session ended") throw new Error("the description was lost");
-      if ((await page.getByTestId("balance").textContent()) !== "113.50 EUR") throw new Error("the refused deposit was booked");
+      if ((await page.getByTestId("balance").textContent()) !== "108.50 EUR") throw new Error("the refused deposit was booked");
       await page.getByLabel("Amount (EUR)").fill("");
       await page.getByLabel("Description").fill("");
     });
@@ -522,13 +563,13 @@ async function main() {
       await p.getByRole("button", { name: "Sign in" }).click();
       await expectVisible(p.getByTestId("balance"), 15000);
       const balance = await p.getByTestId("balance").textContent();
-      if (balance !== "113,50 EUR") throw new Error(`balance ${balance}`);
+      if (balance !== "108,50 EUR") throw new Error(`balance ${balance}`);
       const when = await p.getByRole("row").filter({ hasText: "by keyboard" }).getByRole("cell").first().textContent();
       if (!/MEZ|MESZ|GMT\+1/.test(when ?? "")) throw new Error(`time ${when}`);
       // Typed as a German would: "2,50" is two euros fifty, not 250.
       await p.getByLabel("Amount (EUR)").fill("2,50");
       await p.getByRole("button", { name: "Deposit" }).click();
-      await expectVisible(p.getByTestId("balance").filter({ hasText: "116,00 EUR" }), 10000);
+      await expectVisible(p.getByTestId("balance").filter({ hasText: "111,00 EUR" }), 10000);
       await shot(p, "agent-account-de");
       await context.close();
     });
@@ -585,6 +626,28 @@ async function main() {
       await expectVisible(p.getByRole("row").filter({ hasText: "eve@bank.example" }).getByRole("cell", { name: "never" }));
       if (await p.getByRole("navigation", { name: "Pages" }).count()) throw new Error("a pager for a single page");
       await shot(p, "admin-staff");
+    });
+    await step("an admin corrects a member's details and sets a new password; the old one stops working", async () => {
+      const p = admin.page;
+      await p.getByRole("button", { name: "Enable eve" }).click();
+      await p.getByRole("button", { name: "Edit eve" }).click();
+      const panel = p.getByRole("region", { name: "Change eve" });
+      await expectVisible(panel);
+      await panel.getByLabel("Full name").fill("Eve Q. Agent");
+      await panel.getByRole("button", { name: "Save details" }).click();
+      await expectVisible(panel.getByRole("status").filter({ hasText: "Details saved." }), 10000);
+      await expectVisible(p.getByRole("cell", { name: "Eve Q. Agent" }), 10000);
+      await panel.getByLabel("New password").fill("passwordpassword");
+      await panel.getByRole("button", { name: "Set new password" }).click();
+      await expectVisible(panel.locator("#field-new-password-error"));
+      const fresh = "violet harbour compass ninety";
+      await panel.getByLabel("New password").fill(fresh);
+      await panel.getByRole("button", { name: "Set new password" }).click();
+      await expectVisible(panel.getByRole("status").filter({ hasText: "signed out everywhere" }), 10000);
+      await shot(p, "admin-staff-edit");
+      if (!(await login(base, "eve", fresh))) throw new Error("the new password does not sign in");
+      if (await login(base, "eve", PASSWORD).then(() => true, () => false)) throw new Error("the old password still signs in");
+      await panel.getByRole("button", { name: "Done" }).click();
     });
     await step("an admin reads the system log with filters", async () => {
       const p = admin.page;

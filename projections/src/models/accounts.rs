@@ -1,6 +1,7 @@
 //! Accounts with their balances.
 
 use domain::account::AccountEvent;
+use domain::{AccountId, AccountNumber};
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
@@ -11,6 +12,7 @@ use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
 #[derive(Debug, Clone, FromRow)]
 struct Row {
     id: String,
+    account_number: Option<String>,
     client_id: String,
     agent_id: String,
     account_type: String,
@@ -31,6 +33,9 @@ pub struct MoneyView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,
+    /// Compact (`LL70000000000042`); print it in groups of four.
+    #[schema(example = "LL70000000000042")]
+    pub account_number: String,
     pub client_id: String,
     pub agent_id: String,
     pub account_type: String,
@@ -49,6 +54,15 @@ impl From<Row> for AccountView {
                 amount_minor: row.balance_minor,
                 currency: row.currency.clone(),
             },
+            account_number: row
+                .account_number
+                .or_else(|| {
+                    row.id
+                        .parse()
+                        .ok()
+                        .map(|id| AccountNumber::derived(id).compact())
+                })
+                .unwrap_or_default(),
             id: row.id,
             client_id: row.client_id,
             agent_id: row.agent_id,
@@ -78,6 +92,7 @@ pub(crate) async fn apply(
             account_type,
             currency,
             initial_deposit,
+            account_number,
             ..
         } => {
             // Streams arrive unordered: if the client is not projected yet, its
@@ -94,7 +109,7 @@ pub(crate) async fn apply(
                 .to_string();
             sqlx::query(
                 "INSERT INTO accounts (id, client_id, agent_id, account_type, currency, balance_minor, status, version, \
-                 opened_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $8)",
+                 opened_at, updated_at, account_number) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $8, $9)",
             )
             .bind(id)
             .bind(client_id.to_string())
@@ -104,6 +119,7 @@ pub(crate) async fn apply(
             .bind(initial_deposit.amount_minor())
             .bind(e.sequence())
             .bind(&e.occurred_at)
+            .bind(account_number.compact())
             .execute(&mut *conn)
             .await?;
             return Ok(());
@@ -183,7 +199,7 @@ pub(crate) async fn write_update(
     Ok(())
 }
 
-const COLUMNS: &str = "SELECT id, client_id, agent_id, account_type, currency, balance_minor, status, version, opened_at, \
+const COLUMNS: &str = "SELECT id, account_number, client_id, agent_id, account_type, currency, balance_minor, status, version, opened_at, \
      updated_at FROM accounts";
 
 pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<AccountView>, ProjectionError> {
@@ -192,6 +208,80 @@ pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<AccountView>, Projec
         .fetch_optional(pool)
         .await?;
     Ok(row.map(AccountView::from))
+}
+
+/// Whom a transfer to an account goes to: enough for the payer to check the name, and
+/// nothing else about the payee's client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PayeeView {
+    pub account_id: String,
+    #[schema(example = "LL70000000000042")]
+    pub account_number: String,
+    /// The holder's name; `null` once their personal data is erased.
+    pub name: Option<String>,
+    pub currency: String,
+    /// open, frozen or closed: only open accounts take transfers.
+    pub status: String,
+}
+
+#[derive(FromRow)]
+struct PayeeRow {
+    account_id: String,
+    account_number: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    currency: String,
+    status: String,
+}
+
+/// The payee behind account `number`.
+pub async fn payee(
+    pool: &AnyPool,
+    number: AccountNumber,
+) -> Result<Option<PayeeView>, ProjectionError> {
+    let row: Option<PayeeRow> = sqlx::query_as(
+        "SELECT a.id AS account_id, a.account_number, c.first_name, c.last_name, a.currency, a.status \
+         FROM accounts a LEFT JOIN clients c ON c.id = a.client_id WHERE a.account_number = $1",
+    )
+    .bind(number.compact())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| {
+        let name = [row.first_name, row.last_name]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        PayeeView {
+            account_id: row.account_id,
+            account_number: row.account_number,
+            name: (!name.is_empty()).then_some(name),
+            currency: row.currency,
+            status: row.status,
+        }
+    }))
+}
+
+/// Gives rows projected before account numbers existed the number their opening event
+/// has once upcast ([`AccountNumber::derived`]), so lookups find them without a rebuild.
+pub(crate) async fn backfill_numbers(pool: &AnyPool) -> Result<u64, ProjectionError> {
+    let missing: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM accounts WHERE account_number IS NULL")
+            .fetch_all(pool)
+            .await?;
+    for (id,) in &missing {
+        let Ok(account) = id.parse::<AccountId>() else {
+            continue;
+        };
+        sqlx::query(
+            "UPDATE accounts SET account_number = $1 WHERE id = $2 AND account_number IS NULL",
+        )
+        .bind(AccountNumber::derived(account).compact())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    }
+    Ok(missing.len() as u64)
 }
 
 /// A client's accounts, oldest first.

@@ -277,10 +277,17 @@ pub async fn list(
         select.and("agent_id = ?", [Param::Text(agent)]);
     }
     if let Some(q) = filter.q.filter(|q| !q.trim().is_empty()) {
-        select.and(
-            "search LIKE ? ESCAPE '\\'",
-            [Param::Text(like_pattern(q.trim()))],
-        );
+        // An account number finds the client who holds the account.
+        match q.parse::<domain::AccountNumber>() {
+            Ok(number) => select.and(
+                "id IN (SELECT client_id FROM accounts WHERE account_number = ?)",
+                [Param::Text(number.compact())],
+            ),
+            Err(_) => select.and(
+                "search LIKE ? ESCAPE '\\'",
+                [Param::Text(like_pattern(q.trim()))],
+            ),
+        };
     }
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);

@@ -30,6 +30,7 @@ pub(crate) async fn apply(
     e: &Envelope<'_>,
 ) -> Result<(), ProjectionError> {
     let id = e.aggregate_id();
+    let mut details: (Option<String>, Option<String>) = (None, None);
     let (role, status) = match e.payload::<StaffEvent>()? {
         StaffEvent::StaffCreated {
             username,
@@ -57,12 +58,21 @@ pub(crate) async fn apply(
         StaffEvent::StaffEnabled => (None, Some("enabled")),
         StaffEvent::StaffDeleted => (None, Some("deleted")),
         StaffEvent::StaffRoleChanged { to, .. } => (Some(to.as_str()), None),
+        StaffEvent::StaffDetailsChanged { email, full_name } => {
+            details = (email.map(String::from), full_name);
+            (None, None)
+        }
+        // The version moves; nothing shown changes.
+        StaffEvent::StaffPasswordReset => (None, None),
     };
     let updated = sqlx::query(
-        "UPDATE staff SET role = COALESCE($1, role), status = COALESCE($2, status), version = $3, updated_at = $4 WHERE id = $5",
+        "UPDATE staff SET role = COALESCE($1, role), status = COALESCE($2, status), email = COALESCE($3, email), \
+         full_name = COALESCE($4, full_name), version = $5, updated_at = $6 WHERE id = $7",
     )
     .bind(role)
     .bind(status)
+    .bind(details.0)
+    .bind(details.1)
     .bind(e.sequence())
     .bind(&e.occurred_at)
     .bind(id)

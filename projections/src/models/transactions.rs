@@ -21,6 +21,7 @@ struct Row {
     description: Option<String>,
     transfer_id: Option<String>,
     counterparty_account_id: Option<String>,
+    counterparty_account_number: Option<String>,
     external_id: Option<String>,
     occurred_at: String,
 }
@@ -38,6 +39,8 @@ pub struct TransactionView {
     pub description: Option<String>,
     pub transfer_id: Option<String>,
     pub counterparty_account_id: Option<String>,
+    /// The other account's number (compact), for transfers.
+    pub counterparty_account_number: Option<String>,
     pub external_id: Option<String>,
 }
 
@@ -59,6 +62,7 @@ impl From<Row> for TransactionView {
             description: row.description,
             transfer_id: row.transfer_id,
             counterparty_account_id: row.counterparty_account_id,
+            counterparty_account_number: row.counterparty_account_number,
             external_id: row.external_id,
         }
     }
@@ -151,10 +155,18 @@ fn line(event: AccountEvent) -> Option<Line> {
             to_account,
             amount,
             balance_after,
+            reference,
         } => Line {
             transfer_id: Some(transfer_id.to_string()),
             counterparty: Some(to_account.to_string()),
-            ..plain(transaction_id, "transfer_out", amount, balance_after, None)
+            // The transfer's reference is the description on both sides.
+            ..plain(
+                transaction_id,
+                "transfer_out",
+                amount,
+                balance_after,
+                reference,
+            )
         },
         E::TransferCredited {
             transaction_id,
@@ -162,10 +174,18 @@ fn line(event: AccountEvent) -> Option<Line> {
             from_account,
             amount,
             balance_after,
+            reference,
         } => Line {
             transfer_id: Some(transfer_id.to_string()),
             counterparty: Some(from_account.to_string()),
-            ..plain(transaction_id, "transfer_in", amount, balance_after, None)
+            // The transfer's reference is the description on both sides.
+            ..plain(
+                transaction_id,
+                "transfer_in",
+                amount,
+                balance_after,
+                reference,
+            )
         },
         E::TransferDebitReversed {
             transaction_id,
@@ -241,7 +261,8 @@ pub async fn list(
 ) -> Result<Page<TransactionView>, ProjectionError> {
     let mut select = Select::new(
         "SELECT id, account_id, kind, amount_minor, currency, balance_after_minor, description, transfer_id, \
-         counterparty_account_id, external_id, occurred_at FROM transactions",
+         counterparty_account_id, (SELECT a.account_number FROM accounts a WHERE a.id = transactions.counterparty_account_id) \
+         AS counterparty_account_number, external_id, occurred_at FROM transactions",
     );
     select.and("account_id = ?", [Param::Text(filter.account_id)]);
     if let Some(from) = filter.from {

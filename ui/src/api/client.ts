@@ -10,6 +10,7 @@ export type Schemas = components["schemas"];
 export type Page<T> = { items: T[]; next_cursor: string | null };
 export type ClientView = Schemas["ClientView"];
 export type AccountView = Schemas["AccountView"];
+export type PayeeView = Schemas["PayeeView"];
 export type TransactionView = Schemas["TransactionView"];
 export type StaffView = Schemas["StaffView"];
 export type LogEntry = Schemas["LogEntry"];

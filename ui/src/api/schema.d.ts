@@ -490,6 +490,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/payees/{number}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whom a transfer to account `number` goes to (agents, before confirming a transfer). */
+        get: operations["payee"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/staff": {
         parameters: {
             query?: never;
@@ -523,7 +540,11 @@ export interface paths {
         delete: operations["delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Correct a member of staff's email or name (the username and role stay; roles change
+         *     by their own command).
+         */
+        patch: operations["change"];
         trace?: never;
     };
     "/v1/staff/{id}/disable": {
@@ -554,6 +575,26 @@ export interface paths {
         put?: never;
         /** Enable a disabled member of staff. */
         post: operations["enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/staff/{id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password for a member of staff who lost theirs: their sessions end, any
+         *     sign-in wait is lifted, and the reset (never the password) is recorded.
+         */
+        post: operations["reset_password"];
         delete?: never;
         options?: never;
         head?: never;
@@ -638,6 +679,11 @@ export interface components {
         /** @enum {string} */
         AccountType: "savings" | "checking";
         AccountView: {
+            /**
+             * @description Compact (`LL70000000000042`); print it in groups of four.
+             * @example LL70000000000042
+             */
+            account_number: string;
             account_type: string;
             agent_id: string;
             balance: components["schemas"]["MoneyView"];
@@ -693,6 +739,11 @@ export interface components {
             response_type?: string | null;
             scope?: string | null;
             state?: string | null;
+        };
+        ChangeStaffRequest: {
+            email?: string | null;
+            /** @description 1 to 200 characters. */
+            full_name?: string | null;
         };
         /** @description A client as the API shows it. Personal fields are null once erased. */
         ClientView: {
@@ -878,6 +929,11 @@ export interface components {
         /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
         Page_AccountView: {
             items: {
+                /**
+                 * @description Compact (`LL70000000000042`); print it in groups of four.
+                 * @example LL70000000000042
+                 */
+                account_number: string;
                 account_type: string;
                 agent_id: string;
                 balance: components["schemas"]["MoneyView"];
@@ -1020,6 +1076,8 @@ export interface components {
                 amount: components["schemas"]["MoneyView"];
                 balance_after: components["schemas"]["MoneyView"];
                 counterparty_account_id?: string | null;
+                /** @description The other account's number (compact), for transfers. */
+                counterparty_account_number?: string | null;
                 description?: string | null;
                 external_id?: string | null;
                 id: string;
@@ -1032,6 +1090,20 @@ export interface components {
                 transfer_id?: string | null;
             }[];
             next_cursor?: string | null;
+        };
+        /**
+         * @description Whom a transfer to an account goes to: enough for the payer to check the name, and
+         *     nothing else about the payee's client.
+         */
+        PayeeView: {
+            account_id: string;
+            /** @example LL70000000000042 */
+            account_number: string;
+            currency: string;
+            /** @description The holder's name; `null` once their personal data is erased. */
+            name?: string | null;
+            /** @description open, frozen or closed: only open accounts take transfers. */
+            status: string;
         };
         /** @description An RFC 9457 problem, as every error is answered. */
         Problem: {
@@ -1065,6 +1137,13 @@ export interface components {
         };
         ReasonRequest: {
             reason?: string | null;
+        };
+        ResetPasswordRequest: {
+            /**
+             * @description The new password: at least 12 characters, not built from the member's username,
+             *     email or name. Tell it to them through a channel of its own.
+             */
+            password: string;
         };
         /** @description The sign-in form: the authorization request's parameters, and the credentials. */
         SignIn: components["schemas"]["AuthorizeParams"] & {
@@ -1113,6 +1192,8 @@ export interface components {
             amount: components["schemas"]["MoneyView"];
             balance_after: components["schemas"]["MoneyView"];
             counterparty_account_id?: string | null;
+            /** @description The other account's number (compact), for transfers. */
+            counterparty_account_number?: string | null;
             description?: string | null;
             external_id?: string | null;
             id: string;
@@ -1127,6 +1208,11 @@ export interface components {
         TransferRequest: {
             amount: components["schemas"]["MoneyInput"];
             from_account_id: string;
+            /**
+             * @description The payer's words for the payee (up to 140 characters), shown in both accounts'
+             *     histories.
+             */
+            reference?: string | null;
             to_account_id: string;
         };
         /** @enum {string} */
@@ -1137,6 +1223,7 @@ export interface components {
             failure_reason?: string | null;
             from_account_id: string;
             id: string;
+            reference?: string | null;
             status: components["schemas"]["TransferStatus"];
             to_account_id: string;
             /** Format: int64 */
@@ -3190,6 +3277,65 @@ export interface operations {
             };
         };
     };
+    payee: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An account number, with or without spaces */
+                number: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayeeView"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an account number, or its check digits do not match */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list: {
         parameters: {
             query?: {
@@ -3480,6 +3626,110 @@ export interface operations {
             };
         };
     };
+    change: {
+        parameters: {
+            query?: never;
+            header?: {
+                "If-Match"?: string | null;
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeStaffRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Nothing differs from the current details */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     disable: {
         parameters: {
             query?: never;
@@ -3638,6 +3888,105 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reset_password: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResetPasswordRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandResult"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `idempotency-key-in-progress`: the first request with this Idempotency-Key is still running (past its 10 s lease, a retry takes it over) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large (64 KiB for the API) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not of the documented content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
             503: {

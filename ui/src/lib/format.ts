@@ -42,3 +42,14 @@ export function periodParams(from: string, to: string): { from?: string; to?: st
     to: to ? new Date(`${to}T23:59:59.999`).toISOString() : undefined,
   };
 }
+
+/** The other account of a transfer: its number when known, else the tail of its id. */
+export function counterpartyWords(t: { counterparty_account_id?: string | null; counterparty_account_number?: string | null }): string {
+  if (t.counterparty_account_number) return formatAccountNumber(t.counterparty_account_number);
+  return t.counterparty_account_id ? `account ${idTail(t.counterparty_account_id)}` : "";
+}
+
+/** An account number in groups of four, as printed on statements: `LL70 0000 0000 0042`. */
+export function formatAccountNumber(compact: string): string {
+  return compact.replace(/\s+/g, "").replace(/(.{4})(?=.)/g, "$1 ");
+}

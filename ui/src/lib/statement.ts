@@ -12,6 +12,7 @@ export type Row = {
   amount: { amount_minor: number; currency: string };
   balance_after: { amount_minor: number; currency: string };
   counterparty_account_id?: string | null;
+  counterparty_account_number?: string | null;
   description?: string | null;
 };
 
@@ -42,7 +43,7 @@ export function toCsv(rows: Row[]): string {
       return [
         field(r.occurred_at),
         field(kindWords(r.kind)),
-        field(r.counterparty_account_id ?? ""),
+        field(r.counterparty_account_number ?? r.counterparty_account_id ?? ""),
         isDebit(r.kind) ? amount : "",
         isDebit(r.kind) ? "" : amount,
         decimal(r.balance_after.amount_minor, currency),

@@ -1,11 +1,11 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
-import { api, query, type AccountView, type ClientView, type Page, type TransactionView } from "../api/client";
+import { api, query, type AccountView, type ClientView, type Page, type PayeeView, type TransactionView } from "../api/client";
 import { Confirm, CopyButton, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
 import { balanceSeries, polyline } from "../lib/chart";
-import { formatWhen, idTail, isDebit, kindWords, periodParams } from "../lib/format";
+import { counterpartyWords, formatAccountNumber, formatWhen, isDebit, kindWords, periodParams } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
-import { fieldErrors, type Problem } from "../lib/problems";
+import { describe, fieldErrors, type Problem } from "../lib/problems";
 import { downloadCsv } from "./Statement";
 
 export function AccountPage() {
@@ -43,13 +43,19 @@ export function AccountPage() {
           <>
             <header className="row">
               <h1>
-                <span className="capitalize">{a.account_type}</span> account · <span data-testid="balance">{formatMoney(a.balance)}</span>
+                <span className="capitalize">{a.account_type}</span> account <span className="account-number">{formatAccountNumber(a.account_number)}</span> ·{" "}
+                <span data-testid="balance">{formatMoney(a.balance)}</span>
               </h1>
               <span className={`status ${a.status}`}>{a.status}</span>
             </header>
             <dl className="details">
               <dt>Owner</dt>
               <dd>{o ? <Link to={`/clients/${o.id}`}>{`${o.first_name ?? ""} ${o.last_name ?? ""}`.trim() || "the client"}</Link> : <Link to={`/clients/${a.client_id}`}>the client</Link>}</dd>
+              <dt>Account number</dt>
+              <dd>
+                <code data-testid="account-number">{formatAccountNumber(a.account_number)}</code>{" "}
+                <CopyButton text={formatAccountNumber(a.account_number)} label="Copy the account number" />
+              </dd>
               <dt>Account id</dt>
               <dd>
                 <code>{a.id}</code> <CopyButton text={a.id} label="Copy the account id" />
@@ -100,7 +106,8 @@ export function AccountPage() {
                   <td>
                     {t.counterparty_account_id ? (
                       <Link to={`/accounts/${t.counterparty_account_id}`}>
-                        {t.kind === "transfer_in" ? "from" : "to"} account {idTail(t.counterparty_account_id)}
+                        {t.kind === "transfer_in" ? "from" : "to"}{" "}
+                        {counterpartyWords(t)}
                       </Link>
                     ) : (
                       ""
@@ -176,7 +183,10 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
   const [amount, setAmount, clearAmount] = useDraft("amount", "");
   const [description, setDescription, clearDescription] = useDraft("description", "");
   const [target, setTarget, clearTarget] = useDraft("target", "");
-  const [otherId, setOtherId, clearOtherId] = useDraft("other-account", "");
+  const [otherNumber, setOtherNumber, clearOtherNumber] = useDraft("other-account-number", "");
+  const [reference, setReference, clearReference] = useDraft("reference", "");
+  // The account behind the number typed, as the payee lookup named it.
+  const [payee, setPayee] = useState<PayeeView | null>(null);
   const [reason, setReason] = useState("");
   const [pending, setPending] = useState<Pending | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
@@ -189,14 +199,18 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
     set(value);
     command.forget();
     setDone(null);
+    setPayee(null);
   };
   const destinations = (siblings.data?.items ?? []).filter((s) => s.id !== account.id && s.status === "open");
   const ownerName = owner ? `${owner.first_name ?? ""} ${owner.last_name ?? ""}`.trim() : "the client";
-  const destination = target === "other" ? otherId.trim() : target;
-  const destinationWords = () => {
-    const own = destinations.find((d) => d.id === destination);
-    return own ? `${ownerName}'s ${own.account_type} account ${idTail(own.id)}` : `account ${destination}`;
-  };
+  const own = destinations.find((d) => d.id === target);
+  const destination = target === "other" ? payee?.account_id : own?.id;
+  const destinationWords = () =>
+    own
+      ? `${ownerName}'s ${own.account_type} account ${formatAccountNumber(own.account_number)}`
+      : payee
+        ? `${payee.name ?? "a client whose name was erased"}, account ${formatAccountNumber(payee.account_number)}`
+        : "";
 
   function money() {
     const parsed = parseAmount(amount, account.currency);
@@ -217,7 +231,9 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
       clearAmount();
       clearDescription();
       clearTarget();
-      clearOtherId();
+      clearOtherNumber();
+      clearReference();
+      setPayee(null);
       setReason("");
       setPending(null);
       onDone(version ?? outcome.value?.version ?? account.version + 1);
@@ -237,17 +253,51 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
     }
   };
 
-  function askTransfer() {
+  /** The account behind the number typed, or why there is none to pay. */
+  async function findPayee(): Promise<PayeeView | null> {
+    if (!otherNumber.trim()) {
+      setTargetError("Type the account number to transfer to");
+      return null;
+    }
+    try {
+      const found = await api.get<PayeeView>(`/v1/payees/${encodeURIComponent(otherNumber.trim())}`);
+      const refusal =
+        found.account_id === account.id
+          ? "That is this account"
+          : found.currency !== account.currency
+            ? `That account holds ${found.currency}; this one holds ${account.currency}`
+            : found.status !== "open"
+              ? `That account is ${found.status} and takes no transfers`
+              : undefined;
+      setTargetError(refusal);
+      return refusal ? null : found;
+    } catch (failure) {
+      const p = toProblem(failure);
+      const atField = fieldErrors(p).number;
+      setTargetError(p.status === 404 ? "No account has this number" : describe(atField ? { ...p, detail: atField } : p));
+      return null;
+    }
+  }
+
+  async function askTransfer() {
     const value = money();
-    if (!destination) setTargetError("Choose the account to transfer to");
-    else setTargetError(undefined);
-    if (value && destination) setPending({ kind: "transfer" });
+    let chosen = !!own;
+    if (target === "other") {
+      const found = await findPayee();
+      setPayee(found);
+      chosen = !!found;
+    } else if (!own) {
+      setTargetError("Choose the account to transfer to");
+    } else {
+      setTargetError(undefined);
+    }
+    if (value && chosen) setPending({ kind: "transfer" });
   }
 
   const busy = command.busy;
   return (
     <div className="panel">
-      <ProblemBanner problem={problem} shown={["amount", "amount.amount_minor", "to_account_id"]} />
+      <ProblemBanner problem={problem} shown={["amount", "amount.amount_minor", "to_account_id", "reference"]} />
       {done && <p role="status">{done}</p>}
       {account.status === "open" && (
         <>
@@ -281,12 +331,20 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
               error={target === "other" ? undefined : (targetError ?? errors.to_account_id)}
               options={["", ...destinations.map((d) => d.id), "other"]}
               optionLabel={(value) =>
-                value === "" ? "Choose…" : value === "other" ? "Another client's account (by id)" : labelOf(destinations.find((d) => d.id === value))
+                value === "" ? "Choose…" : value === "other" ? "By account number…" : labelOf(destinations.find((d) => d.id === value))
               }
             />
             {target === "other" && (
-              <Field label="Account id" name="other-account" value={otherId} onChange={edit(setOtherId)} error={targetError ?? errors.to_account_id} />
+              <Field
+                label="Account number"
+                name="other-account-number"
+                value={otherNumber}
+                onChange={edit(setOtherNumber)}
+                hint="LL and 14 digits, as on the payee's statement; spaces are fine"
+                error={targetError ?? errors.to_account_id}
+              />
             )}
+            <Field label="Reference (optional)" name="reference" value={reference} onChange={edit(setReference)} error={errors.reference} hint="Up to 140 characters; the payee sees it" />
             <div className="actions">
               {pending?.kind === "transfer" ? (
                 <Confirm
@@ -297,12 +355,22 @@ function Movements({ account, owner, onDone }: { account: AccountView; owner: Cl
                   onConfirm={() => {
                     const value = money();
                     if (value) {
-                      run("Transferred.", (key) => api.post(`/v1/transfers`, { from_account_id: account.id, to_account_id: destination, amount: value }, key), account.version + 1);
+                      run(
+                        "Transferred.",
+                        (key) =>
+                          api.post(
+                            `/v1/transfers`,
+                            { from_account_id: account.id, to_account_id: destination, amount: value, reference: reference.trim() || undefined },
+                            key,
+                          ),
+                        account.version + 1,
+                      );
                     }
                   }}
                 >
                   Transfer {amountWords(amount, account.currency)} from this {account.account_type} account to{" "}
-                  {destinationWords()}?
+                  <strong data-testid="payee">{destinationWords()}</strong>?
+                  {reference.trim() && <> Reference: “{reference.trim()}”.</>}
                 </Confirm>
               ) : (
                 <button type="button" onClick={askTransfer} disabled={busy}>
@@ -364,5 +432,5 @@ function amountWords(amount: string, currency: string): string {
 }
 
 function labelOf(account: AccountView | undefined): string {
-  return account ? `${account.account_type} ${idTail(account.id)} · ${formatMoney(account.balance)}` : "";
+  return account ? `${account.account_type} ${formatAccountNumber(account.account_number)} · ${formatMoney(account.balance)}` : "";
 }

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, type AccountView, type ClientView, type Page, type Schemas, type TransactionView } from "../api/client";
 import { Confirm, Empty, Field, Loading, ProblemBanner, toProblem, useCommand, useDraft, useLoad, useRole } from "../components";
-import { formatDay, formatWhen, idTail, isDebit, kindWords } from "../lib/format";
+import { formatAccountNumber, formatDay, formatWhen, idTail, isDebit, kindWords } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
 import { fieldErrors, type Problem } from "../lib/problems";
 
@@ -99,7 +99,7 @@ export function ClientPage() {
                 <tr key={account.id}>
                   <td>
                     <Link to={`/accounts/${account.id}`}>
-                      {account.account_type} {idTail(account.id)}
+                      {account.account_type} {formatAccountNumber(account.account_number)}
                     </Link>
                   </td>
                   <td>
@@ -154,7 +154,7 @@ function Activity({ accounts }: { accounts: AccountView[] }) {
   }, [ids]);
   const named = (id: string) => {
     const a = accounts.find((account) => account.id === id);
-    return a ? `${a.account_type} ${idTail(a.id)}` : idTail(id);
+    return a ? `${a.account_type} ${formatAccountNumber(a.account_number)}` : idTail(id);
   };
   return (
     <>

@@ -33,9 +33,9 @@ export function ClientsPage() {
         }}
       >
         <label htmlFor="search" className="visually-hidden">
-          Search by name or email
+          Search by name, email or account number
         </label>
-        <input id="search" className="search" type="search" placeholder="Search by name or email" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <input id="search" className="search" type="search" placeholder="Name, email or account number" value={search} onChange={(e) => setSearch(e.target.value)} />
         <button type="submit">Search</button>
       </form>
       <ProblemBanner problem={problem} />

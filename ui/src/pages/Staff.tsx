@@ -18,6 +18,8 @@ export function StaffPage({ role }: { role: Role }) {
   const staff = useLoad(() => api.get<Page<StaffView>>(`/v1/staff${query({ cursor: pager.cursor, limit: pager.size })}`), [pager.cursor, pager.size]);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [pending, setPending] = useState<{ member: StaffView; action: "disable" | "delete" } | null>(null);
+  // The member whose details or password are being changed, below the table.
+  const [editing, setEditing] = useState<StaffView | null>(null);
   const command = useCommand();
   const act = async (path: string, method: "post" | "delete" = "post") => {
     try {
@@ -91,6 +93,9 @@ export function StaffPage({ role }: { role: Role }) {
                             Enable
                           </button>
                         )}
+                        <button type="button" onClick={() => setEditing(member)} aria-label={`Edit ${member.username}`} disabled={command.busy}>
+                          Edit…
+                        </button>
                         <button
                           type="button"
                           className="danger"
@@ -110,8 +115,105 @@ export function StaffPage({ role }: { role: Role }) {
         </table>
         <Pager pager={pager} nextCursor={staff.data?.next_cursor} />
       </Loading>
+      {editing && (
+        <EditStaff
+          key={editing.id}
+          member={editing}
+          onClose={() => setEditing(null)}
+          onChanged={(version) => staff.refresh((page) => page.items.some((m) => m.id === editing.id && m.version >= version))}
+        />
+      )}
       {roles.length > 0 && <CreateStaff roles={roles} onCreated={(id) => staff.refresh((page) => page.items.some((m) => m.id === id))} />}
     </section>
+  );
+}
+
+/** Correct a member's name or email, or set a new password for them. */
+function EditStaff({ member, onClose, onChanged }: { member: StaffView; onClose: () => void; onChanged: (version: number) => void }) {
+  const [details, setDetails] = useState({ full_name: member.full_name, email: member.email });
+  const [password, setPassword] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const save = useCommand();
+  const reset = useCommand();
+  const errors = fieldErrors(problem ?? undefined);
+  const set = (key: keyof typeof details) => (value: string) => {
+    setDetails({ ...details, [key]: value });
+    save.forget();
+    setDone(null);
+  };
+  async function run(command: ReturnType<typeof useCommand>, send: (key: string) => Promise<{ version: number }>, message: string) {
+    try {
+      const outcome = await command.run(send);
+      if (!outcome.ran) return;
+      setProblem(null);
+      setDone(message);
+      setPassword("");
+      onChanged(outcome.value.version);
+    } catch (error) {
+      setDone(null);
+      setProblem(toProblem(error));
+    }
+  }
+  // Only what changed is sent.
+  const changes = {
+    full_name: details.full_name.trim() !== member.full_name ? details.full_name.trim() : undefined,
+    email: details.email.trim() !== member.email ? details.email.trim() : undefined,
+  };
+  return (
+    <div className="panel" aria-label={`Change ${member.username}`} role="region">
+      <h2>Change {member.username}</h2>
+      <ProblemBanner problem={problem} shown={["full_name", "email", "password"]} />
+      {done && <p role="status">{done}</p>}
+      <form
+        className="grid"
+        noValidate
+        aria-label="Details"
+        onSubmit={(e) => {
+          e.preventDefault();
+          run(save, (key) => api.patch<{ version: number }>(`/v1/staff/${member.id}`, changes, key), "Details saved.");
+        }}
+      >
+        <Field label="Full name" name="edit-full-name" value={details.full_name} onChange={set("full_name")} error={errors.full_name} />
+        <Field label="Email" name="edit-email" value={details.email} onChange={set("email")} error={errors.email} />
+        <div className="actions">
+          <button type="submit" disabled={save.busy || (!changes.full_name && !changes.email)} aria-busy={save.busy}>
+            Save details
+          </button>
+        </div>
+      </form>
+      <form
+        className="grid"
+        noValidate
+        aria-label="Password"
+        onSubmit={(e) => {
+          e.preventDefault();
+          run(reset, (key) => api.post<{ version: number }>(`/v1/staff/${member.id}/password`, { password }, key), `A new password is set; ${member.username} is signed out everywhere.`);
+        }}
+      >
+        <Field
+          label="New password"
+          name="new-password"
+          type="password"
+          value={password}
+          onChange={(value) => {
+            setPassword(value);
+            reset.forget();
+            setDone(null);
+          }}
+          error={errors.password}
+          hint="At least 12 characters, not made from their name. Tell it to them in person or by phone."
+        />
+        <div className="actions">
+          <button type="submit" disabled={reset.busy || !password} aria-busy={reset.busy}>
+            Set new password
+          </button>
+          <button type="button" onClick={onClose}>
+            Done
+          </button>
+        </div>
+      </form>
+    </div>
   );
 }
 

@@ -3,7 +3,7 @@
 import { useSearchParams, useParams, Link } from "react-router-dom";
 import { allPages, api, type AccountView, type ClientView, type TransactionView } from "../api/client";
 import { Loading, ProblemBanner, saveFile, useLoad } from "../components";
-import { formatDay, formatWhen, idTail, isDebit, kindWords, periodParams } from "../lib/format";
+import { counterpartyWords, formatAccountNumber, formatDay, formatWhen, isDebit, kindWords, periodParams } from "../lib/format";
 import { formatMoney } from "../lib/money";
 import { summarize, toCsv } from "../lib/statement";
 
@@ -55,7 +55,7 @@ export function StatementPage() {
               </dd>
               <dt>Account</dt>
               <dd>
-                <span className="capitalize">{d.account.account_type}</span> · <code>{d.account.id}</code> · {d.account.currency}
+                <span className="capitalize">{d.account.account_type}</span> account <strong>{formatAccountNumber(d.account.account_number)}</strong> · {d.account.currency}
               </dd>
               <dt>Period</dt>
               <dd>
@@ -92,7 +92,7 @@ export function StatementPage() {
                     <tr key={t.id}>
                       <td>{formatWhen(t.occurred_at)}</td>
                       <td>{kindWords(t.kind)}</td>
-                      <td>{t.counterparty_account_id ? `account ${idTail(t.counterparty_account_id)}` : ""}</td>
+                      <td>{counterpartyWords(t)}</td>
                       <td>{t.description ?? ""}</td>
                       <td className="number">{isDebit(t.kind) ? `−${formatMoney(t.amount)}` : ""}</td>
                       <td className="number">{isDebit(t.kind) ? "" : formatMoney(t.amount)}</td>
