@@ -13,11 +13,30 @@ use crate::error::ProjectionError;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
-/// One page of a list: `{"items": [...], "next_cursor": "..." | null}`.
+/// A total counts at most this many rows, so it costs the same on a table of any size.
+pub const TOTAL_CAP: i64 = 10_000;
+
+/// One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+    /// How many items the filter matches on all pages, counted up to 10,000; lists that
+    /// count give it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    /// `false` when there are more than `total` (the count stopped at 10,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_exact: Option<bool>,
+}
+
+impl<T> Page<T> {
+    /// This page with the count [`Select::count`] made.
+    pub fn counted(mut self, counted: i64) -> Self {
+        self.total = Some(counted.min(TOTAL_CAP));
+        self.total_exact = Some(counted <= TOTAL_CAP);
+        self
+    }
 }
 
 /// An opaque cursor: the sort key of the last item, as base64url JSON.
@@ -79,6 +98,23 @@ impl Select {
         self
     }
 
+    /// `SELECT COUNT(*)` over the rows the conditions so far match, stopping after
+    /// [`TOTAL_CAP`] + 1; `from` is `FROM <table>` (call it before adding the cursor).
+    pub fn count(&self, from: &str) -> (String, Vec<Param>) {
+        let mut inner = format!("SELECT 1 {from}");
+        if !self.conditions.is_empty() {
+            inner.push_str(" WHERE ");
+            inner.push_str(&self.conditions.join(" AND "));
+        }
+        (
+            format!(
+                "SELECT COUNT(*) FROM ({inner} LIMIT {}) AS capped",
+                TOTAL_CAP + 1
+            ),
+            self.params.clone(),
+        )
+    }
+
     /// The final SQL (fetching one row more than `limit`, to know whether a next page
     /// exists) and its parameters.
     pub fn build(&self, order_by: &str, limit: i64) -> (String, Vec<Param>) {
@@ -90,6 +126,49 @@ impl Select {
         sql.push_str(&format!(" ORDER BY {order_by} LIMIT {}", limit + 1));
         (sql, self.params.clone())
     }
+}
+
+/// A keyset order: the text expressions a list sorts by (the last one unique), all one
+/// way. A cursor holds the last row's values of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Order {
+    pub columns: &'static [&'static str],
+    pub descending: bool,
+}
+
+impl Order {
+    /// The ORDER BY clause.
+    pub fn by(&self) -> String {
+        let way = if self.descending { "DESC" } else { "ASC" };
+        self.columns
+            .iter()
+            .map(|column| format!("{column} {way}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Restricts `select` to the rows after `cursor` in this order.
+    pub fn after(&self, select: &mut Select, cursor: &str) -> Result<(), ProjectionError> {
+        let key = decode_cursor(cursor, self.columns.len())?;
+        let marks = vec!["?"; key.len()].join(", ");
+        let compare = if self.descending { "<" } else { ">" };
+        select.and(
+            &format!("({}) {compare} ({marks})", self.columns.join(", ")),
+            key.into_iter().map(Param::Text),
+        );
+        Ok(())
+    }
+}
+
+/// Runs a [`Select::count`].
+pub async fn count(
+    pool: &sqlx::AnyPool,
+    (sql, params): (String, Vec<Param>),
+) -> Result<i64, ProjectionError> {
+    let (counted,): (i64,) = bind_all(sqlx::query_as(&sql), params)
+        .fetch_one(pool)
+        .await?;
+    Ok(counted)
 }
 
 pub fn bind_all<'q, O>(
@@ -123,6 +202,8 @@ pub fn paginate<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Vec<String>
     Page {
         items: rows,
         next_cursor,
+        total: None,
+        total_exact: None,
     }
 }
 
@@ -236,5 +317,25 @@ mod tests {
         assert_eq!(limit(None), 50);
         assert_eq!(limit(Some(0)), 1);
         assert_eq!(limit(Some(1000)), 200);
+    }
+
+    #[test]
+    fn totals_count_the_filter_up_to_the_cap() {
+        let mut select = Select::new("SELECT a, b FROM t");
+        select.and("a = ?", [Param::Int(1)]);
+        let (sql, params) = select.count("FROM t");
+        assert_eq!(
+            sql,
+            "SELECT COUNT(*) FROM (SELECT 1 FROM t WHERE a = $1 LIMIT 10001) AS capped"
+        );
+        assert_eq!(params.len(), 1);
+        let page = paginate(vec![1, 2], 50, |n: &i32| vec![n.to_string()]);
+        let exact = page.clone().counted(2);
+        assert_eq!((exact.total, exact.total_exact), (Some(2), Some(true)));
+        let capped = page.counted(TOTAL_CAP + 1);
+        assert_eq!(
+            (capped.total, capped.total_exact),
+            (Some(TOTAL_CAP), Some(false))
+        );
     }
 }

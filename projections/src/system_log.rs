@@ -7,7 +7,7 @@ use sqlx::{AnyPool, FromRow};
 
 use crate::db::{open, Schema};
 use crate::error::ProjectionError;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+use crate::page::{bind_all, count, decode_cursor, paginate, Page, Param, Select};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogEntry {
@@ -153,6 +153,7 @@ impl SystemLog {
         if let Some(to) = filter.to {
             select.and("occurred_at < ?", [Param::Text(to)]);
         }
+        let total = count(&self.pool, select.count("FROM system_log")).await?;
         if let Some(cursor) = &filter.cursor {
             let key = decode_cursor(cursor, 2)?;
             select.and(
@@ -170,7 +171,8 @@ impl SystemLog {
             .await?;
         Ok(paginate(rows, filter.limit, |e: &LogEntry| {
             vec![e.occurred_at.clone(), e.id.clone()]
-        }))
+        })
+        .counted(total))
     }
 
     /// Up to when the pool `pool`'s sign-in history is in the log

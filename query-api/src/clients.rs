@@ -8,12 +8,12 @@ use axum::Json;
 use domain::policy::{Action, Role};
 use domain::{AccountNumber, StaffId};
 use projections::models::accounts::{self, AccountView, PayeeView};
-use projections::models::clients::{self, ClientFilter, ClientView, CommunicationView};
+use projections::models::clients::{self, ClientFilter, ClientSort, ClientView, CommunicationView};
 use projections::models::transactions::{self, TransactionFilter, TransactionView};
 use projections::page::Page;
 use serde::Deserialize;
 
-use crate::params::{detail, read_error, time_bound, PageParams};
+use crate::params::{detail, read_error, sort, time_bound, PageParams};
 use crate::QueryState;
 
 /// The agent a read-model row belongs to, as the policy wants it.
@@ -51,21 +51,30 @@ pub(crate) struct ClientParams {
     /// Searches first name, last name and email.
     q: Option<String>,
     status: Option<String>,
+    sort: Option<String>,
     #[serde(flatten)]
     page: PageParams,
 }
 
-/// Clients, newest first; an agent sees their own, an auditor everyone's.
+/// Clients (newest first unless sorted otherwise), with the total; an agent sees their
+/// own, an auditor everyone's.
 #[utoipa::path(get, path = "/v1/clients", tag = "clients",
-    params(("q" = Option<String>, Query, description = "Searches names and email"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = Page<ClientView>), (status = 403)), security(("bearer" = [])))]
+    params(("q" = Option<String>, Query, description = "Searches names and email, or finds the holder of an account number"), ("status" = Option<String>, Query),
+        ("sort" = Option<String>, Query, description = "newest (default), oldest or name"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<ClientView>), (status = 400, description = "Unknown sort or a cursor of another sort"), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,
     caller: Caller,
     AppQuery(params): AppQuery<ClientParams>,
 ) -> Result<Json<Page<ClientView>>, ApiError> {
     caller.authorize(Action::ListClients)?;
+    let sort = sort(
+        params.sort.as_deref(),
+        ClientSort::parse,
+        "newest, oldest or name",
+    )?;
     let filter = ClientFilter {
+        sort,
         agent: (caller.role == Role::Agent).then(|| caller.id.clone()),
         q: params.q,
         status: params.status,
@@ -149,13 +158,15 @@ pub(crate) async fn account(
 pub(crate) struct HistoryParams {
     from: Option<String>,
     to: Option<String>,
+    sort: Option<String>,
     #[serde(flatten)]
     page: PageParams,
 }
 
-/// An account's transaction history, newest first.
+/// An account's transaction history, newest first unless sorted oldest first, with the total.
 #[utoipa::path(get, path = "/v1/accounts/{id}/transactions", tag = "accounts",
-    params(("id" = String, Path), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("id" = String, Path), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("sort" = Option<String>, Query, description = "newest (default) or oldest"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<TransactionView>), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub(crate) async fn transactions(
     State(state): State<QueryState>,
@@ -171,6 +182,15 @@ pub(crate) async fn transactions(
         account_id: id,
         from: time_bound(params.from.as_deref(), "from")?,
         to: time_bound(params.to.as_deref(), "to")?,
+        oldest_first: sort(
+            params.sort.as_deref(),
+            |text| match text {
+                "newest" => Some(false),
+                "oldest" => Some(true),
+                _ => None,
+            },
+            "newest or oldest",
+        )?,
         limit: params.page.limit(),
         cursor: params.page.cursor,
     };

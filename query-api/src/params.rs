@@ -48,6 +48,22 @@ pub(crate) fn time_bound(value: Option<&str>, field: &str) -> Result<Option<Stri
         .transpose()
 }
 
+/// A list's `sort` parameter: absent is the default order; an unknown one is a 400
+/// naming the ones there are.
+pub(crate) fn sort<T: Default>(
+    value: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    known: &str,
+) -> Result<T, ApiError> {
+    match value {
+        None => Ok(T::default()),
+        Some(text) => parse(text).ok_or_else(|| ApiError::BadRequest {
+            code: "invalid-query",
+            detail: format!("sort must be {known}"),
+        }),
+    }
+}
+
 pub(crate) fn read_error(error: ProjectionError) -> ApiError {
     match error {
         ProjectionError::InvalidCursor => ApiError::BadRequest {

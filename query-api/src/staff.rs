@@ -5,24 +5,26 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use domain::policy::Action;
-use projections::models::staff::{self, StaffFilter, StaffView};
+use projections::models::staff::{self, StaffFilter, StaffSort, StaffView};
 use projections::page::Page;
 use serde::Deserialize;
 
-use crate::params::{detail, read_error, PageParams};
+use crate::params::{detail, read_error, sort, PageParams};
 use crate::QueryState;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct StaffParams {
     role: Option<String>,
     status: Option<String>,
+    sort: Option<String>,
     #[serde(flatten)]
     page: PageParams,
 }
 
-/// Staff, by username (admins and the root admin).
-#[utoipa::path(get, path = "/v1/staff", tag = "staff", params(("role" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = Page<StaffView>), (status = 403)), security(("bearer" = [])))]
+/// Staff, by username unless sorted otherwise, with the total (admins and the root admin).
+#[utoipa::path(get, path = "/v1/staff", tag = "staff", params(("role" = Option<String>, Query), ("status" = Option<String>, Query),
+    ("sort" = Option<String>, Query, description = "username (default), name or role"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<StaffView>), (status = 400, description = "Unknown sort or a cursor of another sort"), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,
     caller: Caller,
@@ -30,6 +32,11 @@ pub(crate) async fn list(
 ) -> Result<Json<Page<StaffView>>, ApiError> {
     caller.authorize(Action::ReadStaff)?;
     let filter = StaffFilter {
+        sort: sort(
+            params.sort.as_deref(),
+            StaffSort::parse,
+            "username, name or role",
+        )?,
         role: params.role,
         status: params.status,
         limit: params.page.limit(),

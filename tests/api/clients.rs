@@ -167,3 +167,70 @@ async fn a_deactivated_client_takes_no_changes() {
         .await;
     assert_eq!(account.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn client_lists_sort_by_name_or_age_page_by_page_and_say_how_many() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    let names = [
+        ("Zoe", "Adams"),
+        ("ada", "lovelace"),
+        ("Grace", "Hopper"),
+        ("Alan", "Turing"),
+        ("Edsger", "Dijkstra"),
+    ];
+    for (first, last) in names {
+        let mut body = crate::support::client_body();
+        body["first_name"] = json!(first);
+        body["last_name"] = json!(last);
+        let reply = app.post(&agent.token, "/v1/clients", body).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    app.settled().await;
+    // Every page of a sort, joined: the whole list in that order.
+    let walk = |sort: &'static str| {
+        let (app, token) = (&app, agent.token.clone());
+        async move {
+            crate::support::walk(app, &token, &format!("/v1/clients?sort={sort}"), 2)
+                .await
+                .iter()
+                .map(|c| c["last_name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = app.get(&agent.token, "/v1/clients?limit=2").await;
+    assert_eq!(
+        (
+            first.body["total"].clone(),
+            first.body["total_exact"].clone()
+        ),
+        (json!(5), json!(true))
+    );
+    assert_eq!(
+        walk("name").await,
+        ["Adams", "Dijkstra", "Hopper", "lovelace", "Turing"]
+    );
+    let newest = walk("newest").await;
+    assert_eq!(
+        newest,
+        ["Dijkstra", "Turing", "Hopper", "lovelace", "Adams"]
+    );
+    let mut oldest = walk("oldest").await;
+    oldest.reverse();
+    assert_eq!(oldest, newest);
+    // A filter counts what it matches.
+    let found = app.get(&agent.token, "/v1/clients?q=hopper").await;
+    assert_eq!(found.body["total"], 1);
+    // An unknown sort, and a cursor of another sort, are refused.
+    let bad = app.get(&agent.token, "/v1/clients?sort=balance").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let by_age = app.get(&agent.token, "/v1/clients?limit=1").await;
+    let cursor = by_age.body["next_cursor"].as_str().unwrap();
+    let mixed = app
+        .get(
+            &agent.token,
+            &format!("/v1/clients?sort=name&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(mixed.status, StatusCode::BAD_REQUEST);
+}

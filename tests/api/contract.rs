@@ -176,6 +176,16 @@ async fn every_documented_answer_of_the_commands_is_given() {
             format!("/v1/staff/{}/unlock", member.id),
             None,
         ),
+        as_admin(
+            Method::PATCH,
+            format!("/v1/staff/{}", member.id),
+            Some(json!({"full_name": "Contract Renamed"})),
+        ),
+        as_admin(
+            Method::POST,
+            format!("/v1/staff/{}/password", member.id),
+            Some(json!({"password": "violet harbour compass ninety"})),
+        ),
         as_agent(Method::POST, "/v1/clients".into(), Some(client_body())),
         as_agent(
             Method::PATCH,

@@ -113,28 +113,27 @@ async fn transaction_history_takes_a_date_range() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.is_problem());
+    // Oldest first, page by page, is the same history the other way round.
+    let path = format!("/v1/accounts/{account}/transactions");
+    let mut oldest = walk(&app, &agent.token, &format!("{path}?sort=oldest"), 2).await;
+    oldest.reverse();
+    assert_eq!(oldest, walk(&app, &agent.token, &path, 2).await);
+    let first = app
+        .get(&agent.token, &format!("{path}?sort=oldest&limit=1"))
+        .await;
+    assert_eq!(first.body["items"][0]["external_id"], "a");
+    assert_eq!(first.body["total"], 3);
+    let unknown = app.get(&agent.token, &format!("{path}?sort=amount")).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
 }
 
 /// Follows `next_cursor` through a list, returning every item's id.
 async fn walk(app: &TestApp, token: &str, path: &str, limit: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let separator = if path.contains('?') { '&' } else { '?' };
-        let mut url = format!("{path}{separator}limit={limit}");
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={cursor}"));
-        }
-        let page = app.get(token, &url).await;
-        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
-        let items = page.body["items"].as_array().unwrap();
-        assert!(items.len() <= limit);
-        ids.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_string()));
-        match page.body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return ids,
-        }
-    }
+    crate::support::walk(app, token, path, limit)
+        .await
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]

@@ -413,3 +413,48 @@ async fn a_password_reset_lets_the_new_password_in_and_keeps_the_old_one_out() {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn staff_lists_sort_by_username_name_or_role_with_the_total() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for (username, name, role) in [
+        ("zed", "Anna Zed", "agent"),
+        ("amy", "Yara Amy", "auditor"),
+        ("kim", "Max Kim", "agent"),
+    ] {
+        let mut body = staff_body(username, role);
+        body["full_name"] = json!(name);
+        assert_eq!(
+            app.post(&admin.token, "/v1/staff", body).await.status,
+            StatusCode::CREATED
+        );
+    }
+    app.settled().await;
+    let order = |sort: &'static str| {
+        let (app, token) = (&app, admin.token.clone());
+        async move {
+            crate::support::walk(app, &token, &format!("/v1/staff?role=agent&sort={sort}"), 1)
+                .await
+                .iter()
+                .map(|m| m["username"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let counted = app.get(&admin.token, "/v1/staff?role=agent&limit=1").await;
+    assert_eq!(counted.body["total"], 2);
+    assert_eq!(order("username").await, ["kim", "zed"]);
+    assert_eq!(order("name").await, ["zed", "kim"]);
+    let all = app.get(&admin.token, "/v1/staff?sort=role&limit=200").await;
+    let roles: Vec<&str> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    let mut sorted = roles.clone();
+    sorted.sort();
+    assert_eq!(roles, sorted);
+    let bad = app.get(&admin.token, "/v1/staff?sort=salary").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -317,6 +317,28 @@ impl TestApp {
     }
 }
 
+/// Follows `next_cursor` through a list (`limit` a page), returning every item.
+pub(crate) async fn walk(app: &TestApp, token: &str, path: &str, limit: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{separator}limit={limit}");
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = app.get(token, &url).await;
+        assert_eq!(page.status, StatusCode::OK, "{url}: {:?}", page.body);
+        let found = page.body["items"].as_array().unwrap();
+        assert!(found.len() <= limit);
+        items.extend(found.iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return items,
+        }
+    }
+}
+
 /// Polls `check` until it yields, for up to 2 s (the read side promises 1 s).
 pub(crate) async fn eventually<T, F, Fut>(mut check: F) -> T
 where

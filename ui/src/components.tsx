@@ -284,33 +284,73 @@ export function usePager(initialSize = 50) {
   };
 }
 
-/** Previous and next and the page size, shown once there is more than one page (or the size was chosen). */
-export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager>; nextCursor: string | null | undefined }) {
-  if (pager.page === 1 && !nextCursor && !pager.chosen) return null;
+/** Where this page sits in the whole list: "51–100 of 1,234 clients". */
+export function rangeWords(
+  pager: { page: number; size: number },
+  shown: number,
+  total: number | undefined,
+  exact: boolean | undefined,
+  [one, many]: readonly [string, string],
+): string {
+  const count = (n: number) => new Intl.NumberFormat().format(n);
+  if (total === undefined) return "";
+  if (total === 0) return `No ${many}`;
+  const noun = total === 1 && exact !== false ? one : many;
+  const first = (pager.page - 1) * pager.size + 1;
+  const last = first + shown - 1;
+  const of = exact === false ? `more than ${count(total)}` : count(total);
+  return shown === total ? `${count(total)} ${noun}` : `${count(first)}–${count(last)} of ${of} ${noun}`;
+}
+
+/** The list's count, then previous and next and the page size, shown once there is more than one page (or the size was chosen). */
+export function Pager({
+  pager,
+  nextCursor,
+  list,
+  noun = ["item", "items"],
+}: {
+  pager: ReturnType<typeof usePager>;
+  nextCursor: string | null | undefined;
+  /** The page shown, when its list counts its items. */
+  list?: { items: unknown[]; total?: number | null; total_exact?: boolean | null } | null;
+  /** What the list holds, one and many. */
+  noun?: readonly [string, string];
+}) {
+  const summary = list ? rangeWords(pager, list.items.length, list.total ?? undefined, list.total_exact ?? undefined, noun) : "";
+  const single = pager.page === 1 && !nextCursor && !pager.chosen;
   return (
-    <nav className="pager" aria-label="Pages">
-      <label className="page-size">
-        Rows per page{" "}
-        <select value={pager.size} onChange={(e) => pager.resize(Number(e.target.value))}>
-          {PAGE_SIZES.map((n) => (
-            <option key={n} value={n}>
-              {n}
-            </option>
-          ))}
-        </select>
-      </label>
-      {pager.page > 1 && (
-        <button type="button" onClick={pager.previous}>
-          Previous
-        </button>
+    <>
+      {summary && (
+        <p className="muted list-total" data-testid="list-total">
+          {summary}
+        </p>
       )}
-      <span>Page {pager.page}</span>
-      {nextCursor && (
-        <button type="button" onClick={() => pager.next(nextCursor)}>
-          Next
-        </button>
+      {!single && (
+        <nav className="pager" aria-label="Pages">
+          <label className="page-size">
+            Rows per page{" "}
+            <select value={pager.size} onChange={(e) => pager.resize(Number(e.target.value))}>
+              {PAGE_SIZES.map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
+            </select>
+          </label>
+          {pager.page > 1 && (
+            <button type="button" onClick={pager.previous}>
+              Previous
+            </button>
+          )}
+          <span>Page {pager.page}</span>
+          {nextCursor && (
+            <button type="button" onClick={() => pager.next(nextCursor)}>
+              Next
+            </button>
+          )}
+        </nav>
       )}
-    </nav>
+    </>
   );
 }
 
@@ -337,5 +377,17 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
     >
       {copied ? "Copied" : "Copy"}
     </button>
+  );
+}
+
+/** A column header that sorts the list by it; `direction` is how it sorts now, if it does. */
+export function SortHeader({ label, direction, onSort }: { label: string; direction: "ascending" | "descending" | null; onSort: () => void }) {
+  return (
+    <th aria-sort={direction ?? "none"}>
+      <button type="button" className="sort" onClick={onSort}>
+        {label}
+        <span aria-hidden="true">{direction === "ascending" ? " ▲" : direction === "descending" ? " ▼" : " ↕"}</span>
+      </button>
+    </th>
   );
 }

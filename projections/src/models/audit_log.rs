@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, PendingRows, Select};
+use crate::page::{bind_all, count, decode_cursor, paginate, Page, Param, PendingRows, Select};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
@@ -90,6 +90,11 @@ pub async fn list(
     if let Some(to) = filter.to {
         select.and("occurred_at < ?", [Param::Text(to)]);
     }
+    let total = count(
+        pool,
+        select.count("FROM audit_log LEFT JOIN staff ON staff.id = audit_log.actor_id"),
+    )
+    .await?;
     if let Some(cursor) = &filter.cursor {
         let key = decode_cursor(cursor, 4)?;
         let position: i64 = key[0].parse().map_err(|_| ProjectionError::InvalidCursor)?;
@@ -122,5 +127,6 @@ pub async fn list(
             a.aggregate_id.clone(),
             a.sequence.to_string(),
         ]
-    }))
+    })
+    .counted(total))
 }

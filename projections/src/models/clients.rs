@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
 use crate::models::like_pattern;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+use crate::page::{bind_all, count, decode_cursor, paginate, Order, Page, Param, Select};
 
 #[derive(Debug, Clone, FromRow)]
 struct Row {
@@ -260,6 +260,7 @@ pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<ClientView>, Project
 /// What to list: `agent` restricts to one agent's clients; `q` searches name and email.
 #[derive(Debug, Clone, Default)]
 pub struct ClientFilter {
+    pub sort: ClientSort,
     pub agent: Option<String>,
     pub q: Option<String>,
     pub status: Option<String>,
@@ -267,7 +268,63 @@ pub struct ClientFilter {
     pub limit: i64,
 }
 
-/// Newest first.
+/// The orders a client list comes in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientSort {
+    #[default]
+    Newest,
+    Oldest,
+    /// By last name, then first name (erased clients, without names, first).
+    Name,
+}
+
+impl ClientSort {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "newest" => Some(ClientSort::Newest),
+            "oldest" => Some(ClientSort::Oldest),
+            "name" => Some(ClientSort::Name),
+            _ => None,
+        }
+    }
+
+    /// The keyset: names lower-cased so "de Vries" sorts among the Ds.
+    fn order(self) -> Order {
+        const NAME: &[&str] = &[
+            "LOWER(COALESCE(last_name, ''))",
+            "LOWER(COALESCE(first_name, ''))",
+            "id",
+        ];
+        match self {
+            ClientSort::Newest => Order {
+                columns: &["id"],
+                descending: true,
+            },
+            ClientSort::Oldest => Order {
+                columns: &["id"],
+                descending: false,
+            },
+            ClientSort::Name => Order {
+                columns: NAME,
+                descending: false,
+            },
+        }
+    }
+
+    fn key(self, client: &ClientView) -> Vec<String> {
+        let lower = |name: &Option<String>| name.as_deref().unwrap_or_default().to_lowercase();
+        match self {
+            ClientSort::Newest | ClientSort::Oldest => vec![client.id.clone()],
+            ClientSort::Name => vec![
+                lower(&client.last_name),
+                lower(&client.first_name),
+                client.id.clone(),
+            ],
+        }
+    }
+}
+
+/// In `filter.sort` order, with the total.
 pub async fn list(
     pool: &AnyPool,
     filter: ClientFilter,
@@ -292,18 +349,18 @@ pub async fn list(
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);
     }
+    let total = count(pool, select.count("FROM clients")).await?;
+    let sort = filter.sort;
+    let order = sort.order();
     if let Some(cursor) = &filter.cursor {
-        let key = decode_cursor(cursor, 1)?;
-        select.and("id < ?", [Param::Text(key[0].clone())]);
+        order.after(&mut select, cursor)?;
     }
-    let (sql, params) = select.build("id DESC", filter.limit);
+    let (sql, params) = select.build(&order.by(), filter.limit);
     let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params)
         .fetch_all(pool)
         .await?;
     let views = rows.into_iter().map(ClientView::from).collect();
-    Ok(paginate(views, filter.limit, |c: &ClientView| {
-        vec![c.id.clone()]
-    }))
+    Ok(paginate(views, filter.limit, |c: &ClientView| sort.key(c)).counted(total))
 }
 
 /// One message sent to a client.

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+use crate::page::{bind_all, count, paginate, Order, Page, Param, Select};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct StaffView {
@@ -97,13 +97,55 @@ pub async fn get(pool: &AnyPool, id: &str) -> Result<Option<StaffView>, Projecti
 
 #[derive(Debug, Clone, Default)]
 pub struct StaffFilter {
+    pub sort: StaffSort,
     pub role: Option<String>,
     pub status: Option<String>,
     pub cursor: Option<String>,
     pub limit: i64,
 }
 
-/// By username.
+/// The orders a staff list comes in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StaffSort {
+    #[default]
+    Username,
+    Name,
+    Role,
+}
+
+impl StaffSort {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "username" => Some(StaffSort::Username),
+            "name" => Some(StaffSort::Name),
+            "role" => Some(StaffSort::Role),
+            _ => None,
+        }
+    }
+
+    fn order(self) -> Order {
+        let columns: &'static [&'static str] = match self {
+            StaffSort::Username => &["username", "id"],
+            StaffSort::Name => &["LOWER(full_name)", "id"],
+            StaffSort::Role => &["role", "username", "id"],
+        };
+        Order {
+            columns,
+            descending: false,
+        }
+    }
+
+    fn key(self, member: &StaffView) -> Vec<String> {
+        let id = member.id.clone();
+        match self {
+            StaffSort::Username => vec![member.username.clone(), id],
+            StaffSort::Name => vec![member.full_name.to_lowercase(), id],
+            StaffSort::Role => vec![member.role.clone(), member.username.clone(), id],
+        }
+    }
+}
+
+/// In `filter.sort` order, with the total.
 pub async fn list(pool: &AnyPool, filter: StaffFilter) -> Result<Page<StaffView>, ProjectionError> {
     let mut select = Select::new(COLUMNS);
     if let Some(role) = filter.role {
@@ -112,24 +154,16 @@ pub async fn list(pool: &AnyPool, filter: StaffFilter) -> Result<Page<StaffView>
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);
     }
+    let total = count(pool, select.count("FROM staff")).await?;
+    let order = filter.sort.order();
     if let Some(cursor) = &filter.cursor {
-        let key = decode_cursor(cursor, 2)?;
-        select.and(
-            "(username > ? OR (username = ? AND id > ?))",
-            [
-                Param::Text(key[0].clone()),
-                Param::Text(key[0].clone()),
-                Param::Text(key[1].clone()),
-            ],
-        );
+        order.after(&mut select, cursor)?;
     }
-    let (sql, params) = select.build("username ASC, id ASC", filter.limit);
+    let (sql, params) = select.build(&order.by(), filter.limit);
     let rows: Vec<StaffView> = bind_all(sqlx::query_as(&sql), params)
         .fetch_all(pool)
         .await?;
-    Ok(paginate(rows, filter.limit, |s: &StaffView| {
-        vec![s.username.clone(), s.id.clone()]
-    }))
+    Ok(paginate(rows, filter.limit, |s: &StaffView| filter.sort.key(s)).counted(total))
 }
 
 /// The usernames of the staff among `ids` (others are left out).

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
 use crate::models::accounts::MoneyView;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, PendingRows, Select};
+use crate::page::{bind_all, count, paginate, Order, Page, Param, PendingRows, Select};
 
 #[derive(Debug, Clone, FromRow)]
 struct Row {
@@ -250,6 +250,8 @@ pub struct TransactionFilter {
     pub from: Option<String>,
     /// Exclusive upper bound.
     pub to: Option<String>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
     pub cursor: Option<String>,
     pub limit: i64,
 }
@@ -271,23 +273,21 @@ pub async fn list(
     if let Some(to) = filter.to {
         select.and("occurred_at < ?", [Param::Text(to)]);
     }
+    let total = count(pool, select.count("FROM transactions")).await?;
+    let order = Order {
+        columns: &["occurred_at", "id"],
+        descending: !filter.oldest_first,
+    };
     if let Some(cursor) = &filter.cursor {
-        let key = decode_cursor(cursor, 2)?;
-        select.and(
-            "(occurred_at < ? OR (occurred_at = ? AND id < ?))",
-            [
-                Param::Text(key[0].clone()),
-                Param::Text(key[0].clone()),
-                Param::Text(key[1].clone()),
-            ],
-        );
+        order.after(&mut select, cursor)?;
     }
-    let (sql, params) = select.build("occurred_at DESC, id DESC", filter.limit);
+    let (sql, params) = select.build(&order.by(), filter.limit);
     let rows: Vec<Row> = bind_all(sqlx::query_as(&sql), params)
         .fetch_all(pool)
         .await?;
     let views = rows.into_iter().map(TransactionView::from).collect();
     Ok(paginate(views, filter.limit, |t: &TransactionView| {
         vec![t.occurred_at.clone(), t.id.clone()]
-    }))
+    })
+    .counted(total))
 }

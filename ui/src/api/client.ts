@@ -7,7 +7,7 @@ import { ApiError, type Problem } from "../lib/problems";
 import type { components } from "./schema";
 
 export type Schemas = components["schemas"];
-export type Page<T> = { items: T[]; next_cursor: string | null };
+export type Page<T> = { items: T[]; next_cursor: string | null; total?: number; total_exact?: boolean };
 export type ClientView = Schemas["ClientView"];
 export type AccountView = Schemas["AccountView"];
 export type PayeeView = Schemas["PayeeView"];

@@ -253,7 +253,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An account's transaction history, newest first. */
+        /** An account's transaction history, newest first unless sorted oldest first, with the total. */
         get: operations["transactions"];
         put?: never;
         post?: never;
@@ -392,7 +392,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Clients, newest first; an agent sees their own, an auditor everyone's. */
+        /**
+         * Clients (newest first unless sorted otherwise), with the total; an agent sees their
+         *     own, an auditor everyone's.
+         */
         get: operations["list"];
         put?: never;
         /** Onboard a client. */
@@ -514,7 +517,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Staff, by username (admins and the root admin). */
+        /** Staff, by username unless sorted otherwise, with the total (admins and the root admin). */
         get: operations["list"];
         put?: never;
         /** Create a member of staff. */
@@ -926,7 +929,7 @@ export interface components {
             currency: string;
             initial_deposit?: null | components["schemas"]["MoneyInput"];
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_AccountView: {
             items: {
                 /**
@@ -947,8 +950,16 @@ export interface components {
                 version: number;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_AuditEntry: {
             items: {
                 actor_id: string;
@@ -970,8 +981,16 @@ export interface components {
                 sequence: number;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_ClientView: {
             items: {
                 address: components["schemas"]["AddressView"];
@@ -992,8 +1011,16 @@ export interface components {
                 version: number;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_CommunicationView: {
             items: {
                 body_sha256: string;
@@ -1013,8 +1040,16 @@ export interface components {
                 subject: string;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_EventView: {
             items: {
                 event_type: string;
@@ -1024,8 +1059,16 @@ export interface components {
                 sequence: number;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_LogEntry: {
             items: {
                 actor_id?: string | null;
@@ -1047,8 +1090,16 @@ export interface components {
                 occurred_at: string;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_StaffView: {
             items: {
                 created_at: string;
@@ -1068,8 +1119,16 @@ export interface components {
                 version: number;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
-        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null}`. */
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_TransactionView: {
             items: {
                 account_id: string;
@@ -1090,6 +1149,14 @@ export interface components {
                 transfer_id?: string | null;
             }[];
             next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
         };
         /**
          * @description Whom a transfer to an account goes to: enough for the payer to check the name, and
@@ -2006,6 +2073,8 @@ export interface operations {
                 from?: string;
                 /** @description RFC 3339, exclusive */
                 to?: string;
+                /** @description newest (default) or oldest */
+                sort?: string;
                 /** @description 1 to 200, default 50 */
                 limit?: number;
                 /** @description next_cursor of the previous page */
@@ -2541,9 +2610,11 @@ export interface operations {
     list: {
         parameters: {
             query?: {
-                /** @description Searches names and email */
+                /** @description Searches names and email, or finds the holder of an account number */
                 q?: string;
                 status?: string;
+                /** @description newest (default), oldest or name */
+                sort?: string;
                 /** @description 1 to 200, default 50 */
                 limit?: number;
                 /** @description next_cursor of the previous page */
@@ -2563,14 +2634,12 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ClientView"];
                 };
             };
-            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            /** @description Unknown sort or a cursor of another sort */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
             /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
             401: {
@@ -3341,6 +3410,8 @@ export interface operations {
             query?: {
                 role?: string;
                 status?: string;
+                /** @description username (default), name or role */
+                sort?: string;
                 /** @description 1 to 200, default 50 */
                 limit?: number;
                 /** @description next_cursor of the previous page */
@@ -3360,14 +3431,12 @@ export interface operations {
                     "application/json": components["schemas"]["Page_StaffView"];
                 };
             };
-            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            /** @description Unknown sort or a cursor of another sort */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
             /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
             401: {

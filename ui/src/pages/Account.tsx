@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, query, type AccountView, type ClientView, type Page, type PayeeView, type TransactionView } from "../api/client";
-import { Confirm, CopyButton, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
+import { Confirm, CopyButton, Empty, Field, Loading, Pager, ProblemBanner, SortHeader, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
 import { balanceSeries, polyline } from "../lib/chart";
 import { counterpartyWords, formatAccountNumber, formatWhen, isDebit, kindWords, periodParams } from "../lib/format";
 import { formatMoney, parseAmount } from "../lib/money";
@@ -18,16 +18,18 @@ export function AccountPage() {
   const [to, setTo] = useState("");
   const [exportProblem, setExportProblem] = useState<Problem | null>(null);
   const pager = usePager(50);
+  const [oldestFirst, setOldestFirst] = useState(false);
   const history = useLoad(
     () =>
       api.get<Page<TransactionView>>(
         `/v1/accounts/${id}/transactions${query({
           ...periodParams(from, to),
+          sort: oldestFirst ? "oldest" : undefined,
           cursor: pager.cursor,
           limit: pager.size,
         })}`,
       ),
-    [id, from, to, pager.cursor, pager.size],
+    [id, from, to, oldestFirst, pager.cursor, pager.size],
   );
   // After a command: poll until the account shows its new version, then the history.
   const refresh = (version: number) => {
@@ -89,7 +91,14 @@ export function AccountPage() {
           <table>
             <thead>
               <tr>
-                <th>When</th>
+                <SortHeader
+                  label="When"
+                  direction={oldestFirst ? "ascending" : "descending"}
+                  onSort={() => {
+                    pager.reset();
+                    setOldestFirst(!oldestFirst);
+                  }}
+                />
                 <th>Kind</th>
                 <th>Counterparty</th>
                 <th className="number">Debit</th>
@@ -122,7 +131,7 @@ export function AccountPage() {
             </tbody>
           </table>
         )}
-        <Pager pager={pager} nextCursor={history.data?.next_cursor} />
+        <Pager pager={pager} nextCursor={history.data?.next_cursor} list={history.data} noun={["transaction", "transactions"]} />
       </Loading>
     </section>
   );
@@ -154,10 +163,10 @@ function BalanceChart({ rows, currency }: { rows: TransactionView[]; currency: s
             </g>
           ))}
           <text x={0} y={plot.h + 18} className="tick">
-            {formatWhen(rows[rows.length - 1].occurred_at)}
+            {formatWhen(new Date(series[0].time).toISOString())}
           </text>
           <text x={plot.w} y={plot.h + 18} textAnchor="end" className="tick">
-            {formatWhen(rows[0].occurred_at)}
+            {formatWhen(new Date(series[series.length - 1].time).toISOString())}
           </text>
           <polyline points={points.map((p) => p.join(",")).join(" ")} fill="none" stroke="currentColor" strokeWidth="2" />
           {points.map(([x, y], i) => (

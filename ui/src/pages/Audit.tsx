@@ -157,7 +157,7 @@ function RecentEvents({ onPick }: { onPick: (stream: { type: string; id: string 
             ))}
           </tbody>
         </table>
-        <Pager pager={pager} nextCursor={log.data?.next_cursor} />
+        <Pager pager={pager} nextCursor={log.data?.next_cursor} list={log.data} noun={["event", "events"]} />
       </Loading>
     </>
   );

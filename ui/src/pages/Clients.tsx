@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, query, type ClientView, type Page } from "../api/client";
-import { Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
+import { Empty, Field, Loading, Pager, ProblemBanner, SortHeader, toProblem, useCommand, useDraft, useLoad, usePager, useRole } from "../components";
+import { formatDay } from "../lib/format";
 import { fieldErrors, type Problem } from "../lib/problems";
 
 export function ClientsPage() {
@@ -9,9 +10,14 @@ export function ClientsPage() {
   const [search, setSearch] = useState("");
   const [q, setQ] = useState("");
   const pager = usePager(25);
+  const [sort, setSort] = useState<"newest" | "oldest" | "name">("newest");
+  const sortBy = (next: typeof sort) => {
+    pager.reset();
+    setSort(next);
+  };
   const { data, problem, loading } = useLoad(
-    () => api.get<Page<ClientView>>(`/v1/clients${query({ q, cursor: pager.cursor, limit: pager.size })}`),
-    [q, pager.cursor, pager.size],
+    () => api.get<Page<ClientView>>(`/v1/clients${query({ q, sort, cursor: pager.cursor, limit: pager.size })}`),
+    [q, sort, pager.cursor, pager.size],
   );
   return (
     <section>
@@ -45,10 +51,14 @@ export function ClientsPage() {
           <table>
             <thead>
               <tr>
-                <th>Name</th>
+                <SortHeader label="Name (by last name)" direction={sort === "name" ? "ascending" : null} onSort={() => sortBy("name")} />
                 <th>Email</th>
                 <th>Status</th>
-                <th>Since</th>
+                <SortHeader
+                  label="Since"
+                  direction={sort === "newest" ? "descending" : sort === "oldest" ? "ascending" : null}
+                  onSort={() => sortBy(sort === "newest" ? "oldest" : "newest")}
+                />
               </tr>
             </thead>
             <tbody>
@@ -63,13 +73,13 @@ export function ClientsPage() {
                   <td>
                     <span className={`status ${client.status}`}>{client.status}</span>
                   </td>
-                  <td>{client.created_at.slice(0, 10)}</td>
+                  <td>{formatDay(client.created_at)}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         )}
-        <Pager pager={pager} nextCursor={data?.next_cursor} />
+        <Pager pager={pager} nextCursor={data?.next_cursor} list={data} noun={["client", "clients"]} />
       </Loading>
     </section>
   );

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { api, query, type LogEntry, type Page, type StaffView } from "../api/client";
 import type { Role } from "../auth";
-import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, toProblem, useCommand, useLoad, usePager } from "../components";
+import { Confirm, Empty, Field, Loading, Pager, ProblemBanner, SortHeader, toProblem, useCommand, useLoad, usePager } from "../components";
 import { formatWhen, idTail, periodParams } from "../lib/format";
 import { fieldErrors, type Problem } from "../lib/problems";
 
@@ -15,7 +15,15 @@ export function manageableRoles(role: Role): string[] {
 export function StaffPage({ role }: { role: Role }) {
   const roles = manageableRoles(role);
   const pager = usePager();
-  const staff = useLoad(() => api.get<Page<StaffView>>(`/v1/staff${query({ cursor: pager.cursor, limit: pager.size })}`), [pager.cursor, pager.size]);
+  const [sort, setSort] = useState<"username" | "name" | "role">("username");
+  const staff = useLoad(
+    () => api.get<Page<StaffView>>(`/v1/staff${query({ sort, cursor: pager.cursor, limit: pager.size })}`),
+    [sort, pager.cursor, pager.size],
+  );
+  const sortBy = (next: typeof sort) => () => {
+    pager.reset();
+    setSort(next);
+  };
   const [problem, setProblem] = useState<Problem | null>(null);
   const [pending, setPending] = useState<{ member: StaffView; action: "disable" | "delete" } | null>(null);
   // The member whose details or password are being changed, below the table.
@@ -45,10 +53,10 @@ export function StaffPage({ role }: { role: Role }) {
         <table>
           <thead>
             <tr>
-              <th>Username</th>
-              <th>Name</th>
+              <SortHeader label="Username" direction={sort === "username" ? "ascending" : null} onSort={sortBy("username")} />
+              <SortHeader label="Name" direction={sort === "name" ? "ascending" : null} onSort={sortBy("name")} />
               <th>Email</th>
-              <th>Role</th>
+              <SortHeader label="Role" direction={sort === "role" ? "ascending" : null} onSort={sortBy("role")} />
               <th>Status</th>
               <th>Last sign-in</th>
               <th>Actions</th>
@@ -113,7 +121,7 @@ export function StaffPage({ role }: { role: Role }) {
             ))}
           </tbody>
         </table>
-        <Pager pager={pager} nextCursor={staff.data?.next_cursor} />
+        <Pager pager={pager} nextCursor={staff.data?.next_cursor} list={staff.data} noun={["member of staff", "members of staff"]} />
       </Loading>
       {editing && (
         <EditStaff
@@ -330,7 +338,7 @@ export function SystemLogPage() {
             ))}
           </tbody>
         </table>
-        <Pager pager={pager} nextCursor={log.data?.next_cursor} />
+        <Pager pager={pager} nextCursor={log.data?.next_cursor} list={log.data} noun={["entry", "entries"]} />
       </Loading>
     </section>
   );
