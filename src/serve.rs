@@ -178,6 +178,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         store: store.clone(),
         auth: auth.clone(),
         rebuild,
+        payee_limit: Default::default(),
     };
     let mail = mail::MailState {
         store: store.clone(),

@@ -202,10 +202,13 @@ pub(crate) async fn transactions(
 }
 
 /// Whom a transfer to account `number` goes to (agents, before confirming a transfer).
+/// Each lookup is in the system log, and a caller gets 30 in any 10 minutes: a payee's
+/// name is for the payer about to pay, not for walking the account numbers.
 #[utoipa::path(get, path = "/v1/payees/{number}", tag = "accounts",
     params(("number" = String, Path, description = "An account number, with or without spaces")),
     responses((status = 200, body = PayeeView), (status = 403), (status = 404),
-        (status = 422, description = "Not an account number, or its check digits do not match")),
+        (status = 422, description = "Not an account number, or its check digits do not match"),
+        (status = 429, description = "Too many lookups lately; the detail says when to try again")),
     security(("bearer" = [])))]
 pub(crate) async fn payee(
     State(state): State<QueryState>,
@@ -213,12 +216,70 @@ pub(crate) async fn payee(
     Path(number): Path<String>,
 ) -> Result<Json<PayeeView>, ApiError> {
     caller.authorize(Action::LookUpPayee)?;
-    let parsed = number
-        .parse::<AccountNumber>()
-        .map_err(|e| ApiError::validation("number", e.to_string()))?;
-    accounts::payee(&state.read.pool(), parsed)
+    if let Err(wait) = state
+        .payee_limit
+        .take(&caller.id, std::time::Instant::now())
+    {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        record_lookup(
+            &state,
+            &caller,
+            &number,
+            "refused: too many lookups",
+            "warn",
+        )
+        .await;
+        return Err(ApiError::Refused {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            code: "too-many-lookups",
+            detail: format!(
+                "too many payee lookups in the last 10 minutes; try again in {minutes} min"
+            ),
+        });
+    }
+    let parsed = match number.parse::<AccountNumber>() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            record_lookup(&state, &caller, &number, "not an account number", "info").await;
+            return Err(ApiError::validation("number", error.to_string()));
+        }
+    };
+    let found = accounts::payee(&state.read.pool(), parsed)
         .await
-        .map_err(read_error)?
+        .map_err(read_error)?;
+    let outcome = if found.is_some() {
+        "found"
+    } else {
+        "no such account"
+    };
+    record_lookup(&state, &caller, &parsed.compact(), outcome, "info").await;
+    found
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no account with number {parsed}")))
+}
+
+/// "Payee looked up: LL70… (found)" in the system log, with who asked.
+async fn record_lookup(
+    state: &QueryState,
+    caller: &Caller,
+    number: &str,
+    outcome: &str,
+    level: &str,
+) {
+    let number: String = number
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    state
+        .log
+        .record_or_warn(
+            projections::LogEntry::new(
+                level,
+                "payee-lookup",
+                format!("Payee looked up: {number} ({outcome})"),
+            )
+            .actor(caller.id.clone(), Some(caller.role.as_str())),
+        )
+        .await;
 }

@@ -8,6 +8,7 @@ mod audit;
 mod clients;
 mod openapi;
 mod params;
+mod payee_limit;
 #[cfg(feature = "aws")]
 pub mod service;
 mod staff;
@@ -32,6 +33,8 @@ pub trait Rebuild: Send + Sync {
     async fn rebuild(&self) -> Result<i64, String>;
 }
 
+pub use payee_limit::PayeeLimit;
+
 #[derive(Clone)]
 pub struct QueryState {
     pub read: Arc<ReadStore>,
@@ -39,6 +42,7 @@ pub struct QueryState {
     pub store: Arc<EventStore>,
     pub auth: Arc<Authenticator>,
     pub rebuild: Arc<dyn Rebuild>,
+    pub payee_limit: Arc<PayeeLimit>,
 }
 
 impl FromRef<QueryState> for Arc<Authenticator> {

@@ -95,6 +95,7 @@ pub async fn router(
         store,
         auth,
         rebuild: Arc::new(NoRebuildHere),
+        payee_limit: Default::default(),
     };
     let router = crate::router(state)
         .route(

@@ -262,3 +262,62 @@ async fn accounts_opened_before_numbers_existed_are_upcast_and_the_store_left_as
             .unwrap();
     assert_eq!(current.0, domain::upcast::ACCOUNT_OPENED_VERSION);
 }
+
+#[tokio::test]
+async fn payee_lookups_are_logged_and_limited_so_names_cannot_be_harvested() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let walker = app.staff(&admin.token, "agent").await;
+    let other = app.staff(&admin.token, "agent").await;
+    // Walking the numbers one after another, as a harvester would.
+    for sequence in 1..=30 {
+        let number = AccountNumber::allocated(sequence).unwrap().compact();
+        let reply = app
+            .get(&walker.token, &format!("/v1/payees/{number}"))
+            .await;
+        assert_ne!(
+            reply.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "lookup {sequence}"
+        );
+    }
+    let next = AccountNumber::allocated(31).unwrap().compact();
+    let stopped = app.get(&walker.token, &format!("/v1/payees/{next}")).await;
+    assert_eq!(
+        stopped.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        stopped.body
+    );
+    assert_eq!(stopped.problem_type(), "/problems/too-many-lookups");
+    assert!(stopped.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("try again in"));
+    // Malformed input counts too, and another agent is not held back.
+    let garbage = app.get(&walker.token, "/v1/payees/anything").await;
+    assert_eq!(garbage.status, StatusCode::TOO_MANY_REQUESTS);
+    let fine = app.get(&other.token, &format!("/v1/payees/{next}")).await;
+    assert_eq!(fine.status, StatusCode::NOT_FOUND);
+    // Every lookup, answered or refused, is in the system log under its actor.
+    let log = app
+        .get_when(
+            &admin.token,
+            &format!(
+                "/v1/system-log?category=payee-lookup&actor={}&limit=200",
+                walker.username
+            ),
+            |b| b["items"].as_array().unwrap().len() == 32,
+        )
+        .await;
+    let messages: Vec<&str> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&format!("Payee looked up: {next} (refused: too many lookups)").as_str())
+    );
+    assert!(messages.iter().any(|m| m.ends_with("(no such account)")));
+}

@@ -500,7 +500,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Whom a transfer to account `number` goes to (agents, before confirming a transfer). */
+        /**
+         * Whom a transfer to account `number` goes to (agents, before confirming a transfer).
+         *     Each lookup is in the system log, and a caller gets 30 in any 10 minutes: a payee's
+         *     name is for the payer about to pay, not for walking the account numbers.
+         */
         get: operations["payee"];
         put?: never;
         post?: never;
@@ -3389,6 +3393,13 @@ export interface operations {
             };
             /** @description Not an account number, or its check digits do not match */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many lookups lately; the detail says when to try again */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
