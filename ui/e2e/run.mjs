@@ -735,6 +735,8 @@ async function main() {
       await expectVisible(p.getByRole("list", { name: "Events" }).getByText("AccountOpened"));
       // Each event's fields as a table, amounts with their currency; the id in full, copyable.
       await expectVisible(p.getByRole("table", { name: "Event 1 fields" }));
+      // The account number as people read it, in the event and in the state.
+      await expectVisible(p.getByRole("table", { name: "Event 1 fields" }).getByRole("cell", { name: /^LL\d{2}( \d{4}){3}$/ }));
       await expectVisible(p.getByRole("list", { name: "Events" }).getByText(/\d+\.\d{2} EUR/));
       await expectVisible(p.getByRole("button", { name: /^Copy [0-9a-f-]{36}$/ }));
       const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Download evidence" }).click()]);
@@ -748,6 +750,7 @@ async function main() {
       await p.getByRole("button", { name: "Show state" }).click();
       await expectVisible(p.getByRole("table", { name: "State" }));
       if (await p.locator("pre.state").count()) throw new Error("the state is raw JSON");
+      await expectVisible(p.getByRole("table", { name: "State" }).getByRole("cell", { name: /^LL\d{2}( \d{4}){3}$/ }));
       await shot(p, "auditor-stream");
       await p.getByRole("link", { name: "Integrity" }).click();
       await p.getByRole("button", { name: "Verify all streams" }).click();

@@ -2,12 +2,13 @@ import { useContext, useState, type FormEvent } from "react";
 import { Link } from "react-router-dom";
 import { allPages, api, query, type AuditEntry, type EventView, type Page, type Verification } from "../api/client";
 import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, saveFile, SessionContext, toProblem, useLoad, usePager } from "../components";
-import { formatWhen, idTail } from "../lib/format";
+import { formatAccountNumber, formatWhen, idTail } from "../lib/format";
 import { formatMoney, type Money } from "../lib/money";
 import type { Problem } from "../lib/problems";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+const ACCOUNT_NUMBER = /^LL\d{14}$/;
 
 /** Where an id of this aggregate type is shown to people, if anywhere. */
 function pageOf(type: string, id: string): string | null {
@@ -45,9 +46,11 @@ function Value({ name, value }: { name: string; value: unknown }) {
       return <Id id={value} type={type} />;
     }
     if (INSTANT.test(value)) return <>{formatWhen(value)}</>;
+    if (ACCOUNT_NUMBER.test(value)) return <>{formatAccountNumber(value)}</>;
     return <>{value}</>;
   }
   if (Array.isArray(value) && value.length === 0) return <span className="muted">none</span>;
+  if (typeof value === "object" && Object.keys(value).length === 0) return <span className="muted">none</span>;
   if (Array.isArray(value)) return <>{value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ")}</>;
   if (typeof value === "object") return <Fields fields={value as Record<string, unknown>} />;
   return <>{String(value)}</>;
