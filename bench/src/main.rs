@@ -466,7 +466,7 @@ async fn store(
             let (store, ids, metadata) = (store.clone(), ids.clone(), metadata.clone());
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(task as u64);
-                let mut latencies = Vec::new();
+                let (mut latencies, mut failures) = (Vec::new(), 0usize);
                 while Instant::now() < deadline {
                     let id = &ids[rng.gen_range(0..ids.len())];
                     let amount = domain::Amount::new(1, eur).expect("1 is positive");
@@ -476,28 +476,32 @@ async fn store(
                         description: None,
                     };
                     let sent = Instant::now();
-                    if store
+                    match store
                         .execute::<Account>(id, Expected::Any, &metadata, deposit)
                         .await
-                        .is_ok()
                     {
-                        latencies.push(sent.elapsed());
+                        Ok(_) => latencies.push(sent.elapsed()),
+                        // Counted and printed: a run that fails fast must not look fast.
+                        Err(_) => failures += 1,
                     }
                 }
-                latencies
+                (latencies, failures)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let (mut latencies, mut failures) = (Vec::new(), 0);
     for worker in workers {
-        latencies.extend(worker.await?);
+        let (done, failed) = worker.await?;
+        latencies.extend(done);
+        failures += failed;
     }
     latencies.sort();
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "store (group commit {}, cache {}): {:.0} commands/s, p50 {}, p99 {}",
+        "store (group commit {}, cache {}): {} accepted, {failures} failed, {:.0} commands/s, p50 {}, p99 {}",
         if group_commit { "on" } else { "off" },
         if aggregate_cache { "on" } else { "off" },
+        latencies.len(),
         latencies.len() as f64 / elapsed,
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99))

@@ -18,7 +18,7 @@ use crate::sqlite_writer::SqliteRepository;
 
 /// How the embedded store runs; both on by default. Turning them off is for measuring
 /// what they are worth (docs/performance.md).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// Batch concurrent appends into one durable commit.
     pub group_commit: bool,
@@ -119,6 +119,14 @@ impl Backend {
             repository,
             client,
             tables,
+        }
+    }
+
+    /// The embedded store's settings, as it runs; `None` on the other backends.
+    pub fn sqlite_options(&self) -> Option<SqliteOptions> {
+        match self {
+            Backend::Sqlite { options, .. } => Some(*options),
+            _ => None,
         }
     }
 

@@ -20,6 +20,10 @@ pub(crate) struct AggregateCache {
 }
 
 impl AggregateCache {
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub(crate) fn new(enabled: bool) -> Self {
         AggregateCache {
             enabled,

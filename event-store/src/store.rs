@@ -80,6 +80,11 @@ impl EventStore {
         format!("{}/{id}", A::TYPE)
     }
 
+    /// Whether aggregates are kept in memory between commands.
+    pub fn caches_aggregates(&self) -> bool {
+        self.cache.enabled()
+    }
+
     pub fn backend(&self) -> &Backend {
         &self.backend
     }

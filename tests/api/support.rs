@@ -138,6 +138,9 @@ impl TestApp {
         });
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // The server closes a connection idle for its header timeout (10 s); a client
+            // that kept it longer could send on it as it closes (IncompleteMessage).
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
             .build()
             .unwrap();
         let mut test = TestApp {

@@ -236,3 +236,35 @@ async fn the_web_ui_is_served_with_client_side_routes() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.is_problem());
 }
+
+/// CRM_GROUP_COMMIT=0 and CRM_AGGREGATE_CACHE=0 reach the store (they once stopped at
+/// the configuration, so the benchmark's "off" row measured "on"), and commands work so.
+#[tokio::test]
+async fn the_store_runs_with_the_settings_it_is_given() {
+    let off = event_store::SqliteOptions {
+        group_commit: false,
+        aggregate_cache: false,
+    };
+    let app =
+        TestApp::spawn_configured(tempfile::tempdir().unwrap(), |config| config.store = off).await;
+    assert_eq!(app.app.store.backend().sqlite_options(), Some(off));
+    assert!(!app.app.store.caches_aggregates());
+    let agent = app.agent().await;
+    let account = app.account_of(&agent, 10).await;
+    let deposit = app
+        .post(
+            &agent.token,
+            &format!("/v1/accounts/{account}/deposits"),
+            crate::support::eur(5),
+        )
+        .await;
+    assert_eq!(deposit.status, reqwest::StatusCode::CREATED);
+    assert_eq!(app.balance(&account).await, 15);
+
+    let defaults = TestApp::spawn().await;
+    assert_eq!(
+        defaults.app.store.backend().sqlite_options(),
+        Some(event_store::SqliteOptions::default())
+    );
+    assert!(defaults.app.store.caches_aggregates());
+}
