@@ -277,6 +277,24 @@ pub(crate) async fn open_streams(
         .collect())
 }
 
+/// The idempotency table's item for (`caller`, `key`), read after every earlier write.
+async fn record(
+    client: &Client,
+    tables: &DynamoTables,
+    caller: &str,
+    key: &str,
+) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    let stored = client
+        .get_item()
+        .table_name(&tables.idempotency)
+        .set_key(Some(idempotency_key(caller, key)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    Ok(stored.item)
+}
+
 fn idempotency_key(caller: &str, key: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("Caller".to_string(), AttributeValue::S(caller.to_string())),
@@ -327,15 +345,7 @@ pub(crate) async fn claim(
         Err(error) if error.code() == Some("ConditionalCheckFailedException") => {}
         Err(error) => return Err(unavailable(error.into_service_error())),
     }
-    let stored = client
-        .get_item()
-        .table_name(&tables.idempotency)
-        .set_key(Some(idempotency_key(caller, key)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| unavailable(e.into_service_error()))?;
-    let Some(item) = stored.item() else {
+    let Some(ref item) = record(client, tables, caller, key).await? else {
         return Ok(Claim::InProgress);
     };
     if text(item, "RequestHash")? != request_hash {
@@ -477,15 +487,10 @@ async fn number_of(
     tables: &DynamoTables,
     account: &str,
 ) -> Result<Option<i64>, StoreError> {
-    let stored = client
-        .get_item()
-        .table_name(&tables.idempotency)
-        .set_key(Some(idempotency_key(NUMBERS, account)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| unavailable(e.into_service_error()))?;
-    stored.item().map(|item| number(item, "Number")).transpose()
+    record(client, tables, NUMBERS, account)
+        .await?
+        .map(|item| number(&item, "Number"))
+        .transpose()
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, StoreError> {
