@@ -493,3 +493,47 @@ async fn communications_are_listed_once_and_forget_the_recipient_on_erasure() {
     assert_eq!(listed.items.len(), 1, "the fact stays");
     assert_eq!(listed.items[0].recipient, None, "the address goes");
 }
+
+/// Rows projected before account numbers existed get, when the read models open, the
+/// number their opening event has once upcast; rows that have one keep it.
+#[tokio::test]
+async fn accounts_projected_before_numbers_get_theirs_when_the_read_models_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("read.db"));
+    let (old, numbered) = (AccountId::new(), AccountId::new());
+    let kept = domain::AccountNumber::allocated(7).unwrap();
+    let read = ReadStore::open(&url).await.unwrap();
+    for (id, number) in [(old, None), (numbered, Some(kept.compact()))] {
+        sqlx::query(
+            "INSERT INTO accounts (id, client_id, agent_id, account_type, currency, balance_minor, status, version, \
+             opened_at, updated_at, account_number) VALUES ($1, 'c', 'a', 'checking', 'EUR', 0, 'open', 1, 't', 't', $2)",
+        )
+        .bind(id.to_string())
+        .bind(number)
+        .execute(&read.pool())
+        .await
+        .unwrap();
+    }
+    read.close().await;
+
+    let reopened = ReadStore::open(&url).await.unwrap();
+    let stored = |id: AccountId| {
+        let pool = reopened.pool();
+        async move {
+            sqlx::query_as::<_, (Option<String>,)>(
+                "SELECT account_number FROM accounts WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .0
+        }
+    };
+    assert_eq!(
+        stored(old).await,
+        Some(domain::AccountNumber::derived(old).compact())
+    );
+    assert_eq!(stored(numbered).await, Some(kept.compact()));
+    reopened.close().await;
+}

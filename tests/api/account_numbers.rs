@@ -115,6 +115,17 @@ async fn accounts_get_distinct_numbers_that_find_their_payee() {
         .await;
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(too_long.body["errors"][0]["field"], "reference");
+    for bad in ["", "   ", "Invoice\u{7}7"] {
+        let refused = app
+            .post(
+                &payer.token,
+                "/v1/transfers",
+                json!({"from_account_id": from, "to_account_id": to, "amount": {"amount_minor": 10, "currency": "EUR"}, "reference": bad}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(refused.body["errors"][0]["field"], "reference");
+    }
     assert_eq!(app.balance(&from).await, 500, "nothing moved");
     let sent = app
         .post(
