@@ -6,7 +6,6 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
-use crate::models::like_pattern;
 use crate::page::{bind_all, count, decode_cursor, paginate, Order, Page, Param, Select};
 
 #[derive(Debug, Clone, FromRow)]
@@ -336,15 +335,18 @@ pub async fn list(
     if let Some(q) = filter.q.filter(|q| !q.trim().is_empty()) {
         // An account number finds the client who holds the account.
         match q.parse::<domain::AccountNumber>() {
-            Ok(number) => select.and(
-                "id IN (SELECT client_id FROM accounts WHERE account_number = ?)",
-                [Param::Text(number.compact())],
+            Ok(number) => {
+                select.and(
+                    "id IN (SELECT client_id FROM accounts WHERE account_number = ?)",
+                    [Param::Text(number.compact())],
+                );
+            }
+            Err(_) => super::client_search::narrow(
+                &mut select,
+                q.trim(),
+                super::client_search::is_sqlite(pool),
             ),
-            Err(_) => select.and(
-                "search LIKE ? ESCAPE '\\'",
-                [Param::Text(like_pattern(q.trim()))],
-            ),
-        };
+        }
     }
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub(crate) mod client_search;
 pub mod clients;
 pub mod staff;
 pub mod transactions;

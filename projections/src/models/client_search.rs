@@ -1,0 +1,84 @@
+//! The client search's text index, so a search never reads every client.
+//!
+//! SQLite: an FTS5 table with the trigram tokenizer over `clients.search`, kept in step
+//! by triggers; a phrase query of three or more characters is a substring match read
+//! from the index. PostgreSQL: a trigram GIN index (`pg_trgm`), which serves the
+//! `LIKE '%…%'` the query already uses. The DDL differs by dialect, so it runs here
+//! rather than in the shared migrations; every statement is idempotent.
+
+use sqlx::{AnyPool, Executor};
+
+use crate::error::ProjectionError;
+use crate::page::{Param, Select};
+
+/// The FTS5 table's rows are the clients' rowids. SQLite keeps a table's rowids across
+/// everything but VACUUM, which this database never runs; after one the index would be
+/// rebuilt with `INSERT INTO clients_search(clients_search) VALUES ('rebuild')`.
+const SQLITE: &str = "
+CREATE VIRTUAL TABLE IF NOT EXISTS clients_search USING fts5(
+    search, content = 'clients', content_rowid = 'rowid', tokenize = 'trigram');
+CREATE TRIGGER IF NOT EXISTS clients_search_insert AFTER INSERT ON clients BEGIN
+    INSERT INTO clients_search (rowid, search) VALUES (new.rowid, new.search);
+END;
+CREATE TRIGGER IF NOT EXISTS clients_search_update AFTER UPDATE OF search ON clients
+WHEN old.search IS NOT new.search BEGIN
+    INSERT INTO clients_search (clients_search, rowid, search) VALUES ('delete', old.rowid, old.search);
+    INSERT INTO clients_search (rowid, search) VALUES (new.rowid, new.search);
+END;
+CREATE TRIGGER IF NOT EXISTS clients_search_delete AFTER DELETE ON clients BEGIN
+    INSERT INTO clients_search (clients_search, rowid, search) VALUES ('delete', old.rowid, old.search);
+END;
+";
+
+const POSTGRES: &str = "
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS clients_search_trigrams ON clients USING gin (search gin_trgm_ops);
+";
+
+/// The shortest text the trigram index can find; shorter text is matched by scanning.
+const SHORTEST_INDEXED: usize = 3;
+
+pub(crate) fn is_sqlite(pool: &AnyPool) -> bool {
+    pool.connect_options().database_url.scheme() == "sqlite"
+}
+
+/// Creates the index (and, on SQLite, fills it from the clients already projected).
+pub(crate) async fn ensure(pool: &AnyPool) -> Result<(), ProjectionError> {
+    if !is_sqlite(pool) {
+        pool.execute(sqlx::raw_sql(POSTGRES)).await?;
+        return Ok(());
+    }
+    let existed: Option<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'clients_search'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let mut tx = pool.begin().await?;
+    (&mut *tx).execute(sqlx::raw_sql(SQLITE)).await?;
+    if existed.is_none() {
+        // Clients projected before the index existed.
+        sqlx::query("INSERT INTO clients_search (clients_search) VALUES ('rebuild')")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Narrows `select` (over `clients`) to clients whose name or email contains `text`.
+pub(crate) fn narrow(select: &mut Select, text: &str, sqlite: bool) {
+    let lower = text.to_lowercase();
+    if sqlite && lower.chars().count() >= SHORTEST_INDEXED {
+        // A quoted FTS5 phrase: no operators or wildcards inside, `"` doubled.
+        let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
+        select.and(
+            "rowid IN (SELECT rowid FROM clients_search WHERE clients_search MATCH ?)",
+            [Param::Text(phrase)],
+        );
+    } else {
+        select.and(
+            "search LIKE ? ESCAPE '\\'",
+            [Param::Text(super::like_pattern(&lower))],
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The client search reads a text index (SQLite FTS5 trigram, PostgreSQL pg_trgm) and
+//! finds exactly the clients the old scan (`search LIKE '%text%'`) found, on both
+//! dialects, as names and emails change and personal data is erased.
+
+use chrono::Utc;
+use domain::client::{Client, ClientCommand, ContactChange};
+use domain::contact::{Address, Email, PersonalDetails};
+use domain::metadata::CommandMetadata;
+use domain::policy::Role;
+use domain::{ClientId, StaffId};
+use event_store::{Backend, EventStore, Expected};
+use projections::models::clients::{self, ClientFilter};
+use projections::{sqlite_url, Projector, ReadStore, SystemLog};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::AnyPool;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn metadata() -> CommandMetadata {
+    CommandMetadata {
+        actor_id: "agent".into(),
+        actor_role: Role::Agent,
+        correlation_id: "c".into(),
+        causation_id: "c".into(),
+        idempotency_key: None,
+        occurred_at: Utc::now(),
+    }
+}
+
+/// Names from a small alphabet, so that substrings are shared by many clients.
+fn word(rng: &mut StdRng, letters: &[char]) -> String {
+    let len = rng.gen_range(3..9);
+    (0..len)
+        .map(|i| {
+            let c = letters[rng.gen_range(0..letters.len())];
+            if i == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn details(first: &str, last: &str, email: &str) -> PersonalDetails {
+    PersonalDetails::builder()
+        .first_name(first)
+        .last_name(last)
+        .date_of_birth("1980-02-03")
+        .gender("female")
+        .email(email)
+        .phone("+3531234567")
+        .address(
+            Address::builder()
+                .line1("1 Main St")
+                .city("Dublin")
+                .country("IE")
+                .postal_code("D01"),
+        )
+        .build(Utc::now().date_naive())
+        .unwrap()
+}
+
+async fn run(store: &EventStore, client: &str, command: ClientCommand) {
+    store
+        .execute::<Client>(client, Expected::Any, &metadata(), command)
+        .await
+        .unwrap();
+}
+
+/// Every client id the list finds for `q`, page by page.
+async fn found(pool: &AnyPool, q: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut cursor = None;
+    loop {
+        let page = clients::list(
+            pool,
+            ClientFilter {
+                q: Some(q.to_string()),
+                cursor,
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        ids.extend(page.items.into_iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// What the query before the index returned: a scan of every client.
+async fn scanned(pool: &AnyPool, q: &str) -> BTreeSet<String> {
+    let pattern = format!(
+        "%{}%",
+        q.trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    sqlx::query_as::<_, (String,)>("SELECT id FROM clients WHERE search LIKE $1 ESCAPE '\\'")
+        .bind(pattern)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id,)| id)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EventStore::new(
+        Backend::open_sqlite(&dir.path().join("ledger.db"))
+            .await
+            .unwrap(),
+    ));
+    let mut rng = StdRng::seed_from_u64(13);
+    let letters: Vec<char> = "aeinorst".chars().collect();
+    let mut ids = Vec::new();
+    let mut names = Vec::new();
+    for n in 0..240 {
+        let (first, last) = (word(&mut rng, &letters), word(&mut rng, &letters));
+        // Some addresses hold LIKE's wildcards, which must match literally.
+        let email = match n % 3 {
+            0 => format!("{}_{n}@example.com", first.to_lowercase()),
+            1 => format!("{}%{n}@example.com", last.to_lowercase()),
+            _ => format!("{}'{n}@example.com", first.to_lowercase()),
+        };
+        let id = ClientId::new();
+        run(
+            &store,
+            &id.to_string(),
+            ClientCommand::Onboard {
+                client_id: id,
+                agent_id: StaffId::new(),
+                details: details(&first, &last, &email),
+            },
+        )
+        .await;
+        ids.push(id.to_string());
+        names.push((first, last));
+    }
+    // Changes after onboarding move a client in and out of results.
+    for (n, id) in ids.iter().enumerate().step_by(7) {
+        let email = Email::parse(&format!("moved.{n}@bank.example")).unwrap();
+        let change = ContactChange {
+            email: Some(email),
+            phone: None,
+            address: None,
+        };
+        run(&store, id, ClientCommand::UpdateContact(change)).await;
+    }
+    for id in ids.iter().step_by(11) {
+        run(&store, id, ClientCommand::Deactivate { reason: None }).await;
+        run(&store, id, ClientCommand::ErasePersonalData).await;
+    }
+
+    let sqlite = Arc::new(
+        ReadStore::open(&sqlite_url(&dir.path().join("read.db")))
+            .await
+            .unwrap(),
+    );
+    let url = test_peers::postgres::fresh("crm_search").await;
+    let postgres = Arc::new(ReadStore::open(&url).await.unwrap());
+    for read in [&sqlite, &postgres] {
+        let log = Arc::new(
+            SystemLog::open(&sqlite_url(
+                &dir.path().join(format!("log-{}.db", uuid::Uuid::now_v7())),
+            ))
+            .await
+            .unwrap(),
+        );
+        Projector::new(store.clone(), read.clone(), log)
+            .catch_up()
+            .await
+            .unwrap();
+    }
+
+    let mut queries: Vec<String> = vec![
+        "a".into(),
+        "st".into(),
+        "ORA".into(),
+        "moved".into(),
+        "bank.example".into(),
+        "_".into(),
+        "%".into(),
+        "\"".into(),
+        "_1".into(),
+        "%2".into(),
+        "\"a".into(),
+        "\"ora\"".into(),
+        "'1@".into(),
+        "@example".into(),
+        " tr".into(),
+        "nobody-has-this".into(),
+    ];
+    for (first, last) in names.iter().step_by(9) {
+        let full = format!("{first} {last}");
+        let start = rng.gen_range(0..full.len() - 2);
+        let end = rng.gen_range(start + 1..=full.len());
+        queries.push(full[start..end].to_string());
+        queries.push(full.clone());
+        queries.push(last.to_uppercase());
+    }
+    for _ in 0..40 {
+        let len = rng.gen_range(1..6);
+        queries.push(
+            (0..len)
+                .map(|_| letters[rng.gen_range(0..letters.len())])
+                .collect(),
+        );
+    }
+    let mut nonempty = 0;
+    for q in &queries {
+        let expected = scanned(&sqlite.pool(), q).await;
+        assert_eq!(found(&sqlite.pool(), q).await, expected, "SQLite, {q:?}");
+        assert_eq!(
+            found(&postgres.pool(), q).await,
+            expected,
+            "PostgreSQL, {q:?}"
+        );
+        nonempty += usize::from(!expected.is_empty());
+    }
+    assert!(nonempty > queries.len() / 2, "the queries find clients");
+
+    // SQLite reads the search from the index, not by scanning the clients.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT id FROM clients WHERE rowid IN \
+         (SELECT rowid FROM clients_search WHERE clients_search MATCH '\"ora\"')",
+    )
+    .fetch_all(&sqlite.pool())
+    .await
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+    assert!(
+        plan.iter().any(|step| step.contains("VIRTUAL TABLE INDEX")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|step| step == "SCAN clients"), "{plan:?}");
+    // PostgreSQL has the trigram index on the column the query filters.
+    let (index,): (String,) = sqlx::query_as(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'clients' AND indexname = 'clients_search_trigrams'",
+    )
+    .fetch_one(&postgres.pool())
+    .await
+    .unwrap();
+    assert!(index.contains("gin_trgm_ops"), "{index}");
+
+    postgres.close().await;
+    test_peers::postgres::drop(&url).await;
+}
+
+/// A read-model file from before the index gets it, filled, when it next opens.
+#[tokio::test]
+async fn a_database_from_before_the_index_is_indexed_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EventStore::new(
+        Backend::open_sqlite(&dir.path().join("ledger.db"))
+            .await
+            .unwrap(),
+    ));
+    let id = ClientId::new();
+    run(
+        &store,
+        &id.to_string(),
+        ClientCommand::Onboard {
+            client_id: id,
+            agent_id: StaffId::new(),
+            details: details("Grace", "Hopper", "grace@example.com"),
+        },
+    )
+    .await;
+    let url = sqlite_url(&dir.path().join("read.db"));
+    let read = Arc::new(ReadStore::open(&url).await.unwrap());
+    let log = Arc::new(
+        SystemLog::open(&sqlite_url(&dir.path().join("log.db")))
+            .await
+            .unwrap(),
+    );
+    Projector::new(store.clone(), read.clone(), log)
+        .catch_up()
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER clients_search_insert; DROP TRIGGER clients_search_update; \
+         DROP TRIGGER clients_search_delete; DROP TABLE clients_search;",
+    )
+    .execute(&read.pool())
+    .await
+    .unwrap();
+    read.close().await;
+
+    let reopened = ReadStore::open(&url).await.unwrap();
+    assert_eq!(
+        found(&reopened.pool(), "hopp").await,
+        BTreeSet::from([id.to_string()])
+    );
+    assert!(found(&reopened.pool(), "turing").await.is_empty());
+    reopened.close().await;
+}
