@@ -33,16 +33,33 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
-/// Opens a pool on `url` and applies `migrations`. SQLite gets WAL and a busy timeout;
-/// `durable` chooses `synchronous=FULL` (the system log) over `NORMAL` (read models,
-/// which a crash can only set back to a checkpoint that commits with them).
+/// How hard a SQLite database's commits hold on to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// `synchronous=FULL`: the system log, whose entries nothing can bring back.
+    Full,
+    /// `synchronous=NORMAL`: read models, which a crash can only set back to a
+    /// checkpoint that commits with them.
+    Normal,
+    /// `synchronous=OFF`: a rebuild's copy before it is swapped in. A crash leaves an
+    /// unused file behind and the live read models untouched; the copy is synced to
+    /// disk before it is used.
+    Bulk,
+}
+
+/// Opens a pool on `url` and applies `migrations`. SQLite gets WAL, a busy timeout and
+/// the `durability` asked for.
 pub(crate) async fn open(
     url: &str,
     schema: Schema,
-    durable: bool,
+    durability: Durability,
 ) -> Result<AnyPool, ProjectionError> {
     install_default_drivers();
-    let synchronous = if durable { "FULL" } else { "NORMAL" };
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+        Durability::Bulk => "OFF",
+    };
     let pool = AnyPoolOptions::new()
         .max_connections(if url.starts_with("sqlite:") { 4 } else { 16 })
         .acquire_timeout(Duration::from_secs(10))
@@ -63,6 +80,7 @@ pub(crate) async fn open(
     schema.migrator().run(&pool).await?;
     if let Schema::ReadModels = schema {
         crate::models::accounts::backfill_numbers(&pool).await?;
+        crate::models::client_search::ensure(&pool).await?;
     }
     Ok(pool)
 }
@@ -76,7 +94,7 @@ pub struct ReadStore {
 
 impl ReadStore {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
-        let pool = open(url, Schema::ReadModels, false).await?;
+        let pool = open(url, Schema::ReadModels, Durability::Normal).await?;
         Ok(ReadStore {
             pool: RwLock::new(pool),
             url: url.to_string(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use event_store::EventStore;
 
-use crate::db::{open, sqlite_url, ReadStore, Schema};
+use crate::db::{open, sqlite_url, Durability, ReadStore, Schema};
 use crate::error::ProjectionError;
 use crate::runner::Projector;
 use crate::system_log::SystemLog;
@@ -35,14 +35,17 @@ pub async fn rebuild_sqlite(
 ) -> Result<i64, ProjectionError> {
     let old_path = current_read_db(data_dir);
     let name = format!("read-models-{}.db", uuid::Uuid::now_v7().simple());
-    let fresh = open(
-        &sqlite_url(&data_dir.join(&name)),
-        Schema::ReadModels,
-        false,
-    )
-    .await?;
+    let path = data_dir.join(&name);
     let projector = Projector::new(store, live.clone(), log);
-    projector.catch_up_into(&fresh).await?;
+    // The bulk of history without a sync per batch (nothing reads this copy yet), then
+    // the file synced, then the tail with the live read models' durability.
+    let bulk = open(&sqlite_url(&path), Schema::ReadModels, Durability::Bulk).await?;
+    projector.catch_up_into(&bulk).await?;
+    bulk.close().await;
+    std::fs::File::open(&path)
+        .and_then(|file| file.sync_all())
+        .map_err(io)?;
+    let fresh = open(&sqlite_url(&path), Schema::ReadModels, Durability::Normal).await?;
     let position = projector.catch_up_into(&fresh).await?;
     let pointer_tmp = data_dir.join(format!("{POINTER}.tmp"));
     std::fs::write(&pointer_tmp, &name).map_err(io)?;
@@ -57,5 +60,5 @@ pub async fn rebuild_sqlite(
 }
 
 fn io(error: std::io::Error) -> ProjectionError {
-    ProjectionError::Poison(format!("writing the read-model pointer: {error}"))
+    ProjectionError::Poison(format!("writing the rebuilt read models: {error}"))
 }

@@ -22,7 +22,10 @@ use crate::system_log::{LogEntry, SystemLog};
 use std::collections::HashMap;
 
 const CHECKPOINT: &str = "read-models";
+/// Events per transaction while following the store: small, so commits stay prompt.
 const BATCH: i64 = 512;
+/// Events per transaction in a rebuild, where only throughput matters.
+const REBUILD_BATCH: i64 = 8192;
 /// How often the projector looks for events when nothing woke it.
 const POLL: Duration = Duration::from_millis(500);
 /// Backoff after a failed catch-up (a busy or unreachable database), doubling.
@@ -87,7 +90,7 @@ impl Projector {
     pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
         let mut total = CatchUp::default();
         loop {
-            let batch = self.step(&self.read.pool()).await?;
+            let batch = self.step(&self.read.pool(), BATCH).await?;
             total.applied += batch.applied;
             total.skipped += batch.skipped;
             total.dead_lettered += batch.dead_lettered;
@@ -102,7 +105,7 @@ impl Projector {
     /// Catches up into `pool` (a rebuild's fresh copy) rather than the live store.
     pub(crate) async fn catch_up_into(&self, pool: &AnyPool) -> Result<i64, ProjectionError> {
         loop {
-            let batch = self.step(pool).await?;
+            let batch = self.step(pool, REBUILD_BATCH).await?;
             if batch.position == 0 {
                 return Self::checkpoint(pool).await;
             }
@@ -110,10 +113,10 @@ impl Projector {
     }
 
     /// One batch. `position` is 0 when there was nothing to read.
-    async fn step(&self, pool: &AnyPool) -> Result<CatchUp, ProjectionError> {
+    async fn step(&self, pool: &AnyPool, limit: i64) -> Result<CatchUp, ProjectionError> {
         let _one_batch_at_a_time = self.stepping.lock().await;
         let from = Self::checkpoint(pool).await?;
-        let events = self.store.read_after(from, BATCH).await?;
+        let events = self.store.read_after(from, limit).await?;
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(CatchUp::default());
         };

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::{AnyPool, FromRow};
 
-use crate::db::{open, Schema};
+use crate::db::{open, Durability, Schema};
 use crate::error::ProjectionError;
 use crate::page::{bind_all, count, decode_cursor, paginate, Page, Param, Select};
 
@@ -106,7 +106,7 @@ impl api_kit::observe::RefusalLog for SystemLog {
 impl SystemLog {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
         Ok(SystemLog {
-            pool: open(url, Schema::SystemLog, true).await?,
+            pool: open(url, Schema::SystemLog, Durability::Full).await?,
         })
     }
 
