@@ -14,6 +14,7 @@ pub mod idempotency;
 mod numbers;
 mod sqlite_writer;
 mod store;
+mod verify;
 
 pub use backend::{Backend, SqliteOptions};
 #[cfg(feature = "dynamo")]
@@ -22,6 +23,7 @@ pub use error::{is_transient, StoreError};
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, Appended, StoredEvent};
 pub use store::{EventStore, Loaded};
+pub use verify::ChainCheck;
 /// The AWS SDK crates this store is built with, for callers that configure clients.
 #[cfg(feature = "dynamo")]
 pub use {aws_config, aws_sdk_dynamodb};

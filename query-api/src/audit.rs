@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
 use domain::account::Account;
-use domain::chain::{verify_stream, ChainFailure};
+use domain::chain::ChainFailure;
 use domain::client::Client;
 use domain::metadata::OCCURRED_AT;
 use domain::policy::Action;
@@ -207,22 +207,14 @@ pub(crate) async fn verify(
     AppQuery(params): AppQuery<VerifyParams>,
 ) -> Result<Json<Verification>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
-    let streams: Vec<(&str, String)> = match (params.aggregate_type.as_deref(), params.id) {
-        (Some(kind), Some(id)) => vec![(aggregate_type(kind)?, id)],
-        (None, None) => {
-            let mut all = Vec::new();
-            for kind in AGGREGATE_TYPES {
-                all.extend(
-                    state
-                        .store
-                        .open_streams(kind, &[])
-                        .await?
-                        .into_iter()
-                        .map(|id| (kind, id)),
-                );
-            }
-            all
+    let check = match (params.aggregate_type.as_deref(), params.id) {
+        (Some(kind), Some(id)) => {
+            state
+                .store
+                .verify_chains(&[(aggregate_type(kind)?, id)])
+                .await?
         }
+        (None, None) => state.store.verify_all_chains(&AGGREGATE_TYPES).await?,
         _ => {
             return Err(ApiError::BadRequest {
                 code: "invalid-query",
@@ -232,17 +224,11 @@ pub(crate) async fn verify(
     };
     let mut verification = Verification {
         ok: true,
-        streams_checked: 0,
-        events_checked: 0,
-        failures: Vec::new(),
+        streams_checked: check.streams,
+        events_checked: check.events,
+        failures: check.failures,
         checked_at: Utc::now(),
     };
-    for (kind, id) in streams {
-        let events = state.store.stream(kind, &id).await?;
-        verification.streams_checked += 1;
-        verification.events_checked += events.len();
-        verification.failures.extend(verify_stream(&events));
-    }
     verification.ok = verification.failures.is_empty();
     if !verification.ok {
         tracing::warn!(
