@@ -3,6 +3,10 @@
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: allocation was a fifth of the server's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = crm::cli::Cli::parse();
