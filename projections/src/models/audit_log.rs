@@ -101,13 +101,10 @@ pub async fn list(
         // Positions can tie (time positions from AWS delivery): break ties by stream.
         let sequence: i64 = key[3].parse().map_err(|_| ProjectionError::InvalidCursor)?;
         select.and(
-            "(position < ? OR (position = ? AND (aggregate_type < ? OR (aggregate_type = ? AND (aggregate_id < ? OR (aggregate_id = ? AND sequence < ?))))))",
+            "(position, aggregate_type, aggregate_id, sequence) < (?, ?, ?, ?)",
             [
                 Param::Int(position),
-                Param::Int(position),
                 Param::Text(key[1].clone()),
-                Param::Text(key[1].clone()),
-                Param::Text(key[2].clone()),
                 Param::Text(key[2].clone()),
                 Param::Int(sequence),
             ],
