@@ -71,6 +71,11 @@ async fn run(store: &EventStore, client: &str, command: ClientCommand) {
 
 /// Every client id the list finds for `q`, page by page.
 async fn found(pool: &AnyPool, q: &str) -> BTreeSet<String> {
+    found_for(pool, q, None).await
+}
+
+/// Every client id the list finds for `q` among `agent`'s clients (all when `None`).
+async fn found_for(pool: &AnyPool, q: &str, agent: Option<&str>) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     let mut cursor = None;
     loop {
@@ -78,6 +83,7 @@ async fn found(pool: &AnyPool, q: &str) -> BTreeSet<String> {
             pool,
             ClientFilter {
                 q: Some(q.to_string()),
+                agent: agent.map(String::from),
                 cursor,
                 limit: 100,
                 ..Default::default()
@@ -93,8 +99,8 @@ async fn found(pool: &AnyPool, q: &str) -> BTreeSet<String> {
     }
 }
 
-/// What the query before the index returned: a scan of every client.
-async fn scanned(pool: &AnyPool, q: &str) -> BTreeSet<String> {
+/// What the query before the index returned: a scan of every client (of `agent`'s).
+async fn scanned(pool: &AnyPool, q: &str, agent: Option<&str>) -> BTreeSet<String> {
     let pattern = format!(
         "%{}%",
         q.trim()
@@ -103,14 +109,17 @@ async fn scanned(pool: &AnyPool, q: &str) -> BTreeSet<String> {
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
-    sqlx::query_as::<_, (String,)>("SELECT id FROM clients WHERE search LIKE $1 ESCAPE '\\'")
-        .bind(pattern)
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id,)| id)
-        .collect()
+    sqlx::query_as::<_, (String,)>(
+        "SELECT id FROM clients WHERE search LIKE $1 ESCAPE '\\' AND ($2 IS NULL OR agent_id = $2)",
+    )
+    .bind(pattern)
+    .bind(agent)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id,)| id)
+    .collect()
 }
 
 #[tokio::test]
@@ -125,6 +134,7 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     let letters: Vec<char> = "aeinorst".chars().collect();
     let mut ids = Vec::new();
     let mut names = Vec::new();
+    let agents = [StaffId::new(), StaffId::new(), StaffId::new()];
     for n in 0..240 {
         let (first, last) = (word(&mut rng, &letters), word(&mut rng, &letters));
         // Some addresses hold LIKE's wildcards, which must match literally.
@@ -139,7 +149,7 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
             &id.to_string(),
             ClientCommand::Onboard {
                 client_id: id,
-                agent_id: StaffId::new(),
+                agent_id: agents[n % 4 % 3],
                 details: details(&first, &last, &email),
             },
         )
@@ -219,7 +229,7 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     }
     let mut nonempty = 0;
     for q in &queries {
-        let expected = scanned(&sqlite.pool(), q).await;
+        let expected = scanned(&sqlite.pool(), q, None).await;
         assert_eq!(found(&sqlite.pool(), q).await, expected, "SQLite, {q:?}");
         assert_eq!(
             found(&postgres.pool(), q).await,
@@ -227,6 +237,17 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
             "PostgreSQL, {q:?}"
         );
         nonempty += usize::from(!expected.is_empty());
+        // An agent searches their own clients.
+        let agent = agents[q.len() % 3].to_string();
+        let theirs = scanned(&sqlite.pool(), q, Some(&agent)).await;
+        assert!(theirs.is_subset(&expected));
+        for read in [&sqlite, &postgres] {
+            assert_eq!(
+                found_for(&read.pool(), q, Some(&agent)).await,
+                theirs,
+                "{q:?} for one agent"
+            );
+        }
     }
     assert!(nonempty > queries.len() / 2, "the queries find clients");
 

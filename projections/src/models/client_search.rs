@@ -66,7 +66,9 @@ pub(crate) async fn ensure(pool: &AnyPool) -> Result<(), ProjectionError> {
 }
 
 /// Narrows `select` (over `clients`) to clients whose name or email contains `text`.
-pub(crate) fn narrow(select: &mut Select, text: &str, sqlite: bool) {
+/// True when the SQLite text index answers it (other conditions must then leave it to
+/// drive the query).
+pub(crate) fn narrow(select: &mut Select, text: &str, sqlite: bool) -> bool {
     let lower = text.to_lowercase();
     if sqlite && lower.chars().count() >= SHORTEST_INDEXED {
         // A quoted FTS5 phrase: no operators or wildcards inside, `"` doubled.
@@ -75,10 +77,12 @@ pub(crate) fn narrow(select: &mut Select, text: &str, sqlite: bool) {
             "rowid IN (SELECT rowid FROM clients_search WHERE clients_search MATCH ?)",
             [Param::Text(phrase)],
         );
+        true
     } else {
         select.and(
             "search LIKE ? ESCAPE '\\'",
             [Param::Text(super::like_pattern(&lower))],
         );
+        false
     }
 }

@@ -329,9 +329,7 @@ pub async fn list(
     filter: ClientFilter,
 ) -> Result<Page<ClientView>, ProjectionError> {
     let mut select = Select::new(COLUMNS);
-    if let Some(agent) = filter.agent {
-        select.and("agent_id = ?", [Param::Text(agent)]);
-    }
+    let mut indexed = false;
     if let Some(q) = filter.q.filter(|q| !q.trim().is_empty()) {
         // An account number finds the client who holds the account.
         match q.parse::<domain::AccountNumber>() {
@@ -341,12 +339,22 @@ pub async fn list(
                     [Param::Text(number.compact())],
                 );
             }
-            Err(_) => super::client_search::narrow(
-                &mut select,
-                q.trim(),
-                super::client_search::is_sqlite(pool),
-            ),
+            Err(_) => {
+                let sqlite = super::client_search::is_sqlite(pool);
+                indexed = super::client_search::narrow(&mut select, q.trim(), sqlite);
+            }
         }
+    }
+    if let Some(agent) = filter.agent {
+        // When the text index finds the clients, the agent filters its matches: SQLite's
+        // unary `+` keeps it from scanning every client of the agent instead (it chose
+        // that without statistics: 19 ms against 0.5 ms at 100,000 clients).
+        let condition = if indexed {
+            "+agent_id = ?"
+        } else {
+            "agent_id = ?"
+        };
+        select.and(condition, [Param::Text(agent)]);
     }
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);
