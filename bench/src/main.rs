@@ -13,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod postgres;
+mod scale;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -56,12 +59,38 @@ enum Bench {
         #[arg(long)]
         no_cache: bool,
     },
-    /// Rebuild throughput over a store of `events` events.
+    /// Rebuild throughput over a store of `events` events, then reading them back: the
+    /// raw scan, chain verification and an auditor's fold.
     Replay {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
     },
+    /// The event store on PostgreSQL against pgbench's single-row inserts of the same
+    /// shape, at each number of concurrent writers.
+    Postgres {
+        /// The server, without a database (a fresh one is made and dropped).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        url: String,
+        #[arg(long, value_delimiter = ',', default_value = "8,32")]
+        writers: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// How read, restart and verification costs grow with history: `base` clients
+    /// times each factor, with one account of 1,000 × factor deposits.
+    Scale {
+        #[arg(long, default_value = "target/release/crm")]
+        crm: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        base: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        factors: Vec<usize>,
+    },
 }
+
+/// The same allocator as `crm`, so that `replay` measures what the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -75,6 +104,12 @@ async fn main() -> anyhow::Result<()> {
             idempotency_keys,
         } => load(crm, clients, accounts, seconds, probes, idempotency_keys).await,
         Bench::Replay { events } => replay(events).await,
+        Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
+        Bench::Postgres {
+            url,
+            writers,
+            seconds,
+        } => postgres::postgres(&url, writers, seconds).await,
         Bench::Store {
             tasks,
             accounts,
@@ -105,6 +140,50 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 }
 
 struct Server(Child);
+
+impl Server {
+    /// `crm serve` on `data_dir` and a free loopback port, once it answers ready; with
+    /// its base URL.
+    async fn start(
+        crm: &std::path::Path,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<(Self, String)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(crm)
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("CRM_ROOT_PASSWORD", "bench-root-password")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} (cargo build --release first)", crm.display()))?;
+        let server = Server(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let ready = Instant::now();
+        while http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            if ready.elapsed() > Duration::from_secs(120) {
+                bail!("crm serve did not become ready");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok((server, base))
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -160,6 +239,54 @@ async fn login(
         .to_string())
 }
 
+/// The bench's staff, created by root through the API: tokens, and the agent's id.
+struct Staff {
+    admin: String,
+    agent: String,
+    agent_id: String,
+    auditor: String,
+}
+
+impl Staff {
+    async fn create(http: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
+        let root = login(http, base, "root", "bench-root-password").await?;
+        let staff = |username: &str, role: &str| json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Bench", "role": role, "password": "bench-password-1"});
+        post(
+            http,
+            format!("{base}/v1/staff"),
+            Some(&root),
+            staff("bench.admin", "admin"),
+        )
+        .await?;
+        let admin = login(http, base, "bench.admin", "bench-password-1").await?;
+        let (_, agent) = post(
+            http,
+            format!("{base}/v1/staff"),
+            Some(&admin),
+            staff("bench.agent", "agent"),
+        )
+        .await?;
+        post(
+            http,
+            format!("{base}/v1/staff"),
+            Some(&admin),
+            staff("bench.auditor", "auditor"),
+        )
+        .await?;
+        Self::log_in(http, base, agent["id"].as_str().context("the agent's id")?).await
+    }
+
+    /// Fresh tokens (after a restart, say).
+    async fn log_in(http: &reqwest::Client, base: &str, agent_id: &str) -> anyhow::Result<Self> {
+        Ok(Staff {
+            admin: login(http, base, "bench.admin", "bench-password-1").await?,
+            agent: login(http, base, "bench.agent", "bench-password-1").await?,
+            agent_id: agent_id.to_string(),
+            auditor: login(http, base, "bench.auditor", "bench-password-1").await?,
+        })
+    }
+}
+
 async fn load(
     crm: PathBuf,
     clients: usize,
@@ -169,61 +296,12 @@ async fn load(
     idempotency_keys: bool,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(&crm)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("CRM_ROOT_PASSWORD", "bench-root-password")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {} (cargo build --release first)", crm.display()))?;
-    let pid = child.id();
-    let server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let (server, base) = Server::start(&crm, dir.path()).await?;
+    let pid = server.0.id();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients * 2)
         .build()?;
-    let ready = Instant::now();
-    while http
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        if ready.elapsed() > Duration::from_secs(30) {
-            bail!("crm serve did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    let root = login(&http, &base, "root", "bench-root-password").await?;
-    let staff = |username: &str, role: &str| json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Bench", "role": role, "password": "bench-password-1"});
-    post(
-        &http,
-        format!("{base}/v1/staff"),
-        Some(&root),
-        staff("bench.admin", "admin"),
-    )
-    .await?;
-    let admin = login(&http, &base, "bench.admin", "bench-password-1").await?;
-    post(
-        &http,
-        format!("{base}/v1/staff"),
-        Some(&admin),
-        staff("bench.agent", "agent"),
-    )
-    .await?;
-    let agent = login(&http, &base, "bench.agent", "bench-password-1").await?;
+    let agent = Staff::create(&http, &base).await?.agent;
     let mut ids = Vec::with_capacity(accounts);
     let client_body = json!({"first_name": "Bench", "last_name": "Client", "date_of_birth": "1980-01-01", "gender": "unspecified",
         "email": "bench@example.com", "phone": "+3531234567",
@@ -397,15 +475,82 @@ async fn replay(events: usize) -> anyhow::Result<()> {
             .await?,
     );
     let started = Instant::now();
-    let position = projections::rebuild_sqlite(store, read, log, dir.path()).await?;
+    let position = projections::rebuild_sqlite(store.clone(), read, log, dir.path()).await?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "replay:          {position} events in {seconds:.1} s, {:.0} events/s",
         position as f64 / seconds
     );
+    reads(&store, &dir.path().join("ledger.db")).await?;
     if let Some(rss) = peak_rss_mib(std::process::id()) {
         println!("bench peak RSS:  {rss:.0} MiB");
     }
+    Ok(())
+}
+
+/// An events row as stored: rowid, then the columns `stream` reads.
+type ScannedRow = (i64, String, String, i64, String, String, String, String);
+
+/// Reading the events back: the raw scan of the events table (the limit), chain
+/// verification as `/v1/audit/verify` does it, and an auditor's fold of every stream.
+async fn reads(store: &event_store::EventStore, file: &std::path::Path) -> anyhow::Result<()> {
+    use cqrs_es::Aggregate;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await?;
+    let started = Instant::now();
+    let (mut after, mut scanned, mut bytes) = (0_i64, 0_usize, 0_usize);
+    loop {
+        let rows: Vec<ScannedRow> = sqlx::query_as(
+            "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata \
+             FROM events WHERE rowid > ? ORDER BY rowid LIMIT 10000",
+        )
+        .bind(after)
+        .fetch_all(&pool)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        scanned += rows.len();
+        bytes += rows
+            .iter()
+            .map(|r| r.1.len() + r.2.len() + r.4.len() + r.5.len() + r.6.len() + r.7.len())
+            .sum::<usize>();
+    }
+    let scan = scanned as f64 / started.elapsed().as_secs_f64();
+    pool.close().await;
+    let size = std::fs::metadata(file)?.len();
+    println!(
+        "raw scan:        {scanned} events, {:.0} MiB of text, {scan:.0} events/s; file {:.0} bytes/event",
+        bytes as f64 / 1048576.0,
+        size as f64 / scanned.max(1) as f64
+    );
+
+    let started = Instant::now();
+    let check = store.verify_all_chains(&["account"]).await?;
+    let rate = check.events as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "verify chains:   {} events in {} streams, {} failures, {rate:.0} events/s ({:.0} % of the raw scan)",
+        check.events,
+        check.streams,
+        check.failures.len(),
+        100.0 * rate / scan
+    );
+
+    let started = Instant::now();
+    let mut folded = 0;
+    for id in store.open_streams("account", &[]).await? {
+        let mut account = domain::account::Account::default();
+        for event in store.stream("account", &id).await? {
+            account.apply(domain::upcast::decode(&event)?);
+            folded += 1;
+        }
+    }
+    let rate = folded as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "auditor's fold:  {folded} events, {rate:.0} events/s ({:.0} % of the raw scan)",
+        100.0 * rate / scan
+    );
     Ok(())
 }
 
@@ -416,11 +561,7 @@ async fn store(
     group_commit: bool,
     aggregate_cache: bool,
 ) -> anyhow::Result<()> {
-    use domain::account::{Account, AccountCommand, AccountType};
-    use domain::metadata::CommandMetadata;
-    use domain::policy::Role;
-    use domain::{AccountId, ClientId, Currency, TransactionId};
-    use event_store::{Backend, EventStore, Expected, SqliteOptions};
+    use event_store::{Backend, EventStore, SqliteOptions};
 
     let dir = tempfile::tempdir()?;
     let options = SqliteOptions {
@@ -430,6 +571,52 @@ async fn store(
     let store = Arc::new(EventStore::new(
         Backend::open_sqlite_with(&dir.path().join("ledger.db"), options).await?,
     ));
+    let run = deposits(store, tasks, accounts, seconds).await?;
+    println!(
+        "store (group commit {}, cache {}): {run}",
+        if group_commit { "on" } else { "off" },
+        if aggregate_cache { "on" } else { "off" },
+    );
+    Ok(())
+}
+
+/// What `deposits` did.
+struct Run {
+    accepted: usize,
+    failures: usize,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} accepted, {} failed, {:.0} commands/s, p50 {}, p99 {}",
+            self.accepted,
+            self.failures,
+            self.per_second,
+            ms(self.p50),
+            ms(self.p99)
+        )
+    }
+}
+
+/// `tasks` concurrent writers depositing on `accounts` random accounts through
+/// `store.execute` for `seconds`.
+async fn deposits(
+    store: Arc<event_store::EventStore>,
+    tasks: usize,
+    accounts: usize,
+    seconds: u64,
+) -> anyhow::Result<Run> {
+    use domain::account::{Account, AccountCommand, AccountType};
+    use domain::metadata::CommandMetadata;
+    use domain::policy::Role;
+    use domain::{AccountId, ClientId, Currency, TransactionId};
+    use event_store::Expected;
+
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
     let metadata = CommandMetadata {
         actor_id: "bench".into(),
@@ -497,14 +684,11 @@ async fn store(
     }
     latencies.sort();
     let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "store (group commit {}, cache {}): {} accepted, {failures} failed, {:.0} commands/s, p50 {}, p99 {}",
-        if group_commit { "on" } else { "off" },
-        if aggregate_cache { "on" } else { "off" },
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99))
-    );
-    Ok(())
+    Ok(Run {
+        accepted: latencies.len(),
+        failures,
+        per_second: latencies.len() as f64 / elapsed,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    })
 }
