@@ -62,6 +62,21 @@ fn details(first: &str, last: &str, email: &str) -> PersonalDetails {
         .unwrap()
 }
 
+async fn store_in(dir: &std::path::Path) -> Arc<EventStore> {
+    Arc::new(EventStore::new(
+        Backend::open_sqlite(&dir.join("ledger.db")).await.unwrap(),
+    ))
+}
+
+/// Projects everything in `store` into `read`, with a system log at `log`.
+async fn project(store: &Arc<EventStore>, read: &Arc<ReadStore>, log: &std::path::Path) {
+    let log = Arc::new(SystemLog::open(&sqlite_url(log)).await.unwrap());
+    Projector::new(store.clone(), read.clone(), log)
+        .catch_up()
+        .await
+        .unwrap();
+}
+
 async fn run(store: &EventStore, client: &str, command: ClientCommand) {
     store
         .execute::<Client>(client, Expected::Any, &metadata(), command)
@@ -125,11 +140,7 @@ async fn scanned(pool: &AnyPool, q: &str, agent: Option<&str>) -> BTreeSet<Strin
 #[tokio::test]
 async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&dir.path().join("ledger.db"))
-            .await
-            .unwrap(),
-    ));
+    let store = store_in(dir.path()).await;
     let mut rng = StdRng::seed_from_u64(13);
     let letters: Vec<char> = "aeinorst".chars().collect();
     let mut ids = Vec::new();
@@ -179,18 +190,8 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     );
     let url = test_peers::postgres::fresh("crm_search").await;
     let postgres = Arc::new(ReadStore::open(&url).await.unwrap());
-    for read in [&sqlite, &postgres] {
-        let log = Arc::new(
-            SystemLog::open(&sqlite_url(
-                &dir.path().join(format!("log-{}.db", uuid::Uuid::now_v7())),
-            ))
-            .await
-            .unwrap(),
-        );
-        Projector::new(store.clone(), read.clone(), log)
-            .catch_up()
-            .await
-            .unwrap();
+    for (n, read) in [&sqlite, &postgres].into_iter().enumerate() {
+        project(&store, read, &dir.path().join(format!("log-{n}.db"))).await;
     }
 
     let mut queries: Vec<String> = vec![
@@ -282,11 +283,7 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
 #[tokio::test]
 async fn a_database_from_before_the_index_is_indexed_when_it_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&dir.path().join("ledger.db"))
-            .await
-            .unwrap(),
-    ));
+    let store = store_in(dir.path()).await;
     let id = ClientId::new();
     run(
         &store,
@@ -300,15 +297,7 @@ async fn a_database_from_before_the_index_is_indexed_when_it_opens() {
     .await;
     let url = sqlite_url(&dir.path().join("read.db"));
     let read = Arc::new(ReadStore::open(&url).await.unwrap());
-    let log = Arc::new(
-        SystemLog::open(&sqlite_url(&dir.path().join("log.db")))
-            .await
-            .unwrap(),
-    );
-    Projector::new(store.clone(), read.clone(), log)
-        .catch_up()
-        .await
-        .unwrap();
+    project(&store, &read, &dir.path().join("log.db")).await;
     sqlx::raw_sql(
         "DROP TRIGGER clients_search_insert; DROP TRIGGER clients_search_update; \
          DROP TRIGGER clients_search_delete; DROP TABLE clients_search;",
