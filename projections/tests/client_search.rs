@@ -315,3 +315,30 @@ async fn a_database_from_before_the_index_is_indexed_when_it_opens() {
     assert!(found(&reopened.pool(), "turing").await.is_empty());
     reopened.close().await;
 }
+
+/// Services and Lambdas open the read models together on a new PostgreSQL database:
+/// every one of them opens, and the index is made once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_openers_at_once_on_a_new_postgres_database_all_open() {
+    let url = test_peers::postgres::fresh("crm_search_race").await;
+    // The schema first, as the first service's migrations would make it.
+    ReadStore::open(&url).await.unwrap().close().await;
+    sqlx::raw_sql("DROP INDEX clients_search_trigrams; DROP EXTENSION pg_trgm;")
+        .execute(&sqlx::PgPool::connect(&url).await.unwrap())
+        .await
+        .unwrap();
+    let openers: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { ReadStore::open(&url).await.map(|read| read.pool()) })
+        })
+        .collect();
+    for opener in openers {
+        let pool = opener.await.unwrap().expect("every opener opens");
+        pool.close().await;
+    }
+    let read = ReadStore::open(&url).await.unwrap();
+    assert!(found(&read.pool(), "nobody").await.is_empty());
+    read.close().await;
+    test_peers::postgres::drop(&url).await;
+}

@@ -30,7 +30,11 @@ CREATE TRIGGER IF NOT EXISTS clients_search_delete AFTER DELETE ON clients BEGIN
 END;
 ";
 
+/// Every service and Lambda opens the read models, often at once on a new database:
+/// the DDL runs under one advisory lock (as sqlx's migrations do), or two
+/// `CREATE EXTENSION`s race. The key is arbitrary and ours alone.
 const POSTGRES: &str = "
+SELECT pg_advisory_xact_lock(7324158841);
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX IF NOT EXISTS clients_search_trigrams ON clients USING gin (search gin_trgm_ops);
 ";
@@ -45,7 +49,17 @@ pub(crate) fn is_sqlite(pool: &AnyPool) -> bool {
 /// Creates the index (and, on SQLite, fills it from the clients already projected).
 pub(crate) async fn ensure(pool: &AnyPool) -> Result<(), ProjectionError> {
     if !is_sqlite(pool) {
-        pool.execute(sqlx::raw_sql(POSTGRES)).await?;
+        // Once made, nothing to do: no lock taken at every start.
+        let made: Option<(String,)> = sqlx::query_as(
+            "SELECT indexname::text FROM pg_indexes WHERE indexname = 'clients_search_trigrams'",
+        )
+        .fetch_optional(pool)
+        .await?;
+        if made.is_none() {
+            let mut tx = pool.begin().await?;
+            (&mut *tx).execute(sqlx::raw_sql(POSTGRES)).await?;
+            tx.commit().await?;
+        }
         return Ok(());
     }
     let existed: Option<(String,)> = sqlx::query_as(
