@@ -75,6 +75,9 @@ enum Bench {
         writers: Vec<usize>,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// The store's connections: as many as writers by default.
+        #[arg(long)]
+        pool: Option<u32>,
     },
     /// How read, restart and verification costs grow with history: `base` clients
     /// times each factor, with one account of 1,000 × factor deposits.
@@ -109,7 +112,8 @@ async fn main() -> anyhow::Result<()> {
             url,
             writers,
             seconds,
-        } => postgres::postgres(&url, writers, seconds).await,
+            pool,
+        } => postgres::postgres(&url, writers, seconds, pool).await,
         Bench::Store {
             tasks,
             accounts,

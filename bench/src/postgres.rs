@@ -14,7 +14,12 @@ use crate::deposits;
 const PGBENCH_SCRIPT: &str = r#"INSERT INTO bench_events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('account', gen_random_uuid()::text, 1, 'MoneyDeposited', '1.0', '{"MoneyDeposited":{"amount":{"amount_minor":1,"currency":"EUR"},"balance_after":{"amount_minor":1042,"currency":"EUR"},"description":null,"transaction_id":"0193b3c4-6a7e-7d0e-9f1a-2b3c4d5e6f70"}}', '{"actor_id":"bench","actor_role":"agent","causation_id":"bench","correlation_id":"bench","hash":"6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b","occurred_at":"2026-11-28T04:00:00.000000Z","previous_hash":"d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35"}');
 "#;
 
-pub(crate) async fn postgres(url: &str, writers: Vec<usize>, seconds: u64) -> anyhow::Result<()> {
+pub(crate) async fn postgres(
+    url: &str,
+    writers: Vec<usize>,
+    seconds: u64,
+    pool: Option<u32>,
+) -> anyhow::Result<()> {
     let database = format!("ledgerline_bench_{}", std::process::id());
     let admin = sqlx::PgPool::connect(&format!("{url}/postgres")).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database}"))
@@ -24,7 +29,7 @@ pub(crate) async fn postgres(url: &str, writers: Vec<usize>, seconds: u64) -> an
         .execute(&admin)
         .await?;
     let target = format!("{url}/{database}");
-    let outcome = compare(&target, &database, url, writers, seconds).await;
+    let outcome = compare(&target, &database, url, writers, seconds, pool).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
         .execute(&admin)
         .await?;
@@ -37,8 +42,13 @@ async fn compare(
     url: &str,
     writers: Vec<usize>,
     seconds: u64,
+    connections: Option<u32>,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(EventStore::new(Backend::connect_postgres(target).await?));
+    // The store's schema first, for pgbench's table to copy.
+    Backend::connect_postgres_with(target, 1)
+        .await?
+        .close()
+        .await;
     let pool = sqlx::PgPool::connect(target).await?;
     sqlx::query("CREATE TABLE bench_events (LIKE events INCLUDING ALL)")
         .execute(&pool)
@@ -47,6 +57,11 @@ async fn compare(
     std::fs::write(script.path(), PGBENCH_SCRIPT)?;
     let (host, port, user) = parts(url)?;
     for n in writers {
+        // A store per run, with its own pool: as many connections as pgbench's clients.
+        let connections = connections.unwrap_or(n as u32);
+        let store = Arc::new(EventStore::new(
+            Backend::connect_postgres_with(target, connections).await?,
+        ));
         // 64 accounts per writer, so writers seldom queue for one stream's lock, as
         // pgbench's independent inserts never do.
         let run = deposits(store.clone(), n, 64 * n, seconds).await?;
@@ -83,7 +98,8 @@ async fn compare(
             .lines()
             .find(|line| line.starts_with("number of failed transactions"))
             .unwrap_or("number of failed transactions: unknown");
-        println!("{n} writers: store {run}");
+        store.backend().close().await;
+        println!("{n} writers: store ({connections} connections) {run}");
         println!("{n} writers: pgbench {tps:.0} inserts/s ({failed})");
         println!(
             "{n} writers: store / pgbench = {:.0} %",

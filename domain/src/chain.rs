@@ -119,35 +119,57 @@ pub struct ChainFailure {
 /// Checks one stream, given in stored order. Returns every failure found.
 pub fn verify_stream(events: &[SerializedEvent]) -> Vec<ChainFailure> {
     let mut failures = Vec::new();
-    let mut previous_hash = GENESIS_HASH.to_string();
-    let mut expected_sequence = 1;
-    for event in events {
-        let mut fail = |problem| {
-            failures.push(ChainFailure {
-                aggregate_type: event.aggregate_type.clone(),
-                aggregate_id: event.aggregate_id.clone(),
-                sequence: event.sequence,
-                problem,
-            })
-        };
-        if event.sequence != expected_sequence {
-            fail(ChainProblem::SequenceGap {
-                expected: expected_sequence,
-                found: event.sequence,
-            });
-        }
-        if metadata_str(event, PREVIOUS_HASH) != Some(previous_hash.as_str()) {
-            fail(ChainProblem::BrokenLink);
-        }
-        match metadata_str(event, HASH) {
-            None => fail(ChainProblem::MissingHash),
-            Some(stored) if stored != event_hash(event) => fail(ChainProblem::HashMismatch),
-            Some(_) => {}
-        }
-        previous_hash = metadata_str(event, HASH).unwrap_or_default().to_string();
-        expected_sequence = event.sequence + 1;
-    }
+    StreamVerifier::default().check(events, &mut failures);
     failures
+}
+
+/// Checks one stream a part at a time (each part following the one before), so a long
+/// stream need not be held whole.
+#[derive(Debug, Clone)]
+pub struct StreamVerifier {
+    previous_hash: String,
+    expected_sequence: usize,
+}
+
+impl Default for StreamVerifier {
+    fn default() -> Self {
+        StreamVerifier {
+            previous_hash: GENESIS_HASH.to_string(),
+            expected_sequence: 1,
+        }
+    }
+}
+
+impl StreamVerifier {
+    /// Checks the next `events` of the stream, adding what is wrong to `failures`.
+    pub fn check(&mut self, events: &[SerializedEvent], failures: &mut Vec<ChainFailure>) {
+        for event in events {
+            let mut fail = |problem| {
+                failures.push(ChainFailure {
+                    aggregate_type: event.aggregate_type.clone(),
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: event.sequence,
+                    problem,
+                })
+            };
+            if event.sequence != self.expected_sequence {
+                fail(ChainProblem::SequenceGap {
+                    expected: self.expected_sequence,
+                    found: event.sequence,
+                });
+            }
+            if metadata_str(event, PREVIOUS_HASH) != Some(self.previous_hash.as_str()) {
+                fail(ChainProblem::BrokenLink);
+            }
+            match metadata_str(event, HASH) {
+                None => fail(ChainProblem::MissingHash),
+                Some(stored) if stored != event_hash(event) => fail(ChainProblem::HashMismatch),
+                Some(_) => {}
+            }
+            self.previous_hash = metadata_str(event, HASH).unwrap_or_default().to_string();
+            self.expected_sequence = event.sequence + 1;
+        }
+    }
 }
 
 /// Adds `previous_hash` and `hash` to `event`'s metadata, linking it after `previous`.

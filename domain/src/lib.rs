@@ -44,6 +44,7 @@ pub mod ids;
 pub mod metadata;
 pub mod money;
 pub mod policy;
+pub mod snapshot;
 pub mod staff;
 pub mod transfer;
 pub mod upcast;

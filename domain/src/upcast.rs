@@ -14,12 +14,17 @@ use crate::ids::AccountId;
 
 pub const ACCOUNT_OPENED_VERSION: &str = "2";
 
+/// Each upcast: the event type, the version it brings older payloads to, and how.
+type Upcast = (&'static str, &'static str, fn(Value) -> Value);
+const UPCASTS: &[Upcast] = &[("AccountOpened", ACCOUNT_OPENED_VERSION, account_opened_v2)];
+
 static UPCASTERS: LazyLock<Vec<SemanticVersionEventUpcaster>> = LazyLock::new(|| {
-    vec![SemanticVersionEventUpcaster::new(
-        "AccountOpened",
-        ACCOUNT_OPENED_VERSION,
-        Box::new(account_opened_v2),
-    )]
+    UPCASTS
+        .iter()
+        .map(|&(event_type, version, upcast)| {
+            SemanticVersionEventUpcaster::new(event_type, version, Box::new(upcast))
+        })
+        .collect()
 });
 
 fn account_opened_v2(mut payload: Value) -> Value {
@@ -39,6 +44,16 @@ fn account_opened_v2(mut payload: Value) -> Value {
         }
     }
     payload
+}
+
+/// The event versions readers bring old events up to, e.g. `AccountOpened@2`: part of
+/// a snapshot's schema ([`crate::snapshot::schema`]).
+pub fn current_versions() -> String {
+    UPCASTS
+        .iter()
+        .map(|(event_type, version, _)| format!("{event_type}@{version}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `event` brought up to the current schema.

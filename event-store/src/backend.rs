@@ -7,13 +7,12 @@ use sqlx::sqlite::{
 use std::path::Path;
 use std::time::Duration;
 
-use postgres_es::PostgresEventRepository;
-
 use crate::error::StoreError;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+use crate::postgres_writer::PostgresRepository;
 use crate::sqlite_writer::SqliteRepository;
 
 /// How the embedded store runs; both on by default. Turning them off is for measuring
@@ -47,7 +46,7 @@ pub enum Backend {
         options: SqliteOptions,
     },
     Postgres {
-        repository: PostgresEventRepository,
+        repository: PostgresRepository,
         pool: PgPool,
     },
     #[cfg(feature = "dynamo")]
@@ -96,16 +95,23 @@ impl Backend {
         })
     }
 
-    /// Connects to PostgreSQL at `url` and brings its schema up to date.
+    /// Connects to PostgreSQL at `url`, with up to 16 connections, and brings its schema
+    /// up to date.
     pub async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        Self::connect_postgres_with(url, 16).await
+    }
+
+    /// As [`Backend::connect_postgres`], with up to `connections` connections: about one
+    /// per concurrent writer; more only queue in the server.
+    pub async fn connect_postgres_with(url: &str, connections: u32) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
         Ok(Backend::Postgres {
-            repository: PostgresEventRepository::new(pool.clone()),
+            repository: PostgresRepository::new(pool.clone()),
             pool,
         })
     }

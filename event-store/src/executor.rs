@@ -103,7 +103,7 @@ impl EventStore {
         command: A::Command,
     ) -> Result<Committed<A>, ExecuteError<A::Error>>
     where
-        A: Aggregate<Services = ()> + Clone + 'static,
+        A: domain::snapshot::Snapshotted<Services = ()> + Clone + 'static,
         A::Command: Clone,
     {
         let _guard = self.locks.lock(format!("{}/{id}", A::TYPE)).await;
@@ -113,8 +113,14 @@ impl EventStore {
             }
         }
         for attempt in 0..MAX_ATTEMPTS {
-            let mut loaded = self.load::<A>(id).await?;
+            let mut loaded = self.load_for_command::<A>(id).await?;
             if let Expected::Version(expected) = expected {
+                if expected != loaded.version && self.shared {
+                    // The cached copy may be behind another process's append: ask the
+                    // store before telling the caller their version is wrong.
+                    self.cache.evict(&Self::cache_key::<A>(id));
+                    loaded = self.load_for_command::<A>(id).await?;
+                }
                 if expected != loaded.version {
                     return Err(ExecuteError::VersionMismatch {
                         expected,
@@ -143,6 +149,12 @@ impl EventStore {
                             version,
                             last_hash,
                         };
+                        if self.snapshot_due(before.version, version) {
+                            let occurred_at = last.metadata[domain::metadata::OCCURRED_AT]
+                                .as_str()
+                                .unwrap_or_default();
+                            self.save_snapshot(id, &after, occurred_at).await;
+                        }
                         self.cache.put(Self::cache_key::<A>(id), after);
                     }
                     return Ok(Committed {

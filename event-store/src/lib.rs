@@ -12,6 +12,9 @@ mod executor;
 mod feed;
 pub mod idempotency;
 mod numbers;
+mod postgres_writer;
+mod repository;
+mod snapshots;
 mod sqlite_writer;
 mod store;
 mod verify;
@@ -22,6 +25,7 @@ pub use dynamo::{event_from_item, DynamoTables, KeyAttribute, ScanCursor, TableS
 pub use error::{is_transient, StoreError};
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, Appended, StoredEvent};
+pub use snapshots::{AsOf, StateAt, SNAPSHOT_EVERY};
 pub use store::{EventStore, Loaded};
 pub use verify::ChainCheck;
 /// The AWS SDK crates this store is built with, for callers that configure clients.

@@ -2,12 +2,14 @@
 
 use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
-use domain::chain::{seal, GENESIS_HASH};
+use domain::chain::seal;
 use domain::metadata::{CommandMetadata, HASH};
+use domain::snapshot::Snapshotted;
 use serde_json::Value;
 
 use crate::backend::{with_pool, with_repository, Backend};
 use crate::error::StoreError;
+use crate::snapshots::AsOf;
 
 /// The event store. Every append seals its events into the stream's hash chain.
 pub struct EventStore {
@@ -17,6 +19,11 @@ pub struct EventStore {
     pub(crate) cache: crate::cache::AggregateCache,
     /// Every append of this process, for in-process followers (the transfer manager).
     pub(crate) committed: tokio::sync::broadcast::Sender<std::sync::Arc<crate::Appended>>,
+    /// Events between snapshots; 0 keeps none.
+    pub(crate) snapshot_every: u64,
+    /// Whether other processes may write the store (PostgreSQL): cached aggregates then
+    /// serve only the deciding of commands.
+    pub(crate) shared: bool,
 }
 
 /// An aggregate as loaded: its state, its version (the last sequence) and the hash of its
@@ -53,27 +60,43 @@ impl<A: Aggregate> Loaded<A> {
 }
 
 impl EventStore {
-    /// A store over `backend`. Aggregates are cached in memory for the embedded SQLite
-    /// store, whose owning process is its only writer; not for PostgreSQL, which several
-    /// processes may share.
+    /// A store over `backend`. Aggregates are cached in memory between commands: on the
+    /// embedded SQLite store (unless turned off), whose owning process is its only
+    /// writer, for every load; on PostgreSQL, which several processes may share, for
+    /// deciding commands only. A command decided on a copy another process has since
+    /// outdated cannot be written (its sequence is taken), so it is decided again on
+    /// fresh state; other readers (authorization, transfers, mail) always read the store.
     pub fn new(backend: Backend) -> Self {
-        let cache = crate::cache::AggregateCache::new(matches!(
-            backend,
-            Backend::Sqlite {
-                options: crate::backend::SqliteOptions {
-                    aggregate_cache: true,
-                    ..
-                },
-                ..
-            }
-        ));
+        let shared = matches!(backend, Backend::Postgres { .. });
+        let cache = crate::cache::AggregateCache::new(
+            shared
+                || matches!(
+                    backend,
+                    Backend::Sqlite {
+                        options: crate::backend::SqliteOptions {
+                            aggregate_cache: true,
+                            ..
+                        },
+                        ..
+                    }
+                ),
+        );
         EventStore {
             backend,
             locks: Default::default(),
             commits: Default::default(),
             cache,
+            shared,
             committed: tokio::sync::broadcast::channel(1024).0,
+            snapshot_every: crate::snapshots::SNAPSHOT_EVERY,
         }
+    }
+
+    /// Takes a snapshot every `events` events of a stream (0: never), instead of every
+    /// [`crate::SNAPSHOT_EVERY`].
+    pub fn with_snapshot_every(mut self, events: u64) -> Self {
+        self.snapshot_every = events;
+        self
     }
 
     pub(crate) fn cache_key<A: Aggregate>(id: &str) -> String {
@@ -90,7 +113,19 @@ impl EventStore {
     }
 
     /// Loads the aggregate `id` (from the cache, or by replaying its stream).
-    pub async fn load<A: Aggregate + Clone + 'static>(
+    pub async fn load<A: Snapshotted + Clone + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<Loaded<A>, StoreError> {
+        if self.shared {
+            return self.load_from_store::<A>(id).await;
+        }
+        self.load_for_command(id).await
+    }
+
+    /// Loads the aggregate `id` to decide a command on: from the cache when it holds the
+    /// stream, which on a shared store may be out of date (the append then conflicts).
+    pub(crate) async fn load_for_command<A: Snapshotted + Clone + 'static>(
         &self,
         id: &str,
     ) -> Result<Loaded<A>, StoreError> {
@@ -128,35 +163,16 @@ impl EventStore {
         Ok((events, next))
     }
 
-    /// Loads the aggregate `id` by replaying its stream, bypassing the cache.
-    pub async fn load_from_store<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
-        // dynamo-es reads one page (1 MB) of a stream; our own query reads them all.
-        #[cfg(feature = "dynamo")]
-        let events = match &self.backend {
-            Backend::Dynamo { client, tables, .. } => {
-                crate::dynamo::stream(client, tables, A::TYPE, id).await?
-            }
-            _ => with_repository!(&self.backend, repo => repo.get_events::<A>(id).await)?,
-        };
-        #[cfg(not(feature = "dynamo"))]
-        let events = with_repository!(&self.backend, repo => repo.get_events::<A>(id).await)?;
-        let mut loaded = Loaded {
-            aggregate: A::default(),
-            version: 0,
-            last_hash: GENESIS_HASH.to_string(),
-        };
-        for event in events {
-            loaded.version = event.sequence as u64;
-            loaded.last_hash = event
-                .metadata
-                .get(HASH)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let payload: A::Event = domain::upcast::decode(&event)?;
-            loaded.aggregate.apply(payload);
+    /// Loads the aggregate `id` from the store, bypassing the cache: its latest snapshot
+    /// and the events after it. A load that had to replay a snapshot interval or more
+    /// leaves a snapshot behind.
+    pub async fn load_from_store<A: Snapshotted>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+        let folded = self.fold::<A>(id, AsOf::Latest).await?;
+        if self.snapshot_every > 0 && folded.replayed >= self.snapshot_every {
+            self.save_snapshot(id, &folded.loaded, &folded.occurred_at)
+                .await;
         }
-        Ok(loaded)
+        Ok(folded.loaded)
     }
 
     /// Appends `events` after `loaded`, sealing each into the chain. Fails with
@@ -217,18 +233,66 @@ impl EventStore {
         aggregate_type: &str,
         id: &str,
     ) -> Result<Vec<SerializedEvent>, StoreError> {
+        // From 0: an event slipped in before the first is read, and so caught.
+        self.stream_range(aggregate_type, id, 0, None).await
+    }
+
+    /// The events of one stream from sequence `from` up to `to` (inclusive; to the end
+    /// when `None`), as stored.
+    pub async fn stream_range(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        self.stream_part(aggregate_type, id, from, to, None).await
+    }
+
+    /// At most `limit` events of one stream from sequence `from` on, as stored: a long
+    /// stream read a part at a time, whatever gaps it has.
+    pub async fn stream_from(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        limit: u64,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        self.stream_part(aggregate_type, id, from, None, Some(limit))
+            .await
+    }
+
+    async fn stream_part(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        to: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        let to = to.map_or(i64::MAX, |to| i64::try_from(to).unwrap_or(i64::MAX));
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let limit = limit.map_or(i64::MAX, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
         #[cfg(feature = "dynamo")]
         if let Backend::Dynamo { client, tables, .. } = &self.backend {
-            return crate::dynamo::stream(client, tables, aggregate_type, id).await;
+            let mut events = crate::dynamo::stream(client, tables, aggregate_type, id).await?;
+            events.retain(|e| (from..=to).contains(&(e.sequence as i64)));
+            events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            return Ok(events);
         }
-        const QUERY: &str = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
-             payload, metadata FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
+        const QUERY: &str =
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload, metadata FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             AND sequence >= $3 AND sequence <= $4 ORDER BY sequence LIMIT $5";
         let rows = match &self.backend {
             Backend::Sqlite { pool, .. } => {
                 let rows: Vec<(String, String, i64, String, String, String, String)> =
                     sqlx::query_as(QUERY)
                         .bind(aggregate_type)
                         .bind(id)
+                        .bind(from)
+                        .bind(to)
+                        .bind(limit)
                         .fetch_all(pool)
                         .await?;
                 rows.into_iter()
@@ -250,6 +314,9 @@ impl EventStore {
                     sqlx::query_as(QUERY)
                         .bind(aggregate_type)
                         .bind(id)
+                        .bind(from)
+                        .bind(to)
+                        .bind(limit)
                         .fetch_all(pool)
                         .await?;
                 rows
@@ -261,6 +328,23 @@ impl EventStore {
             .into_iter()
             .map(|(t, i, s, e, v, p, m)| SerializedEvent::new(i, s as usize, t, e, v, p, m))
             .collect())
+    }
+
+    /// How many events the stream holds (its last sequence; 0 when there is none).
+    pub async fn stream_length(&self, aggregate_type: &str, id: &str) -> Result<u64, StoreError> {
+        #[cfg(feature = "dynamo")]
+        if let Backend::Dynamo { client, tables, .. } = &self.backend {
+            let events = crate::dynamo::stream(client, tables, aggregate_type, id).await?;
+            return Ok(events.last().map_or(0, |e| e.sequence as u64));
+        }
+        let (last,): (Option<i64>,) = with_pool!(&self.backend, pool => sqlx::query_as(
+            "SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(aggregate_type)
+        .bind(id)
+        .fetch_one(pool)
+        .await?);
+        Ok(last.unwrap_or(0) as u64)
     }
 
     /// Ids of the streams of `aggregate_type` that hold none of `terminal_events`: the

@@ -135,6 +135,33 @@ impl Fixture {
         }
     }
 
+    fn sql_backend(&self) -> bool {
+        matches!(
+            self.store.backend(),
+            Backend::Sqlite { .. } | Backend::Postgres { .. }
+        )
+    }
+
+    /// Runs `sql` on the database directly, as its administrator could.
+    async fn execute_sql(&self, sql: &str) {
+        match self.store.backend() {
+            Backend::Sqlite { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            Backend::Postgres { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { .. } => unreachable!("SQL on DynamoDB"),
+        }
+    }
+
+    /// The one number `sql` selects.
+    async fn query_one(&self, sql: &str) -> (i64,) {
+        match self.store.backend() {
+            Backend::Sqlite { pool, .. } => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+            Backend::Postgres { pool, .. } => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { .. } => unreachable!("SQL on DynamoDB"),
+        }
+    }
+
     /// Overwrites one stored payload behind the store's back.
     async fn tamper_payload(&self, id: &str, sequence: i64, payload: &str) {
         match self.store.backend() {
@@ -438,6 +465,87 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
     let stream = store.stream("account", &key).await.unwrap();
     assert_eq!(stream.len(), 10_001);
     assert!(verify_stream(&stream).is_empty());
+    // Verification reads it a part at a time.
+    let check = store
+        .verify_chains(&[("account", key.clone())])
+        .await
+        .unwrap();
+    assert_eq!((check.streams, check.events), (1, 10_001));
+    assert!(check.failures.is_empty(), "{:?}", check.failures);
+}
+
+/// Verification reads a long stream in parts; events deleted across a part's end, and
+/// one slipped in before the first, are still found.
+async fn verifies_a_long_stream_in_parts(fixture: &Fixture) {
+    let store = &fixture.store;
+    let id = AccountId::new();
+    let key = id.to_string();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 0))
+        .await
+        .unwrap();
+    let mut loaded = store.load::<Account>(&key).await.unwrap();
+    for _ in 0..5 {
+        let events: Vec<AccountEvent> = (0..1_000)
+            .map(|n| AccountEvent::MoneyDeposited {
+                transaction_id: TransactionId::new(),
+                amount: eur(1),
+                description: None,
+                balance_after: eur(loaded.version as i64 + n),
+            })
+            .collect();
+        let sealed = store
+            .append::<Account>(&key, &loaded, &events, &metadata())
+            .await
+            .unwrap();
+        loaded = loaded.advanced(events, &sealed);
+    }
+    fixture
+        .execute_sql(&format!(
+            "DELETE FROM events WHERE aggregate_id = '{key}' AND sequence BETWEEN 1999 AND 2001"
+        ))
+        .await;
+    let check = store
+        .verify_chains(&[("account", key.clone())])
+        .await
+        .unwrap();
+    assert_eq!(check.events, 5_001 - 3);
+    let problems: Vec<(usize, ChainProblem)> = check
+        .failures
+        .iter()
+        .map(|f| (f.sequence, f.problem.clone()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (
+                2002,
+                ChainProblem::SequenceGap {
+                    expected: 1999,
+                    found: 2002
+                }
+            ),
+            (2002, ChainProblem::BrokenLink)
+        ]
+    );
+    fixture
+        .execute_sql(&format!(
+            "INSERT INTO events SELECT aggregate_type, aggregate_id, 0, event_type, event_version, \
+             payload, metadata FROM events WHERE aggregate_id = '{key}' AND sequence = 1"
+        ))
+        .await;
+    let check = store
+        .verify_chains(&[("account", key.clone())])
+        .await
+        .unwrap();
+    assert_eq!(check.events, 5_001 - 3 + 1);
+    assert_eq!(
+        check.failures[0].problem,
+        ChainProblem::SequenceGap {
+            expected: 1,
+            found: 0
+        }
+    );
 }
 
 async fn keeps_idempotency_records(store: &EventStore) {
@@ -564,6 +672,295 @@ async fn allocates_account_numbers(store: &EventStore) {
     }
 }
 
+/// One of the commands a busy account sees, picked by `n`; some are refused (a withdrawal
+/// beyond the balance, a deposit while frozen), which writes nothing.
+fn busy_account_command(n: u64) -> AccountCommand {
+    match n % 7 {
+        0..=2 => deposit(1 + (n % 500) as i64),
+        3 => AccountCommand::Withdraw {
+            transaction_id: TransactionId::new(),
+            amount: amt(1 + (n % 900) as i64),
+            description: Some(format!("withdrawal {n}")),
+        },
+        4 => AccountCommand::Freeze {
+            reason: Some("review".into()),
+        },
+        5 => AccountCommand::Unfreeze,
+        _ => AccountCommand::DebitForTransfer {
+            transaction_id: TransactionId::new(),
+            transfer_id: domain::TransferId::new(),
+            to_account: AccountId::new(),
+            amount: amt(1 + (n % 300) as i64),
+            reference: None,
+        },
+    }
+}
+
+/// The state replayed from the first `count` events of `stream`, from nothing.
+fn replayed(stream: &[cqrs_es::persist::SerializedEvent], count: usize) -> Account {
+    use cqrs_es::Aggregate;
+    let mut account = Account::default();
+    for event in &stream[..count] {
+        account.apply(domain::upcast::decode(event).unwrap());
+    }
+    account
+}
+
+/// Loads and states as of any version or time, read through snapshots taken every 4
+/// events, equal the replay of the events from the first one.
+async fn snapshots_equal_replay(fixture: &Fixture) {
+    let store = fixture.second_store().await.with_snapshot_every(4);
+    let id = AccountId::new();
+    let key = id.to_string();
+    let start = Utc::now();
+    let at = |n: u64| CommandMetadata {
+        occurred_at: start + chrono::Duration::seconds(n as i64),
+        idempotency_key: None,
+        ..metadata()
+    };
+    store
+        .execute::<Account>(&key, Expected::Any, &at(0), open(id, 10_000))
+        .await
+        .unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for n in 1..=90u64 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let _ = store
+            .execute::<Account>(
+                &key,
+                Expected::Any,
+                &at(n),
+                busy_account_command(seed >> 33),
+            )
+            .await;
+        if n % 10 != 0 {
+            continue;
+        }
+        let stream = store.stream("account", &key).await.unwrap();
+        let loaded = store.load_from_store::<Account>(&key).await.unwrap();
+        assert_eq!(loaded.version, stream.len() as u64);
+        assert_eq!(
+            loaded.aggregate,
+            replayed(&stream, stream.len()),
+            "load at {n}"
+        );
+        for version in 1..=stream.len() {
+            let state = store
+                .state_at::<Account>(&key, event_store::AsOf::Version(version as u64))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(state.version, version as u64);
+            assert_eq!(state.latest_version, stream.len() as u64);
+            assert_eq!(
+                state.aggregate,
+                replayed(&stream, version),
+                "version {version}"
+            );
+            let time = stream[version - 1].metadata["occurred_at"]
+                .as_str()
+                .unwrap();
+            let by_time = store
+                .state_at::<Account>(&key, event_store::AsOf::Time(time))
+                .await
+                .unwrap()
+                .unwrap();
+            // The events of one command share its time: the state is after the last.
+            let through = stream
+                .iter()
+                .rposition(|e| e.metadata["occurred_at"].as_str().unwrap() <= time)
+                .unwrap()
+                + 1;
+            assert_eq!(by_time.version, through as u64, "as of {time}");
+            assert_eq!(
+                by_time.aggregate,
+                replayed(&stream, through),
+                "as of {time}"
+            );
+        }
+    }
+    let before = store
+        .state_at::<Account>(&key, event_store::AsOf::Time("2000-01-01T00:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((before.version, before.aggregate), (0, Account::default()));
+    assert!(store
+        .state_at::<Account>(&AccountId::new().to_string(), event_store::AsOf::Latest)
+        .await
+        .unwrap()
+        .is_none());
+    if fixture.sql_backend() {
+        let (kept,) = fixture
+            .query_one("SELECT COUNT(*) FROM stream_snapshots")
+            .await;
+        assert!(kept >= 10, "snapshots were taken: {kept}");
+    }
+    store.backend().close().await;
+}
+
+/// A stream of `count` deposits after the opening, on a store that snapshots every 4.
+async fn deposits(store: &EventStore, count: u64) -> (String, Account) {
+    let id = AccountId::new();
+    let key = id.to_string();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 0))
+        .await
+        .unwrap();
+    let mut last = None;
+    for _ in 0..count {
+        let committed = store
+            .execute::<Account>(&key, Expected::Any, &metadata(), deposit(5))
+            .await
+            .unwrap();
+        last = Some(committed.aggregate);
+    }
+    (key, last.unwrap())
+}
+
+/// Snapshots written under an older schema (an event version or state shape since
+/// changed) are ignored, remade from the events, and dropped.
+async fn ignores_snapshots_of_an_older_schema(fixture: &Fixture) {
+    let store = fixture.second_store().await.with_snapshot_every(4);
+    let (key, account) = deposits(&store, 11).await;
+    let current = domain::snapshot::schema::<Account>();
+    assert_eq!(
+        fixture
+            .query_one(&format!("SELECT COUNT(*) FROM stream_snapshots WHERE aggregate_id = '{key}' AND schema = '{current}'"))
+            .await
+            .0,
+        3
+    );
+    // As if taken before `AccountOpened` 2, with a state that no longer matches.
+    fixture
+        .execute_sql(&format!(
+            "UPDATE stream_snapshots SET schema = 'account/1/AccountOpened@1', \
+             state = replace(state, '\"amount_minor\":', '\"amount_minor\":9') WHERE aggregate_id = '{key}'"
+        ))
+        .await;
+    let loaded = store.load_from_store::<Account>(&key).await.unwrap();
+    assert_eq!(loaded.aggregate, account);
+    assert_eq!(loaded.aggregate.balance.amount_minor(), 55);
+    let state = store
+        .state_at::<Account>(&key, event_store::AsOf::Version(9))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.aggregate.balance.amount_minor(), 40);
+    // The load replayed the whole stream and took a new snapshot; the old ones are gone.
+    let (old,) = fixture
+        .query_one(&format!("SELECT COUNT(*) FROM stream_snapshots WHERE aggregate_id = '{key}' AND schema <> '{current}'"))
+        .await;
+    let (new,) = fixture
+        .query_one(&format!("SELECT MAX(version) FROM stream_snapshots WHERE aggregate_id = '{key}' AND schema = '{current}'"))
+        .await;
+    assert_eq!((old, new), (0, 12));
+    store.backend().close().await;
+}
+
+/// A snapshot that no longer ends where its stream's chain says (the events were
+/// rewritten, or the snapshot was) is ignored, and so is one that cannot be read.
+async fn ignores_snapshots_that_do_not_match_the_stream(fixture: &Fixture) {
+    let store = fixture.second_store().await.with_snapshot_every(4);
+    let (key, account) = deposits(&store, 11).await;
+    fixture
+        .execute_sql(&format!(
+            "UPDATE stream_snapshots SET last_hash = 'not-the-hash', \
+             state = replace(state, '\"amount_minor\":', '\"amount_minor\":9') WHERE aggregate_id = '{key}' AND version = 8"
+        ))
+        .await;
+    fixture
+        .execute_sql(&format!(
+            "UPDATE stream_snapshots SET state = '{{\"not\": \"an account\"}}' WHERE aggregate_id = '{key}' AND version = 4"
+        ))
+        .await;
+    for version in [4, 5, 8, 9, 12] {
+        let state = store
+            .state_at::<Account>(&key, event_store::AsOf::Version(version))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            state.aggregate.balance.amount_minor(),
+            5 * (version as i64 - 1),
+            "version {version}"
+        );
+    }
+    assert_eq!(
+        store
+            .load_from_store::<Account>(&key)
+            .await
+            .unwrap()
+            .aggregate,
+        account
+    );
+    store.backend().close().await;
+}
+
+/// On PostgreSQL several processes write: a command decided on a cached copy that
+/// another process has outdated is decided again on fresh state, `If-Match` is checked
+/// against the store, and plain loads (authorization) never see the stale copy.
+#[tokio::test]
+async fn postgres_commands_are_decided_on_fresh_state_when_another_process_wrote() {
+    let fixture = Fixture::postgres().await;
+    let (one, other) = (&fixture.store, fixture.second_store().await);
+    assert!(one.caches_aggregates());
+    let id = AccountId::new();
+    let key = id.to_string();
+    one.execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
+        .await
+        .unwrap();
+    // `one` holds version 1 in its cache; `other` takes the account to version 3.
+    for _ in 0..2 {
+        other
+            .execute::<Account>(&key, Expected::Any, &metadata(), deposit(50))
+            .await
+            .unwrap();
+    }
+    assert_eq!(one.load::<Account>(&key).await.unwrap().version, 3);
+    let withdrawn = one
+        .execute::<Account>(
+            &key,
+            Expected::Version(3),
+            &metadata(),
+            AccountCommand::Withdraw {
+                transaction_id: TransactionId::new(),
+                amount: amt(180),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.version, 4);
+    assert_eq!(withdrawn.aggregate.balance.amount_minor(), 20);
+    other
+        .execute::<Account>(&key, Expected::Any, &metadata(), deposit(5))
+        .await
+        .unwrap();
+    // A stale cache must not refuse a version the store is really at.
+    assert!(matches!(
+        one.execute::<Account>(&key, Expected::Version(4), &metadata(), deposit(1))
+            .await,
+        Err(ExecuteError::VersionMismatch {
+            expected: 4,
+            actual: 5
+        })
+    ));
+    let at_five = one
+        .execute::<Account>(&key, Expected::Version(5), &metadata(), deposit(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (at_five.version, at_five.aggregate.balance.amount_minor()),
+        (6, 26)
+    );
+    let stream = one.stream("account", &key).await.unwrap();
+    assert_eq!(stream.len(), 6);
+    assert!(verify_stream(&stream).is_empty());
+    other.backend().close().await;
+    fixture.finish().await;
+}
+
 /// A lease short enough to run out in a test.
 const SHORT: std::time::Duration = std::time::Duration::from_millis(600);
 
@@ -620,8 +1017,52 @@ macro_rules! conformance {
                 super::keeps_idempotency_records(&fixture.store).await;
                 fixture.finish().await;
             }
+
+            #[tokio::test]
+            async fn snapshots_equal_replay() {
+                let fixture = Fixture::$backend().await;
+                super::snapshots_equal_replay(&fixture).await;
+                fixture.finish().await;
+            }
         }
     };
+}
+
+/// The tests that change tables behind the store's back with SQL: the SQL stores
+/// (DynamoDB keeps no snapshots).
+macro_rules! snapshot_tables {
+    ($backend:ident) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn ignores_snapshots_of_an_older_schema() {
+                let fixture = Fixture::$backend().await;
+                super::super::ignores_snapshots_of_an_older_schema(&fixture).await;
+                fixture.finish().await;
+            }
+
+            #[tokio::test]
+            async fn ignores_snapshots_that_do_not_match_the_stream() {
+                let fixture = Fixture::$backend().await;
+                super::super::ignores_snapshots_that_do_not_match_the_stream(&fixture).await;
+                fixture.finish().await;
+            }
+
+            #[tokio::test]
+            async fn verifies_a_long_stream_in_parts() {
+                let fixture = Fixture::$backend().await;
+                super::super::verifies_a_long_stream_in_parts(&fixture).await;
+                fixture.finish().await;
+            }
+        }
+    };
+}
+
+mod snapshot_table {
+    use super::*;
+    snapshot_tables!(sqlite);
+    snapshot_tables!(postgres);
 }
 
 conformance!(sqlite);

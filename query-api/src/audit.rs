@@ -6,15 +6,14 @@ use api_kit::{ApiError, AppQuery, Caller};
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::SerializedEvent;
-use cqrs_es::Aggregate;
 use domain::account::Account;
 use domain::chain::ChainFailure;
 use domain::client::Client;
-use domain::metadata::OCCURRED_AT;
 use domain::policy::Action;
+use domain::snapshot::Snapshotted;
 use domain::staff::StaffUser;
 use domain::transfer::Transfer;
+use event_store::AsOf;
 use projections::models::audit_log::{self, AuditEntry, AuditFilter};
 use projections::page::{decode_cursor, paginate, Page};
 use serde::{Deserialize, Serialize};
@@ -35,18 +34,6 @@ fn aggregate_type(value: &str) -> Result<&'static str, ApiError> {
                 AGGREGATE_TYPES.join(", ")
             ))
         })
-}
-
-async fn stream(
-    state: &QueryState,
-    kind: &str,
-    id: &str,
-) -> Result<Vec<SerializedEvent>, ApiError> {
-    let events = state.store.stream(kind, id).await?;
-    if events.is_empty() {
-        return Err(ApiError::NotFound(format!("no {kind} stream with id {id}")));
-    }
-    Ok(events)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -80,10 +67,18 @@ pub(crate) async fn events(
             })?,
         None => 0,
     };
-    let views = stream(&state, kind, &id)
-        .await?
+    // One page (and one more, to know whether another follows) from the cursor on, not
+    // the whole stream: a busy account's stream runs to hundreds of thousands.
+    let to = after as u64 + params.limit() as u64 + 1;
+    let events = state
+        .store
+        .stream_range(kind, &id, after as u64 + 1, Some(to))
+        .await?;
+    if events.is_empty() && (after == 0 || state.store.stream_length(kind, &id).await? == 0) {
+        return Err(ApiError::NotFound(format!("no {kind} stream with id {id}")));
+    }
+    let views = events
         .into_iter()
-        .filter(|event| event.sequence > after)
         .map(|event| EventView {
             sequence: event.sequence,
             event_type: event.event_type,
@@ -105,19 +100,19 @@ pub(crate) struct StateParams {
     as_of: Option<String>,
 }
 
-/// Replays `events` through aggregate `A`.
-fn replay<A: Aggregate>(events: &[SerializedEvent]) -> Result<Value, ApiError> {
-    let mut aggregate = A::default();
-    for event in events {
-        let payload: A::Event = domain::upcast::decode(event).map_err(|e| {
-            ApiError::Internal(format!(
-                "event {} of {} cannot be read: {e}",
-                event.sequence, event.aggregate_id
-            ))
-        })?;
-        aggregate.apply(payload);
-    }
-    serde_json::to_value(&aggregate).map_err(|e| ApiError::Internal(e.to_string()))
+/// The state of `A`'s stream `id` as of `as_of` (from the nearest snapshot below it and
+/// the events after), its version then and the stream's length now.
+async fn state_of<A: Snapshotted + Serialize>(
+    state: &QueryState,
+    id: &str,
+    as_of: AsOf<'_>,
+) -> Result<Option<(Value, u64, u64)>, ApiError> {
+    let Some(at) = state.store.state_at::<A>(id, as_of).await? else {
+        return Ok(None);
+    };
+    let value =
+        serde_json::to_value(&at.aggregate).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some((value, at.version, at.latest_version)))
 }
 
 /// The aggregate's state as of a version or a time, replayed from its events (auditors).
@@ -133,51 +128,40 @@ pub(crate) async fn state(
     caller.authorize(Action::ReadAudit)?;
     let kind = aggregate_type(&kind)?;
     let as_of = time_bound(params.as_of.as_deref(), "as_of")?;
-    if params.version.is_some() && as_of.is_some() {
-        return Err(ApiError::BadRequest {
-            code: "invalid-query",
-            detail: "give version or as_of, not both".into(),
-        });
-    }
-    let all = stream(&state, kind, &id).await?;
-    let latest = all.len();
-    let events: Vec<SerializedEvent> = all
-        .into_iter()
-        .take_while(|event| {
-            let by_version = params
-                .version
-                .is_none_or(|version| event.sequence as i64 <= version);
-            let by_time = as_of.as_deref().is_none_or(|bound| {
-                let occurred = event
-                    .metadata
-                    .get(OCCURRED_AT)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                occurred <= bound
-            });
-            by_version && by_time
-        })
-        .collect();
-    if let Some(version) = params.version {
-        if version < 1 || version as usize > latest {
+    let bound = match (params.version, as_of.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest {
+                code: "invalid-query",
+                detail: "give version or as_of, not both".into(),
+            })
+        }
+        (Some(version), None) => AsOf::Version(u64::try_from(version).unwrap_or(0)),
+        (None, Some(time)) => AsOf::Time(time),
+        (None, None) => AsOf::Latest,
+    };
+    let found = match kind {
+        "client" => state_of::<Client>(&state, &id, bound).await?,
+        "account" => state_of::<Account>(&state, &id, bound).await?,
+        "staff" => state_of::<StaffUser>(&state, &id, bound).await?,
+        _ => state_of::<Transfer>(&state, &id, bound).await?,
+    };
+    let Some((replayed, version, latest)) = found else {
+        return Err(ApiError::NotFound(format!("no {kind} stream with id {id}")));
+    };
+    if let Some(wanted) = params.version {
+        if wanted < 1 || wanted as u64 > latest {
             return Err(ApiError::NotFound(format!(
-                "the stream has {latest} events; there is no version {version}"
+                "the stream has {latest} events; there is no version {wanted}"
             )));
         }
     }
-    let replayed = match kind {
-        "client" => replay::<Client>(&events)?,
-        "account" => replay::<Account>(&events)?,
-        "staff" => replay::<StaffUser>(&events)?,
-        _ => replay::<Transfer>(&events)?,
-    };
     Ok(Json(json!({
         "aggregate_type": kind,
         "id": id,
-        "version": events.len(),
+        "version": version,
         "latest_version": latest,
         "as_of": as_of,
-        "state": if events.is_empty() { Value::Null } else { replayed },
+        "state": if version == 0 { Value::Null } else { replayed },
     })))
 }
 

@@ -50,6 +50,32 @@ async fn streams_and_state_as_of_a_version_or_time() {
         assert!(metadata[field].is_string(), "{field}");
     }
 
+    // Read page by page from the cursor on (the store reads only that page).
+    let first = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/streams/account/{account}/events?limit=2"),
+        )
+        .await;
+    assert_eq!(first.body["items"], json!(items[..2]));
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/streams/account/{account}/events?limit=2&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(rest.body["items"], json!(items[2..]));
+    assert!(rest.body["next_cursor"].is_null(), "{:?}", rest.body);
+    for missing in [
+        format!("/v1/audit/streams/account/{}/events", uuid::Uuid::now_v7()),
+        format!("/v1/audit/streams/account/{}/state", uuid::Uuid::now_v7()),
+        format!("/v1/audit/streams/account/{account}/state?version=0"),
+    ] {
+        let answer = app.get(&auditor.token, &missing).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{missing}");
+    }
+
     let at_two = app
         .get(
             &auditor.token,

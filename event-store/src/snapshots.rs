@@ -1,0 +1,310 @@
+//! Snapshots of aggregate state every few hundred events, so loading a long stream reads
+//! its latest snapshot and the events after it, and an auditor's state as of a version
+//! starts from the nearest snapshot below. A cache derived from the events, never a
+//! replacement for them: a snapshot is used only under the schema it was written with
+//! ([`domain::snapshot::schema`]) and only while the event it ends at still carries the
+//! hash it recorded; otherwise it is ignored, the events are replayed and a new one is
+//! written. Emptying the table loses nothing but time. The SQL stores keep snapshots;
+//! on DynamoDB every load replays the stream.
+
+use cqrs_es::persist::SerializedEvent;
+use domain::chain::GENESIS_HASH;
+use domain::metadata::{HASH, OCCURRED_AT};
+use domain::snapshot::{schema, Snapshotted};
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::error::StoreError;
+use crate::store::{EventStore, Loaded};
+
+/// How many events apart snapshots are taken by default: a load replays fewer than this.
+pub const SNAPSHOT_EVERY: u64 = 500;
+
+/// Which state to read: the latest, or as of a version or a time (RFC 3339 in UTC,
+/// compared as text, as events record it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf<'a> {
+    Latest,
+    Version(u64),
+    Time(&'a str),
+}
+
+/// An aggregate's state as of a point in its stream.
+#[derive(Debug, Clone)]
+pub struct StateAt<A> {
+    pub aggregate: A,
+    /// The last event folded in (0: none, the stream had not started by then).
+    pub version: u64,
+    /// The stream's length now.
+    pub latest_version: u64,
+}
+
+/// A stream folded up to a point, and how it got there.
+pub(crate) struct Folded<A> {
+    pub(crate) loaded: Loaded<A>,
+    /// Events applied on top of the snapshot (all of them without one).
+    pub(crate) replayed: u64,
+    /// When the last event folded in occurred.
+    pub(crate) occurred_at: String,
+}
+
+struct Row {
+    version: i64,
+    last_hash: String,
+    occurred_at: String,
+    state: String,
+}
+
+fn text(event: &SerializedEvent, field: &str) -> String {
+    event
+        .metadata
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl EventStore {
+    /// Whether this store keeps snapshots (a SQL backend, and not turned off).
+    fn snapshots_kept(&self) -> bool {
+        self.snapshot_every > 0 && !self.backend_is_dynamo()
+    }
+
+    fn backend_is_dynamo(&self) -> bool {
+        #[cfg(feature = "dynamo")]
+        if let Backend::Dynamo { .. } = self.backend {
+            return true;
+        }
+        false
+    }
+
+    /// Folds stream `id` of `A` up to `as_of`, from the nearest usable snapshot below.
+    pub(crate) async fn fold<A: Snapshotted>(
+        &self,
+        id: &str,
+        as_of: AsOf<'_>,
+    ) -> Result<Folded<A>, StoreError> {
+        if self.snapshots_kept() {
+            if let Some(row) = self.nearest_snapshot::<A>(id, as_of).await? {
+                let to = match as_of {
+                    AsOf::Version(version) => Some(version),
+                    // The first snapshot after the bound ends past it: read no further.
+                    AsOf::Time(time) => self.first_snapshot_after::<A>(id, time).await?,
+                    AsOf::Latest => None,
+                };
+                let events = self
+                    .stream_range(A::TYPE, id, row.version as u64, to)
+                    .await?;
+                if let Some(folded) = Self::resume::<A>(&row, &events, as_of)? {
+                    return Ok(folded);
+                }
+                tracing::warn!(
+                    aggregate = A::TYPE,
+                    id,
+                    version = row.version,
+                    "snapshot does not match its stream; replaying the events"
+                );
+            }
+        }
+        let to = match as_of {
+            AsOf::Version(version) => Some(version),
+            _ => None,
+        };
+        let events = self.stream_range(A::TYPE, id, 0, to).await?;
+        let start = Folded {
+            loaded: Loaded {
+                aggregate: A::default(),
+                version: 0,
+                last_hash: GENESIS_HASH.to_string(),
+            },
+            replayed: 0,
+            occurred_at: String::new(),
+        };
+        Self::fold_onto(start, &events, as_of)
+    }
+
+    /// The snapshot's state with `events` (which start at the snapshot's own last event)
+    /// folded on, or `None` if the snapshot does not belong to this stream as it is now.
+    fn resume<A: Snapshotted>(
+        row: &Row,
+        events: &[SerializedEvent],
+        as_of: AsOf<'_>,
+    ) -> Result<Option<Folded<A>>, StoreError> {
+        let Some((first, rest)) = events.split_first() else {
+            return Ok(None);
+        };
+        if first.sequence as i64 != row.version || text(first, HASH) != row.last_hash {
+            return Ok(None);
+        }
+        let Ok(aggregate) = serde_json::from_str::<A>(&row.state) else {
+            return Ok(None);
+        };
+        let start = Folded {
+            loaded: Loaded {
+                aggregate,
+                version: row.version as u64,
+                last_hash: row.last_hash.clone(),
+            },
+            replayed: 0,
+            occurred_at: row.occurred_at.clone(),
+        };
+        Self::fold_onto(start, rest, as_of).map(Some)
+    }
+
+    fn fold_onto<A: Snapshotted>(
+        mut folded: Folded<A>,
+        events: &[SerializedEvent],
+        as_of: AsOf<'_>,
+    ) -> Result<Folded<A>, StoreError> {
+        for event in events {
+            let occurred_at = text(event, OCCURRED_AT);
+            if matches!(as_of, AsOf::Time(bound) if occurred_at.as_str() > bound) {
+                break;
+            }
+            let payload: A::Event = domain::upcast::decode(event)?;
+            folded.loaded.aggregate.apply(payload);
+            folded.loaded.version = event.sequence as u64;
+            folded.loaded.last_hash = text(event, HASH);
+            folded.occurred_at = occurred_at;
+            folded.replayed += 1;
+        }
+        Ok(folded)
+    }
+
+    async fn nearest_snapshot<A: Snapshotted>(
+        &self,
+        id: &str,
+        as_of: AsOf<'_>,
+    ) -> Result<Option<Row>, StoreError> {
+        let (version, time) = match as_of {
+            AsOf::Latest => (i64::MAX, "~"),
+            AsOf::Version(version) => (i64::try_from(version).unwrap_or(i64::MAX), "~"),
+            AsOf::Time(time) => (i64::MAX, time),
+        };
+        const QUERY: &str = "SELECT version, last_hash, occurred_at, state FROM stream_snapshots \
+            WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema = $3 \
+            AND version <= $4 AND occurred_at <= $5 ORDER BY version DESC LIMIT 1";
+        let row: Option<(i64, String, String, String)> = crate::backend::with_pool!(&self.backend, pool => sqlx::query_as(QUERY)
+                .bind(A::TYPE)
+                .bind(id)
+                .bind(schema::<A>())
+                .bind(version)
+                .bind(time)
+                .fetch_optional(pool)
+                .await?);
+        Ok(row.map(|(version, last_hash, occurred_at, state)| Row {
+            version,
+            last_hash,
+            occurred_at,
+            state,
+        }))
+    }
+
+    async fn first_snapshot_after<A: Snapshotted>(
+        &self,
+        id: &str,
+        time: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let (version,): (Option<i64>,) = crate::backend::with_pool!(&self.backend, pool => sqlx::query_as(
+            "SELECT MIN(version) FROM stream_snapshots WHERE aggregate_type = $1 \
+             AND aggregate_id = $2 AND schema = $3 AND occurred_at > $4",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(schema::<A>())
+        .bind(time)
+        .fetch_one(pool)
+        .await?);
+        Ok(version.map(|v| v as u64))
+    }
+
+    /// Keeps `loaded` (which ends with an event that occurred at `occurred_at`) as a
+    /// snapshot, and drops the stream's snapshots of other schemas. Best effort: a
+    /// snapshot that cannot be written only means a longer replay later.
+    pub(crate) async fn save_snapshot<A: Snapshotted>(
+        &self,
+        id: &str,
+        loaded: &Loaded<A>,
+        occurred_at: &str,
+    ) {
+        if !self.snapshots_kept() || loaded.version == 0 {
+            return;
+        }
+        if let Err(error) = self.write_snapshot(id, loaded, occurred_at).await {
+            tracing::warn!(aggregate = A::TYPE, id, %error, "snapshot not written");
+        }
+    }
+
+    async fn write_snapshot<A: Snapshotted>(
+        &self,
+        id: &str,
+        loaded: &Loaded<A>,
+        occurred_at: &str,
+    ) -> Result<(), StoreError> {
+        let state = serde_json::to_string(&loaded.aggregate)?;
+        let schema = schema::<A>();
+        const UPSERT: &str = "INSERT INTO stream_snapshots \
+            (aggregate_type, aggregate_id, version, last_hash, occurred_at, schema, state) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            ON CONFLICT (aggregate_type, aggregate_id, version) DO UPDATE SET \
+            last_hash = excluded.last_hash, occurred_at = excluded.occurred_at, \
+            schema = excluded.schema, state = excluded.state";
+        const RETIRE: &str = "DELETE FROM stream_snapshots \
+            WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema <> $3";
+        macro_rules! write {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                sqlx::query(UPSERT)
+                    .bind(A::TYPE)
+                    .bind(id)
+                    .bind(loaded.version as i64)
+                    .bind(&loaded.last_hash)
+                    .bind(occurred_at)
+                    .bind(&schema)
+                    .bind(&state)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(RETIRE)
+                    .bind(A::TYPE)
+                    .bind(id)
+                    .bind(&schema)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }};
+        }
+        match &self.backend {
+            // A cache needs no fsync of its own: the pool without one.
+            Backend::Sqlite { idempotency, .. } => write!(idempotency),
+            Backend::Postgres { pool, .. } => write!(pool),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Whether a stream that went from `before` to `after` events crossed a snapshot
+    /// point.
+    pub(crate) fn snapshot_due(&self, before: u64, after: u64) -> bool {
+        self.snapshot_every > 0 && after / self.snapshot_every > before / self.snapshot_every
+    }
+
+    /// The state of aggregate `id` as of `as_of`, from the nearest snapshot below it and
+    /// the events after; `None` when the stream does not exist.
+    pub async fn state_at<A: Snapshotted>(
+        &self,
+        id: &str,
+        as_of: AsOf<'_>,
+    ) -> Result<Option<StateAt<A>>, StoreError> {
+        let latest_version = self.stream_length(A::TYPE, id).await?;
+        if latest_version == 0 {
+            return Ok(None);
+        }
+        let folded = self.fold::<A>(id, as_of).await?;
+        Ok(Some(StateAt {
+            aggregate: folded.loaded.aggregate,
+            version: folded.loaded.version,
+            latest_version,
+        }))
+    }
+}
