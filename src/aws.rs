@@ -322,6 +322,7 @@ async fn local(
             root_password: root_password.clone(),
             region: "us-east-1".into(),
             jwks_base: Some(moto.endpoint.clone()),
+            projector_workers: aws_stack::local::DEFAULT_PROJECTOR_WORKERS,
         },
     )
     .await?;

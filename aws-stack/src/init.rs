@@ -67,6 +67,15 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
                 topology.visibility_timeout.as_secs().to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+            // High throughput: one message group per stream (the relay's).
+            (
+                QueueAttributeName::DeduplicationScope,
+                "messageGroup".into(),
+            ),
+            (
+                QueueAttributeName::FifoThroughputLimit,
+                "perMessageGroupId".into(),
+            ),
         ],
     )
     .await?;
@@ -111,10 +120,7 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
                 .build()
                 .map_err(|e| StackError::Setup(e.to_string()))
         };
-        let mut targets = vec![target("projector", &queue_arn)?];
-        if rule.to_sftp_exports {
-            targets.push(target("sftp-exports", &sftp_arn)?);
-        }
+        let targets = vec![target("sftp-exports", &sftp_arn)?];
         clients
             .events
             .put_targets()
@@ -125,11 +131,9 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
             .await
             .map_err(|e| StackError::aws(&rule.name, e))?;
     }
-    // Only the rules may send to the queues.
-    for (url, arn, name) in [
-        (&queue_url, &queue_arn, topology.projector_queue()),
-        (&sftp_url, &sftp_arn, topology.sftp_exports_queue()),
-    ] {
+    // Only the rules may send to the exports queue (the relay, which sends to the
+    // projector's, does so by its own role's permission).
+    for (url, arn, name) in [(&sftp_url, &sftp_arn, topology.sftp_exports_queue())] {
         let policy = json!({
             "Version": "2012-10-17",
             "Statement": [{

@@ -5,13 +5,13 @@
 //! deployed functions would, through [`crate::mapping`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::StaffId;
 use event_store::{Backend, EventStore};
 use identity::CognitoConfig;
-use projections::{Projector, ReadStore, SystemLog};
+use projections::{CatchUp, Projector, ReadStore, SystemLog};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -46,7 +46,14 @@ pub struct LocalOptions {
     /// Where the pool's keys are served when not at the issuer (moto serves them at
     /// `<endpoint>/<pool-id>/.well-known/jwks.json`).
     pub jwks_base: Option<String>,
+    /// Projector Lambdas running at once (the event source mapping's maximum
+    /// concurrency): each takes batches from the queue; SQS gives no two of them the
+    /// same stream at once.
+    pub projector_workers: usize,
 }
+
+/// How many projector workers the local stack runs unless told otherwise.
+pub const DEFAULT_PROJECTOR_WORKERS: usize = 4;
 
 pub struct LocalStack {
     pub stack: Stack,
@@ -58,6 +65,7 @@ pub struct LocalStack {
     pub cognito: CognitoConfig,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    projected: Arc<Mutex<CatchUp>>,
 }
 
 impl LocalStack {
@@ -120,7 +128,8 @@ impl LocalStack {
         let (mail_url, task) = serve(options.mail_addr, mail, stopped.clone()).await?;
         tasks.push(task);
 
-        let publisher = relay::Relay::new(clients.events.clone(), stack.bus.clone());
+        let publisher = relay::Relay::new(clients.events.clone(), stack.bus.clone())
+            .with_projector_queue(clients.sqs.clone(), stack.projector_queue_url.clone());
         let stream = StreamMapping::new(clients.streams.clone(), stack.events_stream_arn.clone());
         tasks.push(tokio::spawn(run_relay(publisher, stream, stopped.clone())));
 
@@ -130,17 +139,23 @@ impl LocalStack {
         )));
         let read = Arc::new(ReadStore::open(&options.read_database_url).await?);
         let log = Arc::new(SystemLog::open(&options.read_database_url).await?);
-        let projector = Projector::new(store, read, log.clone());
-        let queue = QueueMapping::new(
-            clients.sqs.clone(),
-            stack.projector_queue_url.clone(),
-            stack.projector_queue_arn.clone(),
-        );
-        tasks.push(tokio::spawn(run_projector(
-            projector,
-            queue,
-            stopped.clone(),
-        )));
+        let projector = Arc::new(Projector::new(store, read, log.clone()));
+        let projected = Arc::new(Mutex::new(CatchUp::default()));
+        let receiving = Arc::new(tokio::sync::Mutex::new(()));
+        for _ in 0..options.projector_workers.max(1) {
+            let queue = QueueMapping::new(
+                clients.sqs.clone(),
+                stack.projector_queue_url.clone(),
+                stack.projector_queue_arn.clone(),
+            )
+            .receiving_under(receiving.clone());
+            tasks.push(tokio::spawn(run_projector(
+                projector.clone(),
+                queue,
+                projected.clone(),
+                stopped.clone(),
+            )));
+        }
 
         let door = crate::front_door::router(
             crate::front_door::FrontDoorConfig {
@@ -170,7 +185,16 @@ impl LocalStack {
             cognito,
             shutdown,
             tasks,
+            projected,
         })
+    }
+
+    /// What the projector workers did so far, together.
+    pub fn projected(&self) -> CatchUp {
+        *self
+            .projected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stops serving and polling, and waits for both.
@@ -276,17 +300,32 @@ async fn run_relay(
     }
 }
 
-/// The projector Lambda, fed from its queue.
+/// One projector Lambda, fed from its queue.
 async fn run_projector(
-    projector: Projector,
+    projector: Arc<Projector>,
     queue: QueueMapping,
+    projected: Arc<Mutex<CatchUp>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let projector = &projector;
+    let handle = |batch| {
+        let projected = projected.clone();
+        async move {
+            let (response, stats) = projections::lambda::handle_counted(projector, batch).await;
+            let mut total = projected
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            total.applied += stats.applied;
+            total.skipped += stats.skipped;
+            total.gaps_filled += stats.gaps_filled;
+            total.dead_lettered += stats.dead_lettered;
+            response
+        }
+    };
     while !*stopped.borrow() {
         let received = tokio::select! {
             _ = stopped.changed() => break,
-            received = queue.poll(|batch| projections::lambda::handle(projector, batch)) => received,
+            received = queue.poll(&handle) => received,
         };
         if let Err(error) = received {
             tracing::warn!(%error, "receiving from the projector queue");

@@ -193,6 +193,10 @@ pub struct QueueMapping {
     arn: String,
     /// Long-poll wait per receive, in seconds.
     pub wait_seconds: i32,
+    /// Shared by mappings polling one queue at once: one receive at a time. SQS hands
+    /// no two receivers messages of one group; moto decides that per request without a
+    /// lock, so concurrent receives could both get a group's next message.
+    receiving: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl QueueMapping {
@@ -202,11 +206,22 @@ impl QueueMapping {
             url: url.into(),
             arn: arn.into(),
             wait_seconds: 1,
+            receiving: None,
         }
+    }
+
+    /// Receives under `lock`, which the other mappings of the same queue share.
+    pub fn receiving_under(mut self, lock: std::sync::Arc<tokio::sync::Mutex<()>>) -> Self {
+        self.receiving = Some(lock);
+        self
     }
 
     /// Up to 10 messages, as the records of a Lambda SQS event.
     pub async fn receive(&self) -> Result<Vec<SqsMessage>, StackError> {
+        let _one_at_a_time = match &self.receiving {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let page = self
             .sqs
             .receive_message()

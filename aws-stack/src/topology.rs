@@ -63,17 +63,18 @@ impl Topology {
         format!("{}sftp-exports-dlq.fifo", self.prefix)
     }
 
-    /// One rule per aggregate type. EventBridge gives an SQS target a fixed message
-    /// group id, so the group is the aggregate type: order within a type is kept, and
-    /// the projector's per-stream sequence copes with everything else.
+    /// One rule per exported aggregate type, to the SFTP worker's queue. EventBridge
+    /// gives an SQS target a fixed message group id, so the group is the aggregate type:
+    /// the exports keep their order within a type. The projector's queue is not a rule
+    /// target: the relay sends to it itself, with each stream as its own message group
+    /// ([`relay::Relay`]), so streams are projected in parallel and each in order.
     pub fn rules(&self) -> Vec<Rule> {
-        AGGREGATES
+        EXPORTED
             .iter()
             .map(|aggregate| Rule {
-                name: format!("{}{aggregate}-to-projector", self.prefix),
+                name: format!("{}{aggregate}-to-sftp-exports", self.prefix),
                 pattern: format!(r#"{{"source": ["{}{aggregate}"]}}"#, relay::SOURCE_PREFIX),
                 message_group: (*aggregate).to_string(),
-                to_sftp_exports: EXPORTED.contains(aggregate),
             })
             .collect()
     }
@@ -116,8 +117,12 @@ pub struct QueueDocument {
     pub name: String,
     pub dead_letter_queue: String,
     pub fifo: bool,
-    /// EventBridge sends no deduplication id.
+    /// EventBridge sends no deduplication id (the relay sends one, the stream and
+    /// sequence, and the body is the same for the same event anyway).
     pub content_based_deduplication: bool,
+    /// High-throughput FIFO: deduplication and the throughput quota per message group,
+    /// not per queue (the projector's queue, one group per stream).
+    pub high_throughput: bool,
     pub visibility_timeout_seconds: u64,
     pub max_receive_count: u32,
 }
@@ -151,6 +156,7 @@ impl Topology {
             dead_letter_queue,
             fifo: true,
             content_based_deduplication: true,
+            high_throughput: role == "projector",
             visibility_timeout_seconds: self.visibility_timeout.as_secs(),
             max_receive_count: self.max_receive_count,
         };
@@ -172,11 +178,7 @@ impl Topology {
                 .map(|rule| RuleDocument {
                     pattern: serde_json::from_str(&rule.pattern)
                         .expect("rule patterns are built as JSON"),
-                    targets: if rule.to_sftp_exports {
-                        vec!["projector", "sftpExports"]
-                    } else {
-                        vec!["projector"]
-                    },
+                    targets: vec!["sftpExports"],
                     name: rule.name,
                     message_group_id: rule.message_group,
                 })
@@ -196,14 +198,13 @@ impl Topology {
     }
 }
 
-/// An EventBridge rule that sends one aggregate type's events to the projector queue.
+/// An EventBridge rule that sends one aggregate type's events to the SFTP worker's
+/// exports queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub name: String,
     pub pattern: String,
     pub message_group: String,
-    /// Also sent to the SFTP worker's exports queue.
-    pub to_sftp_exports: bool,
 }
 
 #[cfg(test)]
@@ -221,11 +222,10 @@ mod tests {
             "a FIFO queue's DLQ is FIFO"
         );
         let rules = topology.rules();
-        assert_eq!(rules.len(), AGGREGATES.len());
         let pattern: serde_json::Value = serde_json::from_str(&rules[0].pattern).unwrap();
         assert_eq!(pattern["source"][0], "crm.client");
-        let exported: Vec<bool> = rules.iter().map(|r| r.to_sftp_exports).collect();
-        assert_eq!(exported, vec![true, true, false, false]);
+        let groups: Vec<&str> = rules.iter().map(|r| r.message_group.as_str()).collect();
+        assert_eq!(groups, ["client", "account"], "the exported types only");
     }
 
     /// infra/ declares its resources from this file: it must be what the code says.
@@ -254,7 +254,12 @@ mod tests {
         );
         assert_eq!(document["queues"][0]["visibilityTimeoutSeconds"], 60);
         assert_eq!(document["rules"][0]["pattern"]["source"][0], "crm.client");
-        assert_eq!(document["rules"][0]["targets"][1], "sftpExports");
+        assert_eq!(
+            document["rules"][0]["targets"],
+            serde_json::json!(["sftpExports"])
+        );
+        assert_eq!(document["queues"][0]["highThroughput"], true);
+        assert_eq!(document["queues"][1]["highThroughput"], false);
         assert_eq!(document["userPool"]["groups"][0], "root-admin");
         assert_eq!(document["userPool"]["passwordPolicy"]["minimumLength"], 12);
         assert_eq!(document["securityHeaders"]["x-frame-options"], "DENY");

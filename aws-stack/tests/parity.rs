@@ -42,6 +42,7 @@ async fn the_services_match_crm_serve() {
             root_password: ROOT.1.into(),
             region: "us-east-1".into(),
             jwks_base: Some(peers.moto.endpoint.clone()),
+            projector_workers: aws_stack::local::DEFAULT_PROJECTOR_WORKERS,
         },
     )
     .await

@@ -93,6 +93,7 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
             root_password: PASSWORD.into(),
             region: "us-east-1".into(),
             jwks_base: Some(peers.moto.endpoint.clone()),
+            projector_workers: aws_stack::local::DEFAULT_PROJECTOR_WORKERS,
         },
     )
     .await

@@ -1,5 +1,6 @@
-// The event path: DynamoDB Streams → relay Lambda → EventBridge bus (archived) → one rule
-// per aggregate type → SQS FIFO queues → projector and SFTP worker Lambdas. Bus, rules,
+// The event path: DynamoDB Streams → relay Lambda → the projector's SQS FIFO queue (one
+// message group per stream) → projector Lambda; and relay → EventBridge bus (archived) →
+// one rule per exported aggregate type → the SFTP worker's FIFO queue. Bus, rules,
 // queues and their settings all come from topology.json.
 import { Duration, Stack, StackProps } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -115,6 +116,9 @@ export class EventsStack extends Stack {
         fifo: spec.fifo || undefined,
         contentBasedDeduplication: spec.contentBasedDeduplication || undefined,
         visibilityTimeout: Duration.seconds(spec.visibilityTimeoutSeconds),
+        // High throughput: deduplication and the quota per message group (one per stream).
+        deduplicationScope: spec.highThroughput ? sqs.DeduplicationScope.MESSAGE_GROUP : undefined,
+        fifoThroughputLimit: spec.highThroughput ? sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID : undefined,
         deadLetterQueue: { queue: dlq, maxReceiveCount: spec.maxReceiveCount },
         encryption: sqs.QueueEncryption.KMS,
         encryptionMasterKey: this.queuesKey,
@@ -173,13 +177,14 @@ export class EventsStack extends Stack {
     };
     const common = { app, vpc: props.vpc, logsKey: props.logsKey };
 
-    // Relay: the events table's stream → the bus, in order (one batch per shard at a time).
+    // Relay: the events table's stream → the bus, and → the projector's queue with each
+    // stream its own message group, in order (one batch per shard at a time).
     this.relay = new RustFunction(this, 'Relay', {
       ...common,
       packageName: 'relay-lambda',
-      description: 'DynamoDB Streams → EventBridge',
+      description: 'DynamoDB Streams → EventBridge and the projector queue',
       securityGroup: lambdaSg,
-      environment: { CRM_EVENT_BUS: this.bus.eventBusName },
+      environment: { CRM_EVENT_BUS: this.bus.eventBusName, CRM_PROJECTOR_QUEUE_URL: this.queues.projector.queueUrl },
       timeout: Duration.seconds(60),
       reservedConcurrency: 10,
     }).fn;
@@ -196,6 +201,7 @@ export class EventsStack extends Stack {
       }),
     );
     this.bus.grantPutEventsTo(this.relay);
+    this.queues.projector.grantSendMessages(this.relay);
 
     // Projector: the projector queue → Aurora read models (through RDS Proxy).
     const projectorSpec = queueSpec(topology, 'projector');

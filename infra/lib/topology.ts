@@ -24,6 +24,8 @@ export interface QueueSpec {
   readonly deadLetterQueue: string;
   readonly fifo: boolean;
   readonly contentBasedDeduplication: boolean;
+  /** High-throughput FIFO: deduplication and throughput per message group. */
+  readonly highThroughput: boolean;
   readonly visibilityTimeoutSeconds: number;
   readonly maxReceiveCount: number;
 }
@@ -134,6 +136,7 @@ export function parseTopology(raw: unknown, file = 'topology.json'): Topology {
     c.field(q, 'deadLetterQueue', w, 'string');
     c.field(q, 'fifo', w, 'boolean');
     c.field(q, 'contentBasedDeduplication', w, 'boolean');
+    c.field(q, 'highThroughput', w, 'boolean');
     c.field(q, 'visibilityTimeoutSeconds', w, 'number');
     c.field(q, 'maxReceiveCount', w, 'number');
   }

@@ -1,5 +1,6 @@
-//! The projector Lambda's handler: EventBridge events delivered by an SQS FIFO queue
-//! (at least once, redelivered out of order after a visibility timeout) are applied to
+//! The projector Lambda's handler: events the relay sent to an SQS FIFO queue, each
+//! stream its own message group, in EventBridge's message shape (at least once,
+//! redelivered out of order after a visibility timeout), are applied to
 //! the read models one by one; a message that could not be applied is reported as a
 //! batch item failure, so SQS delivers it again. Duplicates and gaps are handled by the
 //! projector's per-stream sequence, exactly as in `crm serve`.
@@ -10,7 +11,7 @@ use event_store::{time_position, StoredEvent};
 use serde_json::Value;
 
 use crate::error::ProjectionError;
-use crate::runner::Projector;
+use crate::runner::{CatchUp, Projector};
 
 /// The event inside an EventBridge envelope (`detail`, as the relay writes it).
 pub fn event_from_message(body: &str) -> Result<StoredEvent, ProjectionError> {
@@ -45,11 +46,22 @@ pub fn event_from_message(body: &str) -> Result<StoredEvent, ProjectionError> {
 }
 
 pub async fn handle(projector: &Projector, event: SqsEvent) -> SqsBatchResponse {
+    handle_counted(projector, event).await.0
+}
+
+/// As [`handle`], with what the batch did (applied, repeats skipped, gaps filled).
+pub async fn handle_counted(projector: &Projector, event: SqsEvent) -> (SqsBatchResponse, CatchUp) {
     let mut response = SqsBatchResponse::default();
+    let mut total = CatchUp::default();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let outcome = match message.body.as_deref().map(event_from_message) {
-            Some(Ok(stored)) => projector.deliver_one(&stored).await.map(drop),
+            Some(Ok(stored)) => projector.deliver_one(&stored).await.map(|stats| {
+                total.applied += stats.applied;
+                total.skipped += stats.skipped;
+                total.gaps_filled += stats.gaps_filled;
+                total.dead_lettered += stats.dead_lettered;
+            }),
             Some(Err(error)) => Err(error),
             None => Err(ProjectionError::Poison("empty message".into())),
         };
@@ -60,7 +72,7 @@ pub async fn handle(projector: &Projector, event: SqsEvent) -> SqsBatchResponse 
             response.batch_item_failures.push(failure);
         }
     }
-    response
+    (response, total)
 }
 
 /// The named variables' values, or an error naming every one that is missing.

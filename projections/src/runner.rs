@@ -36,7 +36,10 @@ const RETRY_LONGEST: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CatchUp {
     pub applied: u64,
+    /// Events that arrived again after they were applied (redeliveries).
     pub skipped: u64,
+    /// Events fetched from the store because a later one of their stream arrived first.
+    pub gaps_filled: u64,
     pub dead_lettered: u64,
     pub position: i64,
 }
@@ -233,6 +236,18 @@ impl Projector {
     pub async fn deliver_one(&self, stored: &StoredEvent) -> Result<CatchUp, ProjectionError> {
         let pool = self.read.pool();
         let mut tx = pool.begin().await?;
+        if tx.backend_name() == "PostgreSQL" {
+            // Projectors in several processes (Lambdas) may hold the same event at once
+            // (a redelivery after a timeout): one stream's deliveries take turns, and the
+            // second finds the event applied instead of failing on its rows.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!(
+                    "{}:{}",
+                    stored.event.aggregate_type, stored.event.aggregate_id
+                ))
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut stats = CatchUp {
             position: stored.position,
             ..CatchUp::default()
@@ -297,6 +312,7 @@ impl Projector {
                 .iter()
                 .filter(|m| (m.event.sequence as i64) < sequence)
             {
+                stats.gaps_filled += 1;
                 if !self.apply_one(conn, earlier, stats, careful).await? {
                     stats.dead_lettered += 1;
                     dead_letter(

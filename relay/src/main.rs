@@ -1,17 +1,25 @@
-//! The relay Lambda binary. Configuration: `CRM_EVENT_BUS` (required) and the standard
-//! AWS SDK environment.
+//! The relay Lambda binary. Configuration: `CRM_EVENT_BUS` and `CRM_PROJECTOR_QUEUE_URL`
+//! (both required) and the standard AWS SDK environment.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_target(false).init();
-    let bus = std::env::var("CRM_EVENT_BUS")
-        .ok()
-        .filter(|bus| !bus.trim().is_empty())
-        .ok_or("CRM_EVENT_BUS is required: the EventBridge bus to publish to")?;
+    let required = |name: &str, what: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+            .ok_or(format!("{name} is required: {what}"))
+    };
+    let bus = required("CRM_EVENT_BUS", "the EventBridge bus to publish to")?;
+    let queue = required(
+        "CRM_PROJECTOR_QUEUE_URL",
+        "the projector's FIFO queue to send to",
+    )?;
     let config = aws_config::load_from_env().await;
-    let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&config), bus);
+    let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&config), bus)
+        .with_projector_queue(aws_sdk_sqs::Client::new(&config), queue);
     let relay = &relay;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {

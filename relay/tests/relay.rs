@@ -1,7 +1,8 @@
 //! The relay end to end on real protocol peers: events appended to the DynamoDB store
 //! (DynamoDB Local) are read back from its stream, handed to the Lambda handler as a
 //! Streams batch, published to an EventBridge bus (moto) whose rule targets an SQS FIFO
-//! queue, and read from the queue.
+//! queue, and read from the queue; and sent to the projector's FIFO queue, one message
+//! group per stream.
 
 use chrono::Utc;
 use domain::account::{Account, AccountCommand, AccountType};
@@ -147,4 +148,135 @@ async fn a_refused_publish_is_reported_from_the_first_failed_record() {
     let response = relay::lambda::handle(&relay, batch).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, first);
+}
+
+/// The projector's queue gets every event once, each stream as its own message group
+/// in its order; a batch relayed again (Lambda's retry) adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_stream_is_its_own_message_group_on_the_projector_queue() {
+    use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+    let dynamo_local = test_peers::dynamodb_local().await;
+    let moto = test_peers::moto().await;
+    let (store_config, aws) = (
+        config(&dynamo_local.endpoint).await,
+        config(&moto.endpoint).await,
+    );
+    let tables = DynamoTables::with_prefix("groups-");
+    tables
+        .create(&event_store::aws_sdk_dynamodb::Client::new(&store_config))
+        .await
+        .unwrap();
+    let store = EventStore::new(Backend::dynamo(
+        event_store::aws_sdk_dynamodb::Client::new(&store_config),
+        tables.clone(),
+    ));
+    let eur = Currency::parse("EUR").unwrap();
+    let mut accounts = Vec::new();
+    for _ in 0..3 {
+        let id = AccountId::new();
+        let open = AccountCommand::Open {
+            account_id: id,
+            client_id: ClientId::new(),
+            client: domain::client::ClientStanding::Active,
+            account_type: AccountType::Checking,
+            currency: eur,
+            initial_deposit: None,
+            opening_transaction_id: TransactionId::new(),
+            account_number: domain::AccountNumber::derived(id),
+        };
+        store
+            .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)
+            .await
+            .unwrap();
+        accounts.push(id);
+    }
+    // Interleaved: the streams' events alternate in the batch.
+    for _ in 0..4 {
+        for id in &accounts {
+            let deposit = AccountCommand::Deposit {
+                transaction_id: TransactionId::new(),
+                amount: domain::Amount::try_from(Money::positive(5, eur).unwrap()).unwrap(),
+                description: None,
+            };
+            store
+                .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), deposit)
+                .await
+                .unwrap();
+        }
+    }
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let url = sqs
+        .create_queue()
+        .queue_name("groups-projector.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .attributes(QueueAttributeName::DeduplicationScope, "messageGroup")
+        .attributes(QueueAttributeName::FifoThroughputLimit, "perMessageGroupId")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let bus = "crm-groups";
+    aws_sdk_eventbridge::Client::new(&aws)
+        .create_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .unwrap();
+    let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&aws), bus)
+        .with_projector_queue(sqs.clone(), &url);
+    for _ in 0..2 {
+        let batch = stream_batch(&store_config, &tables.events).await;
+        assert_eq!(batch.records.len(), 15);
+        let response = relay::lambda::handle(&relay, batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+
+    let mut by_group: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut received = 0;
+    for _ in 0..20 {
+        let page = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if page.messages().is_empty() && received > 0 {
+            break;
+        }
+        for message in page.messages() {
+            let group =
+                message.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone();
+            let body: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            assert_eq!(body["source"], "crm.account");
+            assert_eq!(
+                group,
+                format!(
+                    "account:{}",
+                    body["detail"]["aggregate_id"].as_str().unwrap()
+                )
+            );
+            by_group
+                .entry(group)
+                .or_default()
+                .push(body["detail"]["sequence"].as_u64().unwrap());
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+            received += 1;
+        }
+    }
+    assert_eq!(received, 15, "each event once: {by_group:?}");
+    assert_eq!(by_group.len(), 3);
+    for sequences in by_group.values() {
+        assert_eq!(sequences, &[1, 2, 3, 4, 5], "in stream order");
+    }
 }

@@ -5,6 +5,12 @@
 
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use aws_stack::AwsClients;
+use chrono::Utc;
+use domain::account::{Account, AccountCommand, AccountType};
+use domain::metadata::CommandMetadata;
+use domain::policy::Role;
+use domain::{AccountId, ClientId, Currency, TransactionId};
+use event_store::{EventStore, Expected};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -112,4 +118,61 @@ pub fn difference(left: &[String], right: &[String]) -> String {
         only(left, right),
         only(right, left)
     )
+}
+
+pub fn metadata() -> CommandMetadata {
+    CommandMetadata {
+        actor_id: "agent-1".into(),
+        actor_role: Role::Agent,
+        correlation_id: "corr".into(),
+        causation_id: "req".into(),
+        idempotency_key: None,
+        occurred_at: Utc::now(),
+    }
+}
+
+pub fn eur() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
+
+pub async fn open(store: &EventStore) -> AccountId {
+    let id = AccountId::new();
+    let command = AccountCommand::Open {
+        account_id: id,
+        client_id: ClientId::new(),
+        client: domain::client::ClientStanding::Active,
+        account_type: AccountType::Checking,
+        currency: eur(),
+        initial_deposit: None,
+        opening_transaction_id: TransactionId::new(),
+        account_number: domain::AccountNumber::derived(id),
+    };
+    store
+        .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), command)
+        .await
+        .unwrap();
+    id
+}
+
+pub async fn deposit(store: &EventStore, id: AccountId, amount: i64) {
+    let command = AccountCommand::Deposit {
+        transaction_id: TransactionId::new(),
+        amount: domain::Amount::new(amount, eur()).unwrap(),
+        description: None,
+    };
+    store
+        .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), command)
+        .await
+        .unwrap();
+}
+
+pub async fn balance(url: &str, id: AccountId) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let (balance,): (i64,) = sqlx::query_as("SELECT balance_minor FROM accounts WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    balance
 }
