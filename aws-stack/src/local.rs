@@ -312,13 +312,10 @@ async fn run_projector(
         let projected = projected.clone();
         async move {
             let (response, stats) = projections::lambda::handle_counted(projector, batch).await;
-            let mut total = projected
+            projected
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            total.applied += stats.applied;
-            total.skipped += stats.skipped;
-            total.gaps_filled += stats.gaps_filled;
-            total.dead_lettered += stats.dead_lettered;
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .add(&stats);
             response
         }
     };
@@ -331,5 +328,51 @@ async fn run_projector(
             tracing::warn!(%error, "receiving from the projector queue");
             tokio::time::sleep(IDLE * 5).await;
         }
+    }
+}
+
+/// What one worker did draining a queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Drained {
+    pub stats: CatchUp,
+    pub batches: usize,
+    /// When its last batch was done (the empty receive after it is not work).
+    pub finished: Option<std::time::Instant>,
+    /// Time spent in SQS calls (receiving and deleting), and applying batches.
+    pub in_sqs: std::time::Duration,
+    pub applying: std::time::Duration,
+}
+
+/// One projector worker on a queue that is not being fed: takes batches until a
+/// receive finds none.
+pub async fn drain_queue(
+    projector: &Projector,
+    queue: &QueueMapping,
+) -> Result<Drained, StackError> {
+    let mut drained = Drained {
+        stats: CatchUp::default(),
+        batches: 0,
+        finished: None,
+        in_sqs: std::time::Duration::ZERO,
+        applying: std::time::Duration::ZERO,
+    };
+    loop {
+        let receiving = std::time::Instant::now();
+        let messages = queue.receive().await?;
+        if messages.is_empty() {
+            return Ok(drained);
+        }
+        let applying = std::time::Instant::now();
+        drained.in_sqs += applying - receiving;
+        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+        event.records = messages.clone();
+        let (response, stats) = projections::lambda::handle_counted(projector, event).await;
+        let deleting = std::time::Instant::now();
+        drained.applying += deleting - applying;
+        queue.complete(&messages, &response).await?;
+        drained.in_sqs += deleting.elapsed();
+        drained.stats.add(&stats);
+        drained.batches += 1;
+        drained.finished = Some(std::time::Instant::now());
     }
 }

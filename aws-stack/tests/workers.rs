@@ -6,7 +6,6 @@
 
 mod support;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use aws_stack::mapping::{QueueMapping, StreamMapping};
 use aws_stack::{LocalOptions, LocalStack, Topology};
 use event_store::{Backend, EventStore};
@@ -172,41 +171,15 @@ async fn four_workers_on_a_backlog_keep_each_stream_in_order() {
                 stack.projector_queue_arn.clone(),
             )
             .receiving_under(receiving.clone());
-            tokio::spawn(async move {
-                let mut total = CatchUp::default();
-                let mut batches = 0;
-                let handle = |batch| {
-                    let projector = projector.clone();
-                    async move { projections::lambda::handle_counted(&projector, batch).await }
-                };
-                loop {
-                    let messages = queue.receive().await.unwrap();
-                    if messages.is_empty() {
-                        break;
-                    }
-                    let mut event = SqsEvent::default();
-                    event.records = messages.clone();
-                    let (response, stats) = handle(event).await;
-                    queue.complete(&messages, &response).await.unwrap();
-                    total.applied += stats.applied;
-                    total.skipped += stats.skipped;
-                    total.gaps_filled += stats.gaps_filled;
-                    total.dead_lettered += stats.dead_lettered;
-                    batches += 1;
-                }
-                (total, batches)
-            })
+            tokio::spawn(async move { aws_stack::local::drain_queue(&projector, &queue).await })
         })
         .collect();
     let mut total = CatchUp::default();
     let mut busy_workers = 0;
     for worker in workers {
-        let (stats, batches) = worker.await.unwrap();
-        total.applied += stats.applied;
-        total.skipped += stats.skipped;
-        total.gaps_filled += stats.gaps_filled;
-        total.dead_lettered += stats.dead_lettered;
-        busy_workers += usize::from(batches > 0);
+        let drained = worker.await.unwrap().unwrap();
+        total.add(&drained.stats);
+        busy_workers += usize::from(drained.batches > 0);
     }
     assert!(busy_workers > 1, "the workers shared the backlog");
     assert_eq!(total.applied, events as u64, "each event once: {total:?}");

@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "aws")]
+mod aws;
 mod postgres;
 mod scale;
 
@@ -79,6 +81,18 @@ enum Bench {
         #[arg(long)]
         pool: Option<u32>,
     },
+    /// Projection throughput of the AWS path by number of projector workers, on the
+    /// local AWS mode's peers (build with `--features aws`).
+    #[cfg(feature = "aws")]
+    AwsProjection {
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        workers: Vec<usize>,
+        #[arg(long, default_value_t = 200)]
+        accounts: usize,
+        /// Deposits per account, after its opening.
+        #[arg(long, default_value_t = 9)]
+        deposits: usize,
+    },
     /// How read, restart and verification costs grow with history: `base` clients
     /// times each factor, with one account of 1,000 × factor deposits.
     Scale {
@@ -89,6 +103,18 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
         factors: Vec<usize>,
     },
+}
+
+/// The metadata of the commands a benchmark writes straight to a store.
+pub(crate) fn seed_metadata() -> domain::metadata::CommandMetadata {
+    domain::metadata::CommandMetadata {
+        actor_id: "bench".into(),
+        actor_role: domain::policy::Role::Agent,
+        correlation_id: "bench".into(),
+        causation_id: "bench".into(),
+        idempotency_key: None,
+        occurred_at: chrono::Utc::now(),
+    }
 }
 
 /// The same allocator as `crm`, so that `replay` measures what the server does.
@@ -108,6 +134,12 @@ async fn main() -> anyhow::Result<()> {
         } => load(crm, clients, accounts, seconds, probes, idempotency_keys).await,
         Bench::Replay { events } => replay(events).await,
         Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
+        #[cfg(feature = "aws")]
+        Bench::AwsProjection {
+            workers,
+            accounts,
+            deposits,
+        } => aws::aws_projection(workers, accounts, deposits).await,
         Bench::Postgres {
             url,
             writers,
@@ -412,8 +444,6 @@ async fn load(
 
 async fn replay(events: usize) -> anyhow::Result<()> {
     use domain::account::{AccountEvent, AccountType};
-    use domain::metadata::CommandMetadata;
-    use domain::policy::Role;
     use domain::{AccountId, ClientId, Currency, Money, TransactionId};
     use event_store::{Backend, EventStore};
 
@@ -422,14 +452,7 @@ async fn replay(events: usize) -> anyhow::Result<()> {
         Backend::open_sqlite(&dir.path().join("ledger.db")).await?,
     ));
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let metadata = CommandMetadata {
-        actor_id: "bench".into(),
-        actor_role: Role::Agent,
-        correlation_id: "bench".into(),
-        causation_id: "bench".into(),
-        idempotency_key: None,
-        occurred_at: chrono::Utc::now(),
-    };
+    let metadata = seed_metadata();
     // Streams of 1,000 events: an account opened, then deposits. (Accounts without a
     // projected client are legal: unordered delivery allows it.)
     let per_stream = 1_000;
@@ -616,20 +639,11 @@ async fn deposits(
     seconds: u64,
 ) -> anyhow::Result<Run> {
     use domain::account::{Account, AccountCommand, AccountType};
-    use domain::metadata::CommandMetadata;
-    use domain::policy::Role;
     use domain::{AccountId, ClientId, Currency, TransactionId};
     use event_store::Expected;
 
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let metadata = CommandMetadata {
-        actor_id: "bench".into(),
-        actor_role: Role::Agent,
-        correlation_id: "bench".into(),
-        causation_id: "bench".into(),
-        idempotency_key: None,
-        occurred_at: chrono::Utc::now(),
-    };
+    let metadata = seed_metadata();
     let mut ids = Vec::new();
     for _ in 0..accounts {
         let id = AccountId::new();

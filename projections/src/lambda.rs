@@ -56,12 +56,10 @@ pub async fn handle_counted(projector: &Projector, event: SqsEvent) -> (SqsBatch
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let outcome = match message.body.as_deref().map(event_from_message) {
-            Some(Ok(stored)) => projector.deliver_one(&stored).await.map(|stats| {
-                total.applied += stats.applied;
-                total.skipped += stats.skipped;
-                total.gaps_filled += stats.gaps_filled;
-                total.dead_lettered += stats.dead_lettered;
-            }),
+            Some(Ok(stored)) => projector
+                .deliver_one(&stored)
+                .await
+                .map(|stats| total.add(&stats)),
             Some(Err(error)) => Err(error),
             None => Err(ProjectionError::Poison("empty message".into())),
         };

@@ -44,6 +44,16 @@ pub struct CatchUp {
     pub position: i64,
 }
 
+impl CatchUp {
+    /// Adds what `other` did (its counts; the position stays).
+    pub fn add(&mut self, other: &CatchUp) {
+        self.applied += other.applied;
+        self.skipped += other.skipped;
+        self.gaps_filled += other.gaps_filled;
+        self.dead_lettered += other.dead_lettered;
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     applied: AtomicU64,

@@ -23,16 +23,23 @@ fn metadata() -> CommandMetadata {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_events_reach_the_bus_and_the_queue() {
+/// The peers, the store's tables (named with `prefix`) and the store on them.
+struct Setup {
+    _peers: (test_peers::Peer, test_peers::Peer),
+    store_config: aws_config::SdkConfig,
+    aws: aws_config::SdkConfig,
+    tables: DynamoTables,
+    store: EventStore,
+}
+
+async fn setup(prefix: &str) -> Setup {
     let dynamo_local = test_peers::dynamodb_local().await;
     let moto = test_peers::moto().await;
     let (store_config, aws) = (
         config(&dynamo_local.endpoint).await,
         config(&moto.endpoint).await,
     );
-
-    let tables = DynamoTables::with_prefix("relay-");
+    let tables = DynamoTables::with_prefix(prefix);
     tables
         .create(&event_store::aws_sdk_dynamodb::Client::new(&store_config))
         .await
@@ -41,14 +48,27 @@ async fn new_events_reach_the_bus_and_the_queue() {
         event_store::aws_sdk_dynamodb::Client::new(&store_config),
         tables.clone(),
     ));
+    Setup {
+        _peers: (dynamo_local, moto),
+        store_config,
+        aws,
+        tables,
+        store,
+    }
+}
+
+fn eur() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
+
+async fn open(store: &EventStore) -> AccountId {
     let id = AccountId::new();
-    let eur = Currency::parse("EUR").unwrap();
     let open = AccountCommand::Open {
         account_id: id,
         client_id: ClientId::new(),
         client: domain::client::ClientStanding::Active,
         account_type: AccountType::Checking,
-        currency: eur,
+        currency: eur(),
         initial_deposit: None,
         opening_transaction_id: TransactionId::new(),
         account_number: domain::AccountNumber::derived(id),
@@ -57,16 +77,34 @@ async fn new_events_reach_the_bus_and_the_queue() {
         .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)
         .await
         .unwrap();
+    id
+}
+
+async fn deposit(store: &EventStore, id: AccountId) {
+    let deposit = AccountCommand::Deposit {
+        transaction_id: TransactionId::new(),
+        amount: domain::Amount::try_from(Money::positive(5, eur()).unwrap()).unwrap(),
+        description: None,
+    };
+    store
+        .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), deposit)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_events_reach_the_bus_and_the_queue() {
+    let Setup {
+        store_config,
+        aws,
+        tables,
+        store,
+        // Bound, so the peers live as long as the test.
+        _peers,
+    } = setup("relay-").await;
+    let id = open(&store).await;
     for _ in 0..11 {
-        let deposit = AccountCommand::Deposit {
-            transaction_id: TransactionId::new(),
-            amount: domain::Amount::try_from(Money::positive(5, eur).unwrap()).unwrap(),
-            description: None,
-        };
-        store
-            .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), deposit)
-            .await
-            .unwrap();
+        deposit(&store, id).await;
     }
 
     let batch = stream_batch(&store_config, &tables.events).await;
@@ -111,36 +149,15 @@ async fn new_events_reach_the_bus_and_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_publish_is_reported_from_the_first_failed_record() {
-    let dynamo_local = test_peers::dynamodb_local().await;
-    let moto = test_peers::moto().await;
-    let (store_config, aws) = (
-        config(&dynamo_local.endpoint).await,
-        config(&moto.endpoint).await,
-    );
-    let tables = DynamoTables::with_prefix("relay-");
-    tables
-        .create(&event_store::aws_sdk_dynamodb::Client::new(&store_config))
-        .await
-        .unwrap();
-    let store = EventStore::new(Backend::dynamo(
-        event_store::aws_sdk_dynamodb::Client::new(&store_config),
-        tables.clone(),
-    ));
-    let id = AccountId::new();
-    let open = AccountCommand::Open {
-        account_id: id,
-        client_id: ClientId::new(),
-        client: domain::client::ClientStanding::Active,
-        account_type: AccountType::Savings,
-        currency: Currency::parse("EUR").unwrap(),
-        initial_deposit: None,
-        opening_transaction_id: TransactionId::new(),
-        account_number: domain::AccountNumber::derived(id),
-    };
-    store
-        .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)
-        .await
-        .unwrap();
+    let Setup {
+        store_config,
+        aws,
+        tables,
+        store,
+        // Bound, so the peers live as long as the test.
+        _peers,
+    } = setup("relay-").await;
+    open(&store).await;
     let batch = stream_batch(&store_config, &tables.events).await;
     let first = batch.records[0].change.sequence_number.clone();
     // No such bus: every entry fails, retries included.
@@ -155,53 +172,22 @@ async fn a_refused_publish_is_reported_from_the_first_failed_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_stream_is_its_own_message_group_on_the_projector_queue() {
     use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-    let dynamo_local = test_peers::dynamodb_local().await;
-    let moto = test_peers::moto().await;
-    let (store_config, aws) = (
-        config(&dynamo_local.endpoint).await,
-        config(&moto.endpoint).await,
-    );
-    let tables = DynamoTables::with_prefix("groups-");
-    tables
-        .create(&event_store::aws_sdk_dynamodb::Client::new(&store_config))
-        .await
-        .unwrap();
-    let store = EventStore::new(Backend::dynamo(
-        event_store::aws_sdk_dynamodb::Client::new(&store_config),
-        tables.clone(),
-    ));
-    let eur = Currency::parse("EUR").unwrap();
+    let Setup {
+        store_config,
+        aws,
+        tables,
+        store,
+        // Bound, so the peers live as long as the test.
+        _peers,
+    } = setup("groups-").await;
     let mut accounts = Vec::new();
     for _ in 0..3 {
-        let id = AccountId::new();
-        let open = AccountCommand::Open {
-            account_id: id,
-            client_id: ClientId::new(),
-            client: domain::client::ClientStanding::Active,
-            account_type: AccountType::Checking,
-            currency: eur,
-            initial_deposit: None,
-            opening_transaction_id: TransactionId::new(),
-            account_number: domain::AccountNumber::derived(id),
-        };
-        store
-            .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), open)
-            .await
-            .unwrap();
-        accounts.push(id);
+        accounts.push(open(&store).await);
     }
     // Interleaved: the streams' events alternate in the batch.
     for _ in 0..4 {
         for id in &accounts {
-            let deposit = AccountCommand::Deposit {
-                transaction_id: TransactionId::new(),
-                amount: domain::Amount::try_from(Money::positive(5, eur).unwrap()).unwrap(),
-                description: None,
-            };
-            store
-                .execute::<Account>(&id.to_string(), Expected::Any, &metadata(), deposit)
-                .await
-                .unwrap();
+            deposit(&store, *id).await;
         }
     }
     let sqs = aws_sdk_sqs::Client::new(&aws);
