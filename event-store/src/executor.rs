@@ -112,16 +112,27 @@ impl EventStore {
                 return Ok(done);
             }
         }
+        // On a shared store a cached copy may be behind another process's appends. A
+        // decision that writes events is checked by the append itself (its sequence
+        // would be taken); a refusal, a command with nothing to do or a wrong version
+        // writes nothing, so before answering one of those the command is decided again
+        // on the store's state.
+        let mut fresh = !self.shared;
         for attempt in 0..MAX_ATTEMPTS {
             let mut loaded = self.load_for_command::<A>(id).await?;
-            if let Expected::Version(expected) = expected {
-                if expected != loaded.version && self.shared {
-                    // The cached copy may be behind another process's append: ask the
-                    // store before telling the caller their version is wrong.
+            let must_recheck = |fresh: &mut bool| {
+                let recheck = !*fresh;
+                if recheck {
                     self.cache.evict(&Self::cache_key::<A>(id));
-                    loaded = self.load_for_command::<A>(id).await?;
+                    *fresh = true;
                 }
+                recheck
+            };
+            if let Expected::Version(expected) = expected {
                 if expected != loaded.version {
+                    if must_recheck(&mut fresh) {
+                        continue;
+                    }
                     return Err(ExecuteError::VersionMismatch {
                         expected,
                         actual: loaded.version,
@@ -130,30 +141,27 @@ impl EventStore {
             }
             let before = loaded.clone();
             let sink = EventSink::<A>::default();
-            loaded
-                .aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(ExecuteError::Refused)?;
+            if let Err(refusal) = loaded.aggregate.handle(command.clone(), &(), &sink).await {
+                if must_recheck(&mut fresh) {
+                    continue;
+                }
+                return Err(ExecuteError::Refused(refusal));
+            }
             let events = sink.collect().await;
+            if events.is_empty() && must_recheck(&mut fresh) {
+                continue;
+            }
             match self.append::<A>(id, &before, &events, metadata).await {
                 Ok(sealed) => {
                     let version = loaded.version + sealed.len() as u64;
-                    if let Some(last) = sealed.last() {
-                        let last_hash = last.metadata[domain::metadata::HASH]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string();
+                    if !sealed.is_empty() {
+                        // The decided state, at the sealed events' version, hash and time.
                         let after = Loaded {
                             aggregate: loaded.aggregate.clone(),
-                            version,
-                            last_hash,
+                            ..before.clone().advanced(Vec::new(), &sealed)
                         };
                         if self.snapshot_due(before.version, version) {
-                            let occurred_at = last.metadata[domain::metadata::OCCURRED_AT]
-                                .as_str()
-                                .unwrap_or_default();
-                            self.save_snapshot(id, &after, occurred_at).await;
+                            self.save_snapshot(id, &after).await;
                         }
                         self.cache.put(Self::cache_key::<A>(id), after);
                     }
@@ -164,6 +172,8 @@ impl EventStore {
                     });
                 }
                 Err(StoreError::Conflict) => {
+                    // The append evicted the copy: the next attempt reads the store.
+                    fresh = true;
                     tracing::debug!(
                         aggregate = A::TYPE,
                         id,

@@ -29,29 +29,62 @@ impl PostgresRepository {
     }
 
     async fn insert(&self, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata) ",
-        );
-        insert.push_values(events, |mut row, event| {
-            row.push_bind(&event.aggregate_type)
-                .push_bind(&event.aggregate_id)
-                .push_bind(event.sequence as i64)
-                .push_bind(&event.event_type)
-                .push_bind(&event.event_version)
-                .push_bind(Json(&event.payload))
-                .push_bind(Json(&event.metadata));
-        });
-        match insert.build().execute(&self.pool).await {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Err(PersistenceError::OptimisticLockError)
-            }
-            Err(error) if crate::is_transient(&error) => {
-                Err(PersistenceError::ConnectionError(Box::new(error)))
-            }
-            Err(error) => Err(PersistenceError::UnknownError(Box::new(error))),
+        // PostgreSQL takes at most 65,535 parameters (7 per event); larger appends (a
+        // bulk load) go in one transaction of several statements.
+        if events.len() > MAX_ROWS {
+            return self.insert_in_parts(events).await;
         }
+        let mut insert = rows(events);
+        insert
+            .build()
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(refused)
+    }
+
+    async fn insert_in_parts(&self, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
+        let mut tx = self.pool.begin().await.map_err(refused)?;
+        for part in events.chunks(MAX_ROWS) {
+            rows(part)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(refused)?;
+        }
+        tx.commit().await.map_err(refused)
+    }
+}
+
+/// Events per INSERT: 7 parameters each, under PostgreSQL's 65,535.
+const MAX_ROWS: usize = 9_000;
+
+/// The INSERT of `events`.
+fn rows(events: &[SerializedEvent]) -> QueryBuilder<'_, Postgres> {
+    let mut insert = QueryBuilder::<Postgres>::new(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+         event_version, payload, metadata) ",
+    );
+    insert.push_values(events, |mut row, event| {
+        row.push_bind(&event.aggregate_type)
+            .push_bind(&event.aggregate_id)
+            .push_bind(event.sequence as i64)
+            .push_bind(&event.event_type)
+            .push_bind(&event.event_version)
+            .push_bind(Json(&event.payload))
+            .push_bind(Json(&event.metadata));
+    });
+    insert
+}
+
+/// A refused append as cqrs-es names it: a taken sequence is another writer's append.
+fn refused(error: sqlx::Error) -> PersistenceError {
+    match error {
+        sqlx::Error::Database(error) if error.is_unique_violation() => {
+            PersistenceError::OptimisticLockError
+        }
+        error if crate::is_transient(&error) => PersistenceError::ConnectionError(Box::new(error)),
+        error => PersistenceError::UnknownError(Box::new(error)),
     }
 }
 

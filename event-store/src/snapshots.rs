@@ -44,16 +44,20 @@ pub(crate) struct Folded<A> {
     pub(crate) loaded: Loaded<A>,
     /// Events applied on top of the snapshot (all of them without one).
     pub(crate) replayed: u64,
-    /// When the last event folded in occurred.
-    pub(crate) occurred_at: String,
 }
 
 struct Row {
     version: i64,
     last_hash: String,
+    /// The latest time among the events folded in (times need not rise along a
+    /// stream: a command's time is taken when it arrives, before it waits its turn).
     occurred_at: String,
     state: String,
 }
+
+/// How many events a time-bounded fold reads at a time: it stops at the first event
+/// past the bound, which it cannot find in SQL.
+const TIME_PART: u64 = 1_000;
 
 fn text(event: &SerializedEvent, field: &str) -> String {
     event
@@ -70,7 +74,7 @@ impl EventStore {
         self.snapshot_every > 0 && !self.backend_is_dynamo()
     }
 
-    fn backend_is_dynamo(&self) -> bool {
+    pub(crate) fn backend_is_dynamo(&self) -> bool {
         #[cfg(feature = "dynamo")]
         if let Backend::Dynamo { .. } = self.backend {
             return true;
@@ -86,16 +90,7 @@ impl EventStore {
     ) -> Result<Folded<A>, StoreError> {
         if self.snapshots_kept() {
             if let Some(row) = self.nearest_snapshot::<A>(id, as_of).await? {
-                let to = match as_of {
-                    AsOf::Version(version) => Some(version),
-                    // The first snapshot after the bound ends past it: read no further.
-                    AsOf::Time(time) => self.first_snapshot_after::<A>(id, time).await?,
-                    AsOf::Latest => None,
-                };
-                let events = self
-                    .stream_range(A::TYPE, id, row.version as u64, to)
-                    .await?;
-                if let Some(folded) = Self::resume::<A>(&row, &events, as_of)? {
+                if let Some(folded) = self.fold_from::<A>(id, Some(&row), as_of).await? {
                     return Ok(folded);
                 }
                 tracing::warn!(
@@ -106,69 +101,116 @@ impl EventStore {
                 );
             }
         }
-        let to = match as_of {
-            AsOf::Version(version) => Some(version),
-            _ => None,
-        };
-        let events = self.stream_range(A::TYPE, id, 0, to).await?;
-        let start = Folded {
-            loaded: Loaded {
-                aggregate: A::default(),
-                version: 0,
-                last_hash: GENESIS_HASH.to_string(),
-            },
-            replayed: 0,
-            occurred_at: String::new(),
-        };
-        Self::fold_onto(start, &events, as_of)
+        Ok(self
+            .fold_from::<A>(id, None, as_of)
+            .await?
+            .expect("without a snapshot there is nothing to mismatch"))
     }
 
-    /// The snapshot's state with `events` (which start at the snapshot's own last event)
-    /// folded on, or `None` if the snapshot does not belong to this stream as it is now.
-    fn resume<A: Snapshotted>(
-        row: &Row,
-        events: &[SerializedEvent],
+    /// The stream folded from `row` (or from its start) up to `as_of`; `None` if the
+    /// snapshot does not belong to the stream as it is now (its last event is gone or
+    /// has another hash) or cannot be read.
+    async fn fold_from<A: Snapshotted>(
+        &self,
+        id: &str,
+        row: Option<&Row>,
         as_of: AsOf<'_>,
     ) -> Result<Option<Folded<A>>, StoreError> {
-        let Some((first, rest)) = events.split_first() else {
-            return Ok(None);
-        };
-        if first.sequence as i64 != row.version || text(first, HASH) != row.last_hash {
-            return Ok(None);
-        }
-        let Ok(aggregate) = serde_json::from_str::<A>(&row.state) else {
-            return Ok(None);
-        };
-        let start = Folded {
-            loaded: Loaded {
-                aggregate,
-                version: row.version as u64,
-                last_hash: row.last_hash.clone(),
+        // From the snapshot's own last event (checked, then skipped), or from 0: an
+        // event slipped in before the first is read, as verification reads it.
+        let from = row.map_or(0, |row| row.version as u64);
+        let (mut events, mut next) = self.read_on::<A>(id, from, as_of).await?;
+        let mut folded = match row {
+            None => Folded {
+                loaded: Loaded {
+                    aggregate: A::default(),
+                    version: 0,
+                    last_hash: GENESIS_HASH.to_string(),
+                    latest_time: String::new(),
+                },
+                replayed: 0,
             },
-            replayed: 0,
-            occurred_at: row.occurred_at.clone(),
+            Some(row) => {
+                let Some(first) = events.first() else {
+                    return Ok(None);
+                };
+                if first.sequence as i64 != row.version || text(first, HASH) != row.last_hash {
+                    return Ok(None);
+                }
+                let Ok(aggregate) = serde_json::from_str::<A>(&row.state) else {
+                    return Ok(None);
+                };
+                events.remove(0);
+                Folded {
+                    loaded: Loaded {
+                        aggregate,
+                        version: row.version as u64,
+                        last_hash: row.last_hash.clone(),
+                        latest_time: row.occurred_at.clone(),
+                    },
+                    replayed: 0,
+                }
+            }
         };
-        Self::fold_onto(start, rest, as_of).map(Some)
+        loop {
+            let past_bound = Self::fold_onto(&mut folded, &events, as_of)?;
+            match next {
+                Some(from) if !past_bound => {
+                    (events, next) = self.read_on::<A>(id, from, as_of).await?
+                }
+                _ => return Ok(Some(folded)),
+            }
+        }
     }
 
+    /// The events of the stream from `from` that a fold up to `as_of` may need, and
+    /// where to read on if more may follow (time bounds are read a part at a time).
+    async fn read_on<A: Snapshotted>(
+        &self,
+        id: &str,
+        from: u64,
+        as_of: AsOf<'_>,
+    ) -> Result<(Vec<SerializedEvent>, Option<u64>), StoreError> {
+        match as_of {
+            AsOf::Latest => Ok((self.stream_range(A::TYPE, id, from, None).await?, None)),
+            AsOf::Version(version) => Ok((
+                self.stream_range(A::TYPE, id, from, Some(version)).await?,
+                None,
+            )),
+            AsOf::Time(_) => {
+                let part = self.stream_from(A::TYPE, id, from, TIME_PART).await?;
+                let next = match part.last() {
+                    Some(last) if part.len() as u64 == TIME_PART => Some(last.sequence as u64 + 1),
+                    _ => None,
+                };
+                Ok((part, next))
+            }
+        }
+    }
+
+    /// Applies `events` in order up to `as_of`; whether it stopped at an event past a
+    /// time bound (the fold is then complete).
     fn fold_onto<A: Snapshotted>(
-        mut folded: Folded<A>,
+        folded: &mut Folded<A>,
         events: &[SerializedEvent],
         as_of: AsOf<'_>,
-    ) -> Result<Folded<A>, StoreError> {
+    ) -> Result<bool, StoreError> {
         for event in events {
             let occurred_at = text(event, OCCURRED_AT);
             if matches!(as_of, AsOf::Time(bound) if occurred_at.as_str() > bound) {
-                break;
+                return Ok(true);
             }
             let payload: A::Event = domain::upcast::decode(event)?;
-            folded.loaded.aggregate.apply(payload);
-            folded.loaded.version = event.sequence as u64;
-            folded.loaded.last_hash = text(event, HASH);
-            folded.occurred_at = occurred_at;
+            let loaded = &mut folded.loaded;
+            loaded.aggregate.apply(payload);
+            loaded.version = event.sequence as u64;
+            loaded.last_hash = text(event, HASH);
+            if occurred_at > loaded.latest_time {
+                loaded.latest_time = occurred_at;
+            }
             folded.replayed += 1;
         }
-        Ok(folded)
+        Ok(false)
     }
 
     async fn nearest_snapshot<A: Snapshotted>(
@@ -200,37 +242,13 @@ impl EventStore {
         }))
     }
 
-    async fn first_snapshot_after<A: Snapshotted>(
-        &self,
-        id: &str,
-        time: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        let (version,): (Option<i64>,) = crate::backend::with_pool!(&self.backend, pool => sqlx::query_as(
-            "SELECT MIN(version) FROM stream_snapshots WHERE aggregate_type = $1 \
-             AND aggregate_id = $2 AND schema = $3 AND occurred_at > $4",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .bind(schema::<A>())
-        .bind(time)
-        .fetch_one(pool)
-        .await?);
-        Ok(version.map(|v| v as u64))
-    }
-
-    /// Keeps `loaded` (which ends with an event that occurred at `occurred_at`) as a
-    /// snapshot, and drops the stream's snapshots of other schemas. Best effort: a
-    /// snapshot that cannot be written only means a longer replay later.
-    pub(crate) async fn save_snapshot<A: Snapshotted>(
-        &self,
-        id: &str,
-        loaded: &Loaded<A>,
-        occurred_at: &str,
-    ) {
+    /// Keeps `loaded` as a snapshot, and drops the stream's snapshots of other schemas.
+    /// Best effort: a snapshot that cannot be written only means a longer replay later.
+    pub(crate) async fn save_snapshot<A: Snapshotted>(&self, id: &str, loaded: &Loaded<A>) {
         if !self.snapshots_kept() || loaded.version == 0 {
             return;
         }
-        if let Err(error) = self.write_snapshot(id, loaded, occurred_at).await {
+        if let Err(error) = self.write_snapshot(id, loaded).await {
             tracing::warn!(aggregate = A::TYPE, id, %error, "snapshot not written");
         }
     }
@@ -239,7 +257,6 @@ impl EventStore {
         &self,
         id: &str,
         loaded: &Loaded<A>,
-        occurred_at: &str,
     ) -> Result<(), StoreError> {
         let state = serde_json::to_string(&loaded.aggregate)?;
         let schema = schema::<A>();
@@ -259,7 +276,7 @@ impl EventStore {
                     .bind(id)
                     .bind(loaded.version as i64)
                     .bind(&loaded.last_hash)
-                    .bind(occurred_at)
+                    .bind(&loaded.latest_time)
                     .bind(&schema)
                     .bind(&state)
                     .execute(&mut *tx)

@@ -3,7 +3,7 @@
 use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::chain::seal;
-use domain::metadata::{CommandMetadata, HASH};
+use domain::metadata::{CommandMetadata, HASH, OCCURRED_AT};
 use domain::snapshot::Snapshotted;
 use serde_json::Value;
 
@@ -33,6 +33,9 @@ pub struct Loaded<A> {
     pub aggregate: A,
     pub version: u64,
     pub(crate) last_hash: String,
+    /// The latest time among its events (a snapshot records it, so a state as of a
+    /// time starts only from a snapshot wholly before that time).
+    pub(crate) latest_time: String,
 }
 
 impl<A: Aggregate> Loaded<A> {
@@ -51,6 +54,13 @@ impl<A: Aggregate> Loaded<A> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+        }
+        for event in sealed {
+            if let Some(time) = event.metadata.get(OCCURRED_AT).and_then(Value::as_str) {
+                if time > self.latest_time.as_str() {
+                    self.latest_time = time.to_string();
+                }
+            }
         }
         for event in events {
             self.aggregate.apply(event);
@@ -169,8 +179,7 @@ impl EventStore {
     pub async fn load_from_store<A: Snapshotted>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
         let folded = self.fold::<A>(id, AsOf::Latest).await?;
         if self.snapshot_every > 0 && folded.replayed >= self.snapshot_every {
-            self.save_snapshot(id, &folded.loaded, &folded.occurred_at)
-                .await;
+            self.save_snapshot(id, &folded.loaded).await;
         }
         Ok(folded.loaded)
     }

@@ -713,8 +713,10 @@ async fn snapshots_equal_replay(fixture: &Fixture) {
     let id = AccountId::new();
     let key = id.to_string();
     let start = Utc::now();
+    // Times mostly rise, but not always: a command's time is taken when it arrives,
+    // before it waits its turn, so every third one here is earlier than the one before.
     let at = |n: u64| CommandMetadata {
-        occurred_at: start + chrono::Duration::seconds(n as i64),
+        occurred_at: start + chrono::Duration::seconds(n as i64 * 2 - 3 * i64::from(n % 3 == 0)),
         idempotency_key: None,
         ..metadata()
     };
@@ -765,12 +767,11 @@ async fn snapshots_equal_replay(fixture: &Fixture) {
                 .await
                 .unwrap()
                 .unwrap();
-            // The events of one command share its time: the state is after the last.
+            // As of a time: every event until the first one after it.
             let through = stream
                 .iter()
-                .rposition(|e| e.metadata["occurred_at"].as_str().unwrap() <= time)
-                .unwrap()
-                + 1;
+                .take_while(|e| e.metadata["occurred_at"].as_str().unwrap() <= time)
+                .count();
             assert_eq!(by_time.version, through as u64, "as of {time}");
             assert_eq!(
                 by_time.aggregate,
@@ -954,8 +955,52 @@ async fn postgres_commands_are_decided_on_fresh_state_when_another_process_wrote
         (at_five.version, at_five.aggregate.balance.amount_minor()),
         (6, 26)
     );
+    // A refusal on the cached copy (26) is decided again on the store's state (526).
+    other
+        .execute::<Account>(&key, Expected::Any, &metadata(), deposit(500))
+        .await
+        .unwrap();
+    let withdrawn = one
+        .execute::<Account>(
+            &key,
+            Expected::Any,
+            &metadata(),
+            AccountCommand::Withdraw {
+                transaction_id: TransactionId::new(),
+                amount: amt(520),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            withdrawn.version,
+            withdrawn.aggregate.balance.amount_minor()
+        ),
+        (8, 6)
+    );
+    // Likewise "not frozen" on the cached copy: the other process froze the account,
+    // so unfreezing it writes an event.
+    other
+        .execute::<Account>(
+            &key,
+            Expected::Any,
+            &metadata(),
+            AccountCommand::Freeze { reason: None },
+        )
+        .await
+        .unwrap();
+    let unfrozen = one
+        .execute::<Account>(&key, Expected::Any, &metadata(), AccountCommand::Unfreeze)
+        .await;
+    assert_eq!(
+        unfrozen.map(|c| c.version).ok(),
+        Some(10),
+        "unfrozen on fresh state"
+    );
     let stream = one.stream("account", &key).await.unwrap();
-    assert_eq!(stream.len(), 6);
+    assert_eq!(stream.len(), 10);
     assert!(verify_stream(&stream).is_empty());
     other.backend().close().await;
     fixture.finish().await;

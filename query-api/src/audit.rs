@@ -69,10 +69,14 @@ pub(crate) async fn events(
     };
     // One page (and one more, to know whether another follows) from the cursor on, not
     // the whole stream: a busy account's stream runs to hundreds of thousands.
-    let to = after as u64 + params.limit() as u64 + 1;
     let events = state
         .store
-        .stream_range(kind, &id, after as u64 + 1, Some(to))
+        .stream_from(
+            kind,
+            &id,
+            (after as u64).saturating_add(1),
+            params.limit() as u64 + 1,
+        )
         .await?;
     if events.is_empty() && (after == 0 || state.store.stream_length(kind, &id).await? == 0) {
         return Err(ApiError::NotFound(format!("no {kind} stream with id {id}")));

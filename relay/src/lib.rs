@@ -159,9 +159,11 @@ impl Relay {
                 .await
             {
                 Ok(output) => {
-                    // Failed entries come back by id; keep those, in their order.
-                    let failed: Vec<&str> = output.failed().iter().map(|f| f.id()).collect();
-                    pending.retain(|(index, _)| failed.contains(&index.to_string().as_str()));
+                    // Keep, in order, every entry not reported sent. (A later entry of a
+                    // stream may have gone before an earlier one that failed: the
+                    // projector fills that gap from the store.)
+                    let sent: Vec<&str> = output.successful().iter().map(|f| f.id()).collect();
+                    pending.retain(|(index, _)| !sent.contains(&index.to_string().as_str()));
                 }
                 Err(error) => {
                     tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), attempt, "SendMessageBatch failed");
