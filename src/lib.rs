@@ -2,6 +2,10 @@
 //! identity provider and the command API into one process on the embedded default
 //! (SQLite files in a data directory, no other server). Tests build the same app.
 
+// The futures of the whole process (server, store, snapshots, projector) nest deeper
+// than the compiler's default layout depth.
+#![recursion_limit = "256"]
+
 #[cfg(feature = "aws")]
 mod aws;
 pub mod cli;
