@@ -11,8 +11,8 @@ use anyhow::Context;
 use aws_stack::mapping::QueueMapping;
 use aws_stack::{AwsClients, Topology};
 use cqrs_es::persist::SerializedEvent;
-use domain::account::{Account, AccountCommand, AccountType};
-use domain::{AccountId, Amount, ClientId, Currency, TransactionId};
+use domain::account::{Account, AccountCommand};
+use domain::{AccountId, Amount, Currency, TransactionId};
 use event_store::{Backend, EventStore, Expected};
 use projections::{CatchUp, Projector, ReadStore, SystemLog};
 use std::sync::Arc;
@@ -121,16 +121,7 @@ async fn seed_account(store: &EventStore, deposits: usize) -> anyhow::Result<()>
     let id = AccountId::new();
     let key = id.to_string();
     let metadata = crate::seed_metadata();
-    let open = AccountCommand::Open {
-        account_id: id,
-        client_id: ClientId::new(),
-        client: domain::client::ClientStanding::Active,
-        account_type: AccountType::Checking,
-        currency: eur,
-        initial_deposit: None,
-        opening_transaction_id: TransactionId::new(),
-        account_number: domain::AccountNumber::derived(id),
-    };
+    let open = crate::open_checking(id, eur);
     store
         .execute::<Account>(&key, Expected::Any, &metadata, open)
         .await

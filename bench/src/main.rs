@@ -117,6 +117,23 @@ pub(crate) fn seed_metadata() -> domain::metadata::CommandMetadata {
     }
 }
 
+/// Opening account `id`: a checking account in `currency`, for a new client, empty.
+pub(crate) fn open_checking(
+    id: domain::AccountId,
+    currency: domain::Currency,
+) -> domain::account::AccountCommand {
+    domain::account::AccountCommand::Open {
+        account_id: id,
+        client_id: domain::ClientId::new(),
+        client: domain::client::ClientStanding::Active,
+        account_type: domain::account::AccountType::Checking,
+        currency,
+        initial_deposit: None,
+        opening_transaction_id: domain::TransactionId::new(),
+        account_number: domain::AccountNumber::derived(id),
+    }
+}
+
 /// The same allocator as `crm`, so that `replay` measures what the server does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -638,8 +655,8 @@ async fn deposits(
     accounts: usize,
     seconds: u64,
 ) -> anyhow::Result<Run> {
-    use domain::account::{Account, AccountCommand, AccountType};
-    use domain::{AccountId, ClientId, Currency, TransactionId};
+    use domain::account::{Account, AccountCommand};
+    use domain::{AccountId, Currency, TransactionId};
     use event_store::Expected;
 
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -647,16 +664,7 @@ async fn deposits(
     let mut ids = Vec::new();
     for _ in 0..accounts {
         let id = AccountId::new();
-        let open = AccountCommand::Open {
-            account_id: id,
-            client_id: ClientId::new(),
-            client: domain::client::ClientStanding::Active,
-            account_type: AccountType::Checking,
-            currency: eur,
-            initial_deposit: None,
-            opening_transaction_id: TransactionId::new(),
-            account_number: domain::AccountNumber::derived(id),
-        };
+        let open = open_checking(id, eur);
         store
             .execute::<Account>(&id.to_string(), Expected::Any, &metadata, open)
             .await
