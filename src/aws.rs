@@ -7,7 +7,6 @@ use anyhow::Context;
 use aws_stack::{AwsClients, LocalOptions, LocalStack, Topology};
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AwsCommand {
@@ -181,10 +180,8 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             read_database_url,
         } => {
             let clients = AwsClients::new(&aws_config::load_from_env().await);
-            let store = Arc::new(event_store::EventStore::new(event_store::Backend::dynamo(
-                clients.dynamo,
-                Topology::new(stack.prefix).tables(),
-            )));
+            let store =
+                event_store::DynamoStore::new(clients.dynamo, Topology::new(stack.prefix).tables());
             let rebuilt = aws_stack::rebuild(store, &read_database_url).await?;
             println!(
                 "projected {} events ({} applied) into {read_database_url}",

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use event_store::CommitFeed;
 use serde_json::json;
 
 use crate::serve::Shared;
@@ -33,13 +34,7 @@ async fn live() -> Json<serde_json::Value> {
 /// by the time this answers at all, projections have caught up.
 #[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200), (status = 503)))]
 async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
-    let store = shared
-        .store
-        .backend()
-        .ping()
-        .await
-        .err()
-        .map(|e| e.to_string());
+    let store = shared.store.ping().await.err().map(|e| e.to_string());
     let directory = shared.directory.ping().await.err().map(|e| e.to_string());
     let read = shared.read.ping().await.err().map(|e| e.to_string());
     if store.is_none() && directory.is_none() && read.is_none() {
@@ -58,7 +53,7 @@ async fn ready(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Va
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     let (applied, dead_lettered, position) = shared.projector.stats();
-    let head = shared.store.head().await.unwrap_or(position);
+    let head = shared.feed.head().await.unwrap_or(position);
     let mut metrics = api_kit::observe::Metrics::default();
     metrics.http(&shared.counters);
     let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {

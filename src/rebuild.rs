@@ -1,7 +1,7 @@
 //! Rebuilding the read models on the embedded store: for the admin API and `crm replay`.
 
 use async_trait::async_trait;
-use event_store::EventStore;
+use event_store::{EventStore, SqliteFeed};
 use projections::{ReadStore, SystemLog};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 pub(crate) struct EmbeddedRebuild {
     pub(crate) store: Arc<EventStore>,
+    pub(crate) feed: SqliteFeed,
     pub(crate) read: Arc<ReadStore>,
     pub(crate) log: Arc<SystemLog>,
     pub(crate) data_dir: PathBuf,
@@ -22,6 +23,7 @@ impl query_api::Rebuild for EmbeddedRebuild {
         let _one_at_a_time = self.running.lock().await;
         projections::rebuild_sqlite(
             self.store.clone(),
+            self.feed.clone(),
             self.read.clone(),
             self.log.clone(),
             &self.data_dir,

@@ -2,7 +2,7 @@
 //! running server.
 
 use anyhow::{bail, Context};
-use event_store::{Backend, EventStore};
+use event_store::{EventStore, SqliteStore};
 use projections::{current_read_db, rebuild_sqlite, sqlite_url, ReadStore, SystemLog};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -36,17 +36,17 @@ pub async fn offline(data_dir: &Path) -> anyhow::Result<()> {
 
 /// The rebuild itself, on a data directory.
 pub async fn rebuild(data_dir: &Path) -> anyhow::Result<i64> {
-    let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&data_dir.join("ledger.db"))
-            .await
-            .context("opening the event store")?,
-    ));
+    let sqlite = SqliteStore::open(&data_dir.join("ledger.db"))
+        .await
+        .context("opening the event store")?;
+    let feed = sqlite.feed();
+    let store = Arc::new(EventStore::new(sqlite.into()));
     let read = Arc::new(ReadStore::open(&sqlite_url(&current_read_db(data_dir))).await?);
     let log = Arc::new(SystemLog::open(&sqlite_url(&data_dir.join("system-log.db"))).await?);
-    let position = rebuild_sqlite(store.clone(), read.clone(), log.clone(), data_dir).await?;
+    let position = rebuild_sqlite(store.clone(), feed, read.clone(), log.clone(), data_dir).await?;
     read.close().await;
     log.close().await;
-    store.backend().close().await;
+    store.close().await;
     Ok(position)
 }
 

@@ -4,7 +4,7 @@ use anyhow::Context;
 use api_kit::auth::TokenVerifier;
 use api_kit::Authenticator;
 use axum::Router;
-use event_store::{Backend, EventStore};
+use event_store::{EventStore, SqliteFeed, SqliteStore};
 use identity::{
     EmbeddedDirectory, Identity, LocalKeySource, SigningKey, TokenIssuer, UI_CLIENT_ID,
 };
@@ -24,7 +24,9 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<EventStore>,
     pub(crate) directory: Arc<EmbeddedDirectory>,
     pub(crate) read: Arc<ReadStore>,
-    pub(crate) projector: Arc<Projector>,
+    pub(crate) projector: Arc<Projector<SqliteFeed>>,
+    /// The store in commit order: its head is what the projector's lag is measured to.
+    pub(crate) feed: SqliteFeed,
     pub(crate) counters: Arc<RequestCounters>,
 }
 
@@ -47,7 +49,9 @@ pub struct App {
     pub issuer: Arc<TokenIssuer>,
     pub read: Arc<ReadStore>,
     pub log: Arc<SystemLog>,
-    pub projector: Arc<Projector>,
+    pub projector: Arc<Projector<SqliteFeed>>,
+    /// The event store in commit order (what the projector and the SFTP worker follow).
+    pub feed: SqliteFeed,
     /// The root admin's id, and its password when it was generated on this start.
     pub root_id: String,
     pub generated_root_password: Option<String>,
@@ -75,7 +79,7 @@ impl App {
                 let _ = task.await;
             }
         }
-        self.store.backend().close().await;
+        self.store.close().await;
         self.directory.close().await;
         self.read.close().await;
         self.log.close().await;
@@ -86,13 +90,14 @@ impl App {
 pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let store = Arc::new(EventStore::new(
-        // The settings as configured (CRM_GROUP_COMMIT, CRM_AGGREGATE_CACHE): the
-        // benchmark's "off" rows measure what they say only if they reach the store.
-        Backend::open_sqlite_with(&config.data_dir.join("ledger.db"), config.store)
-            .await
-            .context("opening the event store")?,
-    ));
+    // The settings as configured (CRM_GROUP_COMMIT, CRM_AGGREGATE_CACHE): the
+    // benchmark's "off" rows measure what they say only if they reach the store.
+    let sqlite = SqliteStore::open_with(&config.data_dir.join("ledger.db"), config.store)
+        .await
+        .context("opening the event store")?;
+    // The projector follows the store in commit order, which only this store offers.
+    let feed = sqlite.feed();
+    let store = Arc::new(EventStore::new(sqlite.into()));
     let directory = Arc::new(
         EmbeddedDirectory::open(&config.data_dir.join("identity.db"))
             .await
@@ -140,7 +145,12 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
             .context("opening the system log")?,
     );
     // Ready means caught up: project everything committed before we serve.
-    let projector = Arc::new(Projector::new(store.clone(), read.clone(), log.clone()));
+    let projector = Arc::new(Projector::following(
+        store.clone(),
+        feed.clone(),
+        read.clone(),
+        log.clone(),
+    ));
     let caught_up = projector
         .catch_up()
         .await
@@ -169,6 +179,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     };
     let rebuild = Arc::new(crate::rebuild::EmbeddedRebuild {
         store: store.clone(),
+        feed: feed.clone(),
         read: read.clone(),
         log: log.clone(),
         data_dir: config.data_dir.clone(),
@@ -191,6 +202,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     };
     let shared = Shared {
         store: store.clone(),
+        feed: feed.clone(),
         directory: directory.clone(),
         read: read.clone(),
         projector: projector.clone(),
@@ -229,6 +241,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         read,
         log,
         projector,
+        feed,
         root_id: root,
         generated_root_password,
         shutdown,
@@ -283,11 +296,11 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
             ip => ip.to_string(),
         };
         let base = format!("http://{host}:{}", local.port());
-        let (store, log) = (app.store.clone(), app.log.clone());
+        let (store, feed, log) = (app.store.clone(), app.feed.clone(), app.log.clone());
         let ledger = config.data_dir.join("sftp-worker.db");
         tokio::spawn(async move {
             if let Err(error) =
-                sftp_worker::service::run(settings, base, store, log, &ledger, stopped).await
+                sftp_worker::service::run(settings, base, store, feed, log, &ledger, stopped).await
             {
                 tracing::error!(%error, "the SFTP worker stopped");
             }

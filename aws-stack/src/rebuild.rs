@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use event_store::EventStore;
+use event_store::{DynamoStore, EventStore};
 use projections::{Projector, ReadStore, SystemLog};
 
 use crate::error::StackError;
@@ -18,15 +18,17 @@ pub struct Rebuilt {
     pub applied: u64,
 }
 
-/// Projects every event of `store` (DynamoDB) into the database at `database_url`.
-pub async fn rebuild(store: Arc<EventStore>, database_url: &str) -> Result<Rebuilt, StackError> {
+/// Projects every event of `dynamo` into the database at `database_url`.
+pub async fn rebuild(dynamo: DynamoStore, database_url: &str) -> Result<Rebuilt, StackError> {
+    // The scan is DynamoDB's; gaps are filled through the store, as in the Lambdas.
+    let store = Arc::new(EventStore::new(dynamo.clone().into()));
     let read = Arc::new(ReadStore::open(database_url).await?);
     let log = Arc::new(SystemLog::open(database_url).await?);
-    let projector = Projector::new(store.clone(), read.clone(), log.clone());
+    let projector = Projector::new(store, read.clone(), log.clone());
     let mut rebuilt = Rebuilt::default();
     let mut cursor = None;
     loop {
-        let (events, next) = store.scan(cursor).await?;
+        let (events, next) = dynamo.scan(cursor).await?;
         for event in &events {
             rebuilt.events += 1;
             rebuilt.applied += projector.deliver_one(event).await?.applied;

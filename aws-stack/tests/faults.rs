@@ -293,7 +293,12 @@ async fn faults_lose_no_event_and_apply_none_twice() {
 
     // And the whole read side equals a rebuild from the store.
     let rebuilt = test_peers::postgres::fresh("crm_aws_faults_rebuilt").await;
-    let made = aws_stack::rebuild(store, &rebuilt).await.unwrap();
+    let made = aws_stack::rebuild(
+        event_store::DynamoStore::new(clients.dynamo.clone(), topology.tables()),
+        &rebuilt,
+    )
+    .await
+    .unwrap();
     assert_eq!((made.events, made.applied), (9, 9));
     let expected = dump(&rebuilt).await;
     let live_rows = settle(&live, &expected).await;

@@ -7,7 +7,6 @@ mod support;
 
 use aws_stack::{LocalOptions, LocalStack, Topology};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use support::{difference, dump, settle, sign_in, Peers, PASSWORD};
 
 struct Api {
@@ -225,12 +224,13 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
     assert_eq!(verified["ok"], true, "{verified}");
 
     // A rebuild from the DynamoDB event store equals what the Lambdas built.
-    let store = Arc::new(event_store::EventStore::new(event_store::Backend::dynamo(
-        clients.dynamo.clone(),
-        Topology::new("day-").tables(),
-    )));
     let rebuilt_url = test_peers::postgres::fresh("crm_aws_rebuilt").await;
-    let rebuilt = aws_stack::rebuild(store, &rebuilt_url).await.unwrap();
+    let rebuilt = aws_stack::rebuild(
+        event_store::DynamoStore::new(clients.dynamo.clone(), Topology::new("day-").tables()),
+        &rebuilt_url,
+    )
+    .await
+    .unwrap();
     assert_eq!(rebuilt.events, rebuilt.applied, "every event applies once");
     let expected = dump(&rebuilt_url).await;
     let live_rows = settle(&live, &expected).await;

@@ -13,7 +13,7 @@ use aws_stack::{AwsClients, Topology};
 use cqrs_es::persist::SerializedEvent;
 use domain::account::{Account, AccountCommand};
 use domain::{AccountId, Amount, Currency, TransactionId};
-use event_store::{Backend, EventStore, Expected};
+use event_store::{DynamoStore, EventStore, Expected};
 use projections::{CatchUp, Projector, ReadStore, SystemLog};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,10 +33,8 @@ pub(crate) async fn aws_projection(
     );
     let topology = Topology::new("bench-");
     let stack = aws_stack::init(&clients, &topology).await?;
-    let store = Arc::new(EventStore::new(Backend::dynamo(
-        clients.dynamo.clone(),
-        topology.tables(),
-    )));
+    let dynamo = DynamoStore::new(clients.dynamo.clone(), topology.tables());
+    let store = Arc::new(EventStore::new(dynamo.clone().into()));
 
     let seeded = Instant::now();
     let mut tasks = Vec::new();
@@ -53,7 +51,7 @@ pub(crate) async fn aws_projection(
     for task in tasks {
         task.await??;
     }
-    let records = stored_events(&store).await?;
+    let records = stored_events(&dynamo).await?;
     println!(
         "history: {} accounts, {} events, written in {:.1} s",
         accounts,
@@ -141,7 +139,7 @@ async fn seed_account(store: &EventStore, deposits: usize) -> anyhow::Result<()>
 }
 
 /// Every stored event, each stream in order, as the relay's records.
-async fn stored_events(store: &EventStore) -> anyhow::Result<Vec<(String, SerializedEvent)>> {
+async fn stored_events(store: &DynamoStore) -> anyhow::Result<Vec<(String, SerializedEvent)>> {
     let mut records = Vec::new();
     let mut after = None;
     loop {

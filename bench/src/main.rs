@@ -462,12 +462,12 @@ async fn load(
 async fn replay(events: usize) -> anyhow::Result<()> {
     use domain::account::{AccountEvent, AccountType};
     use domain::{AccountId, ClientId, Currency, Money, TransactionId};
-    use event_store::{Backend, EventStore};
+    use event_store::{EventStore, SqliteStore};
 
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&dir.path().join("ledger.db")).await?,
-    ));
+    let sqlite = SqliteStore::open(&dir.path().join("ledger.db")).await?;
+    let feed = sqlite.feed();
+    let store = Arc::new(EventStore::new(sqlite.into()));
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
     let metadata = seed_metadata();
     // Streams of 1,000 events: an account opened, then deposits. (Accounts without a
@@ -519,7 +519,7 @@ async fn replay(events: usize) -> anyhow::Result<()> {
             .await?,
     );
     let started = Instant::now();
-    let position = projections::rebuild_sqlite(store.clone(), read, log, dir.path()).await?;
+    let position = projections::rebuild_sqlite(store.clone(), feed, read, log, dir.path()).await?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "replay:          {position} events in {seconds:.1} s, {:.0} events/s",
@@ -605,7 +605,7 @@ async fn store(
     group_commit: bool,
     aggregate_cache: bool,
 ) -> anyhow::Result<()> {
-    use event_store::{Backend, EventStore, SqliteOptions};
+    use event_store::{EventStore, SqliteOptions, SqliteStore};
 
     let dir = tempfile::tempdir()?;
     let options = SqliteOptions {
@@ -613,7 +613,9 @@ async fn store(
         aggregate_cache,
     };
     let store = Arc::new(EventStore::new(
-        Backend::open_sqlite_with(&dir.path().join("ledger.db"), options).await?,
+        SqliteStore::open_with(&dir.path().join("ledger.db"), options)
+            .await?
+            .into(),
     ));
     let run = deposits(store, tasks, accounts, seconds).await?;
     println!(

@@ -4,7 +4,8 @@
 //! a table of the same shape, on the same server, one after the other; then the ratio.
 
 use anyhow::{bail, Context};
-use event_store::{Backend, EventStore};
+use event_store::capabilities::EventLog;
+use event_store::{Backend, EventStore, PostgresStore};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -45,10 +46,7 @@ async fn compare(
     connections: Option<u32>,
 ) -> anyhow::Result<()> {
     // The store's schema first, for pgbench's table to copy.
-    Backend::connect_postgres_with(target, 1)
-        .await?
-        .close()
-        .await;
+    PostgresStore::connect_with(target, 1).await?.close().await;
     let pool = sqlx::PgPool::connect(target).await?;
     sqlx::query("CREATE TABLE bench_events (LIKE events INCLUDING ALL)")
         .execute(&pool)
@@ -98,7 +96,7 @@ async fn compare(
             .lines()
             .find(|line| line.starts_with("number of failed transactions"))
             .unwrap_or("number of failed transactions: unknown");
-        store.backend().close().await;
+        store.close().await;
         println!("{n} writers: store ({connections} connections) {run}");
         println!("{n} writers: pgbench {tps:.0} inserts/s ({failed})");
         println!(

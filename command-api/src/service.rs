@@ -98,7 +98,7 @@ pub async fn router(
         get(move || {
             let store = health.clone();
             async move {
-                match store.backend().ping().await {
+                match store.ping().await {
                     Ok(()) => (axum::http::StatusCode::OK, Json(json!({"status": "ready"}))),
                     Err(error) => (
                         axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::store::Loaded;
+use crate::state::Loaded;
 
 /// Beyond this many streams the cache starts over: simple, and bounded.
 const CAPACITY: usize = 100_000;

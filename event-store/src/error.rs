@@ -12,8 +12,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("not supported by this backend: {0}")]
-    Unsupported(&'static str),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -42,7 +40,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable(_) | StoreError::Conflict => true,
             StoreError::Database(error) => is_transient(error),
-            StoreError::Corrupt(_) | StoreError::Unsupported(_) | StoreError::Migration(_) => false,
+            StoreError::Corrupt(_) | StoreError::Migration(_) => false,
         }
     }
 }

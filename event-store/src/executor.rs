@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
-use crate::store::{EventStore, Loaded};
+use crate::state::Loaded;
+use crate::store::EventStore;
 
 /// How many times a command is re-decided after losing a race with another process.
 const MAX_ATTEMPTS: u32 = 8;

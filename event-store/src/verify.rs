@@ -31,7 +31,7 @@ impl EventStore {
             // From 0: an event slipped in before the first is read, and so caught.
             let mut from = 0;
             // DynamoDB reads a stream whole whatever the part (our query has no start).
-            let part_size = if self.backend_is_dynamo() {
+            let part_size = if self.backend.reads_streams_whole() {
                 u64::MAX
             } else {
                 PART

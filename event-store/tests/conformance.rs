@@ -104,26 +104,24 @@ impl Fixture {
     /// A second store on the same database, as another process would open it.
     async fn second_store(&self) -> EventStore {
         match (self.store.backend(), &self.cleanup, &self._dir) {
-            (Backend::Sqlite { .. }, _, Some(dir)) => EventStore::new(
+            (Backend::Sqlite(_), _, Some(dir)) => EventStore::new(
                 Backend::open_sqlite(&dir.path().join("events.db"))
                     .await
                     .unwrap(),
             ),
-            (Backend::Postgres { .. }, Some((server, name)), _) => EventStore::new(
+            (Backend::Postgres(_), Some((server, name)), _) => EventStore::new(
                 Backend::connect_postgres(&format!("{server}/{name}"))
                     .await
                     .unwrap(),
             ),
             #[cfg(feature = "dynamo")]
-            (Backend::Dynamo { client, tables, .. }, _, _) => {
-                EventStore::new(Backend::dynamo(client.clone(), tables.clone()))
-            }
+            (Backend::Dynamo(dynamo), _, _) => EventStore::new(dynamo.clone().into()),
             _ => unreachable!("fixture shape"),
         }
     }
 
     async fn finish(self) {
-        self.store.backend().close().await;
+        self.store.close().await;
         if let Some((server, name)) = self.cleanup {
             let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
                 .await
@@ -138,50 +136,58 @@ impl Fixture {
     fn sql_backend(&self) -> bool {
         matches!(
             self.store.backend(),
-            Backend::Sqlite { .. } | Backend::Postgres { .. }
+            Backend::Sqlite(_) | Backend::Postgres(_)
         )
     }
 
     /// Runs `sql` on the database directly, as its administrator could.
     async fn execute_sql(&self, sql: &str) {
         match self.store.backend() {
-            Backend::Sqlite { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
-            Backend::Postgres { pool, .. } => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            Backend::Sqlite(sqlite) => {
+                sqlx::query(sql).execute(sqlite.pool()).await.unwrap();
+            }
+            Backend::Postgres(postgres) => {
+                sqlx::query(sql).execute(postgres.pool()).await.unwrap();
+            }
             #[cfg(feature = "dynamo")]
-            Backend::Dynamo { .. } => unreachable!("SQL on DynamoDB"),
+            Backend::Dynamo(_) => unreachable!("SQL on DynamoDB"),
         }
     }
 
     /// The one number `sql` selects.
     async fn query_one(&self, sql: &str) -> (i64,) {
         match self.store.backend() {
-            Backend::Sqlite { pool, .. } => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
-            Backend::Postgres { pool, .. } => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+            Backend::Sqlite(sqlite) => sqlx::query_as(sql).fetch_one(sqlite.pool()).await.unwrap(),
+            Backend::Postgres(postgres) => sqlx::query_as(sql)
+                .fetch_one(postgres.pool())
+                .await
+                .unwrap(),
             #[cfg(feature = "dynamo")]
-            Backend::Dynamo { .. } => unreachable!("SQL on DynamoDB"),
+            Backend::Dynamo(_) => unreachable!("SQL on DynamoDB"),
         }
     }
 
     /// Overwrites one stored payload behind the store's back.
     async fn tamper_payload(&self, id: &str, sequence: i64, payload: &str) {
         match self.store.backend() {
-            Backend::Sqlite { pool, .. } => {
+            Backend::Sqlite(sqlite) => {
                 sqlx::query(
                     "UPDATE events SET payload = $1 WHERE aggregate_id = $2 AND sequence = $3",
                 )
                 .bind(payload)
                 .bind(id)
                 .bind(sequence)
-                .execute(pool)
+                .execute(sqlite.pool())
                 .await
                 .unwrap();
             }
-            Backend::Postgres { pool, .. } => {
+            Backend::Postgres(postgres) => {
                 sqlx::query("UPDATE events SET payload = $1::json WHERE aggregate_id = $2 AND sequence = $3")
-                    .bind(payload).bind(id).bind(sequence).execute(pool).await.unwrap();
+                    .bind(payload).bind(id).bind(sequence).execute(postgres.pool()).await.unwrap();
             }
             #[cfg(feature = "dynamo")]
-            Backend::Dynamo { client, tables, .. } => {
+            Backend::Dynamo(dynamo) => {
+                let (client, tables) = (dynamo.client(), dynamo.tables());
                 use event_store::aws_sdk_dynamodb::primitives::Blob;
                 use event_store::aws_sdk_dynamodb::types::AttributeValue;
                 client
@@ -394,7 +400,7 @@ async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
         .unwrap();
     assert_eq!(loaded.version, 21);
     assert_eq!(loaded.aggregate.balance.amount_minor(), 20);
-    other.backend().close().await;
+    other.close().await;
 }
 
 async fn chains_and_detects_tampering(fixture: &Fixture) {
@@ -797,7 +803,7 @@ async fn snapshots_equal_replay(fixture: &Fixture) {
             .await;
         assert!(kept >= 10, "snapshots were taken: {kept}");
     }
-    store.backend().close().await;
+    store.close().await;
 }
 
 /// A stream of `count` deposits after the opening, on a store that snapshots every 4.
@@ -856,7 +862,7 @@ async fn ignores_snapshots_of_an_older_schema(fixture: &Fixture) {
         .query_one(&format!("SELECT MAX(version) FROM stream_snapshots WHERE aggregate_id = '{key}' AND schema = '{current}'"))
         .await;
     assert_eq!((old, new), (0, 12));
-    store.backend().close().await;
+    store.close().await;
 }
 
 /// A snapshot that no longer ends where its stream's chain says (the events were
@@ -895,7 +901,7 @@ async fn ignores_snapshots_that_do_not_match_the_stream(fixture: &Fixture) {
             .aggregate,
         account
     );
-    store.backend().close().await;
+    store.close().await;
 }
 
 /// On PostgreSQL several processes write: a command decided on a cached copy that
@@ -1002,7 +1008,7 @@ async fn postgres_commands_are_decided_on_fresh_state_when_another_process_wrote
     let stream = one.stream("account", &key).await.unwrap();
     assert_eq!(stream.len(), 10);
     assert!(verify_stream(&stream).is_empty());
-    other.backend().close().await;
+    other.close().await;
     fixture.finish().await;
 }
 

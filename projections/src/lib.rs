@@ -23,7 +23,7 @@ pub use db::{sqlite_url, ReadStore};
 pub use envelope::Envelope;
 pub use error::ProjectionError;
 pub use rebuild::{current_read_db, rebuild_sqlite};
-pub use runner::{CatchUp, Projector};
+pub use runner::{CatchUp, Delivered, GapSource, Projector};
 pub use system_log::{LogEntry, LogFilter, SystemLog};
 
 /// Times are stored as fixed-width RFC 3339 UTC text, which sorts chronologically in

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use event_store::EventStore;
+use event_store::{CommitFeed, EventStore};
 
 use crate::db::{open, sqlite_url, Durability, ReadStore, Schema};
 use crate::error::ProjectionError;
@@ -24,11 +24,12 @@ pub fn current_read_db(data_dir: &Path) -> PathBuf {
         .map_or_else(|| data_dir.join(DEFAULT_FILE), |name| data_dir.join(name))
 }
 
-/// Rebuilds the read models of `live` (SQLite, in `data_dir`) from `store`. Returns the
-/// position the copy was built up to when it was swapped in; the live projector carries
-/// on from there.
-pub async fn rebuild_sqlite(
+/// Rebuilds the read models of `live` (SQLite, in `data_dir`) from `store`, following
+/// its `feed`. Returns the position the copy was built up to when it was swapped in;
+/// the live projector carries on from there.
+pub async fn rebuild_sqlite<F: CommitFeed>(
     store: Arc<EventStore>,
+    feed: F,
     live: Arc<ReadStore>,
     log: Arc<SystemLog>,
     data_dir: &Path,
@@ -36,7 +37,7 @@ pub async fn rebuild_sqlite(
     let old_path = current_read_db(data_dir);
     let name = format!("read-models-{}.db", uuid::Uuid::now_v7().simple());
     let path = data_dir.join(&name);
-    let projector = Projector::new(store, live.clone(), log);
+    let projector = Projector::following(store, feed, live.clone(), log);
     // The bulk of history without a sync per batch (nothing reads this copy yet), then
     // the file synced, then the tail with the live read models' durability.
     let bulk = open(&sqlite_url(&path), Schema::ReadModels, Durability::Bulk).await?;

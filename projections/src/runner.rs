@@ -5,9 +5,10 @@
 //! skipped, a gap is filled from the event store, and an event that cannot be applied
 //! (poison) is dead-lettered and logged, blocking only its own stream.
 
-use event_store::{EventStore, StoredEvent};
+use event_store::{CommitFeed, EventStore, StoreError, StoredEvent};
 use serde_json::json;
 use sqlx::{Acquire, AnyConnection, AnyPool};
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +62,54 @@ struct Counters {
     position: AtomicI64,
 }
 
-pub struct Projector {
+/// Where a projector finds the events of a stream it missed (a gap: a later event came
+/// first). A projector following a [`CommitFeed`] reads them from the feed, with their
+/// positions in commit order; one fed events from a queue ([`Delivered`]) reads them
+/// from the store, positioned by time as delivered events are.
+pub trait GapSource: Send + Sync {
+    fn missing(
+        &self,
+        store: &EventStore,
+        aggregate_type: &str,
+        id: &str,
+        after: i64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+}
+
+/// A projector handed its events (from SQS in AWS, or by a rebuild's scan).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivered;
+
+impl GapSource for Delivered {
+    async fn missing(
+        &self,
+        store: &EventStore,
+        aggregate_type: &str,
+        id: &str,
+        after: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        store.stream_after(aggregate_type, id, after).await
+    }
+}
+
+impl<F: CommitFeed> GapSource for F {
+    async fn missing(
+        &self,
+        _store: &EventStore,
+        aggregate_type: &str,
+        id: &str,
+        after: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.stream_after(aggregate_type, id, after).await
+    }
+}
+
+/// Applies events to every read model: handed them one by one ([`Delivered`], the
+/// default), or following a store's [`CommitFeed`] from its checkpoint, which only a
+/// store with a feed (the embedded SQLite store) can hand it.
+pub struct Projector<F = Delivered> {
     store: Arc<EventStore>,
+    feed: F,
     read: Arc<ReadStore>,
     log: Arc<SystemLog>,
     counters: Counters,
@@ -70,10 +117,25 @@ pub struct Projector {
     stepping: tokio::sync::Mutex<()>,
 }
 
-impl Projector {
+impl Projector<Delivered> {
+    /// A projector handed its events ([`Projector::deliver_one`]).
     pub fn new(store: Arc<EventStore>, read: Arc<ReadStore>, log: Arc<SystemLog>) -> Self {
+        Projector::following(store, Delivered, read, log)
+    }
+}
+
+impl<F: GapSource> Projector<F> {
+    /// A projector reading what it misses from `feed`; with a [`CommitFeed`] it can also
+    /// follow the store ([`Projector::catch_up`], [`Projector::run`]).
+    pub fn following(
+        store: Arc<EventStore>,
+        feed: F,
+        read: Arc<ReadStore>,
+        log: Arc<SystemLog>,
+    ) -> Self {
         Projector {
             store,
+            feed,
             read,
             log,
             counters: Counters::default(),
@@ -97,62 +159,6 @@ impl Projector {
                 .fetch_optional(pool)
                 .await?;
         Ok(row.map_or(0, |(position,)| position))
-    }
-
-    /// Applies everything committed so far.
-    pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
-        let mut total = CatchUp::default();
-        loop {
-            let batch = self.step(&self.read.pool(), BATCH).await?;
-            total.applied += batch.applied;
-            total.skipped += batch.skipped;
-            total.dead_lettered += batch.dead_lettered;
-            if batch.position == 0 {
-                total.position = Self::checkpoint(&self.read.pool()).await?;
-                return Ok(total);
-            }
-            total.position = batch.position;
-        }
-    }
-
-    /// Catches up into `pool` (a rebuild's fresh copy) rather than the live store.
-    pub(crate) async fn catch_up_into(&self, pool: &AnyPool) -> Result<i64, ProjectionError> {
-        loop {
-            let batch = self.step(pool, REBUILD_BATCH).await?;
-            if batch.position == 0 {
-                return Self::checkpoint(pool).await;
-            }
-        }
-    }
-
-    /// One batch. `position` is 0 when there was nothing to read.
-    async fn step(&self, pool: &AnyPool, limit: i64) -> Result<CatchUp, ProjectionError> {
-        let _one_batch_at_a_time = self.stepping.lock().await;
-        let from = Self::checkpoint(pool).await?;
-        let events = self.store.read_after(from, limit).await?;
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(CatchUp::default());
-        };
-        // Fast path: the whole batch in one transaction. If any event is poison, redo the
-        // batch carefully, each event in a savepoint, so only the poison is set aside.
-        let stats = match self.apply_fast(pool, &events, last).await {
-            Ok(stats) => stats,
-            // Busy or unreachable: the whole batch again later (see `run`).
-            Err(error) if error.is_transient() => return Err(error),
-            Err(ProjectionError::Poison(_))
-            | Err(ProjectionError::Database(sqlx::Error::Database(_))) => {
-                self.apply_batch(pool, &events, last, true).await?
-            }
-            Err(other) => return Err(other),
-        };
-        self.counters
-            .applied
-            .fetch_add(stats.applied, Ordering::Relaxed);
-        self.counters
-            .dead_lettered
-            .fetch_add(stats.dead_lettered, Ordering::Relaxed);
-        self.counters.position.store(last, Ordering::Relaxed);
-        Ok(stats)
     }
 
     /// The whole batch in one transaction with the fewest statements: everything that can
@@ -185,8 +191,13 @@ impl Projector {
                 }
                 if sequence > applied_up_to + 1 {
                     let missing = self
-                        .store
-                        .stream_after(&event.aggregate_type, &event.aggregate_id, applied_up_to)
+                        .feed
+                        .missing(
+                            &self.store,
+                            &event.aggregate_type,
+                            &event.aggregate_id,
+                            applied_up_to,
+                        )
                         .await?;
                     for earlier in missing
                         .iter()
@@ -315,8 +326,13 @@ impl Projector {
         if sequence > last + 1 {
             // A gap: fetch what is missing from the store and apply it first.
             let missing = self
-                .store
-                .stream_after(&event.aggregate_type, &event.aggregate_id, last)
+                .feed
+                .missing(
+                    &self.store,
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    last,
+                )
                 .await?;
             for earlier in missing
                 .iter()
@@ -439,6 +455,64 @@ impl Projector {
         } else {
             format!("{what}: {name}, {who}")
         }
+    }
+}
+
+impl<F: CommitFeed + GapSource> Projector<F> {
+    /// Applies everything committed so far.
+    pub async fn catch_up(&self) -> Result<CatchUp, ProjectionError> {
+        let mut total = CatchUp::default();
+        loop {
+            let batch = self.step(&self.read.pool(), BATCH).await?;
+            total.applied += batch.applied;
+            total.skipped += batch.skipped;
+            total.dead_lettered += batch.dead_lettered;
+            if batch.position == 0 {
+                total.position = Self::checkpoint(&self.read.pool()).await?;
+                return Ok(total);
+            }
+            total.position = batch.position;
+        }
+    }
+
+    /// Catches up into `pool` (a rebuild's fresh copy) rather than the live store.
+    pub(crate) async fn catch_up_into(&self, pool: &AnyPool) -> Result<i64, ProjectionError> {
+        loop {
+            let batch = self.step(pool, REBUILD_BATCH).await?;
+            if batch.position == 0 {
+                return Self::checkpoint(pool).await;
+            }
+        }
+    }
+
+    /// One batch. `position` is 0 when there was nothing to read.
+    async fn step(&self, pool: &AnyPool, limit: i64) -> Result<CatchUp, ProjectionError> {
+        let _one_batch_at_a_time = self.stepping.lock().await;
+        let from = Self::checkpoint(pool).await?;
+        let events = self.feed.read_after(from, limit).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(CatchUp::default());
+        };
+        // Fast path: the whole batch in one transaction. If any event is poison, redo the
+        // batch carefully, each event in a savepoint, so only the poison is set aside.
+        let stats = match self.apply_fast(pool, &events, last).await {
+            Ok(stats) => stats,
+            // Busy or unreachable: the whole batch again later (see `run`).
+            Err(error) if error.is_transient() => return Err(error),
+            Err(ProjectionError::Poison(_))
+            | Err(ProjectionError::Database(sqlx::Error::Database(_))) => {
+                self.apply_batch(pool, &events, last, true).await?
+            }
+            Err(other) => return Err(other),
+        };
+        self.counters
+            .applied
+            .fetch_add(stats.applied, Ordering::Relaxed);
+        self.counters
+            .dead_lettered
+            .fetch_add(stats.dead_lettered, Ordering::Relaxed);
+        self.counters.position.store(last, Ordering::Relaxed);
+        Ok(stats)
     }
 
     /// Follows the store until `shutdown` turns true: woken on every commit, and every

@@ -8,7 +8,7 @@ use domain::contact::{Address, Email, PersonalDetails};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::{ClientId, StaffId};
-use event_store::{Backend, EventStore, Expected};
+use event_store::{EventStore, Expected, SqliteFeed, SqliteStore};
 use projections::models::clients::{self, ClientFilter};
 use projections::{sqlite_url, Projector, ReadStore, SystemLog};
 use rand::rngs::StdRng;
@@ -62,16 +62,20 @@ fn details(first: &str, last: &str, email: &str) -> PersonalDetails {
         .unwrap()
 }
 
-async fn store_in(dir: &std::path::Path) -> Arc<EventStore> {
-    Arc::new(EventStore::new(
-        Backend::open_sqlite(&dir.join("ledger.db")).await.unwrap(),
-    ))
+async fn store_in(dir: &std::path::Path) -> (Arc<EventStore>, SqliteFeed) {
+    let sqlite = SqliteStore::open(&dir.join("ledger.db")).await.unwrap();
+    let feed = sqlite.feed();
+    (Arc::new(EventStore::new(sqlite.into())), feed)
 }
 
 /// Projects everything in `store` into `read`, with a system log at `log`.
-async fn project(store: &Arc<EventStore>, read: &Arc<ReadStore>, log: &std::path::Path) {
+async fn project(
+    (store, feed): &(Arc<EventStore>, SqliteFeed),
+    read: &Arc<ReadStore>,
+    log: &std::path::Path,
+) {
     let log = Arc::new(SystemLog::open(&sqlite_url(log)).await.unwrap());
-    Projector::new(store.clone(), read.clone(), log)
+    Projector::following(store.clone(), feed.clone(), read.clone(), log)
         .catch_up()
         .await
         .unwrap();
@@ -140,7 +144,8 @@ async fn scanned(pool: &AnyPool, q: &str, agent: Option<&str>) -> BTreeSet<Strin
 #[tokio::test]
 async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_in(dir.path()).await;
+    let (store, feed) = store_in(dir.path()).await;
+    let followed = (store.clone(), feed);
     let mut rng = StdRng::seed_from_u64(13);
     let letters: Vec<char> = "aeinorst".chars().collect();
     let mut ids = Vec::new();
@@ -191,7 +196,7 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     let url = test_peers::postgres::fresh("crm_search").await;
     let postgres = Arc::new(ReadStore::open(&url).await.unwrap());
     for (n, read) in [&sqlite, &postgres].into_iter().enumerate() {
-        project(&store, read, &dir.path().join(format!("log-{n}.db"))).await;
+        project(&followed, read, &dir.path().join(format!("log-{n}.db"))).await;
     }
 
     let mut queries: Vec<String> = vec![
@@ -283,7 +288,8 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
 #[tokio::test]
 async fn a_database_from_before_the_index_is_indexed_when_it_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_in(dir.path()).await;
+    let (store, feed) = store_in(dir.path()).await;
+    let followed = (store.clone(), feed);
     let id = ClientId::new();
     run(
         &store,
@@ -297,7 +303,7 @@ async fn a_database_from_before_the_index_is_indexed_when_it_opens() {
     .await;
     let url = sqlite_url(&dir.path().join("read.db"));
     let read = Arc::new(ReadStore::open(&url).await.unwrap());
-    project(&store, &read, &dir.path().join("log.db")).await;
+    project(&followed, &read, &dir.path().join("log.db")).await;
     sqlx::raw_sql(
         "DROP TRIGGER clients_search_insert; DROP TRIGGER clients_search_update; \
          DROP TRIGGER clients_search_delete; DROP TABLE clients_search;",

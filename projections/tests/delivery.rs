@@ -10,16 +10,19 @@ use domain::contact::{Address, PersonalDetails};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::{AccountId, Amount, ClientId, Currency, StaffId, TransactionId};
-use event_store::{Backend, EventStore, Expected, StoredEvent};
+use event_store::{
+    Backend, CommitFeed, EventStore, Expected, SqliteFeed, SqliteStore, StoredEvent,
+};
 use projections::models::{accounts, transactions};
 use projections::{sqlite_url, CatchUp, Projector, ReadStore, SystemLog};
 use std::sync::Arc;
 
 struct Setup {
     store: Arc<EventStore>,
+    feed: SqliteFeed,
     read: Arc<ReadStore>,
     log: Arc<SystemLog>,
-    projector: Projector,
+    projector: Projector<SqliteFeed>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,11 +43,11 @@ fn eur(amount: i64) -> Amount {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&dir.path().join("ledger.db"))
-            .await
-            .unwrap(),
-    ));
+    let sqlite = SqliteStore::open(&dir.path().join("ledger.db"))
+        .await
+        .unwrap();
+    let feed = sqlite.feed();
+    let store = Arc::new(EventStore::new(sqlite.into()));
     let read = Arc::new(
         ReadStore::open(&sqlite_url(&dir.path().join("read.db")))
             .await
@@ -55,9 +58,10 @@ async fn setup() -> Setup {
             .await
             .unwrap(),
     );
-    let projector = Projector::new(store.clone(), read.clone(), log.clone());
+    let projector = Projector::following(store.clone(), feed.clone(), read.clone(), log.clone());
     Setup {
         store,
+        feed,
         read,
         log,
         projector,
@@ -166,7 +170,7 @@ async fn history_len(setup: &Setup, account: &str) -> usize {
 async fn duplicates_are_skipped() {
     let setup = setup().await;
     let account = account_with_deposits(&setup.store, 3).await;
-    let events = setup.store.read_after(0, 100).await.unwrap();
+    let events = setup.feed.read_after(0, 100).await.unwrap();
     let first = deliver(&setup, &events).await;
     assert_eq!((first.applied, first.skipped), (5, 0));
     let again = deliver(&setup, &events).await;
@@ -183,7 +187,7 @@ async fn duplicates_are_skipped() {
 async fn out_of_order_delivery_ends_in_the_same_state() {
     let setup = setup().await;
     let account = account_with_deposits(&setup.store, 4).await;
-    let mut events = setup.store.read_after(0, 100).await.unwrap();
+    let mut events = setup.feed.read_after(0, 100).await.unwrap();
     events.reverse();
     let stats = deliver(&setup, &events).await;
     assert_eq!(
@@ -207,7 +211,7 @@ async fn out_of_order_delivery_ends_in_the_same_state() {
 async fn a_gap_is_filled_from_the_store() {
     let setup = setup().await;
     let account = account_with_deposits(&setup.store, 2).await;
-    let events = setup.store.read_after(0, 100).await.unwrap();
+    let events = setup.feed.read_after(0, 100).await.unwrap();
     // Client, account opened, then the second deposit without the first.
     let stats = deliver(
         &setup,
@@ -223,7 +227,7 @@ async fn a_poison_event_is_dead_lettered_and_blocks_only_its_stream() {
     let setup = setup().await;
     let healthy = account_with_deposits(&setup.store, 1).await;
     let broken = account_with_deposits(&setup.store, 0).await;
-    let events = setup.store.read_after(0, 100).await.unwrap();
+    let events = setup.feed.read_after(0, 100).await.unwrap();
     deliver(&setup, &events).await;
 
     let template = events.last().unwrap().clone();
@@ -284,7 +288,7 @@ async fn a_crash_mid_batch_resumes_from_the_checkpoint() {
         let pool = setup.read.pool();
         let mut tx = pool.begin().await.unwrap();
         let mut stats = CatchUp::default();
-        for event in setup.store.read_after(0, 100).await.unwrap() {
+        for event in setup.feed.read_after(0, 100).await.unwrap() {
             setup
                 .projector
                 .deliver(&mut tx, &event, &mut stats)
@@ -314,7 +318,12 @@ async fn postgres_read_models_match_sqlite() {
     let url = test_peers::postgres::fresh("crm_read").await;
     let pg_read = Arc::new(ReadStore::open(&url).await.unwrap());
     let pg_log = Arc::new(SystemLog::open(&url).await.unwrap());
-    let pg_projector = Projector::new(setup.store.clone(), pg_read.clone(), pg_log);
+    let pg_projector = Projector::following(
+        setup.store.clone(),
+        setup.feed.clone(),
+        pg_read.clone(),
+        pg_log,
+    );
     let caught_up = pg_projector.catch_up().await.unwrap();
     assert_eq!(caught_up.applied, 5);
 
@@ -358,9 +367,10 @@ async fn postgres_read_models_match_sqlite() {
 async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     let setup = setup().await;
     let before = account_with_deposits(&setup.store, 1).await;
-    let Backend::Sqlite { pool, .. } = setup.store.backend() else {
+    let Backend::Sqlite(sqlite) = setup.store.backend() else {
         unreachable!()
     };
+    let pool = sqlite.pool();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          VALUES ('account', 'broken-account', 1, 'AccountOpened', '1', '{\"AccountOpened\": {\"nonsense\": true}}', '{}')",
@@ -402,7 +412,12 @@ async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let projector = Arc::new(Projector::new(setup.store.clone(), read.clone(), log));
+    let projector = Arc::new(Projector::following(
+        setup.store.clone(),
+        setup.feed.clone(),
+        read.clone(),
+        log,
+    ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(projector.clone().run(stopped));
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -469,7 +484,7 @@ async fn communications_are_listed_once_and_forget_the_recipient_on_erasure() {
     .await;
     setup.projector.catch_up().await.unwrap();
     // Delivered again (at least once): still one.
-    let everything = setup.store.read_after(0, 100).await.unwrap();
+    let everything = setup.feed.read_after(0, 100).await.unwrap();
     deliver(&setup, &everything).await;
     let listed =
         projections::models::clients::communications(&setup.read.pool(), &client, None, 50)

@@ -497,7 +497,7 @@ async fn every_documented_answer_of_the_commands_is_given() {
 
     // The stores gone: every command answers 503, and so does every read of them.
     let auditor = app.staff(&admin.token, "auditor").await;
-    app.app.store.backend().close().await;
+    app.app.store.close().await;
     app.app.read.close().await;
     app.app.log.close().await;
     let reads = [

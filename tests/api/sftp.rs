@@ -322,6 +322,7 @@ async fn exports_follow_the_events_and_appear_whole() {
     // During the day: clients and accounts, no statement yet.
     let first = sftp_worker::outbound::run(
         &rig.app.app.store,
+        &rig.app.app.feed,
         &remote,
         &rig.config.outbox,
         &rig.ledger,
@@ -333,6 +334,7 @@ async fn exports_follow_the_events_and_appear_whole() {
     // The next day: the day's statement for the account that moved money.
     let second = sftp_worker::outbound::run(
         &rig.app.app.store,
+        &rig.app.app.feed,
         &remote,
         &rig.config.outbox,
         &rig.ledger,
@@ -344,6 +346,7 @@ async fn exports_follow_the_events_and_appear_whole() {
     // Nothing is written twice.
     let third = sftp_worker::outbound::run(
         &rig.app.app.store,
+        &rig.app.app.feed,
         &remote,
         &rig.config.outbox,
         &rig.ledger,

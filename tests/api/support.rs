@@ -1,5 +1,6 @@
 //! Spawning the app and speaking to it.
 
+use event_store::CommitFeed;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -383,7 +384,7 @@ impl TestApp {
     /// Waits until the read models hold everything committed so far.
     pub(crate) async fn settled(&self) {
         eventually(|| async {
-            let head = self.app.store.head().await.unwrap();
+            let head = self.app.feed.head().await.unwrap();
             (self.app.projector.stats().2 >= head).then_some(())
         })
         .await

@@ -127,7 +127,7 @@ async fn ready(
     store: &EventStore,
     read: &ReadStore,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    let store = store.backend().ping().await.err().map(|e| e.to_string());
+    let store = store.ping().await.err().map(|e| e.to_string());
     let read = read.ping().await.err().map(|e| e.to_string());
     if store.is_none() && read.is_none() {
         (

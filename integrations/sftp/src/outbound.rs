@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::client::Client;
-use event_store::{EventStore, StoredEvent};
+use event_store::{CommitFeed, EventStore, StoredEvent};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -79,6 +79,7 @@ fn text(value: &Value) -> String {
 /// returns the files written.
 pub async fn run(
     store: &EventStore,
+    feed: &impl CommitFeed,
     remote: &Remote,
     outbox: &str,
     ledger: &Ledger,
@@ -87,7 +88,7 @@ pub async fn run(
     let mut exported = Exported::default();
     loop {
         let from = ledger.checkpoint(CHECKPOINT).await?;
-        let events = store
+        let events = feed
             .read_after(from, BATCH)
             .await
             .map_err(|e| RunError::Store(e.to_string()))?;

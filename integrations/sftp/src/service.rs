@@ -12,7 +12,7 @@
 //! - `CRM_SFTP_CLIENT_ID`, `CRM_SFTP_CLIENT_SECRET`: the worker's OAuth client
 //!   (`crm worker add sftp`).
 
-use event_store::EventStore;
+use event_store::{CommitFeed, EventStore};
 use projections::{LogEntry, SystemLog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +100,7 @@ pub async fn run(
     settings: SftpSettings,
     api_base: String,
     store: Arc<EventStore>,
+    feed: impl CommitFeed,
     log: Arc<SystemLog>,
     ledger_path: &Path,
     mut shutdown: watch::Receiver<bool>,
@@ -118,12 +119,12 @@ pub async fn run(
             _ = shutdown.changed() => break,
             () = tokio::time::sleep_until(next_inbound) => {
                 let _ = crate::inbound::run(&settings.sftp, &api, &ledger, &log).await;
-                export(&settings.sftp, &store, &ledger, &log).await;
+                export(&settings.sftp, &store, &feed, &ledger, &log).await;
                 next_inbound = tokio::time::Instant::now() + settings.interval;
             }
             () = commits.notified() => {
                 tokio::time::sleep(DEBOUNCE).await;
-                export(&settings.sftp, &store, &ledger, &log).await;
+                export(&settings.sftp, &store, &feed, &ledger, &log).await;
             }
         }
     }
@@ -132,11 +133,18 @@ pub async fn run(
 }
 
 /// One export run; what it wrote, or why it failed, goes to the system log.
-async fn export(config: &SftpConfig, store: &EventStore, ledger: &Ledger, log: &SystemLog) {
+async fn export(
+    config: &SftpConfig,
+    store: &EventStore,
+    feed: &impl CommitFeed,
+    ledger: &Ledger,
+    log: &SystemLog,
+) {
     let today = chrono::Utc::now().date_naive();
     let result = match Remote::connect(config).await {
         Ok(remote) => {
-            let result = crate::outbound::run(store, &remote, &config.outbox, ledger, today).await;
+            let result =
+                crate::outbound::run(store, feed, &remote, &config.outbox, ledger, today).await;
             remote.close().await;
             result.map_err(|e| e.to_string())
         }

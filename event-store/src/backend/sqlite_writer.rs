@@ -25,7 +25,7 @@ struct Append {
 
 /// sqlite-es for reads; appends through the group-commit writer (or, with group commit
 /// off, one transaction per append as sqlite-es does it).
-pub struct SqliteRepository {
+pub(super) struct SqliteRepository {
     reads: SqliteEventRepository,
     appends: Option<mpsc::Sender<Append>>,
 }
@@ -122,7 +122,7 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
 }
 
 impl PersistedEventRepository for SqliteRepository {
-    crate::repository::delegate_reads!();
+    crate::backend::repository::delegate_reads!();
 
     async fn persist<A: Aggregate>(
         &self,

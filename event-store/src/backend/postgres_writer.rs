@@ -15,7 +15,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 /// postgres-es for reads; appends as one INSERT.
-pub struct PostgresRepository {
+pub(super) struct PostgresRepository {
     reads: PostgresEventRepository,
     pool: PgPool,
 }
@@ -89,7 +89,7 @@ fn refused(error: sqlx::Error) -> PersistenceError {
 }
 
 impl PersistedEventRepository for PostgresRepository {
-    crate::repository::delegate_reads!();
+    crate::backend::repository::delegate_reads!();
 
     async fn persist<A: Aggregate>(
         &self,

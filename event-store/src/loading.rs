@@ -1,11 +1,13 @@
-//! Snapshots of aggregate state every few hundred events, so loading a long stream reads
+//! Loading aggregates: from the cache, or from the store's latest snapshot and the
+//! events after it, or as of a point in the stream. Snapshots of aggregate state every few hundred events, so loading a long stream reads
 //! its latest snapshot and the events after it, and an auditor's state as of a version
 //! starts from the nearest snapshot below. A cache derived from the events, never a
 //! replacement for them: a snapshot is used only under the schema it was written with
 //! ([`domain::snapshot::schema`]) and only while the event it ends at still carries the
 //! hash it recorded; otherwise it is ignored, the events are replayed and a new one is
-//! written. Emptying the table loses nothing but time. The SQL stores keep snapshots;
-//! on DynamoDB every load replays the stream.
+//! written. Emptying the table loses nothing but time. The backends with a
+//! [`crate::capabilities::SnapshotStore`] keep snapshots; on the others every load
+//! replays the stream.
 
 use cqrs_es::persist::SerializedEvent;
 use domain::chain::GENESIS_HASH;
@@ -13,46 +15,16 @@ use domain::metadata::{HASH, OCCURRED_AT};
 use domain::snapshot::{schema, Snapshotted};
 use serde_json::Value;
 
-use crate::backend::Backend;
+use crate::capabilities::SnapshotRow;
 use crate::error::StoreError;
-use crate::store::{EventStore, Loaded};
-
-/// How many events apart snapshots are taken by default: a load replays fewer than this.
-pub const SNAPSHOT_EVERY: u64 = 500;
-
-/// Which state to read: the latest, or as of a version or a time (RFC 3339 in UTC,
-/// compared as text, as events record it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsOf<'a> {
-    Latest,
-    Version(u64),
-    Time(&'a str),
-}
-
-/// An aggregate's state as of a point in its stream.
-#[derive(Debug, Clone)]
-pub struct StateAt<A> {
-    pub aggregate: A,
-    /// The last event folded in (0: none, the stream had not started by then).
-    pub version: u64,
-    /// The stream's length now.
-    pub latest_version: u64,
-}
+use crate::state::{AsOf, Loaded, StateAt};
+use crate::store::EventStore;
 
 /// A stream folded up to a point, and how it got there.
 pub(crate) struct Folded<A> {
     pub(crate) loaded: Loaded<A>,
     /// Events applied on top of the snapshot (all of them without one).
     pub(crate) replayed: u64,
-}
-
-struct Row {
-    version: i64,
-    last_hash: String,
-    /// The latest time among the events folded in (times need not rise along a
-    /// stream: a command's time is taken when it arrives, before it waits its turn).
-    occurred_at: String,
-    state: String,
 }
 
 /// How many events a time-bounded fold reads at a time: it stops at the first event
@@ -69,17 +41,48 @@ fn text(event: &SerializedEvent, field: &str) -> String {
 }
 
 impl EventStore {
-    /// Whether this store keeps snapshots (a SQL backend, and not turned off).
-    fn snapshots_kept(&self) -> bool {
-        self.snapshot_every > 0 && !self.backend_is_dynamo()
+    /// Where snapshots are kept: the backend's snapshot store, unless turned off.
+    fn snapshots(&self) -> Option<&dyn crate::capabilities::SnapshotStore> {
+        self.backend.snapshots().filter(|_| self.snapshot_every > 0)
     }
 
-    pub(crate) fn backend_is_dynamo(&self) -> bool {
-        #[cfg(feature = "dynamo")]
-        if let Backend::Dynamo { .. } = self.backend {
-            return true;
+    /// Loads the aggregate `id` (from the cache, or by replaying its stream).
+    pub async fn load<A: Snapshotted + Clone + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<Loaded<A>, StoreError> {
+        if self.shared {
+            return self.load_from_store::<A>(id).await;
         }
-        false
+        self.load_for_command(id).await
+    }
+
+    /// Loads the aggregate `id` to decide a command on: from the cache when it holds the
+    /// stream, which on a shared store may be out of date (the append then conflicts).
+    pub(crate) async fn load_for_command<A: Snapshotted + Clone + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<Loaded<A>, StoreError> {
+        let key = Self::cache_key::<A>(id);
+        if let Some(loaded) = self.cache.get::<A>(&key) {
+            return Ok(loaded);
+        }
+        let loaded = self.load_from_store::<A>(id).await?;
+        if loaded.exists() {
+            self.cache.put(key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the aggregate `id` from the store, bypassing the cache: its latest snapshot
+    /// and the events after it. A load that had to replay a snapshot interval or more
+    /// leaves a snapshot behind.
+    pub async fn load_from_store<A: Snapshotted>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
+        let folded = self.fold::<A>(id, AsOf::Latest).await?;
+        if self.snapshot_every > 0 && folded.replayed >= self.snapshot_every {
+            self.save_snapshot(id, &folded.loaded).await;
+        }
+        Ok(folded.loaded)
     }
 
     /// Folds stream `id` of `A` up to `as_of`, from the nearest usable snapshot below.
@@ -88,8 +91,8 @@ impl EventStore {
         id: &str,
         as_of: AsOf<'_>,
     ) -> Result<Folded<A>, StoreError> {
-        if self.snapshots_kept() {
-            if let Some(row) = self.nearest_snapshot::<A>(id, as_of).await? {
+        if let Some(snapshots) = self.snapshots() {
+            if let Some(row) = Self::nearest_snapshot::<A>(snapshots, id, as_of).await? {
                 if let Some(folded) = self.fold_from::<A>(id, Some(&row), as_of).await? {
                     return Ok(folded);
                 }
@@ -113,12 +116,12 @@ impl EventStore {
     async fn fold_from<A: Snapshotted>(
         &self,
         id: &str,
-        row: Option<&Row>,
+        row: Option<&SnapshotRow>,
         as_of: AsOf<'_>,
     ) -> Result<Option<Folded<A>>, StoreError> {
         // From the snapshot's own last event (checked, then skipped), or from 0: an
         // event slipped in before the first is read, as verification reads it.
-        let from = row.map_or(0, |row| row.version as u64);
+        let from = row.map_or(0, |row| row.version);
         let (mut events, mut next) = self.read_on::<A>(id, from, as_of).await?;
         let mut folded = match row {
             None => Folded {
@@ -134,7 +137,7 @@ impl EventStore {
                 let Some(first) = events.first() else {
                     return Ok(None);
                 };
-                if first.sequence as i64 != row.version || text(first, HASH) != row.last_hash {
+                if first.sequence as u64 != row.version || text(first, HASH) != row.last_hash {
                     return Ok(None);
                 }
                 let Ok(aggregate) = serde_json::from_str::<A>(&row.state) else {
@@ -144,7 +147,7 @@ impl EventStore {
                 Folded {
                     loaded: Loaded {
                         aggregate,
-                        version: row.version as u64,
+                        version: row.version,
                         last_hash: row.last_hash.clone(),
                         latest_time: row.occurred_at.clone(),
                     },
@@ -214,90 +217,45 @@ impl EventStore {
     }
 
     async fn nearest_snapshot<A: Snapshotted>(
-        &self,
+        snapshots: &dyn crate::capabilities::SnapshotStore,
         id: &str,
         as_of: AsOf<'_>,
-    ) -> Result<Option<Row>, StoreError> {
+    ) -> Result<Option<SnapshotRow>, StoreError> {
         let (version, time) = match as_of {
-            AsOf::Latest => (i64::MAX, "~"),
-            AsOf::Version(version) => (i64::try_from(version).unwrap_or(i64::MAX), "~"),
-            AsOf::Time(time) => (i64::MAX, time),
+            AsOf::Latest => (u64::MAX, "~"),
+            AsOf::Version(version) => (version, "~"),
+            AsOf::Time(time) => (u64::MAX, time),
         };
-        const QUERY: &str = "SELECT version, last_hash, occurred_at, state FROM stream_snapshots \
-            WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema = $3 \
-            AND version <= $4 AND occurred_at <= $5 ORDER BY version DESC LIMIT 1";
-        let row: Option<(i64, String, String, String)> = crate::backend::with_pool!(&self.backend, pool => sqlx::query_as(QUERY)
-                .bind(A::TYPE)
-                .bind(id)
-                .bind(schema::<A>())
-                .bind(version)
-                .bind(time)
-                .fetch_optional(pool)
-                .await?);
-        Ok(row.map(|(version, last_hash, occurred_at, state)| Row {
-            version,
-            last_hash,
-            occurred_at,
-            state,
-        }))
+        snapshots
+            .nearest(A::TYPE, id, &schema::<A>(), version, time)
+            .await
     }
 
     /// Keeps `loaded` as a snapshot, and drops the stream's snapshots of other schemas.
     /// Best effort: a snapshot that cannot be written only means a longer replay later.
     pub(crate) async fn save_snapshot<A: Snapshotted>(&self, id: &str, loaded: &Loaded<A>) {
-        if !self.snapshots_kept() || loaded.version == 0 {
+        let Some(snapshots) = self.snapshots() else {
+            return;
+        };
+        if loaded.version == 0 {
             return;
         }
-        if let Err(error) = self.write_snapshot(id, loaded).await {
+        let row = match serde_json::to_string(&loaded.aggregate) {
+            Ok(state) => SnapshotRow {
+                version: loaded.version,
+                last_hash: loaded.last_hash.clone(),
+                occurred_at: loaded.latest_time.clone(),
+                schema: schema::<A>(),
+                state,
+            },
+            Err(error) => {
+                tracing::warn!(aggregate = A::TYPE, id, %error, "snapshot not written");
+                return;
+            }
+        };
+        if let Err(error) = snapshots.save(A::TYPE, id, &row).await {
             tracing::warn!(aggregate = A::TYPE, id, %error, "snapshot not written");
         }
-    }
-
-    async fn write_snapshot<A: Snapshotted>(
-        &self,
-        id: &str,
-        loaded: &Loaded<A>,
-    ) -> Result<(), StoreError> {
-        let state = serde_json::to_string(&loaded.aggregate)?;
-        let schema = schema::<A>();
-        const UPSERT: &str = "INSERT INTO stream_snapshots \
-            (aggregate_type, aggregate_id, version, last_hash, occurred_at, schema, state) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7) \
-            ON CONFLICT (aggregate_type, aggregate_id, version) DO UPDATE SET \
-            last_hash = excluded.last_hash, occurred_at = excluded.occurred_at, \
-            schema = excluded.schema, state = excluded.state";
-        const RETIRE: &str = "DELETE FROM stream_snapshots \
-            WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema <> $3";
-        macro_rules! write {
-            ($pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                sqlx::query(UPSERT)
-                    .bind(A::TYPE)
-                    .bind(id)
-                    .bind(loaded.version as i64)
-                    .bind(&loaded.last_hash)
-                    .bind(&loaded.latest_time)
-                    .bind(&schema)
-                    .bind(&state)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(RETIRE)
-                    .bind(A::TYPE)
-                    .bind(id)
-                    .bind(&schema)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }};
-        }
-        match &self.backend {
-            // A cache needs no fsync of its own: the pool without one.
-            Backend::Sqlite { idempotency, .. } => write!(idempotency),
-            Backend::Postgres { pool, .. } => write!(pool),
-            #[cfg(feature = "dynamo")]
-            Backend::Dynamo { .. } => {}
-        }
-        Ok(())
     }
 
     /// Whether a stream that went from `before` to `after` events crossed a snapshot

@@ -177,7 +177,7 @@ pub fn event_from_item(
 }
 
 /// One stream's events in order (strongly consistent).
-pub(crate) async fn stream(
+async fn stream(
     client: &Client,
     tables: &DynamoTables,
     aggregate_type: &str,
@@ -215,7 +215,7 @@ pub struct ScanCursor(HashMap<String, AttributeValue>);
 
 /// One page of every stored event, in no particular order across streams: how the read
 /// models are rebuilt from DynamoDB (the projector orders each stream itself).
-pub(crate) async fn scan(
+async fn scan(
     client: &Client,
     tables: &DynamoTables,
     after: Option<ScanCursor>,
@@ -238,7 +238,7 @@ pub(crate) async fn scan(
 
 /// Streams of `aggregate_type` without any of `terminal` events (a scan: used at
 /// start-up and by verification, not on the request path).
-pub(crate) async fn open_streams(
+async fn open_streams(
     client: &Client,
     tables: &DynamoTables,
     aggregate_type: &str,
@@ -305,7 +305,7 @@ fn idempotency_key(caller: &str, key: &str) -> HashMap<String, AttributeValue> {
     ])
 }
 
-pub(crate) async fn claim(
+async fn claim(
     client: &Client,
     tables: &DynamoTables,
     caller: &str,
@@ -396,7 +396,7 @@ pub(crate) async fn claim(
     }
 }
 
-pub(crate) async fn renew(
+async fn renew(
     client: &Client,
     tables: &DynamoTables,
     caller: &str,
@@ -420,7 +420,7 @@ pub(crate) async fn renew(
     }
 }
 
-pub(crate) async fn complete(
+async fn complete(
     client: &Client,
     tables: &DynamoTables,
     caller: &str,
@@ -445,7 +445,7 @@ pub(crate) async fn complete(
     Ok(())
 }
 
-pub(crate) async fn release(
+async fn release(
     client: &Client,
     tables: &DynamoTables,
     caller: &str,
@@ -466,7 +466,7 @@ pub(crate) async fn release(
     }
 }
 
-pub(crate) async fn ping(client: &Client, tables: &DynamoTables) -> Result<(), StoreError> {
+async fn ping(client: &Client, tables: &DynamoTables) -> Result<(), StoreError> {
     client
         .describe_table()
         .table_name(&tables.events)
@@ -500,7 +500,7 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<i64, Sto
         .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing")))
 }
 
-pub(crate) async fn allocate_number(
+async fn allocate_number(
     client: &Client,
     tables: &DynamoTables,
     account: &str,
@@ -541,5 +541,149 @@ pub(crate) async fn allocate_number(
                 .ok_or_else(|| StoreError::Unavailable("account number vanished".into()))
         }
         Err(error) => Err(unavailable(error.into_service_error())),
+    }
+}
+
+/// The store on DynamoDB (AWS): dynamo-es for appends, our queries for the rest. No
+/// snapshots (every load replays the stream) and no commit-order feed (the relay reads
+/// the table's stream instead).
+pub struct DynamoStore {
+    repository: dynamo_es::DynamoEventRepository,
+    client: Client,
+    tables: DynamoTables,
+}
+
+impl DynamoStore {
+    /// The store in `tables` (see [`DynamoTables::create`]).
+    pub fn new(client: Client, tables: DynamoTables) -> Self {
+        let repository = dynamo_es::DynamoEventRepository::new(client.clone())
+            .with_tables(&tables.events, &tables.snapshots);
+        DynamoStore {
+            repository,
+            client,
+            tables,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &DynamoTables {
+        &self.tables
+    }
+
+    /// One page of every event in the store (with time positions), and where the next
+    /// page starts; `None` when the scan is complete.
+    pub async fn scan(
+        &self,
+        after: Option<ScanCursor>,
+    ) -> Result<(Vec<crate::StoredEvent>, Option<ScanCursor>), StoreError> {
+        let (events, next) = scan(&self.client, &self.tables, after).await?;
+        let events = events
+            .into_iter()
+            .map(|event| crate::StoredEvent {
+                position: crate::time_position(&event),
+                event,
+            })
+            .collect();
+        Ok((events, next))
+    }
+}
+
+impl Clone for DynamoStore {
+    fn clone(&self) -> Self {
+        DynamoStore::new(self.client.clone(), self.tables.clone())
+    }
+}
+
+impl crate::capabilities::EventLog for DynamoStore {
+    fn name(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    async fn append<A: cqrs_es::Aggregate>(
+        &self,
+        sealed: &[SerializedEvent],
+    ) -> Result<(), StoreError> {
+        use cqrs_es::persist::PersistedEventRepository;
+        Ok(self.repository.persist::<A>(sealed, None).await?)
+    }
+
+    async fn read_stream(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        to: u64,
+        limit: u64,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        // Our query reads the stream whole; the bounds are applied here.
+        let mut events = stream(&self.client, &self.tables, aggregate_type, id).await?;
+        events.retain(|e| (from..=to).contains(&(e.sequence as u64)));
+        events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(events)
+    }
+
+    async fn stream_length(&self, aggregate_type: &str, id: &str) -> Result<u64, StoreError> {
+        let events = stream(&self.client, &self.tables, aggregate_type, id).await?;
+        Ok(events.last().map_or(0, |e| e.sequence as u64))
+    }
+
+    async fn open_streams(
+        &self,
+        aggregate_type: &str,
+        terminal_events: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        open_streams(&self.client, &self.tables, aggregate_type, terminal_events).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        ping(&self.client, &self.tables).await
+    }
+
+    async fn close(&self) {}
+}
+
+#[async_trait::async_trait]
+impl crate::capabilities::IdempotencyRecords for DynamoStore {
+    async fn claim(
+        &self,
+        caller: &str,
+        key: &str,
+        request_hash: &str,
+        lease: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
+        claim(&self.client, &self.tables, caller, key, request_hash, lease).await
+    }
+
+    async fn renew(
+        &self,
+        caller: &str,
+        key: &str,
+        lease: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let until = crate::idempotency::lease_end(lease);
+        renew(&self.client, &self.tables, caller, key, until).await
+    }
+
+    async fn complete(
+        &self,
+        caller: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        complete(&self.client, &self.tables, caller, key, response).await
+    }
+
+    async fn release(&self, caller: &str, key: &str) -> Result<(), StoreError> {
+        release(&self.client, &self.tables, caller, key).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::capabilities::NumberSequence for DynamoStore {
+    async fn allocate(&self, key: &str) -> Result<i64, StoreError> {
+        allocate_number(&self.client, &self.tables, key).await
     }
 }

@@ -1,0 +1,182 @@
+//! The embedded store: one SQLite file, written by this process alone. It has every
+//! capability, and is the only one with a commit-order feed (rowids follow commits,
+//! since there is one writer).
+
+use cqrs_es::persist::SerializedEvent;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::time::Duration;
+
+use super::sql;
+use super::sqlite_writer::SqliteRepository;
+use crate::capabilities::CommitFeed;
+use crate::error::StoreError;
+use crate::feed::StoredEvent;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How the embedded store runs; both on by default. Turning them off is for measuring
+/// what they are worth (docs/performance.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Batch concurrent appends into one durable commit.
+    pub group_commit: bool,
+    /// Keep aggregates in memory between commands.
+    pub aggregate_cache: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            group_commit: true,
+            aggregate_cache: true,
+        }
+    }
+}
+
+/// The SQLite store: sqlite-es for reads, our group-commit writer for appends, and a
+/// second pool on the same file for records that need no fsync of their own.
+pub struct SqliteStore {
+    repository: SqliteRepository,
+    pool: SqlitePool,
+    /// The same file for idempotency records and snapshots, without an fsync per
+    /// commit: see [`SqliteStore::open_with`].
+    records: SqlitePool,
+    options: SqliteOptions,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the SQLite store at `path`. WAL with
+    /// `synchronous=FULL`: a commit that returned is on disk, even after power loss.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    pub async fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATIONS.run(&pool).await?;
+        // Idempotency records need no fsync of their own. In WAL mode commits reach the
+        // log in order, and a durable commit makes every earlier one durable: a claim is
+        // on disk before the events it guards are acknowledged. A claim or a stored
+        // answer lost to a power cut only leaves a retry to run as a recovery, which finds
+        // the events by their key. Without the fsyncs, a keyed command costs one durable
+        // commit (the events', shared by group commit) instead of three. Snapshots are a
+        // cache: losing one costs only a longer replay.
+        let records = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(SqliteStore {
+            repository: SqliteRepository::new(pool.clone(), options.group_commit),
+            pool,
+            records,
+            options,
+        })
+    }
+
+    /// The settings it runs with.
+    pub fn options(&self) -> SqliteOptions {
+        self.options
+    }
+
+    /// The store's events in commit order, for an in-process follower.
+    pub fn feed(&self) -> SqliteFeed {
+        SqliteFeed {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// The durable pool, for tools and tests that read or alter the file directly.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+type EventRow = (String, String, i64, String, String, String, String);
+
+impl SqliteStore {
+    /// An event as SQLite stores it: payload and metadata as JSON text.
+    fn event_from_row((t, i, s, e, v, p, m): EventRow) -> Result<SerializedEvent, StoreError> {
+        Ok(SerializedEvent::new(
+            i,
+            s as usize,
+            t,
+            e,
+            v,
+            serde_json::from_str::<Value>(&p)?,
+            serde_json::from_str::<Value>(&m)?,
+        ))
+    }
+}
+
+sql::sql_capabilities!(SqliteStore, "sqlite", events: pool, records: records);
+
+/// The SQLite store's events in commit order: the rowid is the position.
+#[derive(Clone)]
+pub struct SqliteFeed {
+    pool: SqlitePool,
+}
+
+type PositionedRow = (i64, String, String, i64, String, String, String, String);
+
+fn positioned((position, t, i, s, e, v, p, m): PositionedRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        position,
+        event: SqliteStore::event_from_row((t, i, s, e, v, p, m))?,
+    })
+}
+
+const COLUMNS: &str =
+    "rowid, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+
+#[async_trait::async_trait]
+impl CommitFeed for SqliteFeed {
+    async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<PositionedRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+        ))
+        .bind(position)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(positioned).collect()
+    }
+
+    async fn stream_after(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        sequence: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<PositionedRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             AND sequence > $3 ORDER BY sequence"
+        ))
+        .bind(aggregate_type)
+        .bind(id)
+        .bind(sequence)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(positioned).collect()
+    }
+
+    async fn head(&self) -> Result<i64, StoreError> {
+        let (head,): (Option<i64>,) = sqlx::query_as("SELECT MAX(rowid) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+}
