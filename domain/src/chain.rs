@@ -17,27 +17,158 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// event_version, metadata, payload, sequence}`. Written straight into one buffer, with
 /// no copy of the payload or metadata: verification spends most of its time here.
 pub fn event_hash(event: &SerializedEvent) -> String {
+    hash_with(event_header(event), &event.metadata, |out| {
+        encode_canonical(&event.payload, out)
+    })
+}
+
+/// The hash [`event_hash`] gives an event whose payload is `payload_json`, taking the
+/// text's bytes as they are instead of encoding a parsed payload. The store writes
+/// payloads in canonical form, so for an unaltered event this equals its hash without
+/// parsing the payload; a payload whose text is not canonical gives another hash (and
+/// must then be parsed and encoded to be judged, see [`RawEvent`]).
+pub fn event_hash_of_text(header: EventHeader<'_>, metadata: &Value, payload_json: &str) -> String {
+    hash_with(header, metadata, |out| {
+        out.extend_from_slice(payload_json.as_bytes())
+    })
+}
+
+/// The fields of an event besides its payload and metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct EventHeader<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub sequence: usize,
+    pub event_type: &'a str,
+    pub event_version: &'a str,
+}
+
+fn event_header(event: &SerializedEvent) -> EventHeader<'_> {
+    EventHeader {
+        aggregate_type: &event.aggregate_type,
+        aggregate_id: &event.aggregate_id,
+        sequence: event.sequence,
+        event_type: &event.event_type,
+        event_version: &event.event_version,
+    }
+}
+
+fn hash_with(
+    header: EventHeader<'_>,
+    metadata: &Value,
+    payload: impl FnOnce(&mut Vec<u8>),
+) -> String {
     let mut out = Vec::with_capacity(1024);
     // The outer object's keys, in sorted order.
     out.extend_from_slice(b"{\"aggregate_id\":");
-    encode_str(&event.aggregate_id, &mut out);
+    encode_str(header.aggregate_id, &mut out);
     out.extend_from_slice(b",\"aggregate_type\":");
-    encode_str(&event.aggregate_type, &mut out);
+    encode_str(header.aggregate_type, &mut out);
     out.extend_from_slice(b",\"event_type\":");
-    encode_str(&event.event_type, &mut out);
+    encode_str(header.event_type, &mut out);
     out.extend_from_slice(b",\"event_version\":");
-    encode_str(&event.event_version, &mut out);
+    encode_str(header.event_version, &mut out);
     out.extend_from_slice(b",\"metadata\":");
-    match &event.metadata {
+    match metadata {
         Value::Object(map) => encode_object(map, Some(HASH), &mut out),
         other => encode_canonical(other, &mut out),
     }
     out.extend_from_slice(b",\"payload\":");
-    encode_canonical(&event.payload, &mut out);
+    payload(&mut out);
     out.extend_from_slice(b",\"sequence\":");
-    out.extend_from_slice(event.sequence.to_string().as_bytes());
+    out.extend_from_slice(header.sequence.to_string().as_bytes());
     out.push(b'}');
     hex::encode(Sha256::digest(&out))
+}
+
+/// An event as read for verification: its payload still the JSON text it was stored as.
+/// Checking it hashes that text directly; only when the text is not the canonical form
+/// (so the quick hash cannot match) is it parsed and encoded canonically, so an event
+/// whose payload was rewritten in another but equal form is judged on its content as
+/// [`event_hash`] would judge it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: usize,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload_json: String,
+    pub metadata: Value,
+}
+
+impl RawEvent {
+    fn header(&self) -> EventHeader<'_> {
+        EventHeader {
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            sequence: self.sequence,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+        }
+    }
+
+    /// Whether `stored` is this event's hash.
+    fn hash_is(&self, stored: &str) -> bool {
+        if event_hash_of_text(self.header(), &self.metadata, &self.payload_json) == stored {
+            return true;
+        }
+        // Not in canonical form (or altered): judge the content.
+        match serde_json::from_str::<Value>(&self.payload_json) {
+            Ok(payload) => {
+                hash_with(self.header(), &self.metadata, |out| {
+                    encode_canonical(&payload, out)
+                }) == stored
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// What the verifier needs of an event, however it was read.
+pub trait Verifiable {
+    fn aggregate_type(&self) -> &str;
+    fn aggregate_id(&self) -> &str;
+    fn sequence(&self) -> usize;
+    fn metadata(&self) -> &Value;
+    /// Whether `stored` is the hash of this event's content.
+    fn hash_is(&self, stored: &str) -> bool;
+}
+
+impl Verifiable for SerializedEvent {
+    fn aggregate_type(&self) -> &str {
+        &self.aggregate_type
+    }
+    fn aggregate_id(&self) -> &str {
+        &self.aggregate_id
+    }
+    fn sequence(&self) -> usize {
+        self.sequence
+    }
+    fn metadata(&self) -> &Value {
+        &self.metadata
+    }
+    fn hash_is(&self, stored: &str) -> bool {
+        event_hash(self) == stored
+    }
+}
+
+impl Verifiable for RawEvent {
+    fn aggregate_type(&self) -> &str {
+        &self.aggregate_type
+    }
+    fn aggregate_id(&self) -> &str {
+        &self.aggregate_id
+    }
+    fn sequence(&self) -> usize {
+        self.sequence
+    }
+    fn metadata(&self) -> &Value {
+        &self.metadata
+    }
+    fn hash_is(&self, stored: &str) -> bool {
+        RawEvent::hash_is(self, stored)
+    }
 }
 
 /// JSON with object keys sorted at every depth and no insignificant whitespace, so the
@@ -87,8 +218,8 @@ fn encode_str(text: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, text).expect("writing to memory");
 }
 
-fn metadata_str<'a>(event: &'a SerializedEvent, key: &str) -> Option<&'a str> {
-    event.metadata.get(key).and_then(Value::as_str)
+fn metadata_str<'a>(event: &'a impl Verifiable, key: &str) -> Option<&'a str> {
+    event.metadata().get(key).and_then(Value::as_str)
 }
 
 /// What is wrong with one event of a stream.
@@ -142,20 +273,20 @@ impl Default for StreamVerifier {
 
 impl StreamVerifier {
     /// Checks the next `events` of the stream, adding what is wrong to `failures`.
-    pub fn check(&mut self, events: &[SerializedEvent], failures: &mut Vec<ChainFailure>) {
+    pub fn check(&mut self, events: &[impl Verifiable], failures: &mut Vec<ChainFailure>) {
         for event in events {
             let mut fail = |problem| {
                 failures.push(ChainFailure {
-                    aggregate_type: event.aggregate_type.clone(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    sequence: event.sequence,
+                    aggregate_type: event.aggregate_type().to_string(),
+                    aggregate_id: event.aggregate_id().to_string(),
+                    sequence: event.sequence(),
                     problem,
                 })
             };
-            if event.sequence != self.expected_sequence {
+            if event.sequence() != self.expected_sequence {
                 fail(ChainProblem::SequenceGap {
                     expected: self.expected_sequence,
-                    found: event.sequence,
+                    found: event.sequence(),
                 });
             }
             if metadata_str(event, PREVIOUS_HASH) != Some(self.previous_hash.as_str()) {
@@ -163,11 +294,11 @@ impl StreamVerifier {
             }
             match metadata_str(event, HASH) {
                 None => fail(ChainProblem::MissingHash),
-                Some(stored) if stored != event_hash(event) => fail(ChainProblem::HashMismatch),
+                Some(stored) if !event.hash_is(stored) => fail(ChainProblem::HashMismatch),
                 Some(_) => {}
             }
             self.previous_hash = metadata_str(event, HASH).unwrap_or_default().to_string();
-            self.expected_sequence = event.sequence + 1;
+            self.expected_sequence = event.sequence() + 1;
         }
     }
 }
@@ -348,6 +479,73 @@ mod tests {
             };
             assert_eq!(event_hash(&event), first_event_hash(&event), "{event:?}");
         }
+    }
+
+    /// An event as the store reads it for verification: the payload as `text`.
+    fn raw(event: &SerializedEvent, text: String) -> RawEvent {
+        RawEvent {
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            payload_json: text,
+            metadata: event.metadata.clone(),
+        }
+    }
+
+    #[test]
+    fn the_hash_of_stored_text_equals_the_canonical_hash() {
+        let mut seed = 7;
+        for n in 0..2_000 {
+            let event = SerializedEvent {
+                aggregate_id: format!("id-{n}\u{e9}"),
+                sequence: n,
+                aggregate_type: "account".into(),
+                event_type: "MoneyDeposited".into(),
+                event_version: "1.0".into(),
+                payload: random_value(&mut seed, 4),
+                metadata: json!({"actor_id": "a", HASH: "ignored"}),
+            };
+            // What the SQL stores write: serde_json's compact text.
+            let stored = raw(&event, event.payload.to_string());
+            assert_eq!(
+                event_hash_of_text(stored.header(), &stored.metadata, &stored.payload_json),
+                event_hash(&event),
+                "{event:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_text_is_judged_on_its_content() {
+        let events = stream(3);
+        let mut raws: Vec<RawEvent> = events
+            .iter()
+            .map(|e| raw(e, e.payload.to_string()))
+            .collect();
+        let mut failures = Vec::new();
+        StreamVerifier::default().check(&raws, &mut failures);
+        assert!(failures.is_empty(), "{failures:?}");
+        // The same content in another form (as a database might print it) still verifies.
+        raws[0].payload_json = serde_json::to_string_pretty(&events[0].payload).unwrap();
+        StreamVerifier::default().check(&raws, &mut failures);
+        assert!(failures.is_empty(), "{failures:?}");
+        // Changed content, or text that is not JSON, is named.
+        raws[1].payload_json = r#"{"MoneyDeposited":{"amount":1000}}"#.into();
+        raws[2].payload_json = "{not json".into();
+        StreamVerifier::default().check(&raws, &mut failures);
+        let named: Vec<_> = failures
+            .iter()
+            .map(|f| (f.sequence, f.problem.clone()))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                (2, ChainProblem::HashMismatch),
+                (3, ChainProblem::HashMismatch)
+            ]
+        );
     }
 
     #[test]

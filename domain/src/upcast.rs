@@ -78,6 +78,29 @@ pub fn decode<E: DeserializeOwned>(event: &SerializedEvent) -> Result<E, serde_j
     }
 }
 
+/// The payload of an event read as stored text ([`crate::chain::RawEvent`]) as today's
+/// event type `E`: straight from the text, unless an upcaster applies (then through
+/// [`decode`]).
+pub fn decode_raw<E: DeserializeOwned>(
+    event: &crate::chain::RawEvent,
+) -> Result<E, serde_json::Error> {
+    let needs_upcast = UPCASTERS
+        .iter()
+        .any(|u| u.can_upcast(&event.event_type, &event.event_version));
+    if !needs_upcast {
+        return serde_json::from_str(&event.payload_json);
+    }
+    decode(&SerializedEvent::new(
+        event.aggregate_id.clone(),
+        event.sequence,
+        event.aggregate_type.clone(),
+        event.event_type.clone(),
+        event.event_version.clone(),
+        serde_json::from_str(&event.payload_json)?,
+        event.metadata.clone(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! | [`IdempotencyRecords`] | yes | yes | yes |
 //! | [`NumberSequence`]: account numbers | yes | yes | yes |
 //! | [`SnapshotStore`] | yes | yes | no: every load replays |
+//! | [`KeyOrderScan`]: streams in key order | yes | yes | no: scans have no order |
 //! | [`CommitFeed`]: every event in commit order | yes | no | no: the table's stream |
 //!
 //! What needs a capability asks for its trait, so "needs SQLite" is a compile-time
@@ -40,6 +41,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
+use domain::chain::RawEvent;
 
 use crate::error::StoreError;
 use crate::feed::StoredEvent;
@@ -67,6 +69,18 @@ pub trait EventLog: Send + Sync {
         to: u64,
         limit: u64,
     ) -> impl std::future::Future<Output = Result<Vec<SerializedEvent>, StoreError>> + Send;
+
+    /// As [`EventLog::read_stream`], each payload left as the JSON text it was stored
+    /// as: verification hashes that text without parsing it, and a fold decodes it
+    /// straight into the event type.
+    fn read_stream_raw(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        to: u64,
+        limit: u64,
+    ) -> impl std::future::Future<Output = Result<Vec<RawEvent>, StoreError>> + Send;
 
     /// The stream's last sequence (0 when it has no events).
     fn stream_length(
@@ -114,6 +128,23 @@ pub trait IdempotencyRecords: Send + Sync {
 pub trait NumberSequence: Send + Sync {
     /// The number of `key`, allocated on first call (the same on every later call).
     async fn allocate(&self, key: &str) -> Result<i64, StoreError>;
+}
+
+/// Reading every stream of a type in key order (stream id, then sequence), a page at a
+/// time: a whole-store verification in one sequential pass instead of a query per
+/// stream. The SQL stores have it (their primary key is that order); DynamoDB's scan
+/// has no order.
+#[async_trait]
+pub trait KeyOrderScan: Send + Sync {
+    /// Up to `limit` events of `aggregate_type` after (`after_id`, `after_sequence`) in
+    /// key order, payloads as stored text.
+    async fn read_key_order(
+        &self,
+        aggregate_type: &str,
+        after_id: &str,
+        after_sequence: i64,
+        limit: u64,
+    ) -> Result<Vec<RawEvent>, StoreError>;
 }
 
 /// A stored snapshot: a stream's state after `version`, whose event carried `last_hash`.

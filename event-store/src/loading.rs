@@ -9,13 +9,12 @@
 //! [`crate::capabilities::SnapshotStore`] keep snapshots; on the others every load
 //! replays the stream.
 
-use cqrs_es::persist::SerializedEvent;
-use domain::chain::GENESIS_HASH;
+use domain::chain::{RawEvent, GENESIS_HASH};
 use domain::metadata::{HASH, OCCURRED_AT};
 use domain::snapshot::{schema, Snapshotted};
 use serde_json::Value;
 
-use crate::capabilities::SnapshotRow;
+use crate::capabilities::{EventLog, SnapshotRow};
 use crate::error::StoreError;
 use crate::state::{AsOf, Loaded, StateAt};
 use crate::store::EventStore;
@@ -31,7 +30,7 @@ pub(crate) struct Folded<A> {
 /// past the bound, which it cannot find in SQL.
 const TIME_PART: u64 = 1_000;
 
-fn text(event: &SerializedEvent, field: &str) -> String {
+fn text(event: &RawEvent, field: &str) -> String {
     event
         .metadata
         .get(field)
@@ -173,15 +172,14 @@ impl EventStore {
         id: &str,
         from: u64,
         as_of: AsOf<'_>,
-    ) -> Result<(Vec<SerializedEvent>, Option<u64>), StoreError> {
+    ) -> Result<(Vec<RawEvent>, Option<u64>), StoreError> {
+        // Payloads as stored text, decoded straight into the event type.
+        let read = |to, limit| self.backend.read_stream_raw(A::TYPE, id, from, to, limit);
         match as_of {
-            AsOf::Latest => Ok((self.stream_range(A::TYPE, id, from, None).await?, None)),
-            AsOf::Version(version) => Ok((
-                self.stream_range(A::TYPE, id, from, Some(version)).await?,
-                None,
-            )),
+            AsOf::Latest => Ok((read(u64::MAX, u64::MAX).await?, None)),
+            AsOf::Version(version) => Ok((read(version, u64::MAX).await?, None)),
             AsOf::Time(_) => {
-                let part = self.stream_from(A::TYPE, id, from, TIME_PART).await?;
+                let part = read(u64::MAX, TIME_PART).await?;
                 let next = match part.last() {
                     Some(last) if part.len() as u64 == TIME_PART => Some(last.sequence as u64 + 1),
                     _ => None,
@@ -195,7 +193,7 @@ impl EventStore {
     /// time bound (the fold is then complete).
     fn fold_onto<A: Snapshotted>(
         folded: &mut Folded<A>,
-        events: &[SerializedEvent],
+        events: &[RawEvent],
         as_of: AsOf<'_>,
     ) -> Result<bool, StoreError> {
         for event in events {
@@ -203,7 +201,7 @@ impl EventStore {
             if matches!(as_of, AsOf::Time(bound) if occurred_at.as_str() > bound) {
                 return Ok(true);
             }
-            let payload: A::Event = domain::upcast::decode(event)?;
+            let payload: A::Event = domain::upcast::decode_raw(event)?;
             let loaded = &mut folded.loaded;
             loaded.aggregate.apply(payload);
             loaded.version = event.sequence as u64;

@@ -625,6 +625,32 @@ impl crate::capabilities::EventLog for DynamoStore {
         Ok(events)
     }
 
+    async fn read_stream_raw(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        to: u64,
+        limit: u64,
+    ) -> Result<Vec<domain::chain::RawEvent>, StoreError> {
+        // Items hold payloads as bytes, read here through the parsed form.
+        let events =
+            crate::capabilities::EventLog::read_stream(self, aggregate_type, id, from, to, limit)
+                .await?;
+        Ok(events
+            .into_iter()
+            .map(|event| domain::chain::RawEvent {
+                payload_json: event.payload.to_string(),
+                aggregate_type: event.aggregate_type,
+                aggregate_id: event.aggregate_id,
+                sequence: event.sequence,
+                event_type: event.event_type,
+                event_version: event.event_version,
+                metadata: event.metadata,
+            })
+            .collect())
+    }
+
     async fn stream_length(&self, aggregate_type: &str, id: &str) -> Result<u64, StoreError> {
         let events = stream(&self.client, &self.tables, aggregate_type, id).await?;
         Ok(events.last().map_or(0, |e| e.sequence as u64))

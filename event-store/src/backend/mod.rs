@@ -15,7 +15,9 @@ use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
 use std::path::Path;
 
-use crate::capabilities::{EventLog, IdempotencyRecords, NumberSequence, SnapshotStore};
+use crate::capabilities::{
+    EventLog, IdempotencyRecords, KeyOrderScan, NumberSequence, SnapshotStore,
+};
 use crate::error::StoreError;
 
 #[cfg(feature = "dynamo")]
@@ -99,6 +101,16 @@ impl Backend {
         }
     }
 
+    /// Reading streams in key order; `None` on a backend without it.
+    pub(crate) fn key_order_scan(&self) -> Option<&dyn KeyOrderScan> {
+        match self {
+            Backend::Sqlite(store) => Some(store),
+            Backend::Postgres(store) => Some(store),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo(_) => None,
+        }
+    }
+
     /// Whether one query reads a stream whole whatever the bounds asked (DynamoDB):
     /// reading such a stream in parts would read it whole once per part.
     pub(crate) fn reads_streams_whole(&self) -> bool {
@@ -147,6 +159,17 @@ impl EventLog for Backend {
         limit: u64,
     ) -> Result<Vec<SerializedEvent>, StoreError> {
         dispatch!(self, store => store.read_stream(aggregate_type, id, from, to, limit).await)
+    }
+
+    async fn read_stream_raw(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        from: u64,
+        to: u64,
+        limit: u64,
+    ) -> Result<Vec<domain::chain::RawEvent>, StoreError> {
+        dispatch!(self, store => store.read_stream_raw(aggregate_type, id, from, to, limit).await)
     }
 
     async fn stream_length(&self, aggregate_type: &str, id: &str) -> Result<u64, StoreError> {

@@ -7,6 +7,33 @@ pub(crate) const READ_STREAM: &str =
     "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
      payload, metadata FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
      AND sequence >= $3 AND sequence <= $4 ORDER BY sequence LIMIT $5";
+/// As [`READ_STREAM`], payload and metadata as text (PostgreSQL's `json` keeps the text
+/// it was given).
+pub(crate) const READ_STREAM_RAW: &str =
+    "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+     CAST(payload AS TEXT), CAST(metadata AS TEXT) FROM events WHERE aggregate_type = $1 \
+     AND aggregate_id = $2 AND sequence >= $3 AND sequence <= $4 ORDER BY sequence LIMIT $5";
+/// One type's events after a (stream, sequence) key, in key order: the primary key.
+pub(crate) const READ_KEY_ORDER: &str =
+    "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+     CAST(payload AS TEXT), CAST(metadata AS TEXT) FROM events WHERE aggregate_type = $1 \
+     AND (aggregate_id, sequence) > ($2, $3) ORDER BY aggregate_id, sequence LIMIT $4";
+pub(crate) type RawRow = (String, String, i64, String, String, String, String);
+
+pub(crate) fn raw_event(
+    (t, i, s, e, v, p, m): RawRow,
+) -> Result<domain::chain::RawEvent, crate::StoreError> {
+    Ok(domain::chain::RawEvent {
+        aggregate_type: t,
+        aggregate_id: i,
+        sequence: s as usize,
+        event_type: e,
+        event_version: v,
+        payload_json: p,
+        metadata: serde_json::from_str(&m)?,
+    })
+}
+
 pub(crate) const STREAM_LENGTH: &str =
     "SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2";
 
@@ -109,6 +136,29 @@ macro_rules! sql_capabilities {
                     .fetch_all(&self.$events)
                     .await?;
                 rows.into_iter().map(Self::event_from_row).collect()
+            }
+
+            async fn read_stream_raw(
+                &self,
+                aggregate_type: &str,
+                id: &str,
+                from: u64,
+                to: u64,
+                limit: u64,
+            ) -> Result<Vec<domain::chain::RawEvent>, $crate::StoreError> {
+                use $crate::backend::sql::int;
+                let rows: Vec<$crate::backend::sql::RawRow> =
+                    sqlx::query_as($crate::backend::sql::READ_STREAM_RAW)
+                        .bind(aggregate_type)
+                        .bind(id)
+                        .bind(int(from))
+                        .bind(int(to))
+                        .bind(int(limit))
+                        .fetch_all(&self.$events)
+                        .await?;
+                rows.into_iter()
+                    .map($crate::backend::sql::raw_event)
+                    .collect()
             }
 
             async fn stream_length(
@@ -252,6 +302,29 @@ macro_rules! sql_capabilities {
                     .execute(&self.$records)
                     .await?;
                 Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::capabilities::KeyOrderScan for $store {
+            async fn read_key_order(
+                &self,
+                aggregate_type: &str,
+                after_id: &str,
+                after_sequence: i64,
+                limit: u64,
+            ) -> Result<Vec<domain::chain::RawEvent>, $crate::StoreError> {
+                let rows: Vec<$crate::backend::sql::RawRow> =
+                    sqlx::query_as($crate::backend::sql::READ_KEY_ORDER)
+                        .bind(aggregate_type)
+                        .bind(after_id)
+                        .bind(after_sequence)
+                        .bind($crate::backend::sql::int(limit))
+                        .fetch_all(&self.$events)
+                        .await?;
+                rows.into_iter()
+                    .map($crate::backend::sql::raw_event)
+                    .collect()
             }
         }
 
