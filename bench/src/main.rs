@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 mod aws;
 mod postgres;
 mod scale;
+mod seed;
 
 #[derive(Parser)]
 struct Cli {
@@ -103,6 +104,26 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
         factors: Vec<usize>,
     },
+    /// A bank's year in a `crm serve` data directory, written through the event store:
+    /// `clients` clients with `accounts-per-client` accounts of `deposits` deposits
+    /// each, and `long-accounts` accounts of `long-length` transactions. Not a
+    /// measurement: it prints what it wrote and how fast, and leaves the directory.
+    Seed {
+        #[arg(long, default_value = "target/release/crm")]
+        crm: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 2)]
+        accounts_per_client: usize,
+        #[arg(long, default_value_t = 4)]
+        deposits: usize,
+        #[arg(long, default_value_t = 3)]
+        long_accounts: usize,
+        #[arg(long, default_value_t = 100_000)]
+        long_length: usize,
+    },
 }
 
 /// The metadata of the commands a benchmark writes straight to a store.
@@ -151,6 +172,24 @@ async fn main() -> anyhow::Result<()> {
         } => load(crm, clients, accounts, seconds, probes, idempotency_keys).await,
         Bench::Replay { events } => replay(events).await,
         Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
+        Bench::Seed {
+            crm,
+            dir,
+            clients,
+            accounts_per_client,
+            deposits,
+            long_accounts,
+            long_length,
+        } => {
+            let shape = seed::Shape {
+                clients,
+                accounts_per_client,
+                deposits_per_account: deposits,
+                long_accounts,
+                long_length,
+            };
+            seed::seed(crm, dir, shape).await
+        }
         #[cfg(feature = "aws")]
         Bench::AwsProjection {
             workers,

@@ -5,38 +5,17 @@
 //! read runs over HTTP with real tokens, as the UI sends it.
 
 use anyhow::Context;
-use domain::account::{Account, AccountCommand, AccountEvent, AccountType};
-use domain::client::{Client, ClientCommand};
-use domain::contact::{Address, PersonalDetails};
-use domain::metadata::CommandMetadata;
-use domain::policy::Role;
-use domain::{AccountId, Amount, ClientId, Currency, Money, StaffId, TransactionId};
-use event_store::{Backend, EventStore, Expected};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::{ms, peak_rss_mib, percentile, Server, Staff};
 
-const SYLLABLES: [&str; 20] = [
-    "an", "be", "ca", "do", "el", "fi", "ga", "ho", "ir", "ju", "ka", "lo", "mi", "no", "or", "pa",
-    "ri", "sa", "tu", "vi",
-];
 /// Requests per measured read.
 const SAMPLES: usize = 200;
-/// Concurrent seeding tasks (the store's group commit shares their fsyncs).
-const SEEDERS: usize = 32;
-
-fn name(rng: &mut StdRng, syllables: usize) -> String {
-    let mut name: String = (0..syllables)
-        .map(|_| SYLLABLES[rng.gen_range(0..SYLLABLES.len())])
-        .collect();
-    name[..1].make_ascii_uppercase();
-    name
-}
 
 pub(crate) async fn scale(crm: PathBuf, base: usize, factors: Vec<usize>) -> anyhow::Result<()> {
     println!(
@@ -62,44 +41,19 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
     let staff = Staff::create(&http, &base).await?;
     drop(server);
 
-    // History, written through the store while the server is down.
+    // History, written through the store while the server is down: each client
+    // onboarded with an account and two deposits, and one account with a long history.
     let seeded = Instant::now();
-    let store = Arc::new(EventStore::new(
-        Backend::open_sqlite(&dir.path().join("ledger.db")).await?,
-    ));
-    let agent: StaffId = staff.agent_id.parse().context("the agent's id")?;
-    let metadata = CommandMetadata {
-        actor_id: staff.agent_id.clone(),
-        actor_role: Role::Agent,
-        correlation_id: "bench-seed".into(),
-        causation_id: "bench-seed".into(),
-        idempotency_key: None,
-        occurred_at: chrono::Utc::now(),
+    let shape = crate::seed::Shape {
+        clients,
+        accounts_per_client: 1,
+        deposits_per_account: 2,
+        long_accounts: 1,
+        long_length: long,
     };
-    let mut names = Vec::with_capacity(clients);
-    let mut tasks = Vec::new();
-    for seeder in 0..SEEDERS {
-        let (store, metadata) = (store.clone(), metadata.clone());
-        let mine = clients / SEEDERS + usize::from(seeder < clients % SEEDERS);
-        let mut rng = StdRng::seed_from_u64(seeder as u64);
-        let batch: Vec<(String, String)> = (0..mine)
-            .map(|_| (name(&mut rng, 2), name(&mut rng, 3)))
-            .collect();
-        names.extend(batch.iter().map(|(_, last)| last.clone()));
-        tasks.push(tokio::spawn(async move {
-            for (first, last) in batch {
-                seed_client(&store, &metadata, agent, &first, &last, 2).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let long_account = seed_client(&store, &metadata, agent, "Long", "History", 0).await?;
-    append_deposits(&store, &metadata, long_account, long).await?;
-    let events = count_events(&dir.path().join("ledger.db")).await?;
-    drop(store);
+    let history = crate::seed::history(dir.path(), &staff.agent_id, shape).await?;
+    let (names, events) = (history.last_names, history.events);
+    let long_account = history.long_accounts[0];
     let seed = seeded.elapsed();
 
     // First start: the read models catch up with everything seeded.
@@ -206,120 +160,6 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
         ms(percentile(&state, 0.5)),
         bytes as f64 / events as f64,
     ))
-}
-
-/// A client onboarded with one account and `deposits` deposits; returns the account.
-async fn seed_client(
-    store: &EventStore,
-    metadata: &CommandMetadata,
-    agent: StaffId,
-    first: &str,
-    last: &str,
-    deposits: usize,
-) -> anyhow::Result<AccountId> {
-    let client = ClientId::new();
-    let details = PersonalDetails::builder()
-        .first_name(first)
-        .last_name(last)
-        .date_of_birth("1980-01-01")
-        .gender("unspecified")
-        .email(format!(
-            "{}.{}@example.com",
-            first.to_lowercase(),
-            client.to_string()[..8].to_lowercase()
-        ))
-        .phone("+3531234567")
-        .address(
-            Address::builder()
-                .line1("1 Main St")
-                .city("Dublin")
-                .country("IE")
-                .postal_code("D01"),
-        )
-        .build(chrono::Utc::now().date_naive())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let onboard = ClientCommand::Onboard {
-        client_id: client,
-        agent_id: agent,
-        details,
-    };
-    store
-        .execute::<Client>(&client.to_string(), Expected::Any, metadata, onboard)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let account = AccountId::new();
-    let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let open = AccountCommand::Open {
-        account_id: account,
-        client_id: client,
-        client: domain::client::ClientStanding::Active,
-        account_type: AccountType::Checking,
-        currency: eur,
-        initial_deposit: None,
-        opening_transaction_id: TransactionId::new(),
-        account_number: store.allocate_account_number(account).await?,
-    };
-    store
-        .execute::<Account>(&account.to_string(), Expected::Any, metadata, open)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for _ in 0..deposits {
-        let deposit = AccountCommand::Deposit {
-            transaction_id: TransactionId::new(),
-            amount: Amount::new(2_500, eur).map_err(|e| anyhow::anyhow!("{e}"))?,
-            description: Some("Salary".into()),
-        };
-        store
-            .execute::<Account>(&account.to_string(), Expected::Any, metadata, deposit)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    Ok(account)
-}
-
-/// `count` deposits of 1 on `account`, appended 1,000 to a commit.
-async fn append_deposits(
-    store: &EventStore,
-    metadata: &CommandMetadata,
-    account: AccountId,
-    count: usize,
-) -> anyhow::Result<()> {
-    let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = account.to_string();
-    let mut done = 0;
-    while done < count {
-        let loaded = store.load::<Account>(&key).await?;
-        let batch: Vec<AccountEvent> = (done..count.min(done + 1_000))
-            .map(|n| {
-                Ok(AccountEvent::MoneyDeposited {
-                    transaction_id: TransactionId::new(),
-                    amount: Money::positive(1, eur)?,
-                    description: None,
-                    balance_after: Money::non_negative(n as i64 + 1, eur)?,
-                })
-            })
-            .collect::<Result<_, domain::money::MoneyError>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        done += batch.len();
-        store
-            .append::<Account>(&key, &loaded, &batch, metadata)
-            .await?;
-    }
-    Ok(())
-}
-
-async fn count_events(file: &Path) -> anyhow::Result<i64> {
-    let pool = sqlx::SqlitePool::connect_with(
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(file)
-            .read_only(true),
-    )
-    .await?;
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    Ok(count)
 }
 
 /// `n` requests made by `request`, each timed; sorted.
