@@ -93,10 +93,13 @@ async fn found(pool: &AnyPool, q: &str) -> BTreeSet<String> {
     found_for(pool, q, None).await
 }
 
-/// Every client id the list finds for `q` among `agent`'s clients (all when `None`).
+/// Every client id the list finds for `q` among `agent`'s clients (all when `None`);
+/// the total the first page gives must count them (through the clients table or, for a
+/// search with no other filter, through the text index alone).
 async fn found_for(pool: &AnyPool, q: &str, agent: Option<&str>) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     let mut cursor = None;
+    let mut total = None;
     loop {
         let page = clients::list(
             pool,
@@ -110,10 +113,14 @@ async fn found_for(pool: &AnyPool, q: &str, agent: Option<&str>) -> BTreeSet<Str
         )
         .await
         .unwrap();
+        total = total.or(page.total);
         ids.extend(page.items.into_iter().map(|c| c.id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
-            None => return ids,
+            None => {
+                assert_eq!(total, Some(ids.len() as i64), "the total for {q:?}");
+                return ids;
+            }
         }
     }
 }

@@ -79,17 +79,33 @@ pub(crate) async fn ensure(pool: &AnyPool) -> Result<(), ProjectionError> {
     Ok(())
 }
 
+/// A quoted FTS5 phrase: no operators or wildcards inside, `"` doubled.
+fn phrase(lower: &str) -> String {
+    format!("\"{}\"", lower.replace('"', "\"\""))
+}
+
+/// The count of clients whose name or email contains `text`, read from the SQLite text
+/// index alone: for a search [`narrow`] answered from the index with no other filter.
+/// It reads no client row: 0.8 ms against 12 ms through the clients table for 7,400
+/// matches among 1,000,000 clients (docs/performance.md).
+pub(crate) fn count_matches(text: &str) -> (String, Vec<Param>) {
+    let mut select = Select::new("");
+    select.and(
+        "clients_search MATCH ?",
+        [Param::Text(phrase(&text.to_lowercase()))],
+    );
+    select.count("FROM clients_search")
+}
+
 /// Narrows `select` (over `clients`) to clients whose name or email contains `text`.
 /// True when the SQLite text index answers it (other conditions must then leave it to
 /// drive the query).
 pub(crate) fn narrow(select: &mut Select, text: &str, sqlite: bool) -> bool {
     let lower = text.to_lowercase();
     if sqlite && lower.chars().count() >= SHORTEST_INDEXED {
-        // A quoted FTS5 phrase: no operators or wildcards inside, `"` doubled.
-        let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
         select.and(
             "rowid IN (SELECT rowid FROM clients_search WHERE clients_search MATCH ?)",
-            [Param::Text(phrase)],
+            [Param::Text(phrase(&lower))],
         );
         true
     } else {

@@ -330,7 +330,9 @@ pub async fn list(
 ) -> Result<Page<ClientView>, ProjectionError> {
     let mut select = Select::new(COLUMNS);
     let mut indexed = false;
-    if let Some(q) = filter.q.filter(|q| !q.trim().is_empty()) {
+    // Whether the text is the only filter (then the index counts the matches itself).
+    let text_only = filter.agent.is_none() && filter.status.is_none();
+    if let Some(q) = filter.q.as_deref().filter(|q| !q.trim().is_empty()) {
         // An account number finds the client who holds the account.
         match q.parse::<domain::AccountNumber>() {
             Ok(number) => {
@@ -359,7 +361,13 @@ pub async fn list(
     if let Some(status) = filter.status {
         select.and("status = ?", [Param::Text(status)]);
     }
-    let total = count(pool, select.count("FROM clients")).await?;
+    let total = match filter.q.as_deref().map(str::trim) {
+        // The text index is the only condition: it counts its own matches.
+        Some(q) if indexed && text_only => {
+            count(pool, super::client_search::count_matches(q)).await?
+        }
+        _ => count(pool, select.count("FROM clients")).await?,
+    };
     let sort = filter.sort;
     let order = sort.order();
     if let Some(cursor) = &filter.cursor {
