@@ -81,15 +81,17 @@ pub(crate) async fn seed(crm: PathBuf, dir: PathBuf, shape: Shape) -> anyhow::Re
         bytes as f64 / 1048576.0,
         bytes as f64 / seeded.events.max(1) as f64
     );
-    println!(
-        "long accounts: {}",
-        seeded
-            .long_accounts
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if !seeded.long_accounts.is_empty() {
+        println!(
+            "long accounts: {}",
+            seeded
+                .long_accounts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "serve it with: crm serve --data-dir {} (staff: root / bench-root-password; \
          bench.agent, bench.auditor and bench.admin / bench-password-1)",
