@@ -106,8 +106,9 @@ enum Bench {
     },
     /// A bank's year in a `crm serve` data directory, written through the event store:
     /// `clients` clients with `accounts-per-client` accounts of `deposits` deposits
-    /// each, and `long-accounts` accounts of `long-length` transactions. Not a
-    /// measurement: it prints what it wrote and how fast, and leaves the directory.
+    /// each, spread over agents of `clients-per-agent` clients, and `long-accounts`
+    /// accounts of `long-length` transactions. Not a measurement: it prints what it
+    /// wrote and how fast, and leaves the directory.
     Seed {
         #[arg(long, default_value = "target/release/crm")]
         crm: PathBuf,
@@ -123,6 +124,8 @@ enum Bench {
         long_accounts: usize,
         #[arg(long, default_value_t = 100_000)]
         long_length: usize,
+        #[arg(long, default_value_t = seed::CLIENTS_PER_AGENT)]
+        clients_per_agent: usize,
     },
 }
 
@@ -180,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
             deposits,
             long_accounts,
             long_length,
+            clients_per_agent,
         } => {
             let shape = seed::Shape {
                 clients,
@@ -187,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
                 deposits_per_account: deposits,
                 long_accounts,
                 long_length,
+                clients_per_agent,
             };
             seed::seed(crm, dir, shape).await
         }
@@ -335,12 +340,14 @@ async fn login(
 struct Staff {
     admin: String,
     agent: String,
-    agent_id: String,
     auditor: String,
+    /// Every bench agent's id: `bench.agent` first, then `bench.agent.2` and so on.
+    agent_ids: Vec<String>,
 }
 
 impl Staff {
-    async fn create(http: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
+    /// The bench's admin and auditor and `agents` agents (at least `bench.agent`).
+    async fn create(http: &reqwest::Client, base: &str, agents: usize) -> anyhow::Result<Self> {
         let root = login(http, base, "root", "bench-root-password").await?;
         let staff = |username: &str, role: &str| json!({"username": username, "email": format!("{username}@bank.example"), "full_name": "Bench", "role": role, "password": "bench-password-1"});
         post(
@@ -351,13 +358,6 @@ impl Staff {
         )
         .await?;
         let admin = login(http, base, "bench.admin", "bench-password-1").await?;
-        let (_, agent) = post(
-            http,
-            format!("{base}/v1/staff"),
-            Some(&admin),
-            staff("bench.agent", "agent"),
-        )
-        .await?;
         post(
             http,
             format!("{base}/v1/staff"),
@@ -365,16 +365,39 @@ impl Staff {
             staff("bench.auditor", "auditor"),
         )
         .await?;
-        Self::log_in(http, base, agent["id"].as_str().context("the agent's id")?).await
+        let mut agent_ids = Vec::with_capacity(agents.max(1));
+        for n in 1..=agents.max(1) {
+            let username = match n {
+                1 => "bench.agent".to_string(),
+                n => format!("bench.agent.{n}"),
+            };
+            let (status, agent) = post(
+                http,
+                format!("{base}/v1/staff"),
+                Some(&admin),
+                staff(&username, "agent"),
+            )
+            .await?;
+            anyhow::ensure!(status == 201, "creating {username}: {status} {agent}");
+            agent_ids.push(agent["id"].as_str().context("the agent's id")?.to_string());
+        }
+        Staff {
+            admin,
+            agent: String::new(),
+            auditor: String::new(),
+            agent_ids,
+        }
+        .log_in(http, base)
+        .await
     }
 
     /// Fresh tokens (after a restart, say).
-    async fn log_in(http: &reqwest::Client, base: &str, agent_id: &str) -> anyhow::Result<Self> {
+    async fn log_in(self, http: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
         Ok(Staff {
             admin: login(http, base, "bench.admin", "bench-password-1").await?,
             agent: login(http, base, "bench.agent", "bench-password-1").await?,
-            agent_id: agent_id.to_string(),
             auditor: login(http, base, "bench.auditor", "bench-password-1").await?,
+            agent_ids: self.agent_ids,
         })
     }
 }
@@ -393,7 +416,7 @@ async fn load(
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients * 2)
         .build()?;
-    let agent = Staff::create(&http, &base).await?.agent;
+    let agent = Staff::create(&http, &base, 1).await?.agent;
     let mut ids = Vec::with_capacity(accounts);
     let client_body = json!({"first_name": "Bench", "last_name": "Client", "date_of_birth": "1980-01-01", "gender": "unspecified",
         "email": "bench@example.com", "phone": "+3531234567",

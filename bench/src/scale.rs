@@ -1,7 +1,7 @@
 //! `scale`: how the costs of reads, restarts and verification grow with history. For
 //! each size (a base times 1, 10, 100 …) a fresh `crm serve` data directory is seeded
-//! through the event store (clients with an account and deposits, and one account with
-//! a long history), the server catches up and is restarted, and then every measured
+//! through the event store (clients with an account and deposits, 2,000 to an agent,
+//! and one account with a long history), the server catches up and is restarted, and then every measured
 //! read runs over HTTP with real tokens, as the UI sends it.
 
 use anyhow::Context;
@@ -19,7 +19,8 @@ const SAMPLES: usize = 200;
 
 pub(crate) async fn scale(crm: PathBuf, base: usize, factors: Vec<usize>) -> anyhow::Result<()> {
     println!(
-        "size: clients, events | seed | catch-up | ready after restart | search p50 / p99 | \
+        "size: clients, events | seed | catch-up | ready after restart | \
+         agent's search p50 / p99 | auditor's search p50 / p99 | \
          history page p50 / p99 | audit-log page p99 | system-log page p99 | verify | \
          first command on the long stream | state at half of it | bytes/event | server RSS"
     );
@@ -38,20 +39,21 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
     let dir = tempfile::tempdir()?;
     let http = reqwest::Client::new();
     let (server, base) = Server::start(crm, dir.path()).await?;
-    let staff = Staff::create(&http, &base).await?;
-    drop(server);
-
-    // History, written through the store while the server is down: each client
-    // onboarded with an account and two deposits, and one account with a long history.
-    let seeded = Instant::now();
     let shape = crate::seed::Shape {
         clients,
         accounts_per_client: 1,
         deposits_per_account: 2,
         long_accounts: 1,
         long_length: long,
+        clients_per_agent: crate::seed::CLIENTS_PER_AGENT,
     };
-    let history = crate::seed::history(dir.path(), &staff.agent_id, shape).await?;
+    let staff = Staff::create(&http, &base, shape.agents()).await?;
+    drop(server);
+
+    // History, written through the store while the server is down: each client
+    // onboarded with an account and two deposits, and one account with a long history.
+    let seeded = Instant::now();
+    let history = crate::seed::history(dir.path(), &staff.agent_ids, shape).await?;
     let (names, events) = (history.last_names, history.events);
     let long_account = history.long_accounts[0];
     let seed = seeded.elapsed();
@@ -59,7 +61,7 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
     // First start: the read models catch up with everything seeded.
     let started = Instant::now();
     let (server, base) = Server::start(crm, dir.path()).await?;
-    let staff = Staff::log_in(&http, &base, &staff.agent_id).await?;
+    let staff = staff.log_in(&http, &base).await?;
     let account_url = format!("{base}/v1/accounts/{long_account}");
     loop {
         let view: Value = http
@@ -86,7 +88,7 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
     let (server, base) = Server::start(crm, dir.path()).await?;
     let ready = restarted.elapsed();
     let pid = server.0.id();
-    let staff = Staff::log_in(&http, &base, &staff.agent_id).await?;
+    let staff = staff.log_in(&http, &base).await?;
     let account_url = format!("{base}/v1/accounts/{long_account}");
 
     // The first command on the long stream since the restart: it loads the stream.
@@ -100,15 +102,22 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
     anyhow::ensure!(response.status() == 201, "deposit: {}", response.status());
     let first_command = sent.elapsed();
 
-    let mut rng = StdRng::seed_from_u64(99);
-    let search = timed(SAMPLES, |_| {
-        let last = &names[rng.gen_range(0..names.len())];
-        let start = rng.gen_range(0..last.len() - 4);
-        http.get(format!("{base}/v1/clients"))
-            .query(&[("q", &last[start..start + 4]), ("limit", "50")])
-            .bearer_auth(&staff.agent)
-    })
-    .await?;
+    // Four letters of a surname, as an agent (among their own clients) and as an
+    // auditor (among everyone's) would search.
+    let mut searches = Vec::new();
+    for token in [&staff.agent, &staff.auditor] {
+        let mut rng = StdRng::seed_from_u64(99);
+        searches.push(
+            timed(SAMPLES, |_| {
+                let last = &names[rng.gen_range(0..names.len())];
+                let start = rng.gen_range(0..last.len() - 4);
+                http.get(format!("{base}/v1/clients"))
+                    .query(&[("q", &last[start..start + 4]), ("limit", "50")])
+                    .bearer_auth(token)
+            })
+            .await?,
+        );
+    }
     let history = walk(&http, &format!("{account_url}/transactions"), &staff.agent).await?;
     let audit = walk(&http, &format!("{base}/v1/audit/log"), &staff.auditor).await?;
     let system = walk(&http, &format!("{base}/v1/system-log"), &staff.admin).await?;
@@ -148,11 +157,12 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
         )
     };
     Ok(format!(
-        "{clients} clients, {events} events | {:.0} s | {:.1} s | {} | {} | {} | {} | {} | {verify_rate:.0} events/s | {} | {} | {:.0} | {rss:.0} MiB",
+        "{clients} clients, {events} events | {:.0} s | {:.1} s | {} | {} | {} | {} | {} | {} | {verify_rate:.0} events/s | {} | {} | {:.0} | {rss:.0} MiB",
         seed.as_secs_f64(),
         catch_up.as_secs_f64(),
         ms(ready),
-        pair(&search),
+        pair(&searches[0]),
+        pair(&searches[1]),
         pair(&history),
         ms(percentile(&audit, 0.99)),
         ms(percentile(&system, 0.99)),

@@ -24,6 +24,8 @@ const SYLLABLES: [&str; 20] = [
     "an", "be", "ca", "do", "el", "fi", "ga", "ho", "ir", "ju", "ka", "lo", "mi", "no", "or", "pa",
     "ri", "sa", "tu", "vi",
 ];
+/// A bank's agent looks after a few thousand clients at most.
+pub(crate) const CLIENTS_PER_AGENT: usize = 2_000;
 /// Concurrent seeding tasks (the store's group commit shares their fsyncs).
 const SEEDERS: usize = 32;
 
@@ -35,6 +37,14 @@ pub(crate) struct Shape {
     pub deposits_per_account: usize,
     pub long_accounts: usize,
     pub long_length: usize,
+    pub clients_per_agent: usize,
+}
+
+impl Shape {
+    /// The agents the clients are spread over.
+    pub(crate) fn agents(&self) -> usize {
+        self.clients.div_ceil(self.clients_per_agent.max(1)).max(1)
+    }
 }
 
 /// What seeding wrote.
@@ -65,16 +75,17 @@ pub(crate) async fn seed(crm: PathBuf, dir: PathBuf, shape: Shape) -> anyhow::Re
     );
     let http = reqwest::Client::new();
     let (server, base) = Server::start(&crm, &dir).await?;
-    let staff = Staff::create(&http, &base).await?;
+    let staff = Staff::create(&http, &base, shape.agents()).await?;
     drop(server);
     let started = Instant::now();
-    let seeded = history(&dir, &staff.agent_id, shape).await?;
+    let seeded = history(&dir, &staff.agent_ids, shape).await?;
     let seconds = started.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(dir.join("ledger.db"))?.len();
     println!(
-        "seeded {} clients, {} accounts, {} events in {seconds:.0} s ({:.0} events/s); \
-         ledger.db {:.0} MiB, {:.0} bytes/event",
+        "seeded {} clients of {} agents, {} accounts, {} events in {seconds:.0} s \
+         ({:.0} events/s); ledger.db {:.0} MiB, {:.0} bytes/event",
         shape.clients,
+        shape.agents(),
         shape.clients * shape.accounts_per_client + shape.long_accounts,
         seeded.events,
         seeded.events as f64 / seconds,
@@ -94,20 +105,29 @@ pub(crate) async fn seed(crm: PathBuf, dir: PathBuf, shape: Shape) -> anyhow::Re
     }
     println!(
         "serve it with: crm serve --data-dir {} (staff: root / bench-root-password; \
-         bench.agent, bench.auditor and bench.admin / bench-password-1)",
+         bench.agent (and bench.agent.2 …), bench.auditor and bench.admin / bench-password-1)",
         dir.display()
     );
     Ok(())
 }
 
-/// Seeds `shape` into the store in `dir` as the agent `agent_id`.
-pub(crate) async fn history(dir: &Path, agent_id: &str, shape: Shape) -> anyhow::Result<Seeded> {
+/// Seeds `shape` into the store in `dir`, the clients spread evenly over `agent_ids`
+/// (the long accounts are the first agent's).
+pub(crate) async fn history(
+    dir: &Path,
+    agent_ids: &[String],
+    shape: Shape,
+) -> anyhow::Result<Seeded> {
     let store = Arc::new(EventStore::new(
         SqliteStore::open(&dir.join("ledger.db")).await?.into(),
     ));
-    let agent: StaffId = agent_id.parse().context("the agent's id")?;
+    let agents: Vec<StaffId> = agent_ids
+        .iter()
+        .map(|id| id.parse().context("an agent's id"))
+        .collect::<anyhow::Result<_>>()?;
+    let agent = *agents.first().context("an agent")?;
     let metadata = CommandMetadata {
-        actor_id: agent_id.to_string(),
+        actor_id: agent.to_string(),
         actor_role: Role::Agent,
         correlation_id: "bench-seed".into(),
         causation_id: "bench-seed".into(),
@@ -117,7 +137,7 @@ pub(crate) async fn history(dir: &Path, agent_id: &str, shape: Shape) -> anyhow:
     let mut last_names = Vec::with_capacity(shape.clients);
     let mut tasks = Vec::new();
     for seeder in 0..SEEDERS {
-        let (store, metadata) = (store.clone(), metadata.clone());
+        let (store, metadata, agents) = (store.clone(), metadata.clone(), agents.clone());
         let mine = shape.clients / SEEDERS + usize::from(seeder < shape.clients % SEEDERS);
         let mut rng = StdRng::seed_from_u64(seeder as u64);
         let batch: Vec<(String, String)> = (0..mine)
@@ -125,7 +145,13 @@ pub(crate) async fn history(dir: &Path, agent_id: &str, shape: Shape) -> anyhow:
             .collect();
         last_names.extend(batch.iter().map(|(_, last)| last.clone()));
         tasks.push(tokio::spawn(async move {
-            for (first, last) in batch {
+            for (n, (first, last)) in batch.into_iter().enumerate() {
+                // Round the agents, each onboarding their own clients.
+                let agent = agents[(seeder + n * SEEDERS) % agents.len()];
+                let metadata = CommandMetadata {
+                    actor_id: agent.to_string(),
+                    ..metadata.clone()
+                };
                 let client = onboard(&store, &metadata, agent, &first, &last).await?;
                 for _ in 0..shape.accounts_per_client {
                     let account = open_account(&store, &metadata, client).await?;

@@ -81,12 +81,12 @@ impl From<Row> for AccountView {
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     e: &Envelope<'_>,
+    event: &AccountEvent,
     pending: Option<&mut std::collections::HashMap<String, PendingUpdate>>,
 ) -> Result<(), ProjectionError> {
     use AccountEvent as E;
     let id = e.aggregate_id();
-    let event = e.payload::<AccountEvent>()?;
-    let (balance, status) = match &event {
+    let (balance, status) = match event {
         E::AccountOpened {
             client_id,
             account_type,
@@ -146,10 +146,12 @@ pub(crate) async fn apply(
     };
     match pending {
         Some(pending) => {
-            pending
-                .entry(id.to_string())
-                .and_modify(|earlier| earlier.merge(&update))
-                .or_insert(update);
+            match pending.get_mut(id) {
+                Some(earlier) => earlier.merge(&update),
+                None => {
+                    pending.insert(id.to_string(), update);
+                }
+            }
             Ok(())
         }
         None => write_update(conn, id, &update).await,

@@ -210,12 +210,11 @@ pub(crate) const INSERT: &str = "INSERT INTO transactions (id, account_id, seque
      balance_after_minor, description, transfer_id, counterparty_account_id, external_id, occurred_at) VALUES";
 pub(crate) const COLUMNS: usize = 12;
 
-/// The history row an account event adds, if it moves money.
-pub(crate) fn row(e: &Envelope<'_>) -> Result<Option<Vec<Param>>, ProjectionError> {
-    let Some(line) = line(e.payload::<AccountEvent>()?) else {
-        return Ok(None);
-    };
-    Ok(Some(vec![
+/// The history row `event` (`e`'s payload, decoded once by the caller) adds, if it
+/// moves money.
+pub(crate) fn row(e: &Envelope<'_>, event: AccountEvent) -> Option<Vec<Param>> {
+    let line = line(event)?;
+    Some(vec![
         Param::Text(line.id.to_string()),
         Param::Text(e.aggregate_id().to_string()),
         Param::Int(e.sequence()),
@@ -228,14 +227,15 @@ pub(crate) fn row(e: &Envelope<'_>) -> Result<Option<Vec<Param>>, ProjectionErro
         Param::OptText(line.counterparty),
         Param::OptText(line.external_id),
         Param::Text(line.occurred_at.unwrap_or_else(|| e.occurred_at.clone())),
-    ]))
+    ])
 }
 
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     e: &Envelope<'_>,
+    event: AccountEvent,
 ) -> Result<(), ProjectionError> {
-    if let Some(row) = row(e)? {
+    if let Some(row) = row(e, event) {
         let mut rows = PendingRows::new(INSERT, COLUMNS);
         rows.push(row);
         rows.flush(conn).await?;
