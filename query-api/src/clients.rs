@@ -61,7 +61,7 @@ pub(crate) struct ClientParams {
 #[utoipa::path(get, path = "/v1/clients", tag = "clients",
     params(("q" = Option<String>, Query, description = "Searches names and email, or finds the holder of an account number"), ("status" = Option<String>, Query),
         ("sort" = Option<String>, Query, description = "newest (default), oldest or name"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = Page<ClientView>), (status = 400, description = "Unknown sort or a cursor of another sort"), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<ClientView>), (status = 400, description = "Unknown sort, a cursor of another sort, or a search of every client (not an agent's own) shorter than 3 characters"), (status = 403)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,
     caller: Caller,
@@ -73,9 +73,19 @@ pub(crate) async fn list(
         ClientSort::parse,
         "newest, oldest or name",
     )?;
+    let mine = caller.role == Role::Agent;
+    if !mine && !clients::searchable_among_all(params.q.as_deref().unwrap_or_default()) {
+        return Err(ApiError::BadRequest {
+            code: "invalid-query",
+            detail: format!(
+                "a search of every client needs at least {} characters, or an account number",
+                clients::SHORTEST_SEARCH_OF_ALL
+            ),
+        });
+    }
     let filter = ClientFilter {
         sort,
-        agent: (caller.role == Role::Agent).then(|| caller.id.clone()),
+        agent: mine.then(|| caller.id.clone()),
         q: params.q,
         status: params.status,
         limit: params.page.limit(),

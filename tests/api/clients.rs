@@ -221,6 +221,26 @@ async fn client_lists_sort_by_name_or_age_page_by_page_and_say_how_many() {
     // A filter counts what it matches.
     let found = app.get(&agent.token, "/v1/clients?q=hopper").await;
     assert_eq!(found.body["total"], 1);
+    // An agent searches their own clients with any text; a search of everyone's needs
+    // three characters, which the text index can find (or an account number).
+    let auditor = app.staff(&app.admin().await.token, "auditor").await;
+    for (token, q, status, total) in [
+        (&agent.token, "ho", StatusCode::OK, Some(1)),
+        (&agent.token, "tu", StatusCode::OK, Some(1)),
+        (&auditor.token, "hop", StatusCode::OK, Some(1)),
+        (&auditor.token, "%20%20hop%20", StatusCode::OK, Some(1)),
+        (&auditor.token, "", StatusCode::OK, Some(5)),
+        (&auditor.token, "ho", StatusCode::BAD_REQUEST, None),
+        (&auditor.token, "%20o%20%20", StatusCode::BAD_REQUEST, None),
+    ] {
+        let reply = app.get(token, &format!("/v1/clients?q={q}")).await;
+        assert_eq!(reply.status, status, "{q:?}: {}", reply.body);
+        if let Some(total) = total {
+            assert_eq!(reply.body["total"], total, "{q:?}");
+        } else {
+            assert_eq!(reply.problem_type(), "/problems/invalid-query", "{q:?}");
+        }
+    }
     // An unknown sort, and a cursor of another sort, are refused.
     let bad = app.get(&agent.token, "/v1/clients?sort=balance").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);

@@ -323,6 +323,20 @@ impl ClientSort {
     }
 }
 
+/// A search of every client needs this many characters (or an account number): the
+/// text index finds no shorter text, and reading every client to look for one takes
+/// seconds at a million clients. An agent's search of their own clients takes any
+/// length; their index bounds it.
+pub const SHORTEST_SEARCH_OF_ALL: usize = 3;
+
+/// Whether `q` can search every client (see [`SHORTEST_SEARCH_OF_ALL`]).
+pub fn searchable_among_all(q: &str) -> bool {
+    let q = q.trim();
+    q.is_empty()
+        || q.chars().count() >= SHORTEST_SEARCH_OF_ALL
+        || q.parse::<domain::AccountNumber>().is_ok()
+}
+
 /// In `filter.sort` order, with the total.
 pub async fn list(
     pool: &AnyPool,

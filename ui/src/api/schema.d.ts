@@ -2638,7 +2638,7 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ClientView"];
                 };
             };
-            /** @description Unknown sort or a cursor of another sort */
+            /** @description Unknown sort, a cursor of another sort, or a search of every client (not an agent's own) shorter than 3 characters */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -19,6 +19,8 @@ export function ClientsPage() {
     () => api.get<Page<ClientView>>(`/v1/clients${query({ q, sort, cursor: pager.cursor, limit: pager.size })}`),
     [q, sort, pager.cursor, pager.size],
   );
+  // A refused search shows no list: the one before it would look like its results.
+  const shown = problem ? undefined : data;
   return (
     <section>
       <header className="row">
@@ -46,8 +48,8 @@ export function ClientsPage() {
       </form>
       <ProblemBanner problem={problem} />
       <Loading loading={loading}>
-        <Empty when={!!data && data.items.length === 0}>No clients{q ? ` match “${q}”` : " yet"}.</Empty>
-        {data && data.items.length > 0 && (
+        <Empty when={!!shown && shown.items.length === 0}>No clients{q ? ` match “${q}”` : " yet"}.</Empty>
+        {shown && shown.items.length > 0 && (
           <table>
             <thead>
               <tr>
@@ -62,7 +64,7 @@ export function ClientsPage() {
               </tr>
             </thead>
             <tbody>
-              {data.items.map((client) => (
+              {shown.items.map((client) => (
                 <tr key={client.id}>
                   <td>
                     <Link to={`/clients/${client.id}`}>
@@ -79,7 +81,7 @@ export function ClientsPage() {
             </tbody>
           </table>
         )}
-        <Pager pager={pager} nextCursor={data?.next_cursor} list={data} noun={["client", "clients"]} />
+        <Pager pager={pager} nextCursor={shown?.next_cursor} list={shown} noun={["client", "clients"]} />
       </Loading>
     </section>
   );
