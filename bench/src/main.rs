@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 mod aws;
 mod postgres;
 mod scale;
+mod search;
 mod seed;
 
 #[derive(Parser)]
@@ -104,6 +105,17 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
         factors: Vec<usize>,
     },
+    /// Client search over HTTP on a data directory `seed` made: `samples` searches for
+    /// four letters of a surname as bench.agent and as bench.auditor, once the read
+    /// models have caught up (the first start catches them up).
+    Search {
+        #[arg(long, default_value = "target/release/crm")]
+        crm: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// A bank's year in a `crm serve` data directory, written through the event store:
     /// `clients` clients with `accounts-per-client` accounts of `deposits` deposits
     /// each, spread over agents of `clients-per-agent` clients, and `long-accounts`
@@ -175,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         } => load(crm, clients, accounts, seconds, probes, idempotency_keys).await,
         Bench::Replay { events } => replay(events).await,
         Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
+        Bench::Search { crm, dir, samples } => search::search(crm, dir, samples).await,
         Bench::Seed {
             crm,
             dir,
@@ -386,6 +399,18 @@ impl Staff {
             agent: String::new(),
             auditor: String::new(),
             agent_ids,
+        }
+        .log_in(http, base)
+        .await
+    }
+
+    /// The bench staff of a seeded directory, signed in (the agents' ids unknown).
+    async fn signed_in(http: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
+        Staff {
+            admin: String::new(),
+            agent: String::new(),
+            auditor: String::new(),
+            agent_ids: Vec::new(),
         }
         .log_in(http, base)
         .await

@@ -102,22 +102,7 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
     anyhow::ensure!(response.status() == 201, "deposit: {}", response.status());
     let first_command = sent.elapsed();
 
-    // Four letters of a surname, as an agent (among their own clients) and as an
-    // auditor (among everyone's) would search.
-    let mut searches = Vec::new();
-    for token in [&staff.agent, &staff.auditor] {
-        let mut rng = StdRng::seed_from_u64(99);
-        searches.push(
-            timed(SAMPLES, |_| {
-                let last = &names[rng.gen_range(0..names.len())];
-                let start = rng.gen_range(0..last.len() - 4);
-                http.get(format!("{base}/v1/clients"))
-                    .query(&[("q", &last[start..start + 4]), ("limit", "50")])
-                    .bearer_auth(token)
-            })
-            .await?,
-        );
-    }
+    let searches = searches(&http, &base, &names, &staff, SAMPLES).await?;
     let history = walk(&http, &format!("{account_url}/transactions"), &staff.agent).await?;
     let audit = walk(&http, &format!("{base}/v1/audit/log"), &staff.auditor).await?;
     let system = walk(&http, &format!("{base}/v1/system-log"), &staff.admin).await?;
@@ -170,6 +155,33 @@ async fn one_size(crm: &Path, clients: usize, long: usize) -> anyhow::Result<Str
         ms(percentile(&state, 0.5)),
         bytes as f64 / events as f64,
     ))
+}
+
+/// `samples` searches for four letters of a random one of `names` (pages of 50), as
+/// the agent (among their own clients) and as the auditor (among everyone's): the two
+/// sorted times.
+pub(crate) async fn searches(
+    http: &reqwest::Client,
+    base: &str,
+    names: &[String],
+    staff: &Staff,
+    samples: usize,
+) -> anyhow::Result<[Vec<Duration>; 2]> {
+    let names: Vec<&String> = names.iter().filter(|name| name.len() > 4).collect();
+    anyhow::ensure!(!names.is_empty(), "no surname longer than four letters");
+    let mut times = [Vec::new(), Vec::new()];
+    for (token, times) in [&staff.agent, &staff.auditor].into_iter().zip(&mut times) {
+        let mut rng = StdRng::seed_from_u64(99);
+        *times = timed(samples, |_| {
+            let last = names[rng.gen_range(0..names.len())];
+            let start = rng.gen_range(0..last.len() - 4);
+            http.get(format!("{base}/v1/clients"))
+                .query(&[("q", &last[start..start + 4]), ("limit", "50")])
+                .bearer_auth(token)
+        })
+        .await?;
+    }
+    Ok(times)
 }
 
 /// `n` requests made by `request`, each timed; sorted.

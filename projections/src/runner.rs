@@ -479,6 +479,11 @@ impl<F: CommitFeed + GapSource> Projector<F> {
             position: Self::checkpoint(pool).await?,
             ..CatchUp::default()
         };
+        // After a restart with nothing new to apply, the position is the checkpoint
+        // (not 0, which would report every committed event as lag).
+        self.counters
+            .position
+            .fetch_max(total.position, Ordering::Relaxed);
         loop {
             let events = self.feed.read_after(total.position, limit).await?;
             let Some(last) = events.last().map(|e| e.position) else {

@@ -197,6 +197,26 @@ async fn health_and_metrics_answer() {
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
+    // Restarted on a caught-up store, the read models are where they were: no lag.
+    let TestApp {
+        app: built, dir, ..
+    } = app;
+    built.close().await;
+    let restarted = TestApp::spawn_in(dir).await;
+    restarted.settled().await;
+    let metrics = restarted
+        .http
+        .get(restarted.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ledgerline_projection_lag_events 0"),
+        "after a restart:\n{metrics}"
+    );
 }
 
 #[tokio::test]
