@@ -169,12 +169,15 @@ async function seed(base) {
   for (let i = 1; i <= 12; i++) {
     await call(base, "POST", `/v1/accounts/${account.id}/deposits`, dora, { amount: { amount_minor: i * 100, currency: "EUR" }, description: `seed ${i}` });
   }
-  // The payee's number, as the read side shows it once it has caught up.
+  // The payee's number, as the read side shows it once it has caught up. The local AWS
+  // mode's first events can take seconds (queues and workers still starting): a CI run
+  // once missed a 5 s wait here, and every test that transfers to Dora failed after it.
   let doraNumber = null;
-  for (let tries = 0; !doraNumber && tries < 50; tries++) {
+  for (let tries = 0; !doraNumber && tries < 300; tries++) {
     doraNumber = await call(base, "GET", `/v1/accounts/${account.id}`, dora).then((a) => a.account_number, () => null);
     if (!doraNumber) await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  if (!doraNumber) throw new Error("the payee's account did not reach the read side in 30 s");
   return { doraClient: client.id, doraNumber };
 }
 
