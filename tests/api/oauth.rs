@@ -342,11 +342,7 @@ async fn discovery_and_keys() {
 
     // The key survives a restart: tokens issued before it still verify after.
     let token = app.login("root", ROOT_PASSWORD).await;
-    let TestApp {
-        app: built, dir, ..
-    } = app;
-    built.close().await;
-    let restarted = TestApp::spawn_in(dir).await;
+    let restarted = app.restart().await;
     let again = restarted
         .call(Method::GET, "/.well-known/jwks.json", None, None, &[])
         .await;

@@ -99,6 +99,13 @@ impl TestApp {
         Self::spawn_with(dir, mail::MailSettings::default()).await
     }
 
+    /// The app stopped and started again on its data directory.
+    pub(crate) async fn restart(self) -> TestApp {
+        let TestApp { app, dir, .. } = self;
+        app.close().await;
+        Self::spawn_in(dir).await
+    }
+
     /// The app with the mail service's model and transport configured.
     pub(crate) async fn spawn_with_mail(mail: mail::MailSettings) -> TestApp {
         Self::spawn_with(tempfile::tempdir().unwrap(), mail).await

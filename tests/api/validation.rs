@@ -181,42 +181,27 @@ async fn health_and_metrics_answer() {
     let agent = app.agent().await;
     app.account_of(&agent, 10).await;
     app.settled().await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&app).await;
     for name in [
         "ledgerline_http_responses_total{class=\"2xx\"}",
         "ledgerline_events_projected_total",
         "ledgerline_projection_lag_events 0",
     ] {
-        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+        assert!(text.contains(name), "{name} missing from\n{text}");
     }
     // Restarted on a caught-up store, the read models are where they were: no lag.
-    let TestApp {
-        app: built, dir, ..
-    } = app;
-    built.close().await;
-    let restarted = TestApp::spawn_in(dir).await;
+    let restarted = app.restart().await;
     restarted.settled().await;
-    let metrics = restarted
-        .http
-        .get(restarted.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&restarted).await;
     assert!(
-        metrics.contains("ledgerline_projection_lag_events 0"),
-        "after a restart:\n{metrics}"
+        text.contains("ledgerline_projection_lag_events 0"),
+        "after a restart:\n{text}"
     );
+}
+
+async fn metrics(app: &TestApp) -> String {
+    let reply = app.http.get(app.url("/metrics")).send().await.unwrap();
+    reply.text().await.unwrap()
 }
 
 #[tokio::test]

@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS clients_search_trigrams ON clients USING gin (search 
 ";
 
 /// The shortest text the trigram index can find; shorter text is matched by scanning.
-const SHORTEST_INDEXED: usize = 3;
+pub(crate) const SHORTEST_INDEXED: usize = 3;
 
 fn is_sqlite(pool: &AnyPool) -> bool {
     pool.connect_options().database_url.scheme() == "sqlite"

@@ -327,7 +327,7 @@ impl ClientSort {
 /// text index finds no shorter text, and reading every client to look for one takes
 /// seconds at a million clients. An agent's search of their own clients takes any
 /// length; their index bounds it.
-pub const SHORTEST_SEARCH_OF_ALL: usize = 3;
+pub const SHORTEST_SEARCH_OF_ALL: usize = super::client_search::SHORTEST_INDEXED;
 
 /// Whether `q` can search every client (see [`SHORTEST_SEARCH_OF_ALL`]).
 pub fn searchable_among_all(q: &str) -> bool {
