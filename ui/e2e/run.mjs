@@ -793,6 +793,18 @@ async function main() {
       await expectVisible(p.locator('th[aria-sort="ascending"]').filter({ hasText: "Name" }));
       await expectVisible(p.getByRole("table").getByRole("link").first().filter({ hasText: "Secret Doraclient" }), 10000);
       await shot(p, "auditor-clients-by-name");
+      // A search of everyone's clients shorter than three characters is refused, and the
+      // list before it is not left standing as if it were its answer.
+      await p.getByLabel("Search by name, email or account number").fill("ad");
+      await p.getByRole("button", { name: "Search" }).click();
+      await expectVisible(p.getByText("at least 3 characters"), 10000);
+      if (await p.getByRole("table").count()) throw new Error("a list stood under the refused search");
+      await p.getByLabel("Search by name, email or account number").fill("lovel");
+      await p.getByRole("button", { name: "Search" }).click();
+      await expectVisible(p.getByTestId("list-total").filter({ hasText: "1 client" }), 10000);
+      await p.getByLabel("Search by name, email or account number").fill("");
+      await p.getByRole("button", { name: "Search" }).click();
+      await expectVisible(p.getByTestId("list-total").filter({ hasText: "2 clients" }), 10000);
       await p.getByRole("link", { name: "Ada Lovelace" }).click();
       await p.getByRole("table", { name: "Accounts" }).getByRole("link", { name: /checking/ }).click();
       await expectVisible(p.getByTestId("list-total").filter({ hasText: /^\d+ transactions$/ }), 10000);
