@@ -71,4 +71,24 @@ impl AggregateCache {
             self.entries().remove(key);
         }
     }
+
+    /// Evicts `key` when the guard is dropped.
+    pub(crate) fn evict_on_drop(&self, key: String) -> EvictOnDrop<'_> {
+        EvictOnDrop { cache: self, key }
+    }
+}
+
+/// Held across an append: the cached copy keeps serving readers while the append is in
+/// flight (its events are not acknowledged yet, so the state before them is a true
+/// answer), and goes once the outcome is known, or once the append is abandoned with
+/// its outcome unknown.
+pub(crate) struct EvictOnDrop<'a> {
+    cache: &'a AggregateCache,
+    key: String,
+}
+
+impl Drop for EvictOnDrop<'_> {
+    fn drop(&mut self) {
+        self.cache.evict(&self.key);
+    }
 }

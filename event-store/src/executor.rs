@@ -161,10 +161,14 @@ impl EventStore {
                             aggregate: loaded.aggregate.clone(),
                             ..before.clone().advanced(Vec::new(), &sealed)
                         };
+                        // Put back before anything else awaits, so readers find it.
+                        let key = Self::cache_key::<A>(id);
                         if self.snapshot_due(before.version, version) {
+                            self.cache.put(key, after.clone());
                             self.save_snapshot(id, &after).await;
+                        } else {
+                            self.cache.put(key, after);
                         }
-                        self.cache.put(Self::cache_key::<A>(id), after);
                     }
                     return Ok(Committed {
                         version,

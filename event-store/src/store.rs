@@ -110,9 +110,11 @@ impl EventStore {
         if sealed.is_empty() {
             return Ok(sealed);
         }
-        // Whatever happens next, a cached copy of this stream may be out of date; the
-        // executor puts the new state back after a successful command.
-        self.cache.evict(&Self::cache_key::<A>(id));
+        // Once the outcome is known, a cached copy of this stream may be out of date; the
+        // executor puts the new state back after a successful command. Evicting before
+        // the append instead sent every reader during it (authorization loads the
+        // account on each command) to replay the stream from the store.
+        let _stale = self.cache.evict_on_drop(Self::cache_key::<A>(id));
         self.backend.append::<A>(&sealed).await?;
         // A stored permit: the follower wakes even if it was busy when we committed.
         self.commits.notify_one();
