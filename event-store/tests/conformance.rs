@@ -322,11 +322,40 @@ async fn refuses_a_stale_append(store: &EventStore) {
         .append::<Account>(&key, &first, &[event(101)], &metadata())
         .await
         .unwrap();
-    let stale = store
-        .append::<Account>(&key, &second, &[event(101)], &metadata())
-        .await;
+    // A stale append of two events, the second of whose sequences is free, beside
+    // another stream's append (in one group commit where the store has one): it is
+    // refused whole, and the other is written.
+    let other = AccountId::new();
+    let other_key = other.to_string();
+    store
+        .execute::<Account>(&other_key, Expected::Any, &metadata(), open(other, 0))
+        .await
+        .unwrap();
+    let other_loaded = store.load::<Account>(&other_key).await.unwrap();
+    let (stale_events, other_events, meta) = ([event(101), event(102)], [event(1)], metadata());
+    let (stale, beside) = futures::join!(
+        store.append::<Account>(&key, &second, &stale_events, &meta),
+        store.append::<Account>(&other_key, &other_loaded, &other_events, &meta)
+    );
     assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
-    assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2);
+    beside.unwrap();
+    assert_eq!(
+        store
+            .load_from_store::<Account>(&key)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(store.stream("account", &key).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .load_from_store::<Account>(&other_key)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
     let mismatch = store
         .execute::<Account>(&key, Expected::Version(1), &metadata(), deposit(1))
         .await;

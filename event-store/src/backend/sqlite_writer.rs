@@ -2,7 +2,7 @@
 //! `synchronous=FULL`) costs an fsync, which caps one-append-per-commit near 1,800
 //! appends/s on this kind of machine. Appends are therefore handed to one writer task,
 //! which takes every append waiting at that moment and writes them in one transaction
-//! (each in its own savepoint, so one stream's conflict refuses only that append), with
+//! (each in a statement of its own, so one stream's conflict refuses only that append), with
 //! one fsync for all. Reads go straight to sqlite-es. This is still a cqrs-es
 //! `PersistedEventRepository`, so the rest of the store does not know the difference.
 
@@ -65,36 +65,75 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>) {
     }
 }
 
-const INSERT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// How many events one INSERT takes (7 values each, within SQLite's 32,766).
+const EVENTS_PER_INSERT: usize = 1_000;
 
-/// Writes every append of `group` in one transaction; one outcome per append.
+/// `INSERT INTO events … VALUES (?, …), …` for `events` events.
+fn insert(events: usize) -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::from(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ",
+    );
+    sql.push_str(&vec![row; events].join(", "));
+    sql
+}
+
+/// Inserts `events` in one statement: a statement that fails leaves nothing behind, and
+/// the transaction goes on.
+async fn insert_events(
+    connection: &mut sqlx::SqliteConnection,
+    events: &[SerializedEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sql = insert(events.len());
+    let mut query = sqlx::query(&sql);
+    for event in events {
+        query = query
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(event.sequence as i64)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(event.payload.to_string())
+            .bind(event.metadata.to_string());
+    }
+    query.execute(connection).await.map(|_| ())
+}
+
+fn refusal(error: sqlx::Error) -> PersistenceError {
+    match &error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            PersistenceError::OptimisticLockError
+        }
+        _ => unknown(error),
+    }
+}
+
+/// Writes every append of `group` in one transaction; one outcome per append. An
+/// append is one INSERT, so one stream's conflict refuses only that append without a
+/// savepoint (two statements fewer per command); an append too long for one INSERT
+/// takes a savepoint.
 async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), PersistenceError>> {
     let attempt = async {
         let mut connection = pool.acquire().await.map_err(unknown)?;
         let mut transaction = connection.begin().await.map_err(unknown)?;
         let mut outcomes = Vec::with_capacity(group.len());
         for append in group {
+            if append.events.len() <= EVENTS_PER_INSERT {
+                outcomes.push(
+                    insert_events(&mut transaction, &append.events)
+                        .await
+                        .map_err(refusal),
+                );
+                continue;
+            }
             let mut savepoint = transaction.begin().await.map_err(unknown)?;
             let mut outcome = Ok(());
-            for event in &append.events {
-                let inserted = sqlx::query(INSERT)
-                    .bind(&event.aggregate_type)
-                    .bind(&event.aggregate_id)
-                    .bind(event.sequence as i64)
-                    .bind(&event.event_type)
-                    .bind(&event.event_version)
-                    .bind(event.payload.to_string())
-                    .bind(event.metadata.to_string())
-                    .execute(&mut *savepoint)
-                    .await;
-                if let Err(error) = inserted {
-                    outcome = Err(match &error {
-                        sqlx::Error::Database(e) if e.is_unique_violation() => {
-                            PersistenceError::OptimisticLockError
-                        }
-                        _ => unknown(error),
-                    });
+            for part in append.events.chunks(EVENTS_PER_INSERT) {
+                if let Err(error) = insert_events(&mut savepoint, part).await {
+                    outcome = Err(refusal(error));
                     break;
                 }
             }
