@@ -63,6 +63,7 @@ pub enum Param {
     Text(String),
     Int(i64),
     OptText(Option<String>),
+    OptInt(Option<i64>),
 }
 
 /// `SELECT … WHERE <conditions> ORDER BY … LIMIT …`, numbering placeholders as it goes.
@@ -180,6 +181,7 @@ pub fn bind_all<'q, O>(
             Param::Text(text) => query.bind(text),
             Param::Int(int) => query.bind(int),
             Param::OptText(text) => query.bind(text),
+            Param::OptInt(int) => query.bind(int),
         };
     }
     query
@@ -207,19 +209,20 @@ pub fn paginate<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Vec<String>
     }
 }
 
-/// Rows waiting to be inserted with multi-row `INSERT`s: far fewer statements than one
-/// per row, which is what the projector spends its time on.
+/// Rows waiting to be written with multi-row statements: far fewer statements than one
+/// per row, which is what the projector spends its time on. The rows go in as a
+/// `VALUES` list: after an `INSERT`, or as a table an `UPDATE … FROM` joins.
 pub(crate) struct PendingRows {
-    /// `INSERT INTO t (a, b, c) VALUES`.
-    insert: &'static str,
+    /// What comes before the rows: `INSERT INTO t (a, b, c) VALUES`.
+    head: &'static str,
     columns: usize,
     values: Vec<Param>,
 }
 
 impl PendingRows {
-    pub(crate) fn new(insert: &'static str, columns: usize) -> Self {
+    pub(crate) fn new(head: &'static str, columns: usize) -> Self {
         PendingRows {
-            insert,
+            head,
             columns,
             values: Vec::new(),
         }
@@ -234,41 +237,31 @@ impl PendingRows {
         &mut self,
         conn: &mut sqlx::AnyConnection,
     ) -> Result<(), ProjectionError> {
-        self.flush_upsert(conn, "").await
+        self.flush_with(conn, "").await.map(|_| ())
     }
 
-    /// Like `flush`, with `suffix` (an `ON CONFLICT …` clause) after the values.
-    pub(crate) async fn flush_upsert(
+    /// Like `flush`, with `tail` after the values (an `ON CONFLICT …` clause, or the
+    /// rest of an `UPDATE … FROM (VALUES`); the rows the statements affected.
+    pub(crate) async fn flush_with(
         &mut self,
         conn: &mut sqlx::AnyConnection,
-        suffix: &str,
-    ) -> Result<(), ProjectionError> {
+        tail: &str,
+    ) -> Result<u64, ProjectionError> {
         const ROWS_PER_STATEMENT: usize = 100;
-        // SQLite gets anonymous `?` placeholders: binding a named one (`$n`) costs a
-        // linear search of the statement's names, quadratic over a 1,000-value insert
-        // (two fifths of a rebuild's CPU went there). PostgreSQL needs `$n`.
-        let anonymous = conn.backend_name() == "SQLite";
+        let anonymous = anonymous_placeholders(conn);
         let values = std::mem::take(&mut self.values);
+        let mut affected = 0;
         for chunk in values.chunks(self.columns * ROWS_PER_STATEMENT) {
-            let rows = chunk.len() / self.columns;
-            let mut sql = String::from(self.insert);
-            for row in 0..rows {
-                sql.push_str(if row == 0 { " (" } else { ", (" });
-                for column in 0..self.columns {
-                    if column > 0 {
-                        sql.push_str(", ");
-                    }
-                    if anonymous {
-                        sql.push('?');
-                    } else {
-                        sql.push_str(&format!("${}", row * self.columns + column + 1));
-                    }
-                }
-                sql.push(')');
-            }
-            if !suffix.is_empty() {
+            let mut sql = String::from(self.head);
+            sql.push(' ');
+            sql.push_str(&values_list(
+                chunk.len() / self.columns,
+                self.columns,
+                anonymous,
+            ));
+            if !tail.is_empty() {
                 sql.push(' ');
-                sql.push_str(suffix);
+                sql.push_str(tail);
             }
             let mut query = sqlx::query(&sql);
             for param in chunk {
@@ -276,12 +269,40 @@ impl PendingRows {
                     Param::Text(text) => query.bind(text.as_str()),
                     Param::Int(int) => query.bind(*int),
                     Param::OptText(text) => query.bind(text.as_deref()),
+                    Param::OptInt(int) => query.bind(*int),
                 };
             }
-            query.execute(&mut *conn).await?;
+            affected += query.execute(&mut *conn).await?.rows_affected();
         }
-        Ok(())
+        Ok(affected)
     }
+}
+
+/// Whether `conn` takes anonymous `?` placeholders. SQLite does: binding a named one
+/// (`$n`) costs a linear search of the statement's names, quadratic over a 1,000-value
+/// insert (two fifths of a rebuild's CPU went there). PostgreSQL needs `$n`.
+pub(crate) fn anonymous_placeholders(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name() == "SQLite"
+}
+
+/// `(?, ?), (?, ?)` (or `($1, $2), ($3, $4)`): `rows` rows of `columns` placeholders.
+pub(crate) fn values_list(rows: usize, columns: usize, anonymous: bool) -> String {
+    let mut sql = String::with_capacity(rows * columns * 4);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            if anonymous {
+                sql.push('?');
+            } else {
+                sql.push_str(&format!("${}", row * columns + column + 1));
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// `$1, $2, … $n`: the placeholders of an `IN (…)` list of `n` values.
@@ -295,6 +316,13 @@ pub fn placeholders(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_values_list_has_a_placeholder_per_value() {
+        assert_eq!(values_list(2, 3, true), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(values_list(2, 2, false), "($1, $2), ($3, $4)");
+        assert_eq!(values_list(1, 1, false), "($1)");
+    }
 
     #[test]
     fn placeholders_are_numbered_in_order() {

@@ -177,6 +177,7 @@ impl<F: GapSource> Projector<F> {
         let mut tx = pool.begin().await?;
         let staged = async {
             let mut staging = Staging::new();
+            staging.read_positions(&mut tx, events).await?;
             for stored in events {
                 let event = &stored.event;
                 let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
@@ -591,6 +592,30 @@ impl Staging {
         }
     }
 
+    /// Reads the positions of every stream in `events` at once (a batch of a busy
+    /// system touches hundreds of streams: one statement each was most of its cost).
+    async fn read_positions(
+        &mut self,
+        conn: &mut AnyConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for stored in events {
+            let key = (
+                stored.event.aggregate_type.clone(),
+                stored.event.aggregate_id.clone(),
+            );
+            if !self.positions.contains_key(&key) {
+                self.positions.insert(key.clone(), (0, false));
+                keys.push(key);
+            }
+        }
+        for (key, position) in stream_positions(conn, &keys).await? {
+            self.positions.insert(key, position);
+        }
+        Ok(())
+    }
+
     async fn position(
         &mut self,
         conn: &mut AnyConnection,
@@ -636,9 +661,7 @@ impl Staging {
     }
 
     async fn flush(mut self, conn: &mut AnyConnection) -> Result<(), ProjectionError> {
-        for (id, update) in &self.accounts {
-            accounts::write_update(conn, id, update).await?;
-        }
+        accounts::write_updates(conn, &self.accounts).await?;
         self.transactions.flush(conn).await?;
         self.audit.flush(conn).await?;
         let mut positions = PendingRows::new(
@@ -654,7 +677,10 @@ impl Staging {
                 Param::Int(0),
             ]);
         }
-        positions.flush_upsert(conn, "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence").await
+        positions
+            .flush_with(conn, "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence")
+            .await
+            .map(|_| ())
     }
 }
 
@@ -668,6 +694,32 @@ async fn save_checkpoint(conn: &mut AnyConnection, position: i64) -> Result<(), 
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The recorded positions of the streams `keys` that have one.
+async fn stream_positions(
+    conn: &mut AnyConnection,
+    keys: &[(String, String)],
+) -> Result<Vec<((String, String), (i64, bool))>, ProjectionError> {
+    const STREAMS_PER_STATEMENT: usize = 200;
+    let anonymous = crate::page::anonymous_placeholders(conn);
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(STREAMS_PER_STATEMENT) {
+        // A join on the primary key: SQLite scans the table for `(a, b) IN (VALUES …)`.
+        let sql = format!(
+            "SELECT p.aggregate_type, p.aggregate_id, p.last_sequence, p.poisoned FROM (VALUES {}) AS k \
+             JOIN stream_positions p ON p.aggregate_type = k.column1 AND p.aggregate_id = k.column2",
+            crate::page::values_list(chunk.len(), 2, anonymous)
+        );
+        let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(&sql);
+        for (aggregate_type, id) in chunk {
+            query = query.bind(aggregate_type.as_str()).bind(id.as_str());
+        }
+        for (aggregate_type, id, last, poisoned) in query.fetch_all(&mut *conn).await? {
+            found.push(((aggregate_type, id), (last, poisoned != 0)));
+        }
+    }
+    Ok(found)
 }
 
 async fn stream_position(

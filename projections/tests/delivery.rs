@@ -386,6 +386,52 @@ async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     assert_eq!(history_len(&setup, &after).await, 2);
 }
 
+/// The fast path writes a batch's account updates in one statement; an account the read
+/// model lacks still fails only its own event, named in the dead letter.
+#[tokio::test]
+async fn a_deposit_to_an_account_the_read_model_lacks_is_set_aside_and_the_batch_goes_on() {
+    let setup = setup().await;
+    let before = account_with_deposits(&setup.store, 1).await;
+    let deposit = setup
+        .feed
+        .read_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event.event_type == "MoneyDeposited")
+        .unwrap();
+    // Its own transaction id, so nothing but the missing account can fail it.
+    let mut payload = deposit.event.payload.clone();
+    payload["MoneyDeposited"]["transaction_id"] = TransactionId::new().to_string().into();
+    let Backend::Sqlite(sqlite) = setup.store.backend() else {
+        unreachable!()
+    };
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('account', 'unopened-account', 1, 'MoneyDeposited', $1, $2, $3)",
+    )
+    .bind(&deposit.event.event_version)
+    .bind(payload.to_string())
+    .bind(deposit.event.metadata.to_string())
+    .execute(sqlite.pool())
+    .await
+    .unwrap();
+    let after = account_with_deposits(&setup.store, 2).await;
+    let caught_up = setup.projector.catch_up().await.unwrap();
+    assert_eq!(caught_up.dead_lettered, 1);
+    assert_eq!(balance(&setup, &before).await, (10, 2));
+    assert_eq!(balance(&setup, &after).await, (20, 3));
+    let (error,): (String,) =
+        sqlx::query_as("SELECT error FROM dead_letters WHERE aggregate_id = 'unopened-account'")
+            .fetch_one(&setup.read.pool())
+            .await
+            .unwrap();
+    assert!(
+        error.contains("account unopened-account is not in the read model"),
+        "{error}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_timeouts_are_retried_and_nothing_is_dead_lettered() {
     use sqlx::Connection;

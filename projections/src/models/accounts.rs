@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
-use crate::page::{bind_all, decode_cursor, paginate, Page, Param, Select};
+use crate::page::{bind_all, decode_cursor, paginate, Page, Param, PendingRows, Select};
 
 #[derive(Debug, Clone, FromRow)]
 struct Row {
@@ -175,6 +175,41 @@ impl PendingUpdate {
         self.version = later.version;
         self.updated_at.clone_from(&later.updated_at);
     }
+}
+
+/// Writes a batch's account updates in as few statements as rows allow (`UPDATE … FROM
+/// (VALUES …)`, which SQLite and PostgreSQL both read), not one per account. An account
+/// missing from the read model is poison; the careful redo then names it.
+pub(crate) async fn write_updates(
+    conn: &mut AnyConnection,
+    updates: &std::collections::HashMap<String, PendingUpdate>,
+) -> Result<(), ProjectionError> {
+    let mut rows = PendingRows::new(
+        "UPDATE accounts SET balance_minor = COALESCE(u.column2, accounts.balance_minor), \
+         status = COALESCE(u.column3, accounts.status), version = u.column4, updated_at = u.column5 \
+         FROM (VALUES",
+        5,
+    );
+    for (id, update) in updates {
+        rows.push(vec![
+            Param::Text(id.clone()),
+            Param::OptInt(update.balance),
+            Param::OptText(update.status.map(str::to_string)),
+            Param::Int(update.version),
+            Param::Text(update.updated_at.clone()),
+        ]);
+    }
+    let updated = rows
+        .flush_with(conn, ") AS u WHERE accounts.id = u.column1")
+        .await?;
+    if updated != updates.len() as u64 {
+        return Err(ProjectionError::Poison(format!(
+            "{} of {} accounts are not in the read model",
+            updates.len() as u64 - updated.min(updates.len() as u64),
+            updates.len()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) async fn write_update(
