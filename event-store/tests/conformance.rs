@@ -1172,6 +1172,55 @@ macro_rules! snapshot_tables {
     };
 }
 
+/// An append abandoned after it was handed to the group commit (its caller gone) still
+/// commits; the cached copy from before it must not outlive it, or later reads and
+/// commands would see the stream without the appended events.
+#[tokio::test]
+async fn an_abandoned_append_leaves_no_stale_copy_behind() {
+    let fixture = Fixture::sqlite().await;
+    let store = &fixture.store;
+    let id = AccountId::new();
+    let key = id.to_string();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
+        .await
+        .unwrap();
+    let loaded = store.load::<Account>(&key).await.unwrap();
+    let deposit = [AccountEvent::MoneyDeposited {
+        transaction_id: TransactionId::new(),
+        amount: eur(1),
+        description: None,
+        balance_after: eur(101),
+    }];
+    let meta = metadata();
+    let mut append = Box::pin(store.append::<Account>(&key, &loaded, &deposit, &meta));
+    // Polled once: queued for the writer, then dropped before its outcome is known.
+    assert!(futures::poll!(append.as_mut()).is_pending());
+    drop(append);
+    for _ in 0..500 {
+        if store
+            .load_from_store::<Account>(&key)
+            .await
+            .unwrap()
+            .version
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        store
+            .load_from_store::<Account>(&key)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2);
+    fixture.finish().await;
+}
+
 mod snapshot_table {
     use super::*;
     snapshot_tables!(sqlite);
