@@ -145,6 +145,33 @@ async fn deliver(setup: &Setup, events: &[StoredEvent]) -> CatchUp {
     stats
 }
 
+/// Writes the first event of account stream `id` straight into the store's table,
+/// bypassing the aggregate, as only a tool could.
+async fn insert_first_event(
+    setup: &Setup,
+    id: &str,
+    event_type: &str,
+    event_version: &str,
+    payload: &str,
+    metadata: &str,
+) {
+    let Backend::Sqlite(sqlite) = setup.store.backend() else {
+        unreachable!()
+    };
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('account', $1, 1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(event_type)
+    .bind(event_version)
+    .bind(payload)
+    .bind(metadata)
+    .execute(sqlite.pool())
+    .await
+    .unwrap();
+}
+
 async fn balance(setup: &Setup, account: &str) -> (i64, i64) {
     let view = accounts::get(&setup.read.pool(), account)
         .await
@@ -367,17 +394,16 @@ async fn postgres_read_models_match_sqlite() {
 async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     let setup = setup().await;
     let before = account_with_deposits(&setup.store, 1).await;
-    let Backend::Sqlite(sqlite) = setup.store.backend() else {
-        unreachable!()
-    };
-    let pool = sqlite.pool();
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES ('account', 'broken-account', 1, 'AccountOpened', '1', '{\"AccountOpened\": {\"nonsense\": true}}', '{}')",
+    let nonsense = r#"{"AccountOpened": {"nonsense": true}}"#;
+    insert_first_event(
+        &setup,
+        "broken-account",
+        "AccountOpened",
+        "1",
+        nonsense,
+        "{}",
     )
-    .execute(pool)
-    .await
-    .unwrap();
+    .await;
     let after = account_with_deposits(&setup.store, 2).await;
     let caught_up = setup.projector.catch_up().await.unwrap();
     assert_eq!(caught_up.dead_lettered, 1);
@@ -403,19 +429,15 @@ async fn a_deposit_to_an_account_the_read_model_lacks_is_set_aside_and_the_batch
     // Its own transaction id, so nothing but the missing account can fail it.
     let mut payload = deposit.event.payload.clone();
     payload["MoneyDeposited"]["transaction_id"] = TransactionId::new().to_string().into();
-    let Backend::Sqlite(sqlite) = setup.store.backend() else {
-        unreachable!()
-    };
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES ('account', 'unopened-account', 1, 'MoneyDeposited', $1, $2, $3)",
+    insert_first_event(
+        &setup,
+        "unopened-account",
+        "MoneyDeposited",
+        &deposit.event.event_version,
+        &payload.to_string(),
+        &deposit.event.metadata.to_string(),
     )
-    .bind(&deposit.event.event_version)
-    .bind(payload.to_string())
-    .bind(deposit.event.metadata.to_string())
-    .execute(sqlite.pool())
-    .await
-    .unwrap();
+    .await;
     let after = account_with_deposits(&setup.store, 2).await;
     let caught_up = setup.projector.catch_up().await.unwrap();
     assert_eq!(caught_up.dead_lettered, 1);
