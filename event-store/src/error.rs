@@ -53,8 +53,13 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(error) => {
             let code = error.code().unwrap_or_default();
-            let sqlite_busy =
-                matches!(code.parse::<i32>(), Ok(code) if matches!(code & 0xff, 5 | 6));
+            // SQLite's codes are numbers, and so are many of PostgreSQL's SQLSTATEs:
+            // 22021 (a NUL byte in text) would read as SQLite's BUSY.
+            let postgres = error
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some();
+            let sqlite_busy = !postgres
+                && matches!(code.parse::<i32>(), Ok(code) if matches!(code & 0xff, 5 | 6));
             let postgres_transient = ["40", "53", "57P", "08"]
                 .iter()
                 .any(|prefix| code.starts_with(prefix))
