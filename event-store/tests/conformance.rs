@@ -389,6 +389,83 @@ async fn refuses_a_stale_append(store: &EventStore) {
     );
 }
 
+/// One-event appends made at the same moment (written together where the store groups
+/// them): each stale one is refused alone, the rest are written; two appends of the same
+/// sequence of one stream, one wins.
+async fn refuses_only_the_stale_appends_of_a_group(store: &EventStore) {
+    let deposit = |balance| {
+        [AccountEvent::MoneyDeposited {
+            transaction_id: TransactionId::new(),
+            amount: eur(1),
+            description: None,
+            balance_after: eur(balance),
+        }]
+    };
+    let meta = metadata();
+    let mut streams = Vec::new();
+    for n in 0..24 {
+        let id = AccountId::new();
+        let key = id.to_string();
+        store
+            .execute::<Account>(&key, Expected::Any, &meta, open(id, 100))
+            .await
+            .unwrap();
+        let loaded = store.load::<Account>(&key).await.unwrap();
+        // Every third stream moves on first: its loaded copy is stale.
+        let stale = n % 3 == 0;
+        if stale {
+            store
+                .append::<Account>(&key, &loaded, &deposit(101), &meta)
+                .await
+                .unwrap();
+        }
+        streams.push((key, loaded, stale));
+    }
+    let events: Vec<_> = (0..streams.len()).map(|_| deposit(102)).collect();
+    let outcomes = futures::future::join_all(
+        streams
+            .iter()
+            .zip(&events)
+            .map(|((key, loaded, _), events)| store.append::<Account>(key, loaded, events, &meta)),
+    )
+    .await;
+    for ((key, _, stale), outcome) in streams.iter().zip(outcomes) {
+        match (stale, outcome) {
+            (true, Err(StoreError::Conflict)) | (false, Ok(_)) => {}
+            (stale, outcome) => panic!("stale {stale}: {outcome:?}"),
+        }
+        let stream = store.stream("account", key).await.unwrap();
+        assert_eq!(stream.len(), 2, "{key}");
+        let balance = stream[1].payload["MoneyDeposited"]["balance_after"]["amount_minor"].clone();
+        assert_eq!(balance, if *stale { 101 } else { 102 }, "{key}");
+        assert!(verify_stream(&stream).is_empty(), "{key}");
+    }
+    // The same sequence of a stream twice at once, for several streams: one of each
+    // pair is written, the other refused.
+    let mut pairs = Vec::new();
+    for (key, _, _) in &streams[..8] {
+        let at_two = store.load_from_store::<Account>(key).await.unwrap();
+        pairs.push((key, at_two, deposit(103), deposit(104)));
+    }
+    let outcomes = futures::future::join_all(pairs.iter().flat_map(|(key, at_two, a, b)| {
+        [
+            store.append::<Account>(key, at_two, a, &meta),
+            store.append::<Account>(key, at_two, b, &meta),
+        ]
+    }))
+    .await;
+    for ((key, ..), pair) in pairs.iter().zip(outcomes.chunks(2)) {
+        assert!(
+            matches!(
+                pair,
+                [Ok(_), Err(StoreError::Conflict)] | [Err(StoreError::Conflict), Ok(_)]
+            ),
+            "{pair:?}"
+        );
+        assert_eq!(store.stream("account", key).await.unwrap().len(), 3);
+    }
+}
+
 async fn concurrent_writers_lose_nothing(fixture: &Fixture) {
     let id = AccountId::new();
     let key = id.to_string();
@@ -1097,6 +1174,13 @@ macro_rules! conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn refuses_only_the_stale_appends_of_a_group() {
+                let fixture = Fixture::$backend().await;
+                super::refuses_only_the_stale_appends_of_a_group(&fixture.store).await;
+                fixture.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_writers_lose_nothing() {
                 let fixture = Fixture::$backend().await;
                 super::concurrent_writers_lose_nothing(&fixture).await;
@@ -1176,9 +1260,20 @@ macro_rules! snapshot_tables {
 /// commits; the cached copy from before it must not outlive it, or later reads and
 /// commands would see the stream without the appended events.
 #[tokio::test]
-async fn an_abandoned_append_leaves_no_stale_copy_behind() {
+async fn an_abandoned_append_leaves_no_stale_copy_behind_on_sqlite() {
     let fixture = Fixture::sqlite().await;
-    let store = &fixture.store;
+    an_abandoned_append_leaves_no_stale_copy_behind(&fixture.store).await;
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn an_abandoned_append_leaves_no_stale_copy_behind_on_postgres() {
+    let fixture = Fixture::postgres().await;
+    an_abandoned_append_leaves_no_stale_copy_behind(&fixture.store).await;
+    fixture.finish().await;
+}
+
+async fn an_abandoned_append_leaves_no_stale_copy_behind(store: &EventStore) {
     let id = AccountId::new();
     let key = id.to_string();
     store
@@ -1218,6 +1313,40 @@ async fn an_abandoned_append_leaves_no_stale_copy_behind() {
         2
     );
     assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2);
+}
+
+/// A group PostgreSQL refuses whole (here for one append's id, which holds a NUL byte
+/// its text type cannot store) costs only that append: the others are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_bad_append_alone() {
+    let fixture = Fixture::postgres().await;
+    let store = &fixture.store;
+    let meta = metadata();
+    let event = [AccountEvent::MoneyDeposited {
+        transaction_id: TransactionId::new(),
+        amount: eur(1),
+        description: None,
+        balance_after: eur(1),
+    }];
+    let fresh = store.load::<Account>("unused").await.unwrap();
+    let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
+    keys.push("bad\0id".into());
+    let outcomes = futures::future::join_all(
+        keys.iter()
+            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
+    )
+    .await;
+    for (key, outcome) in keys.iter().zip(outcomes) {
+        if key.contains('\0') {
+            assert!(
+                matches!(outcome, Err(StoreError::Unavailable(_))),
+                "{outcome:?}"
+            );
+        } else {
+            outcome.unwrap();
+            assert_eq!(store.stream("account", key).await.unwrap().len(), 1);
+        }
+    }
     fixture.finish().await;
 }
 

@@ -1,8 +1,14 @@
-//! Appends to PostgreSQL in one statement. postgres-es writes an append as a transaction
-//! of one INSERT per event (BEGIN, INSERT …, COMMIT: three round trips for a deposit);
-//! a single multi-row INSERT is just as atomic, since a statement commits whole or not
-//! at all, and costs one round trip. A sequence already taken violates the primary key:
-//! another writer appended first, and nothing of this append is written. Reads go
+//! Appends to PostgreSQL, with group commit. postgres-es writes an append as a
+//! transaction of one INSERT per event (BEGIN, INSERT …, COMMIT: three round trips for
+//! a deposit). Here an append is one statement, which commits whole or not at all; a
+//! sequence already taken violates the primary key: another writer appended first.
+//!
+//! Most appends are one event (a deposit, a withdrawal). Those waiting at the same
+//! moment are written together by one statement, `INSERT … ON CONFLICT DO NOTHING
+//! RETURNING` the keys it wrote: a row it did not write is a sequence another writer
+//! took, so that append alone is refused, and the others commit. The server's cost of
+//! a statement and a commit is then shared by every append in it. An append of several
+//! events keeps a statement of its own, so it is never written in part. Reads go
 //! straight to postgres-es. Still a cqrs-es `PersistedEventRepository`, as on SQLite.
 
 use cqrs_es::persist::{
@@ -11,70 +17,234 @@ use cqrs_es::persist::{
 use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
-use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
-/// postgres-es for reads; appends as one INSERT.
+/// postgres-es for reads; appends as one INSERT, one-event appends grouped.
 pub(super) struct PostgresRepository {
     reads: PostgresEventRepository,
     pool: PgPool,
+    singles: mpsc::Sender<Single>,
 }
 
+/// A one-event append waiting for its group.
+struct Single {
+    event: SerializedEvent,
+    done: oneshot::Sender<Result<(), PersistenceError>>,
+}
+
+/// How many one-event appends one statement takes at most.
+const MAX_GROUP: usize = 512;
+
+/// How many groups are written at once. While they are, appends queue for the next
+/// group. Two beat one (a group is gathered while the other commits) and four (groups
+/// of one or two, the server's cost per statement back): docs/performance.md.
+const IN_FLIGHT: usize = 2;
+
 impl PostgresRepository {
+    /// Starts the group writer on the current runtime.
     pub(crate) fn new(pool: PgPool) -> Self {
+        let (singles, queue) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(writer(pool.clone(), queue));
         PostgresRepository {
             reads: PostgresEventRepository::new(pool.clone()),
             pool,
+            singles,
         }
     }
 
-    async fn insert(&self, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
-        // PostgreSQL takes at most 65,535 parameters (7 per event); larger appends (a
-        // bulk load) go in one transaction of several statements.
-        if events.len() > MAX_ROWS {
-            return self.insert_in_parts(events).await;
-        }
-        let mut insert = rows(events);
-        insert
-            .build()
-            .execute(&self.pool)
+    async fn append_one(&self, event: &SerializedEvent) -> Result<(), PersistenceError> {
+        let stopped = || PersistenceError::ConnectionError("the event writer has stopped".into());
+        let (done, outcome) = oneshot::channel();
+        self.singles
+            .send(Single {
+                event: event.clone(),
+                done,
+            })
             .await
-            .map(drop)
-            .map_err(refused)
-    }
-
-    async fn insert_in_parts(&self, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
-        let mut tx = self.pool.begin().await.map_err(refused)?;
-        for part in events.chunks(MAX_ROWS) {
-            rows(part)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(refused)?;
-        }
-        tx.commit().await.map_err(refused)
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
     }
 }
 
-/// Events per INSERT: 7 parameters each, under PostgreSQL's 65,535.
-const MAX_ROWS: usize = 9_000;
+/// Takes every one-event append waiting and writes them as one statement, each group
+/// on a connection of its own. The busier the store, the larger its groups.
+async fn writer(pool: PgPool, mut queue: mpsc::Receiver<Single>) {
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            write_group(&pool, group).await;
+            drop(permit);
+        });
+    }
+}
 
-/// The INSERT of `events`.
-fn rows(events: &[SerializedEvent]) -> QueryBuilder<'_, Postgres> {
-    let mut insert = QueryBuilder::<Postgres>::new(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-         event_version, payload, metadata) ",
-    );
-    insert.push_values(events, |mut row, event| {
-        row.push_bind(&event.aggregate_type)
-            .push_bind(&event.aggregate_id)
-            .push_bind(event.sequence as i64)
-            .push_bind(&event.event_type)
-            .push_bind(&event.event_version)
-            .push_bind(Json(&event.payload))
-            .push_bind(Json(&event.metadata));
-    });
-    insert
+/// A row's key: aggregate type, id and sequence.
+type Key = (String, String, i64);
+
+fn key(event: &SerializedEvent) -> Key {
+    (
+        event.aggregate_type.clone(),
+        event.aggregate_id.clone(),
+        event.sequence as i64,
+    )
+}
+
+/// Writes `group` and answers each append. Two appends of the same key in one
+/// statement could not be told apart in what it returns, so a repeated key is written
+/// after the group on its own.
+async fn write_group(pool: &PgPool, group: Vec<Single>) {
+    let mut keys = HashSet::with_capacity(group.len());
+    let (together, alone): (Vec<Single>, Vec<Single>) = group
+        .into_iter()
+        .partition(|single| keys.insert(key(&single.event)));
+    let events: Vec<&SerializedEvent> = together.iter().map(|single| &single.event).collect();
+    match insert(pool, &events, Conflicts::Skip).await {
+        Ok(written) => {
+            let written: HashSet<Key> = written.into_iter().collect();
+            for single in together {
+                let outcome = if written.contains(&key(&single.event)) {
+                    Ok(())
+                } else {
+                    Err(PersistenceError::OptimisticLockError)
+                };
+                let _ = single.done.send(outcome);
+            }
+        }
+        // The connection failed: whether the statement committed is unknown, as it would
+        // be for an append of its own.
+        Err(error) if crate::is_transient(&error) => {
+            let message = error.to_string();
+            for single in together {
+                let _ = single.done.send(Err(PersistenceError::ConnectionError(
+                    message.clone().into(),
+                )));
+            }
+        }
+        // Refused whole (one append's bad value): nothing was written, and each append
+        // is tried alone, so only the bad one fails.
+        Err(_) => {
+            for single in together {
+                let outcome = insert_alone(pool, &single.event).await;
+                let _ = single.done.send(outcome);
+            }
+        }
+    }
+    for single in alone {
+        let outcome = insert_alone(pool, &single.event).await;
+        let _ = single.done.send(outcome);
+    }
+}
+
+async fn insert_alone(pool: &PgPool, event: &SerializedEvent) -> Result<(), PersistenceError> {
+    insert(pool, &[event], Conflicts::Refuse)
+        .await
+        .map(drop)
+        .map_err(refused)
+}
+
+/// What a row whose key is taken does to the statement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    /// Fails it: nothing is written.
+    Refuse,
+    /// Is left out: the rest is written, and the statement returns the keys it wrote.
+    Skip,
+}
+
+/// Inserts `events` in one statement, their columns as arrays: one statement text for
+/// any number of rows, so the server plans it once per connection. Returns the keys
+/// written.
+async fn insert(
+    pool: &PgPool,
+    events: &[&SerializedEvent],
+    conflicts: Conflicts,
+) -> Result<Vec<Key>, sqlx::Error> {
+    let mut columns = Columns::with_capacity(events.len());
+    for event in events {
+        columns.push(event);
+    }
+    let query = match conflicts {
+        Conflicts::Refuse => INSERT,
+        Conflicts::Skip => INSERT_SKIPPING_TAKEN,
+    };
+    let query = sqlx::query_as::<_, Key>(query)
+        .bind(columns.aggregate_types)
+        .bind(columns.aggregate_ids)
+        .bind(columns.sequences)
+        .bind(columns.event_types)
+        .bind(columns.event_versions)
+        .bind(columns.payloads)
+        .bind(columns.metadata);
+    query.fetch_all(pool).await
+}
+
+const INSERT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, metadata) \
+     SELECT t, i, s, e, v, p::json, m::json \
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+     AS u(t, i, s, e, v, p, m) \
+     RETURNING aggregate_type, aggregate_id, sequence";
+
+const INSERT_SKIPPING_TAKEN: &str =
+    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, metadata) \
+     SELECT t, i, s, e, v, p::json, m::json \
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+     AS u(t, i, s, e, v, p, m) \
+     ON CONFLICT DO NOTHING \
+     RETURNING aggregate_type, aggregate_id, sequence";
+
+/// Events as one array per column. Payload and metadata go as the JSON text stored:
+/// the `json` type keeps it as sent.
+struct Columns {
+    aggregate_types: Vec<String>,
+    aggregate_ids: Vec<String>,
+    sequences: Vec<i64>,
+    event_types: Vec<String>,
+    event_versions: Vec<String>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            aggregate_types: Vec::with_capacity(n),
+            aggregate_ids: Vec::with_capacity(n),
+            sequences: Vec::with_capacity(n),
+            event_types: Vec::with_capacity(n),
+            event_versions: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, event: &SerializedEvent) {
+        self.aggregate_types.push(event.aggregate_type.clone());
+        self.aggregate_ids.push(event.aggregate_id.clone());
+        self.sequences.push(event.sequence as i64);
+        self.event_types.push(event.event_type.clone());
+        self.event_versions.push(event.event_version.clone());
+        self.payloads.push(event.payload.to_string());
+        self.metadata.push(event.metadata.to_string());
+    }
 }
 
 /// A refused append as cqrs-es names it: a taken sequence is another writer's append.
@@ -96,9 +266,20 @@ impl PersistedEventRepository for PostgresRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        if snapshot_update.is_some() || events.is_empty() {
-            return self.reads.persist::<A>(events, snapshot_update).await;
+        match events {
+            _ if snapshot_update.is_some() => {
+                self.reads.persist::<A>(events, snapshot_update).await
+            }
+            [] => Ok(()),
+            [event] => self.append_one(event).await,
+            // Arrays are one parameter each, so any number of events fits one statement.
+            events => {
+                let events: Vec<&SerializedEvent> = events.iter().collect();
+                insert(&self.pool, &events, Conflicts::Refuse)
+                    .await
+                    .map(drop)
+                    .map_err(refused)
+            }
         }
-        self.insert(events).await
     }
 }
