@@ -48,6 +48,11 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// Writes need no queue of ours: PostgreSQL locks rows, not the database.
+    async fn exclusive(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     /// An event as PostgreSQL stores it: payload and metadata as JSON.
     fn event_from_row(
         (t, i, s, e, v, p, m): (String, String, i64, String, String, Value, Value),

@@ -101,8 +101,9 @@ pub(crate) fn open_streams_query(terminal_events: &[&str]) -> String {
 /// Implements, for a SQL store type named `$name`, every capability whose SQL both
 /// dialects share: `$events` is the field holding the durable pool, `$records` the pool
 /// idempotency records and snapshots (leases and a cache, which need no fsync of their
-/// own) go to. The store has a cqrs-es `repository` for appends and an
-/// `event_from_row` reading its dialect's event rows.
+/// own) go to. The store has a cqrs-es `repository` for appends, an `event_from_row`
+/// reading its dialect's event rows, and an `exclusive()` every write holds (see
+/// `SqliteStore`'s).
 macro_rules! sql_capabilities {
     ($store:ty, $name:literal, events: $events:ident, records: $records:ident) => {
         impl $crate::capabilities::EventLog for $store {
@@ -212,6 +213,7 @@ macro_rules! sql_capabilities {
                 let pool = &self.$records;
                 let now = chrono::Utc::now();
                 let created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let exclusive = self.exclusive().await;
                 let inserted = sqlx::query(sql::CLAIM)
                     .bind(caller)
                     .bind(key)
@@ -220,6 +222,7 @@ macro_rules! sql_capabilities {
                     .bind(lease_end(lease))
                     .execute(pool)
                     .await?;
+                drop(exclusive);
                 if inserted.rows_affected() == 1 {
                     return Ok(Claim::New {
                         claimed_at_ms: now.timestamp_millis(),
@@ -246,6 +249,7 @@ macro_rules! sql_capabilities {
                         body: body.unwrap_or_default(),
                     }));
                 }
+                let exclusive = self.exclusive().await;
                 let taken = sqlx::query(sql::TAKE_OVER)
                     .bind(lease_end(lease))
                     .bind(caller)
@@ -253,6 +257,7 @@ macro_rules! sql_capabilities {
                     .bind(now_ms())
                     .execute(pool)
                     .await?;
+                drop(exclusive);
                 if taken.rows_affected() == 1 {
                     return Ok(Claim::New {
                         claimed_at_ms: millis_of(&created_at)?,
@@ -268,6 +273,7 @@ macro_rules! sql_capabilities {
                 key: &str,
                 lease: std::time::Duration,
             ) -> Result<(), $crate::StoreError> {
+                let _exclusive = self.exclusive().await;
                 sqlx::query($crate::backend::sql::RENEW)
                     .bind($crate::idempotency::lease_end(lease))
                     .bind(caller)
@@ -284,6 +290,7 @@ macro_rules! sql_capabilities {
                 response: &$crate::idempotency::StoredResponse,
             ) -> Result<(), $crate::StoreError> {
                 let headers = serde_json::to_string(&response.headers)?;
+                let _exclusive = self.exclusive().await;
                 sqlx::query($crate::backend::sql::COMPLETE)
                     .bind(i32::from(response.status))
                     .bind(&headers)
@@ -296,6 +303,7 @@ macro_rules! sql_capabilities {
             }
 
             async fn release(&self, caller: &str, key: &str) -> Result<(), $crate::StoreError> {
+                let _exclusive = self.exclusive().await;
                 sqlx::query($crate::backend::sql::RELEASE)
                     .bind(caller)
                     .bind(key)
@@ -332,6 +340,7 @@ macro_rules! sql_capabilities {
         impl $crate::capabilities::NumberSequence for $store {
             async fn allocate(&self, key: &str) -> Result<i64, $crate::StoreError> {
                 // The durable pool: the number is on disk before what uses it is.
+                let _exclusive = self.exclusive().await;
                 Ok(sqlx::query_scalar($crate::backend::sql::ALLOCATE)
                     .bind(key)
                     .fetch_one(&self.$events)
@@ -376,6 +385,7 @@ macro_rules! sql_capabilities {
                 row: &$crate::capabilities::SnapshotRow,
             ) -> Result<(), $crate::StoreError> {
                 // A cache needs no fsync of its own.
+                let _exclusive = self.exclusive().await;
                 let mut tx = self.$records.begin().await?;
                 sqlx::query($crate::backend::sql::SAVE_SNAPSHOT)
                     .bind(aggregate_type)

@@ -8,10 +8,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::sql;
-use super::sqlite_writer::SqliteRepository;
+use super::sqlite_writer::{SqliteRepository, WriteGate};
 use crate::capabilities::CommitFeed;
 use crate::error::StoreError;
 use crate::feed::StoredEvent;
@@ -46,6 +47,8 @@ pub struct SqliteStore {
     /// commit: see [`SqliteStore::open_with`].
     records: SqlitePool,
     options: SqliteOptions,
+    /// Held by every write to the file: see [`SqliteStore::exclusive`].
+    writes: Arc<WriteGate>,
 }
 
 impl SqliteStore {
@@ -79,11 +82,13 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(connect.synchronous(SqliteSynchronous::Normal))
             .await?;
+        let writes = Arc::new(WriteGate::default());
         Ok(SqliteStore {
-            repository: SqliteRepository::new(pool.clone(), options.group_commit),
+            repository: SqliteRepository::new(pool.clone(), options.group_commit, writes.clone()),
             pool,
             records,
             options,
+            writes,
         })
     }
 
@@ -102,6 +107,18 @@ impl SqliteStore {
     /// The durable pool, for tools and tests that read or alter the file directly.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+impl SqliteStore {
+    /// Taken before every write to the file (a group of appends, an idempotency record,
+    /// a snapshot, an account number). SQLite has one writer at a time; a second
+    /// connection that tries to write meanwhile is refused BUSY and its busy handler
+    /// sleeps 1, 2, 5, 10 … ms before trying again: a keyed command (a claim, the events,
+    /// the stored answer) slept several times per request. Queued here, each write
+    /// starts the moment the one before it commits.
+    async fn exclusive(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writes.lock().await)
     }
 }
 

@@ -13,7 +13,11 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 use sqlx::{Acquire, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// One write to the SQLite file at a time, in the order asked: `SqliteStore::exclusive`.
+pub(crate) type WriteGate = Mutex<()>;
 
 /// How many appends one commit takes at most.
 const MAX_GROUP: usize = 512;
@@ -28,19 +32,22 @@ struct Append {
 pub(super) struct SqliteRepository {
     reads: SqliteEventRepository,
     appends: Option<mpsc::Sender<Append>>,
+    writes: Arc<WriteGate>,
 }
 
 impl SqliteRepository {
-    /// With `group_commit`, starts the writer task on the current runtime.
-    pub(crate) fn new(pool: SqlitePool, group_commit: bool) -> Self {
+    /// With `group_commit`, starts the writer task on the current runtime. Every
+    /// append holds `writes` while it writes.
+    pub(crate) fn new(pool: SqlitePool, group_commit: bool, writes: Arc<WriteGate>) -> Self {
         let appends = group_commit.then(|| {
             let (appends, queue) = mpsc::channel(4 * MAX_GROUP);
-            tokio::spawn(writer(pool.clone(), queue));
+            tokio::spawn(writer(pool.clone(), queue, writes.clone()));
             appends
         });
         SqliteRepository {
             reads: SqliteEventRepository::new(pool),
             appends,
+            writes,
         }
     }
 }
@@ -49,8 +56,10 @@ fn unknown(error: impl std::error::Error + Send + Sync + 'static) -> Persistence
     PersistenceError::UnknownError(Box::new(error))
 }
 
-async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>) {
+async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>, writes: Arc<WriteGate>) {
     while let Some(first) = queue.recv().await {
+        // Appends that arrive while the file is busy join this group.
+        let exclusive = writes.lock().await;
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
@@ -59,6 +68,7 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>) {
             }
         }
         let outcomes = write_group(&pool, &group).await;
+        drop(exclusive);
         for (append, outcome) in group.into_iter().zip(outcomes) {
             let _ = append.done.send(outcome);
         }
@@ -169,6 +179,7 @@ impl PersistedEventRepository for SqliteRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let Some(appends) = self.appends.as_ref().filter(|_| snapshot_update.is_none()) else {
+            let _exclusive = self.writes.lock().await;
             return self.reads.persist::<A>(events, snapshot_update).await;
         };
         let (done, outcome) = oneshot::channel();
