@@ -29,9 +29,9 @@ pub(super) struct PostgresRepository {
     singles: mpsc::Sender<Single>,
 }
 
-/// A one-event append waiting for its group.
+/// A one-event append waiting for its group, as the row it writes.
 struct Single {
-    event: SerializedEvent,
+    row: Row,
     done: oneshot::Sender<Result<(), PersistenceError>>,
 }
 
@@ -60,7 +60,7 @@ impl PostgresRepository {
         let (done, outcome) = oneshot::channel();
         self.singles
             .send(Single {
-                event: event.clone(),
+                row: Row::of(event),
                 done,
             })
             .await
@@ -95,17 +95,6 @@ async fn writer(pool: PgPool, mut queue: mpsc::Receiver<Single>) {
     }
 }
 
-/// A row's key: aggregate type, id and sequence.
-type Key = (String, String, i64);
-
-fn key(event: &SerializedEvent) -> Key {
-    (
-        event.aggregate_type.clone(),
-        event.aggregate_id.clone(),
-        event.sequence as i64,
-    )
-}
-
 /// Writes `group` and answers each append. Two appends of the same key in one
 /// statement could not be told apart in what it returns, so a repeated key is written
 /// after the group on its own.
@@ -113,13 +102,13 @@ async fn write_group(pool: &PgPool, group: Vec<Single>) {
     let mut keys = HashSet::with_capacity(group.len());
     let (together, alone): (Vec<Single>, Vec<Single>) = group
         .into_iter()
-        .partition(|single| keys.insert(key(&single.event)));
-    let events: Vec<&SerializedEvent> = together.iter().map(|single| &single.event).collect();
-    match insert(pool, &events, Conflicts::Skip).await {
+        .partition(|single| keys.insert(single.row.key()));
+    let rows: Vec<&Row> = together.iter().map(|single| &single.row).collect();
+    match insert(pool, &rows, Conflicts::Skip).await {
         Ok(written) => {
             let written: HashSet<Key> = written.into_iter().collect();
             for single in together {
-                let outcome = if written.contains(&key(&single.event)) {
+                let outcome = if written.contains(&single.row.key()) {
                     Ok(())
                 } else {
                     Err(PersistenceError::OptimisticLockError)
@@ -141,22 +130,59 @@ async fn write_group(pool: &PgPool, group: Vec<Single>) {
         // is tried alone, so only the bad one fails.
         Err(_) => {
             for single in together {
-                let outcome = insert_alone(pool, &single.event).await;
+                let outcome = insert_alone(pool, &single.row).await;
                 let _ = single.done.send(outcome);
             }
         }
     }
     for single in alone {
-        let outcome = insert_alone(pool, &single.event).await;
+        let outcome = insert_alone(pool, &single.row).await;
         let _ = single.done.send(outcome);
     }
 }
 
-async fn insert_alone(pool: &PgPool, event: &SerializedEvent) -> Result<(), PersistenceError> {
-    insert(pool, &[event], Conflicts::Refuse)
+async fn insert_alone(pool: &PgPool, row: &Row) -> Result<(), PersistenceError> {
+    insert(pool, &[row], Conflicts::Refuse)
         .await
         .map(drop)
         .map_err(refused)
+}
+
+/// A row's key: aggregate type, id and sequence.
+type Key = (String, String, i64);
+
+/// An event as the row it is stored as. Payload and metadata are the JSON text stored
+/// (the `json` type keeps it as sent), printed once, by the appending task.
+struct Row {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+    metadata: String,
+}
+
+impl Row {
+    fn of(event: &SerializedEvent) -> Row {
+        Row {
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence as i64,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            payload: event.payload.to_string(),
+            metadata: event.metadata.to_string(),
+        }
+    }
+
+    fn key(&self) -> Key {
+        (
+            self.aggregate_type.clone(),
+            self.aggregate_id.clone(),
+            self.sequence,
+        )
+    }
 }
 
 /// What a row whose key is taken does to the statement.
@@ -168,83 +194,44 @@ enum Conflicts {
     Skip,
 }
 
-/// Inserts `events` in one statement, their columns as arrays: one statement text for
-/// any number of rows, so the server plans it once per connection. Returns the keys
+/// The INSERT of events given as column arrays, with `$conflicts` before RETURNING.
+macro_rules! insert_events {
+    ($conflicts:literal) => {
+        concat!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) \
+             SELECT t, i, s, e, v, p::json, m::json \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+             $6::text[], $7::text[]) AS u(t, i, s, e, v, p, m) ",
+            $conflicts,
+            "RETURNING aggregate_type, aggregate_id, sequence"
+        )
+    };
+}
+
+/// Inserts `rows` in one statement, one array per column: one statement text for any
+/// number of rows, so the server plans it once per connection. Returns the keys
 /// written.
 async fn insert(
     pool: &PgPool,
-    events: &[&SerializedEvent],
+    rows: &[&Row],
     conflicts: Conflicts,
 ) -> Result<Vec<Key>, sqlx::Error> {
-    let mut columns = Columns::with_capacity(events.len());
-    for event in events {
-        columns.push(event);
-    }
+    let column = |field: fn(&Row) -> &str| rows.iter().map(|row| field(row)).collect::<Vec<_>>();
     let query = match conflicts {
-        Conflicts::Refuse => INSERT,
-        Conflicts::Skip => INSERT_SKIPPING_TAKEN,
+        Conflicts::Refuse => insert_events!(""),
+        Conflicts::Skip => insert_events!("ON CONFLICT DO NOTHING "),
     };
-    let query = sqlx::query_as::<_, Key>(query)
-        .bind(columns.aggregate_types)
-        .bind(columns.aggregate_ids)
-        .bind(columns.sequences)
-        .bind(columns.event_types)
-        .bind(columns.event_versions)
-        .bind(columns.payloads)
-        .bind(columns.metadata);
-    query.fetch_all(pool).await
-}
-
-const INSERT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload, metadata) \
-     SELECT t, i, s, e, v, p::json, m::json \
-     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-     AS u(t, i, s, e, v, p, m) \
-     RETURNING aggregate_type, aggregate_id, sequence";
-
-const INSERT_SKIPPING_TAKEN: &str =
-    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload, metadata) \
-     SELECT t, i, s, e, v, p::json, m::json \
-     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-     AS u(t, i, s, e, v, p, m) \
-     ON CONFLICT DO NOTHING \
-     RETURNING aggregate_type, aggregate_id, sequence";
-
-/// Events as one array per column. Payload and metadata go as the JSON text stored:
-/// the `json` type keeps it as sent.
-struct Columns {
-    aggregate_types: Vec<String>,
-    aggregate_ids: Vec<String>,
-    sequences: Vec<i64>,
-    event_types: Vec<String>,
-    event_versions: Vec<String>,
-    payloads: Vec<String>,
-    metadata: Vec<String>,
-}
-
-impl Columns {
-    fn with_capacity(n: usize) -> Self {
-        Columns {
-            aggregate_types: Vec::with_capacity(n),
-            aggregate_ids: Vec::with_capacity(n),
-            sequences: Vec::with_capacity(n),
-            event_types: Vec::with_capacity(n),
-            event_versions: Vec::with_capacity(n),
-            payloads: Vec::with_capacity(n),
-            metadata: Vec::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, event: &SerializedEvent) {
-        self.aggregate_types.push(event.aggregate_type.clone());
-        self.aggregate_ids.push(event.aggregate_id.clone());
-        self.sequences.push(event.sequence as i64);
-        self.event_types.push(event.event_type.clone());
-        self.event_versions.push(event.event_version.clone());
-        self.payloads.push(event.payload.to_string());
-        self.metadata.push(event.metadata.to_string());
-    }
+    sqlx::query_as::<_, Key>(query)
+        .bind(column(|row| &row.aggregate_type))
+        .bind(column(|row| &row.aggregate_id))
+        .bind(rows.iter().map(|row| row.sequence).collect::<Vec<_>>())
+        .bind(column(|row| &row.event_type))
+        .bind(column(|row| &row.event_version))
+        .bind(column(|row| &row.payload))
+        .bind(column(|row| &row.metadata))
+        .fetch_all(pool)
+        .await
 }
 
 /// A refused append as cqrs-es names it: a taken sequence is another writer's append.
@@ -274,8 +261,9 @@ impl PersistedEventRepository for PostgresRepository {
             [event] => self.append_one(event).await,
             // Arrays are one parameter each, so any number of events fits one statement.
             events => {
-                let events: Vec<&SerializedEvent> = events.iter().collect();
-                insert(&self.pool, &events, Conflicts::Refuse)
+                let rows: Vec<Row> = events.iter().map(Row::of).collect();
+                let rows: Vec<&Row> = rows.iter().collect();
+                insert(&self.pool, &rows, Conflicts::Refuse)
                     .await
                     .map(drop)
                     .map_err(refused)
