@@ -254,6 +254,28 @@ fn deposit(amount: i64) -> AccountCommand {
     }
 }
 
+/// A deposit of 1 that leaves `balance`, as an event to append.
+fn deposited(balance: i64) -> AccountEvent {
+    AccountEvent::MoneyDeposited {
+        transaction_id: TransactionId::new(),
+        amount: eur(1),
+        description: None,
+        balance_after: eur(balance),
+    }
+}
+
+/// A new account holding 100, its key and its state as loaded.
+async fn opened(store: &EventStore) -> (String, event_store::Loaded<Account>) {
+    let id = AccountId::new();
+    let key = id.to_string();
+    store
+        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
+        .await
+        .unwrap();
+    let loaded = store.load::<Account>(&key).await.unwrap();
+    (key, loaded)
+}
+
 async fn appends_and_loads(store: &EventStore) {
     let id = AccountId::new();
     let key = id.to_string();
@@ -304,20 +326,9 @@ async fn appends_and_loads(store: &EventStore) {
 }
 
 async fn refuses_a_stale_append(store: &EventStore) {
-    let id = AccountId::new();
-    let key = id.to_string();
-    store
-        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
-        .await
-        .unwrap();
-    let first = store.load::<Account>(&key).await.unwrap();
+    let (key, first) = opened(store).await;
     let second = store.load::<Account>(&key).await.unwrap();
-    let event = |balance| AccountEvent::MoneyDeposited {
-        transaction_id: TransactionId::new(),
-        amount: eur(1),
-        description: None,
-        balance_after: eur(balance),
-    };
+    let event = deposited;
     store
         .append::<Account>(&key, &first, &[event(101)], &metadata())
         .await
@@ -393,24 +404,11 @@ async fn refuses_a_stale_append(store: &EventStore) {
 /// them): each stale one is refused alone, the rest are written; two appends of the same
 /// sequence of one stream, one wins.
 async fn refuses_only_the_stale_appends_of_a_group(store: &EventStore) {
-    let deposit = |balance| {
-        [AccountEvent::MoneyDeposited {
-            transaction_id: TransactionId::new(),
-            amount: eur(1),
-            description: None,
-            balance_after: eur(balance),
-        }]
-    };
+    let deposit = |balance| [deposited(balance)];
     let meta = metadata();
     let mut streams = Vec::new();
     for n in 0..24 {
-        let id = AccountId::new();
-        let key = id.to_string();
-        store
-            .execute::<Account>(&key, Expected::Any, &meta, open(id, 100))
-            .await
-            .unwrap();
-        let loaded = store.load::<Account>(&key).await.unwrap();
+        let (key, loaded) = opened(store).await;
         // Every third stream moves on first: its loaded copy is stale.
         let stale = n % 3 == 0;
         if stale {
@@ -575,12 +573,7 @@ async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {
         let events: Vec<AccountEvent> = (0..25)
             .map(|_| {
                 balance += 1;
-                AccountEvent::MoneyDeposited {
-                    transaction_id: TransactionId::new(),
-                    amount: eur(1),
-                    description: None,
-                    balance_after: eur(balance),
-                }
+                deposited(balance)
             })
             .collect();
         let sealed = store
@@ -622,12 +615,7 @@ async fn verifies_a_long_stream_in_parts(fixture: &Fixture) {
     let mut loaded = store.load::<Account>(&key).await.unwrap();
     for _ in 0..5 {
         let events: Vec<AccountEvent> = (0..1_000)
-            .map(|n| AccountEvent::MoneyDeposited {
-                transaction_id: TransactionId::new(),
-                amount: eur(1),
-                description: None,
-                balance_after: eur(loaded.version as i64 + n),
-            })
+            .map(|n| deposited(loaded.version as i64 + n))
             .collect();
         let sealed = store
             .append::<Account>(&key, &loaded, &events, &metadata())
@@ -1274,19 +1262,8 @@ async fn an_abandoned_append_leaves_no_stale_copy_behind_on_postgres() {
 }
 
 async fn an_abandoned_append_leaves_no_stale_copy_behind(store: &EventStore) {
-    let id = AccountId::new();
-    let key = id.to_string();
-    store
-        .execute::<Account>(&key, Expected::Any, &metadata(), open(id, 100))
-        .await
-        .unwrap();
-    let loaded = store.load::<Account>(&key).await.unwrap();
-    let deposit = [AccountEvent::MoneyDeposited {
-        transaction_id: TransactionId::new(),
-        amount: eur(1),
-        description: None,
-        balance_after: eur(101),
-    }];
+    let (key, loaded) = opened(store).await;
+    let deposit = [deposited(101)];
     let meta = metadata();
     let mut append = Box::pin(store.append::<Account>(&key, &loaded, &deposit, &meta));
     // Polled once: queued for the writer, then dropped before its outcome is known.
@@ -1322,12 +1299,7 @@ async fn postgres_refuses_a_bad_append_alone() {
     let fixture = Fixture::postgres().await;
     let store = &fixture.store;
     let meta = metadata();
-    let event = [AccountEvent::MoneyDeposited {
-        transaction_id: TransactionId::new(),
-        amount: eur(1),
-        description: None,
-        balance_after: eur(1),
-    }];
+    let event = [deposited(1)];
     let fresh = store.load::<Account>("unused").await.unwrap();
     let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
     keys.push("bad\0id".into());
