@@ -774,6 +774,140 @@ async fn keeps_idempotency_records(store: &EventStore) {
     );
 }
 
+/// Many record writes at once, as keyed commands under load make them (on SQLite they
+/// share transactions): every key claimed twice at once is won by exactly one claim,
+/// completions and releases made meanwhile land on their own keys only.
+async fn claims_many_keys_at_once(store: &EventStore) {
+    let response = |n: usize| StoredResponse {
+        status: 201,
+        headers: vec![("location".into(), format!("/v1/things/{n}"))],
+        body: format!("{{\"n\":{n}}}").into_bytes(),
+    };
+    for n in 0..10 {
+        let key = format!("done-{n}");
+        store
+            .claim_idempotency("carol", &key, "h", LEASE)
+            .await
+            .unwrap();
+    }
+    let claims = (0..20).flat_map(|n| {
+        let key = format!("new-{n}");
+        [0, 1].map(move |_| (key.clone(), if n % 5 == 0 { "other" } else { "h" }))
+    });
+    let claims = futures::future::join_all(claims.map(|(key, hash)| async move {
+        let claim = store.claim_idempotency("carol", &key, hash, LEASE).await;
+        (key, hash, claim.unwrap())
+    }));
+    let finishing = futures::future::join_all((0..10).map(|n| async move {
+        let key = format!("done-{n}");
+        if n % 2 == 0 {
+            store
+                .complete_idempotency("carol", &key, &response(n))
+                .await
+        } else {
+            store.release_idempotency("carol", &key).await
+        }
+    }));
+    let (claims, finished) = futures::join!(claims, finishing);
+    finished.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+    for pair in claims.chunks(2) {
+        let [(key, hash, first), (_, _, second)] = pair else {
+            unreachable!("pairs")
+        };
+        let won = [first, second]
+            .iter()
+            .filter(|claim| {
+                matches!(
+                    claim,
+                    Claim::New {
+                        recovering: false,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(won, 1, "{key} ({hash}): {first:?}, {second:?}");
+        assert!(
+            [first, second].contains(&&Claim::InProgress),
+            "{key}: {first:?}, {second:?}"
+        );
+    }
+    for n in 0..10 {
+        let key = format!("done-{n}");
+        let claim = store
+            .claim_idempotency("carol", &key, "h", LEASE)
+            .await
+            .unwrap();
+        if n % 2 == 0 {
+            assert_eq!(claim, Claim::Replay(response(n)), "{key}");
+        } else {
+            assert!(
+                matches!(
+                    claim,
+                    Claim::New {
+                        recovering: false,
+                        ..
+                    }
+                ),
+                "{key}: {claim:?}"
+            );
+        }
+    }
+}
+
+/// A record write the database refuses (here a key a trigger refuses, as a full disk or
+/// a bad value would) fails alone: the writes made with it in a group still land.
+async fn refuses_a_bad_record_write_alone(fixture: &Fixture) {
+    match fixture.store.backend() {
+        Backend::Postgres(_) => {
+            fixture
+                .execute_sql(
+                    "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN IF NEW.key = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; \
+                     RETURN NEW; END $$",
+                )
+                .await;
+            fixture
+                .execute_sql(
+                    "CREATE TRIGGER poison BEFORE INSERT ON idempotency \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+                )
+                .await;
+        }
+        _ => {
+            fixture
+                .execute_sql(
+                    "CREATE TRIGGER poison BEFORE INSERT ON idempotency \
+                     WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                )
+                .await
+        }
+    }
+    let store = &fixture.store;
+    let mut keys: Vec<String> = (0..16).map(|n| format!("good-{n}")).collect();
+    keys.insert(8, "poison".into());
+    let claims = futures::future::join_all(
+        keys.iter()
+            .map(|key| store.claim_idempotency("dave", key, "h", LEASE)),
+    )
+    .await;
+    for (key, claim) in keys.iter().zip(claims) {
+        if key == "poison" {
+            assert!(claim.is_err(), "{claim:?}");
+        } else {
+            assert!(matches!(claim, Ok(Claim::New { .. })), "{key}: {claim:?}");
+            assert_eq!(
+                store
+                    .claim_idempotency("dave", key, "h", LEASE)
+                    .await
+                    .unwrap(),
+                Claim::InProgress,
+                "{key} was kept"
+            );
+        }
+    }
+}
+
 /// Account numbers: one per account, the same on every retry, never shared, also when
 /// many openings ask at once.
 async fn allocates_account_numbers(store: &EventStore) {
@@ -1203,6 +1337,13 @@ macro_rules! conformance {
                 fixture.finish().await;
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn claims_many_keys_at_once() {
+                let fixture = Fixture::$backend().await;
+                super::claims_many_keys_at_once(&fixture.store).await;
+                fixture.finish().await;
+            }
+
             #[tokio::test]
             async fn snapshots_equal_replay() {
                 let fixture = Fixture::$backend().await;
@@ -1319,6 +1460,20 @@ async fn postgres_refuses_a_bad_append_alone() {
             assert_eq!(store.stream("account", key).await.unwrap().len(), 1);
         }
     }
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_a_bad_record_write_alone() {
+    let fixture = Fixture::sqlite().await;
+    refuses_a_bad_record_write_alone(&fixture).await;
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_bad_record_write_alone() {
+    let fixture = Fixture::postgres().await;
+    refuses_a_bad_record_write_alone(&fixture).await;
     fixture.finish().await;
 }
 

@@ -4,11 +4,13 @@
 
 #[cfg(feature = "dynamo")]
 pub(crate) mod dynamo;
+mod group;
 mod postgres;
 mod postgres_writer;
 pub(crate) mod repository;
 pub(crate) mod sql;
 mod sqlite;
+mod sqlite_records;
 mod sqlite_writer;
 
 use cqrs_es::persist::SerializedEvent;

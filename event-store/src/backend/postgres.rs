@@ -8,7 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
 
 use super::postgres_writer::PostgresRepository;
-use super::sql;
+use super::sql::{self, RecordWrite};
 use crate::error::StoreError;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -53,6 +53,16 @@ impl PostgresStore {
         None
     }
 
+    /// An idempotency record write, on a connection of its own: PostgreSQL takes
+    /// concurrent writes.
+    async fn record(
+        &self,
+        write: RecordWrite,
+    ) -> Result<Option<crate::idempotency::Claim>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        Self::write_record(&mut connection, &write).await
+    }
+
     /// An event as PostgreSQL stores it: payload and metadata as JSON.
     fn event_from_row(
         (t, i, s, e, v, p, m): (String, String, i64, String, String, Value, Value),
@@ -62,4 +72,10 @@ impl PostgresStore {
 }
 
 // One pool serves both: PostgreSQL commits are durable per transaction anyway.
-sql::sql_capabilities!(PostgresStore, "postgres", events: pool, records: pool);
+sql::sql_capabilities!(
+    PostgresStore,
+    "postgres",
+    events: pool,
+    records: pool,
+    connection: sqlx::PgConnection
+);

@@ -80,13 +80,7 @@ async fn writer(pool: PgPool, mut queue: mpsc::Receiver<Single>) {
         let Some(first) = queue.recv().await else {
             return;
         };
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
-            }
-        }
+        let group = super::group::gather(first, &mut queue, MAX_GROUP);
         let pool = pool.clone();
         tokio::spawn(async move {
             write_group(&pool, group).await;

@@ -57,6 +57,35 @@ pub(crate) const RELEASE: &str =
 /// An idempotency row: request hash, status, headers, body, created at.
 pub(crate) type RecordRow = (String, Option<i32>, Option<String>, Option<Vec<u8>>, String);
 
+/// One write to the idempotency records ([`crate::capabilities::IdempotencyRecords`]),
+/// owned, so that a writer task can make it for its caller.
+#[derive(Debug)]
+pub(crate) enum RecordWrite {
+    Claim {
+        caller: String,
+        key: String,
+        request_hash: String,
+        lease: std::time::Duration,
+    },
+    Renew {
+        caller: String,
+        key: String,
+        lease: std::time::Duration,
+    },
+    Complete {
+        caller: String,
+        key: String,
+        status: u16,
+        /// As JSON text.
+        headers: String,
+        body: Vec<u8>,
+    },
+    Release {
+        caller: String,
+        key: String,
+    },
+}
+
 /// Insert, or find the row a retry inserted before: one statement.
 pub(crate) const ALLOCATE: &str = "INSERT INTO account_numbers (account_id) VALUES ($1) \
      ON CONFLICT (account_id) DO UPDATE SET account_id = excluded.account_id \
@@ -100,12 +129,13 @@ pub(crate) fn open_streams_query(terminal_events: &[&str]) -> String {
 
 /// Implements, for a SQL store type named `$name`, every capability whose SQL both
 /// dialects share: `$events` is the field holding the durable pool, `$records` the pool
-/// idempotency records and snapshots (leases and a cache, which need no fsync of their
-/// own) go to. The store has a cqrs-es `repository` for appends, an `event_from_row`
-/// reading its dialect's event rows, and an `exclusive()` every write holds (see
-/// `SqliteStore`'s).
+/// snapshots (a cache, which needs no fsync of its own) go to, `$connection` the
+/// dialect's connection. The store has a cqrs-es `repository` for appends, an
+/// `event_from_row` reading its dialect's event rows, an `exclusive()` every write holds
+/// (see `SqliteStore`'s), and a `record(RecordWrite)` making an idempotency write with
+/// `write_record`, defined here.
 macro_rules! sql_capabilities {
-    ($store:ty, $name:literal, events: $events:ident, records: $records:ident) => {
+    ($store:ty, $name:literal, events: $events:ident, records: $records:ident, connection: $connection:ty) => {
         impl $crate::capabilities::EventLog for $store {
             fn name(&self) -> &'static str {
                 $name
@@ -199,10 +229,55 @@ macro_rules! sql_capabilities {
             }
         }
 
-        #[async_trait::async_trait]
-        impl $crate::capabilities::IdempotencyRecords for $store {
-            async fn claim(
-                &self,
+        impl $store {
+            /// Makes one write to the idempotency records on `connection` (in the
+            /// caller's transaction, if it opened one): `Some` claim for a claim.
+            pub(crate) async fn write_record(
+                connection: &mut $connection,
+                write: &$crate::backend::sql::RecordWrite,
+            ) -> Result<Option<$crate::idempotency::Claim>, $crate::StoreError> {
+                use $crate::backend::sql::{self, RecordWrite};
+                use $crate::idempotency::lease_end;
+                let statement = match write {
+                    RecordWrite::Claim {
+                        caller,
+                        key,
+                        request_hash,
+                        lease,
+                    } => {
+                        return Self::claim_on(connection, caller, key, request_hash, *lease)
+                            .await
+                            .map(Some)
+                    }
+                    RecordWrite::Renew { caller, key, lease } => sqlx::query(sql::RENEW)
+                        .bind(lease_end(*lease))
+                        .bind(caller)
+                        .bind(key),
+                    RecordWrite::Complete {
+                        caller,
+                        key,
+                        status,
+                        headers,
+                        body,
+                    } => sqlx::query(sql::COMPLETE)
+                        .bind(i32::from(*status))
+                        .bind(headers)
+                        .bind(body)
+                        .bind(caller)
+                        .bind(key),
+                    RecordWrite::Release { caller, key } => {
+                        sqlx::query(sql::RELEASE).bind(caller).bind(key)
+                    }
+                };
+                statement.execute(&mut *connection).await?;
+                Ok(None)
+            }
+
+            /// Claims `key`: inserts its row, or finds who has it: this request before
+            /// (a replay), another request (a mismatch), or a holder at work or gone
+            /// (a lease run out is taken over).
+            async fn claim_on(
+                connection: &mut $connection,
                 caller: &str,
                 key: &str,
                 request_hash: &str,
@@ -210,19 +285,16 @@ macro_rules! sql_capabilities {
             ) -> Result<$crate::idempotency::Claim, $crate::StoreError> {
                 use $crate::backend::sql;
                 use $crate::idempotency::{lease_end, millis_of, now_ms, Claim, StoredResponse};
-                let pool = &self.$records;
                 let now = chrono::Utc::now();
                 let created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let exclusive = self.exclusive().await;
                 let inserted = sqlx::query(sql::CLAIM)
                     .bind(caller)
                     .bind(key)
                     .bind(request_hash)
                     .bind(&created_at)
                     .bind(lease_end(lease))
-                    .execute(pool)
+                    .execute(&mut *connection)
                     .await?;
-                drop(exclusive);
                 if inserted.rows_affected() == 1 {
                     return Ok(Claim::New {
                         claimed_at_ms: now.timestamp_millis(),
@@ -232,7 +304,7 @@ macro_rules! sql_capabilities {
                 let row: Option<sql::RecordRow> = sqlx::query_as(sql::RECORD)
                     .bind(caller)
                     .bind(key)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *connection)
                     .await?;
                 let Some((stored_hash, status, headers, body, created_at)) = row else {
                     // Released between our insert attempt and the read: the caller may retry.
@@ -249,15 +321,13 @@ macro_rules! sql_capabilities {
                         body: body.unwrap_or_default(),
                     }));
                 }
-                let exclusive = self.exclusive().await;
                 let taken = sqlx::query(sql::TAKE_OVER)
                     .bind(lease_end(lease))
                     .bind(caller)
                     .bind(key)
                     .bind(now_ms())
-                    .execute(pool)
+                    .execute(&mut *connection)
                     .await?;
-                drop(exclusive);
                 if taken.rows_affected() == 1 {
                     return Ok(Claim::New {
                         claimed_at_ms: millis_of(&created_at)?,
@@ -266,6 +336,27 @@ macro_rules! sql_capabilities {
                 }
                 Ok(Claim::InProgress)
             }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::capabilities::IdempotencyRecords for $store {
+            async fn claim(
+                &self,
+                caller: &str,
+                key: &str,
+                request_hash: &str,
+                lease: std::time::Duration,
+            ) -> Result<$crate::idempotency::Claim, $crate::StoreError> {
+                let write = $crate::backend::sql::RecordWrite::Claim {
+                    caller: caller.to_owned(),
+                    key: key.to_owned(),
+                    request_hash: request_hash.to_owned(),
+                    lease,
+                };
+                self.record(write).await?.ok_or_else(|| {
+                    $crate::StoreError::Corrupt("a claim was answered without its outcome".into())
+                })
+            }
 
             async fn renew(
                 &self,
@@ -273,14 +364,12 @@ macro_rules! sql_capabilities {
                 key: &str,
                 lease: std::time::Duration,
             ) -> Result<(), $crate::StoreError> {
-                let _exclusive = self.exclusive().await;
-                sqlx::query($crate::backend::sql::RENEW)
-                    .bind($crate::idempotency::lease_end(lease))
-                    .bind(caller)
-                    .bind(key)
-                    .execute(&self.$records)
-                    .await?;
-                Ok(())
+                let write = $crate::backend::sql::RecordWrite::Renew {
+                    caller: caller.to_owned(),
+                    key: key.to_owned(),
+                    lease,
+                };
+                self.record(write).await.map(drop)
             }
 
             async fn complete(
@@ -289,27 +378,22 @@ macro_rules! sql_capabilities {
                 key: &str,
                 response: &$crate::idempotency::StoredResponse,
             ) -> Result<(), $crate::StoreError> {
-                let headers = serde_json::to_string(&response.headers)?;
-                let _exclusive = self.exclusive().await;
-                sqlx::query($crate::backend::sql::COMPLETE)
-                    .bind(i32::from(response.status))
-                    .bind(&headers)
-                    .bind(&response.body)
-                    .bind(caller)
-                    .bind(key)
-                    .execute(&self.$records)
-                    .await?;
-                Ok(())
+                let write = $crate::backend::sql::RecordWrite::Complete {
+                    caller: caller.to_owned(),
+                    key: key.to_owned(),
+                    status: response.status,
+                    headers: serde_json::to_string(&response.headers)?,
+                    body: response.body.clone(),
+                };
+                self.record(write).await.map(drop)
             }
 
             async fn release(&self, caller: &str, key: &str) -> Result<(), $crate::StoreError> {
-                let _exclusive = self.exclusive().await;
-                sqlx::query($crate::backend::sql::RELEASE)
-                    .bind(caller)
-                    .bind(key)
-                    .execute(&self.$records)
-                    .await?;
-                Ok(())
+                let write = $crate::backend::sql::RecordWrite::Release {
+                    caller: caller.to_owned(),
+                    key: key.to_owned(),
+                };
+                self.record(write).await.map(drop)
             }
         }
 

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sql;
+use super::sql::{self, RecordWrite};
+use super::sqlite_records::RecordWriter;
 use super::sqlite_writer::{SqliteRepository, WriteGate};
 use crate::capabilities::CommitFeed;
 use crate::error::StoreError;
@@ -46,6 +47,8 @@ pub struct SqliteStore {
     /// The same file for idempotency records and snapshots, without an fsync per
     /// commit: see [`SqliteStore::open_with`].
     records: SqlitePool,
+    /// Idempotency records, written in groups through `records`.
+    record_writer: RecordWriter,
     options: SqliteOptions,
     /// Held by every write to the file: see [`SqliteStore::exclusive`].
     writes: Arc<WriteGate>,
@@ -86,6 +89,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             repository: SqliteRepository::new(pool.clone(), options.group_commit, writes.clone()),
             pool,
+            record_writer: RecordWriter::start(records.clone(), writes.clone()),
             records,
             options,
             writes,
@@ -120,6 +124,15 @@ impl SqliteStore {
     async fn exclusive(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         Some(self.writes.lock().await)
     }
+
+    /// An idempotency record write, made by the record writer in a group (see
+    /// [`super::sqlite_records`]).
+    async fn record(
+        &self,
+        write: RecordWrite,
+    ) -> Result<Option<crate::idempotency::Claim>, StoreError> {
+        self.record_writer.write(write).await
+    }
 }
 
 type EventRow = (String, String, i64, String, String, String, String);
@@ -139,7 +152,13 @@ impl SqliteStore {
     }
 }
 
-sql::sql_capabilities!(SqliteStore, "sqlite", events: pool, records: records);
+sql::sql_capabilities!(
+    SqliteStore,
+    "sqlite",
+    events: pool,
+    records: records,
+    connection: sqlx::SqliteConnection
+);
 
 /// The SQLite store's events in commit order: the rowid is the position.
 #[derive(Clone)]

@@ -60,13 +60,7 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>, writes: Arc
     while let Some(first) = queue.recv().await {
         // Appends that arrive while the file is busy join this group.
         let exclusive = writes.lock().await;
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
-            }
-        }
+        let group = super::group::gather(first, &mut queue, MAX_GROUP);
         let outcomes = write_group(&pool, &group).await;
         drop(exclusive);
         for (append, outcome) in group.into_iter().zip(outcomes) {
