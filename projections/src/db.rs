@@ -68,7 +68,7 @@ pub(crate) async fn open(
                 if connection.backend_name() == "SQLite" {
                     connection
                         .execute(sqlx::raw_sql(&format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000;"
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;"
                         )))
                         .await?;
                 }
