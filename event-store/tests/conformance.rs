@@ -774,9 +774,31 @@ async fn keeps_idempotency_records(store: &EventStore) {
     );
 }
 
+/// On SQLite, holds the file's write lock from outside the store while `work` starts,
+/// so that the store's writer waits (its first group in SQLite's busy handler) and the
+/// writes asked meanwhile gather into one group behind it. Elsewhere only runs `work`.
+async fn holding_the_file<F: std::future::Future>(store: &EventStore, work: F) -> F::Output {
+    let Backend::Sqlite(sqlite) = store.backend() else {
+        return work.await;
+    };
+    let mut connection = sqlite.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        sqlx::query("COMMIT")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    };
+    futures::join!(work, release).0
+}
+
 /// Many record writes at once, as keyed commands under load make them (on SQLite they
-/// share transactions): every key claimed twice at once is won by exactly one claim,
-/// completions and releases made meanwhile land on their own keys only.
+/// share transactions): every key claimed twice at once is won by exactly one claim;
+/// renewals, answers and releases made meanwhile land on their own keys only.
 async fn claims_many_keys_at_once(store: &EventStore) {
     let response = |n: usize| StoredResponse {
         status: 201,
@@ -790,16 +812,21 @@ async fn claims_many_keys_at_once(store: &EventStore) {
             .await
             .unwrap();
     }
+    // Every fifth key is claimed by two different requests at once.
     let claims = (0..20).flat_map(|n| {
         let key = format!("new-{n}");
-        [0, 1].map(move |_| (key.clone(), if n % 5 == 0 { "other" } else { "h" }))
+        [0, 1].map(move |i| {
+            let hash = if n % 5 == 0 && i == 1 { "other" } else { "h" };
+            (key.clone(), hash)
+        })
     });
     let claims = futures::future::join_all(claims.map(|(key, hash)| async move {
         let claim = store.claim_idempotency("carol", &key, hash, LEASE).await;
-        (key, hash, claim.unwrap())
+        (key, claim.unwrap())
     }));
     let finishing = futures::future::join_all((0..10).map(|n| async move {
         let key = format!("done-{n}");
+        store.renew_idempotency("carol", &key, LEASE).await?;
         if n % 2 == 0 {
             store
                 .complete_idempotency("carol", &key, &response(n))
@@ -808,10 +835,11 @@ async fn claims_many_keys_at_once(store: &EventStore) {
             store.release_idempotency("carol", &key).await
         }
     }));
-    let (claims, finished) = futures::join!(claims, finishing);
+    let (claims, finished) =
+        holding_the_file(store, async { futures::join!(claims, finishing) }).await;
     finished.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
-    for pair in claims.chunks(2) {
-        let [(key, hash, first), (_, _, second)] = pair else {
+    for (n, pair) in claims.chunks(2).enumerate() {
+        let [(key, first), (_, second)] = pair else {
             unreachable!("pairs")
         };
         let won = [first, second]
@@ -826,9 +854,14 @@ async fn claims_many_keys_at_once(store: &EventStore) {
                 )
             })
             .count();
-        assert_eq!(won, 1, "{key} ({hash}): {first:?}, {second:?}");
+        assert_eq!(won, 1, "{key}: {first:?}, {second:?}");
+        let lost = if n % 5 == 0 {
+            Claim::Mismatch
+        } else {
+            Claim::InProgress
+        };
         assert!(
-            [first, second].contains(&&Claim::InProgress),
+            [first, second].contains(&&lost),
             "{key}: {first:?}, {second:?}"
         );
     }
@@ -855,8 +888,8 @@ async fn claims_many_keys_at_once(store: &EventStore) {
     }
 }
 
-/// A record write the database refuses (here a key a trigger refuses, as a full disk or
-/// a bad value would) fails alone: the writes made with it in a group still land.
+/// A record write the database refuses (here a key a trigger refuses) fails alone: the
+/// writes made with it in a group still land.
 async fn refuses_a_bad_record_write_alone(fixture: &Fixture) {
     match fixture.store.backend() {
         Backend::Postgres(_) => {
@@ -874,11 +907,12 @@ async fn refuses_a_bad_record_write_alone(fixture: &Fixture) {
                 )
                 .await;
         }
+        // ROLLBACK undoes the whole transaction the write is made in.
         _ => {
             fixture
                 .execute_sql(
                     "CREATE TRIGGER poison BEFORE INSERT ON idempotency \
-                     WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                     WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END",
                 )
                 .await
         }
@@ -886,9 +920,12 @@ async fn refuses_a_bad_record_write_alone(fixture: &Fixture) {
     let store = &fixture.store;
     let mut keys: Vec<String> = (0..16).map(|n| format!("good-{n}")).collect();
     keys.insert(8, "poison".into());
-    let claims = futures::future::join_all(
-        keys.iter()
-            .map(|key| store.claim_idempotency("dave", key, "h", LEASE)),
+    let claims = holding_the_file(
+        store,
+        futures::future::join_all(
+            keys.iter()
+                .map(|key| store.claim_idempotency("dave", key, "h", LEASE)),
+        ),
     )
     .await;
     for (key, claim) in keys.iter().zip(claims) {
@@ -1460,6 +1497,42 @@ async fn postgres_refuses_a_bad_append_alone() {
             assert_eq!(store.stream("account", key).await.unwrap().len(), 1);
         }
     }
+    fixture.finish().await;
+}
+
+/// A group of appends SQLite rolls back whole mid-way (here a trigger's ROLLBACK, as a
+/// full disk or an I/O error would) fails every append in it: none is written and
+/// answered failed, none answered written and missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_answers_each_append_of_a_rolled_back_group_as_it_is() {
+    let fixture = Fixture::sqlite().await;
+    fixture
+        .execute_sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.aggregate_id = 'poison' \
+             BEGIN SELECT RAISE(ROLLBACK, 'refused'); END",
+        )
+        .await;
+    let store = &fixture.store;
+    let meta = metadata();
+    let event = [deposited(1)];
+    let fresh = store.load::<Account>("unused").await.unwrap();
+    let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
+    keys.insert(8, "poison".into());
+    let outcomes = holding_the_file(
+        store,
+        futures::future::join_all(
+            keys.iter()
+                .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
+        ),
+    )
+    .await;
+    let mut failed = 0;
+    for (key, outcome) in keys.iter().zip(outcomes) {
+        let stored = store.stream("account", key).await.unwrap().len();
+        assert_eq!(stored, usize::from(outcome.is_ok()), "{key}: {outcome:?}");
+        failed += usize::from(outcome.is_err());
+    }
+    assert!(failed > 1, "the poisoned append shared its group");
     fixture.finish().await;
 }
 

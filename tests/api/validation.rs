@@ -265,6 +265,23 @@ async fn the_store_runs_with_the_settings_it_is_given() {
         .await;
     assert_eq!(deposit.status, reqwest::StatusCode::CREATED);
     assert_eq!(app.balance(&account).await, 15);
+    // Idempotency records are made one transaction each, without the record writer.
+    let path = format!("/v1/accounts/{account}/deposits");
+    let key = [("idempotency-key", "deposit-1")];
+    let keyed = || {
+        app.call(
+            reqwest::Method::POST,
+            &path,
+            Some(&agent.token),
+            Some(crate::support::eur(5)),
+            &key,
+        )
+    };
+    let (first, retry) = (keyed().await, keyed().await);
+    assert_eq!(first.status, reqwest::StatusCode::CREATED);
+    assert_eq!(retry.headers["idempotent-replay"], "true");
+    assert_eq!(retry.body, first.body);
+    assert_eq!(app.balance(&account).await, 20);
 
     let defaults = TestApp::spawn().await;
     assert_eq!(

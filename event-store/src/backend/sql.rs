@@ -131,9 +131,9 @@ pub(crate) fn open_streams_query(terminal_events: &[&str]) -> String {
 /// dialects share: `$events` is the field holding the durable pool, `$records` the pool
 /// snapshots (a cache, which needs no fsync of its own) go to, `$connection` the
 /// dialect's connection. The store has a cqrs-es `repository` for appends, an
-/// `event_from_row` reading its dialect's event rows, an `exclusive()` every write holds
-/// (see `SqliteStore`'s), and a `record(RecordWrite)` making an idempotency write with
-/// `write_record`, defined here.
+/// `event_from_row` reading its dialect's event rows, an `exclusive()` the writes here
+/// hold (see `SqliteStore`'s), and a `record(RecordWrite)` making an idempotency write
+/// with `write_record`, defined here (on SQLite, in a group, under the same gate).
 macro_rules! sql_capabilities {
     ($store:ty, $name:literal, events: $events:ident, records: $records:ident, connection: $connection:ty) => {
         impl $crate::capabilities::EventLog for $store {

@@ -24,7 +24,8 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 /// what they are worth (docs/performance.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
-    /// Batch concurrent appends into one durable commit.
+    /// Batch concurrent appends into one durable commit, and concurrent idempotency
+    /// record writes into one transaction.
     pub group_commit: bool,
     /// Keep aggregates in memory between commands.
     pub aggregate_cache: bool,
@@ -47,8 +48,8 @@ pub struct SqliteStore {
     /// The same file for idempotency records and snapshots, without an fsync per
     /// commit: see [`SqliteStore::open_with`].
     records: SqlitePool,
-    /// Idempotency records, written in groups through `records`.
-    record_writer: RecordWriter,
+    /// Idempotency records, written in groups through `records` (with group commit).
+    record_writer: Option<RecordWriter>,
     options: SqliteOptions,
     /// Held by every write to the file: see [`SqliteStore::exclusive`].
     writes: Arc<WriteGate>,
@@ -92,7 +93,9 @@ impl SqliteStore {
         Ok(SqliteStore {
             repository: SqliteRepository::new(pool.clone(), options.group_commit, writes.clone()),
             pool,
-            record_writer: RecordWriter::start(records.clone(), writes.clone()),
+            record_writer: options
+                .group_commit
+                .then(|| RecordWriter::start(records.clone(), writes.clone())),
             records,
             options,
             writes,
@@ -118,8 +121,9 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Taken before every write to the file (a group of appends, an idempotency record,
-    /// a snapshot, an account number). SQLite has one writer at a time; a second
+    /// Taken before every write to the file (a group of appends, a group of idempotency
+    /// record writes, a snapshot, an account number); the two group writers lock the
+    /// gate itself. SQLite has one writer at a time; a second
     /// connection that tries to write meanwhile is refused BUSY and its busy handler
     /// sleeps 1, 2, 5, 10 … ms before trying again: a keyed command (a claim, the events,
     /// the stored answer) slept several times per request. Queued here, each write
@@ -129,12 +133,20 @@ impl SqliteStore {
     }
 
     /// An idempotency record write, made by the record writer in a group (see
-    /// [`super::sqlite_records`]).
+    /// [`super::sqlite_records`]), or, without group commit, in a transaction of its own.
     async fn record(
         &self,
         write: RecordWrite,
     ) -> Result<Option<crate::idempotency::Claim>, StoreError> {
-        self.record_writer.write(write).await
+        if let Some(writer) = &self.record_writer {
+            return writer.write(write).await;
+        }
+        let _exclusive = self.exclusive().await;
+        let mut connection = self.records.acquire().await?;
+        let mut transaction = sqlx::Acquire::begin(&mut connection).await?;
+        let outcome = Self::write_record(&mut transaction, &write).await?;
+        transaction.commit().await?;
+        Ok(outcome)
     }
 }
 

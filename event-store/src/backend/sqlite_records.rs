@@ -1,16 +1,16 @@
 //! Idempotency records on SQLite, written in groups. A keyed command writes the file
 //! three times: its claim, its events (a group commit of their own) and its stored
 //! answer. SQLite takes one write at a time, so each claim and answer in a transaction
-//! of its own held the file for most of the time a keyed command took (docs/
-//! performance.md). They are therefore handed to one writer task, which takes every
+//! of its own held the file for most of the time a keyed command took
+//! (docs/performance.md). They are therefore handed to one writer task, which takes every
 //! record write waiting at that moment and makes them in one transaction, under the
 //! file's write gate.
 //!
-//! A write that fails takes the whole transaction back, and each write of the group is
-//! then made alone, so only the failing one fails. A group commits or not as a whole;
-//! its writes are answered after the commit. A caller that stops waiting does not stop
-//! its write: a claim made for a caller that hung up is a claim whose holder is gone,
-//! which the next retry takes over when its lease runs out.
+//! A write refused on its own account (a constraint) takes the transaction back, and
+//! the others are made again without it, so only it fails. A group commits or not as a
+//! whole; its writes are answered after the commit. A caller that stops waiting does
+//! not stop its write: a claim made for a caller that hung up is a claim whose holder
+//! is gone, which the next retry takes over when its lease runs out.
 
 use sqlx::{Acquire, SqlitePool};
 use std::sync::Arc;
@@ -64,10 +64,7 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Pending>, gate: Arc<
         // Writes that arrive while the file is busy join this group.
         let exclusive = gate.lock().await;
         let group = gather(first, &mut queue, MAX_GROUP);
-        let outcomes = match together(&pool, &group).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(_) => alone(&pool, &group).await,
-        };
+        let outcomes = write_group(&pool, &group).await;
         drop(exclusive);
         for (pending, outcome) in group.into_iter().zip(outcomes) {
             let _ = pending.done.send(outcome);
@@ -75,30 +72,82 @@ async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Pending>, gate: Arc<
     }
 }
 
-/// Makes every write of `group` in one transaction; nothing if one fails.
-async fn together(pool: &SqlitePool, group: &[Pending]) -> Result<Vec<Option<Claim>>, StoreError> {
-    let mut connection = pool.acquire().await?;
-    let mut transaction = connection.begin().await?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for pending in group {
-        outcomes.push(SqliteStore::write_record(&mut transaction, &pending.write).await?);
-    }
-    transaction.commit().await?;
-    Ok(outcomes)
+/// What stopped a group's transaction.
+enum Stop {
+    /// The write at this place in the transaction was refused on its own account (a
+    /// constraint, a stored record that cannot be read).
+    Write(usize, StoreError),
+    /// The transaction failed as a whole (a full disk, an I/O error, its commit).
+    Transaction(StoreError),
 }
 
-/// Makes each write of `group` in a transaction of its own.
-async fn alone(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
-    let mut outcomes = Vec::with_capacity(group.len());
-    for pending in group {
-        let outcome = async {
-            let mut connection = pool.acquire().await?;
-            let mut transaction = connection.begin().await?;
-            let outcome = SqliteStore::write_record(&mut transaction, &pending.write).await?;
-            transaction.commit().await?;
-            Ok(outcome)
-        };
-        outcomes.push(outcome.await);
+/// Makes the writes of `group`, one outcome each. A write refused on its own account is
+/// answered with its refusal and the others are made again together: k refused writes
+/// cost k + 1 transactions. A failure of the transaction fails every write in it.
+async fn write_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = group.iter().map(|_| None).collect();
+    loop {
+        let left: Vec<usize> = (0..group.len())
+            .filter(|&at| outcomes[at].is_none())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        match together(pool, group, &left).await {
+            Ok(made) => {
+                for (at, outcome) in left.into_iter().zip(made) {
+                    outcomes[at] = Some(Ok(outcome));
+                }
+            }
+            Err(Stop::Write(place, error)) => outcomes[left[place]] = Some(Err(error)),
+            Err(Stop::Transaction(error)) => {
+                tracing::warn!(%error, writes = left.len(), "idempotency record writes failed");
+                let message = error.to_string();
+                for at in left {
+                    outcomes[at] = Some(Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+        }
     }
     outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| Err(StoreError::Unavailable("not made".into()))))
+        .collect()
+}
+
+/// Makes the writes of `group` at `left` in one transaction; nothing if one fails.
+async fn together(
+    pool: &SqlitePool,
+    group: &[Pending],
+    left: &[usize],
+) -> Result<Vec<Option<Claim>>, Stop> {
+    let failed = |error: sqlx::Error| Stop::Transaction(error.into());
+    let mut connection = pool.acquire().await.map_err(failed)?;
+    let mut transaction = connection.begin().await.map_err(failed)?;
+    let mut made = Vec::with_capacity(left.len());
+    for (place, &at) in left.iter().enumerate() {
+        match SqliteStore::write_record(&mut transaction, &group[at].write).await {
+            Ok(outcome) => made.push(outcome),
+            Err(error) => {
+                // Now, before the gate is let go: the next writer must find the file
+                // free. SQLite may have rolled back already (a full disk); that is fine.
+                let _ = transaction.rollback().await;
+                return Err(match error {
+                    StoreError::Database(error) if !refused(&error) => {
+                        Stop::Transaction(error.into())
+                    }
+                    error => Stop::Write(place, error),
+                });
+            }
+        }
+    }
+    transaction.commit().await.map_err(failed)?;
+    Ok(made)
+}
+
+/// Whether SQLite refused a statement for a constraint (`SQLITE_CONSTRAINT`, a trigger's
+/// `RAISE` among them): that statement's own doing, not the transaction's.
+pub(super) fn refused(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error)
+        if matches!(error.code().unwrap_or_default().parse::<i32>(), Ok(code) if code & 0xff == 19))
 }

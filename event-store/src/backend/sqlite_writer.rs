@@ -52,10 +52,6 @@ impl SqliteRepository {
     }
 }
 
-fn unknown(error: impl std::error::Error + Send + Sync + 'static) -> PersistenceError {
-    PersistenceError::UnknownError(Box::new(error))
-}
-
 async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>, writes: Arc<WriteGate>) {
     while let Some(first) = queue.recv().await {
         // Appends that arrive while the file is busy join this group.
@@ -106,54 +102,42 @@ async fn insert_events(
     query.execute(connection).await.map(|_| ())
 }
 
-fn refusal(error: sqlx::Error) -> PersistenceError {
-    match &error {
-        sqlx::Error::Database(e) if e.is_unique_violation() => {
-            PersistenceError::OptimisticLockError
-        }
-        _ => unknown(error),
-    }
+/// Whether an insert failed for a sequence already taken: another writer's append.
+fn taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
 /// Writes every append of `group` in one transaction; one outcome per append. An
-/// append is one INSERT, so one stream's conflict refuses only that append without a
+/// append is one INSERT, so a taken sequence refuses only that append without a
 /// savepoint (two statements fewer per command); an append too long for one INSERT
-/// takes a savepoint.
+/// takes a savepoint. Any other failure (a full disk, an I/O error) may already have
+/// rolled the whole transaction back in SQLite, so the group stops there and every
+/// append in it fails: going on would commit the rest one by one, outside any
+/// transaction, and then report them failed.
 async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), PersistenceError>> {
     let attempt = async {
-        let mut connection = pool.acquire().await.map_err(unknown)?;
-        let mut transaction = connection.begin().await.map_err(unknown)?;
+        let mut connection = pool.acquire().await?;
+        let mut transaction = connection.begin().await?;
         let mut outcomes = Vec::with_capacity(group.len());
         for append in group {
-            if append.events.len() <= EVENTS_PER_INSERT {
-                outcomes.push(
-                    insert_events(&mut transaction, &append.events)
-                        .await
-                        .map_err(refusal),
-                );
-                continue;
-            }
-            let mut savepoint = transaction.begin().await.map_err(unknown)?;
-            let mut outcome = Ok(());
-            for part in append.events.chunks(EVENTS_PER_INSERT) {
-                if let Err(error) = insert_events(&mut savepoint, part).await {
-                    outcome = Err(refusal(error));
-                    break;
+            match append_in(&mut transaction, &append.events).await {
+                Ok(()) => outcomes.push(Ok(())),
+                Err(error) if taken(&error) => {
+                    outcomes.push(Err(PersistenceError::OptimisticLockError))
+                }
+                Err(error) => {
+                    // Now, before the gate is let go; SQLite may have rolled back already.
+                    let _ = transaction.rollback().await;
+                    return Err(error);
                 }
             }
-            if outcome.is_ok() {
-                savepoint.commit().await.map_err(unknown)?;
-            } else {
-                savepoint.rollback().await.map_err(unknown)?;
-            }
-            outcomes.push(outcome);
         }
-        transaction.commit().await.map_err(unknown)?;
-        Ok::<_, PersistenceError>(outcomes)
+        transaction.commit().await?;
+        Ok::<_, sqlx::Error>(outcomes)
     };
     match attempt.await {
         Ok(outcomes) => outcomes,
-        // The commit itself failed: nothing of the group was written.
+        // Nothing of the group was written.
         Err(error) => {
             let message = error.to_string();
             group
@@ -162,6 +146,31 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
                 .collect()
         }
     }
+}
+
+/// Inserts one append's events in the open transaction: one INSERT, or for a long
+/// append several in a savepoint, undone whole if one fails.
+async fn append_in(
+    transaction: &mut sqlx::SqliteConnection,
+    events: &[SerializedEvent],
+) -> Result<(), sqlx::Error> {
+    if events.len() <= EVENTS_PER_INSERT {
+        return insert_events(transaction, events).await;
+    }
+    let mut savepoint = transaction.begin().await?;
+    for part in events.chunks(EVENTS_PER_INSERT) {
+        if let Err(error) = insert_events(&mut savepoint, part).await {
+            // After a taken sequence the group goes on, so the savepoint must be undone;
+            // after any other failure the group stops anyway.
+            if let Err(undo) = savepoint.rollback().await {
+                if taken(&error) {
+                    return Err(undo);
+                }
+            }
+            return Err(error);
+        }
+    }
+    savepoint.commit().await
 }
 
 impl PersistedEventRepository for SqliteRepository {
