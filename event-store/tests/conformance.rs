@@ -1536,6 +1536,64 @@ async fn sqlite_answers_each_append_of_a_rolled_back_group_as_it_is() {
     fixture.finish().await;
 }
 
+/// A group whose connection dies mid-statement (here a trigger makes the server end its
+/// own session, as a restart or a network cut would) answers every append in it
+/// "unavailable", as one append alone would be, and writes none of them; the writer
+/// goes on with a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_answers_a_group_whose_connection_died_unavailable() {
+    let fixture = Fixture::postgres().await;
+    fixture
+        .execute_sql(
+            "CREATE FUNCTION end_session() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN IF NEW.aggregate_id = 'poison' THEN \
+             PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); END IF; \
+             RETURN NEW; END $$",
+        )
+        .await;
+    fixture
+        .execute_sql(
+            "CREATE TRIGGER end_session BEFORE INSERT ON events \
+             FOR EACH ROW EXECUTE FUNCTION end_session()",
+        )
+        .await;
+    let store = &fixture.store;
+    let meta = metadata();
+    let event = [deposited(1)];
+    let fresh = store.load::<Account>("unused").await.unwrap();
+    let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
+    keys.insert(8, "poison".into());
+    let outcomes = futures::future::join_all(
+        keys.iter()
+            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
+    )
+    .await;
+    let mut unavailable = 0;
+    for (key, outcome) in keys.iter().zip(&outcomes) {
+        let stored = store.stream("account", key).await.unwrap().len();
+        assert_eq!(stored, usize::from(outcome.is_ok()), "{key}: {outcome:?}");
+        if let Err(error) = outcome {
+            assert!(
+                matches!(error, StoreError::Unavailable(_)),
+                "{key}: {error:?}"
+            );
+            unavailable += 1;
+        }
+    }
+    assert!(unavailable > 1, "the poisoned append shared its group");
+    let after: Vec<String> = (0..8).map(|_| AccountId::new().to_string()).collect();
+    let outcomes = futures::future::join_all(
+        after
+            .iter()
+            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
+    )
+    .await;
+    for outcome in outcomes {
+        outcome.unwrap();
+    }
+    fixture.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_refuses_a_bad_record_write_alone() {
     let fixture = Fixture::sqlite().await;
