@@ -1470,22 +1470,55 @@ async fn an_abandoned_append_leaves_no_stale_copy_behind(store: &EventStore) {
     assert_eq!(store.load::<Account>(&key).await.unwrap().version, 2);
 }
 
+/// `count` ids of streams not written yet.
+fn new_keys(count: usize) -> Vec<String> {
+    (0..count).map(|_| AccountId::new().to_string()).collect()
+}
+
+/// 16 new stream ids with `poison` among them, which a test's trigger refuses.
+fn poisoned_keys() -> Vec<String> {
+    let mut keys = new_keys(16);
+    keys.insert(8, "poison".into());
+    keys
+}
+
+/// Appends a deposit to each of the new streams `keys` at once: one-event appends,
+/// which the group writers batch.
+async fn deposit_into_each(
+    store: &EventStore,
+    keys: &[String],
+) -> Vec<Result<Vec<cqrs_es::persist::SerializedEvent>, StoreError>> {
+    let meta = metadata();
+    let event = [deposited(1)];
+    let fresh = store.load::<Account>("unused").await.unwrap();
+    futures::future::join_all(
+        keys.iter()
+            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
+    )
+    .await
+}
+
+/// Every append answered written is stored, and every one answered failed is not.
+async fn answered_as_stored<T: std::fmt::Debug>(
+    store: &EventStore,
+    keys: &[String],
+    outcomes: &[Result<T, StoreError>],
+) {
+    for (key, outcome) in keys.iter().zip(outcomes) {
+        let stored = store.stream("account", key).await.unwrap().len();
+        assert_eq!(stored, usize::from(outcome.is_ok()), "{key}: {outcome:?}");
+    }
+}
+
 /// A group PostgreSQL refuses whole (here for one append's id, which holds a NUL byte
 /// its text type cannot store) costs only that append: the others are written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_refuses_a_bad_append_alone() {
     let fixture = Fixture::postgres().await;
     let store = &fixture.store;
-    let meta = metadata();
-    let event = [deposited(1)];
-    let fresh = store.load::<Account>("unused").await.unwrap();
-    let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
+    let mut keys = new_keys(16);
     keys.push("bad\0id".into());
-    let outcomes = futures::future::join_all(
-        keys.iter()
-            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
-    )
-    .await;
+    let outcomes = deposit_into_each(store, &keys).await;
     for (key, outcome) in keys.iter().zip(outcomes) {
         if key.contains('\0') {
             assert!(
@@ -1513,25 +1546,10 @@ async fn sqlite_answers_each_append_of_a_rolled_back_group_as_it_is() {
         )
         .await;
     let store = &fixture.store;
-    let meta = metadata();
-    let event = [deposited(1)];
-    let fresh = store.load::<Account>("unused").await.unwrap();
-    let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
-    keys.insert(8, "poison".into());
-    let outcomes = holding_the_file(
-        store,
-        futures::future::join_all(
-            keys.iter()
-                .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
-        ),
-    )
-    .await;
-    let mut failed = 0;
-    for (key, outcome) in keys.iter().zip(outcomes) {
-        let stored = store.stream("account", key).await.unwrap().len();
-        assert_eq!(stored, usize::from(outcome.is_ok()), "{key}: {outcome:?}");
-        failed += usize::from(outcome.is_err());
-    }
+    let keys = poisoned_keys();
+    let outcomes = holding_the_file(store, deposit_into_each(store, &keys)).await;
+    answered_as_stored(store, &keys, &outcomes).await;
+    let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
     assert!(failed > 1, "the poisoned append shared its group");
     fixture.finish().await;
 }
@@ -1558,20 +1576,11 @@ async fn postgres_answers_a_group_whose_connection_died_unavailable() {
         )
         .await;
     let store = &fixture.store;
-    let meta = metadata();
-    let event = [deposited(1)];
-    let fresh = store.load::<Account>("unused").await.unwrap();
-    let mut keys: Vec<String> = (0..16).map(|_| AccountId::new().to_string()).collect();
-    keys.insert(8, "poison".into());
-    let outcomes = futures::future::join_all(
-        keys.iter()
-            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
-    )
-    .await;
+    let keys = poisoned_keys();
+    let outcomes = deposit_into_each(store, &keys).await;
+    answered_as_stored(store, &keys, &outcomes).await;
     let mut unavailable = 0;
     for (key, outcome) in keys.iter().zip(&outcomes) {
-        let stored = store.stream("account", key).await.unwrap().len();
-        assert_eq!(stored, usize::from(outcome.is_ok()), "{key}: {outcome:?}");
         if let Err(error) = outcome {
             assert!(
                 matches!(error, StoreError::Unavailable(_)),
@@ -1581,14 +1590,7 @@ async fn postgres_answers_a_group_whose_connection_died_unavailable() {
         }
     }
     assert!(unavailable > 1, "the poisoned append shared its group");
-    let after: Vec<String> = (0..8).map(|_| AccountId::new().to_string()).collect();
-    let outcomes = futures::future::join_all(
-        after
-            .iter()
-            .map(|key| store.append::<Account>(key, &fresh, &event, &meta)),
-    )
-    .await;
-    for outcome in outcomes {
+    for outcome in deposit_into_each(store, &new_keys(8)).await {
         outcome.unwrap();
     }
     fixture.finish().await;
