@@ -27,7 +27,7 @@ pub fn current_read_db(data_dir: &Path) -> PathBuf {
 /// Rebuilds the read models of `live` (SQLite, in `data_dir`) from `store`, following
 /// its `feed`. Returns the position the copy was built up to when it was swapped in;
 /// the live projector carries on from there.
-pub async fn rebuild_sqlite<F: CommitFeed>(
+pub async fn rebuild_sqlite<F: CommitFeed + Clone + 'static>(
     store: Arc<EventStore>,
     feed: F,
     live: Arc<ReadStore>,

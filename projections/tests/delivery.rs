@@ -412,6 +412,60 @@ async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     assert_eq!(history_len(&setup, &after).await, 2);
 }
 
+/// A catch-up reads the next batch while it applies one: over several batches, with
+/// poison in the middle one, every event is applied once, in order, and a second
+/// catch-up finds nothing to do.
+#[tokio::test]
+async fn a_catch_up_over_several_batches_applies_each_event_once() {
+    let setup = setup().await;
+    let first = account_with_deposits(&setup.store, 600).await;
+    insert_first_event(
+        &setup,
+        "broken-account",
+        "AccountOpened",
+        "1",
+        r#"{"AccountOpened": {"nonsense": true}}"#,
+        "{}",
+    )
+    .await;
+    let second = account_with_deposits(&setup.store, 700).await;
+    let head = setup.feed.head().await.unwrap();
+    assert!(head > 2 * 512, "more than two of the follower's batches");
+
+    let caught_up = setup.projector.catch_up().await.unwrap();
+    assert_eq!(caught_up.position, head);
+    assert_eq!(caught_up.applied, head as u64 - 1);
+    assert_eq!((caught_up.dead_lettered, caught_up.skipped), (1, 0));
+    assert_eq!(balance(&setup, &first).await, (6_000, 601));
+    assert_eq!(balance(&setup, &second).await, (7_000, 701));
+    // Every history row and audit entry once: sequences 2..=n, and one entry per event.
+    for (account, deposits) in [(&first, 600), (&second, 700)] {
+        let (rows, lowest, highest): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(DISTINCT sequence), MIN(sequence), MAX(sequence) FROM transactions WHERE account_id = $1",
+        )
+        .bind(account.as_str())
+        .fetch_one(&setup.read.pool())
+        .await
+        .unwrap();
+        assert_eq!((rows, lowest, highest), (deposits, 2, deposits + 1));
+    }
+    let (entries, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT position) FROM audit_log")
+            .fetch_one(&setup.read.pool())
+            .await
+            .unwrap();
+    assert_eq!((entries, distinct), (head - 1, head - 1));
+    assert_eq!(
+        Projector::<SqliteFeed>::checkpoint(&setup.read.pool())
+            .await
+            .unwrap(),
+        head
+    );
+
+    let again = setup.projector.catch_up().await.unwrap();
+    assert_eq!((again.applied, again.skipped, again.position), (0, 0, head));
+}
+
 /// The fast path writes a batch's account updates in one statement; an account the read
 /// model lacks still fails only its own event, named in the dead letter.
 #[tokio::test]
