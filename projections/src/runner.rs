@@ -613,9 +613,14 @@ async fn apply_all(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), Pro
     audit_log::apply(conn, e).await
 }
 
-/// What a fast batch collects to write at its end: account updates (one per account),
-/// history and audit rows (multi-row inserts), stream positions (one per stream).
+/// What a fast batch collects to write at its end: onboarded clients and account
+/// updates (one per account), history and audit rows (multi-row inserts), stream
+/// positions (one per stream).
 struct Staging {
+    /// New clients, written before any other event of a client applies (it updates
+    /// the client's row) and at the end.
+    clients: PendingRows,
+    client_agents: PendingRows,
     accounts: HashMap<String, accounts::PendingUpdate>,
     transactions: PendingRows,
     audit: PendingRows,
@@ -626,6 +631,8 @@ struct Staging {
 impl Staging {
     fn new() -> Self {
         Staging {
+            clients: PendingRows::new(&clients::ONBOARD, clients::ONBOARD_COLUMNS),
+            client_agents: PendingRows::new(clients::FILL_AGENTS, 2),
             accounts: HashMap::new(),
             transactions: PendingRows::new(transactions::INSERT, transactions::COLUMNS),
             audit: PendingRows::new(audit_log::INSERT, audit_log::COLUMNS),
@@ -681,7 +688,16 @@ impl Staging {
         account: Option<domain::account::AccountEvent>,
     ) -> Result<(), ProjectionError> {
         match e.aggregate_type() {
-            "client" => clients::apply(conn, e).await?,
+            "client" => match clients::onboarding(e)? {
+                Some((client, agent)) => {
+                    self.clients.push(client);
+                    self.client_agents.push(agent);
+                }
+                None => {
+                    self.write_clients(conn).await?;
+                    clients::apply(conn, e).await?;
+                }
+            },
             "account" => {
                 let event = match account {
                     Some(event) => event,
@@ -707,7 +723,18 @@ impl Staging {
         Ok(())
     }
 
+    /// Writes the clients onboarded so far, and fills in the agent of their accounts
+    /// (an account opened in the same batch found no client row to read it from).
+    async fn write_clients(&mut self, conn: &mut AnyConnection) -> Result<(), ProjectionError> {
+        self.clients.flush_with(conn, clients::ONBOARD_TAIL).await?;
+        self.client_agents
+            .flush_with(conn, clients::FILL_AGENTS_TAIL)
+            .await?;
+        Ok(())
+    }
+
     async fn flush(mut self, conn: &mut AnyConnection) -> Result<(), ProjectionError> {
+        self.write_clients(conn).await?;
         accounts::write_updates(conn, &self.accounts).await?;
         self.transactions.flush(conn).await?;
         self.audit.flush(conn).await?;

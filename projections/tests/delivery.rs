@@ -13,7 +13,7 @@ use domain::{AccountId, Amount, ClientId, Currency, StaffId, TransactionId};
 use event_store::{
     Backend, CommitFeed, EventStore, Expected, SqliteFeed, SqliteStore, StoredEvent,
 };
-use projections::models::{accounts, transactions};
+use projections::models::{accounts, clients, transactions};
 use projections::{sqlite_url, CatchUp, Projector, ReadStore, SystemLog};
 use std::sync::Arc;
 
@@ -69,15 +69,14 @@ async fn setup() -> Setup {
     }
 }
 
-/// A client with one account that saw `deposits` deposits of 10; returns the account id.
-async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
-    let client = ClientId::new();
+/// Onboards `client` for `agent`, named Ada Lovelace, with `email`.
+async fn onboard(store: &EventStore, client: ClientId, agent: StaffId, email: &str) {
     let details = PersonalDetails::builder()
         .first_name("Ada")
         .last_name("Lovelace")
         .date_of_birth("1990-01-01")
         .gender("female")
-        .email("ada@example.com")
+        .email(email)
         .phone("+3531234567")
         .address(
             Address::builder()
@@ -95,12 +94,16 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
             &metadata(),
             ClientCommand::Onboard {
                 client_id: client,
-                agent_id: StaffId::new(),
+                agent_id: agent,
                 details,
             },
         )
         .await
         .unwrap();
+}
+
+/// Opens an empty EUR checking account for `client`; returns its id.
+async fn open_account(store: &EventStore, client: ClientId) -> String {
     let account = AccountId::new();
     let open = AccountCommand::Open {
         account_id: account,
@@ -116,6 +119,14 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
         .execute::<Account>(&account.to_string(), Expected::Any, &metadata(), open)
         .await
         .unwrap();
+    account.to_string()
+}
+
+/// A client with one account that saw `deposits` deposits of 10; returns the account id.
+async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
+    let client = ClientId::new();
+    onboard(store, client, StaffId::new(), "ada@example.com").await;
+    let account = open_account(store, client).await;
     for _ in 0..deposits {
         let deposit = AccountCommand::Deposit {
             transaction_id: TransactionId::new(),
@@ -123,11 +134,11 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
             description: None,
         };
         store
-            .execute::<Account>(&account.to_string(), Expected::Any, &metadata(), deposit)
+            .execute::<Account>(&account, Expected::Any, &metadata(), deposit)
             .await
             .unwrap();
     }
-    account.to_string()
+    account
 }
 
 async fn deliver(setup: &Setup, events: &[StoredEvent]) -> CatchUp {
@@ -410,6 +421,77 @@ async fn poison_in_the_feed_is_set_aside_and_the_batch_goes_on() {
     assert_eq!(balance(&setup, &before).await, (10, 2));
     assert_eq!(balance(&setup, &after).await, (20, 3));
     assert_eq!(history_len(&setup, &after).await, 2);
+}
+
+/// A batch writes its onboardings together: an account opened in the same batch as its
+/// client, or before it (streams arrive unordered), gets the client's agent, and a later
+/// event of a client onboarded in the batch applies to the client's row and its search
+/// text.
+#[tokio::test]
+async fn onboardings_written_together_end_as_applied_one_by_one() {
+    let setup = setup().await;
+    let (a, b, c) = (ClientId::new(), ClientId::new(), ClientId::new());
+    let (agent_a, agent_b, agent_c) = (StaffId::new(), StaffId::new(), StaffId::new());
+    let before_its_client = open_account(&setup.store, c).await;
+    onboard(&setup.store, a, agent_a, "ada@example.com").await;
+    let account_a = open_account(&setup.store, a).await;
+    setup
+        .store
+        .execute::<Client>(
+            &a.to_string(),
+            Expected::Any,
+            &metadata(),
+            ClientCommand::UpdateContact(domain::client::ContactChange {
+                email: Some(domain::contact::Email::parse("grace@example.org").unwrap()),
+                phone: None,
+                address: None,
+            }),
+        )
+        .await
+        .unwrap();
+    onboard(&setup.store, b, agent_b, "bob@example.com").await;
+    let account_b = open_account(&setup.store, b).await;
+    onboard(&setup.store, c, agent_c, "cy@example.com").await;
+
+    let caught_up = setup.projector.catch_up().await.unwrap();
+    assert_eq!((caught_up.applied, caught_up.dead_lettered), (7, 0));
+    let pool = setup.read.pool();
+    for (account, agent) in [
+        (&before_its_client, agent_c),
+        (&account_a, agent_a),
+        (&account_b, agent_b),
+    ] {
+        let view = accounts::get(&pool, account).await.unwrap().unwrap();
+        assert_eq!(view.agent_id, agent.to_string(), "the agent of {account}");
+    }
+    let client_a = clients::get(&pool, &a.to_string()).await.unwrap().unwrap();
+    assert_eq!(client_a.email.as_deref(), Some("grace@example.org"));
+    assert_eq!(client_a.version, 2);
+    let found = |q: &str| {
+        let pool = pool.clone();
+        let q = q.to_string();
+        async move {
+            let filter = clients::ClientFilter {
+                q: Some(q),
+                limit: 50,
+                ..Default::default()
+            };
+            let mut ids: Vec<String> = clients::list(&pool, filter)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|client| client.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut others = vec![b.to_string(), c.to_string()];
+    others.sort();
+    assert_eq!(found("example.org").await, vec![a.to_string()]);
+    assert_eq!(found("example.com").await, others);
+    assert_eq!(found("lovelace").await.len(), 3);
 }
 
 /// A catch-up reads the next batch while it applies one: over several batches, with

@@ -3,6 +3,7 @@
 use domain::client::ClientEvent;
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, FromRow};
+use std::sync::LazyLock;
 
 use crate::envelope::Envelope;
 use crate::error::ProjectionError;
@@ -95,7 +96,69 @@ fn enum_text<T: Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-const SEARCH: &str = "LOWER(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') || ' ' || COALESCE(email, ''))";
+/// The text the search index holds for a client, from its name and email columns.
+fn search_of(first_name: &str, last_name: &str, email: &str) -> String {
+    format!("LOWER(COALESCE({first_name}, '') || ' ' || COALESCE({last_name}, '') || ' ' || COALESCE({email}, ''))")
+}
+
+static SEARCH: LazyLock<String> = LazyLock::new(|| search_of("first_name", "last_name", "email"));
+
+/// A batch's onboardings in one statement ([`onboarding`] makes the rows): the new
+/// clients as a `VALUES` list, their search text made by the same expression as
+/// [`apply`]'s, so the index is written once per client.
+pub(crate) static ONBOARD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO clients (id, agent_id, first_name, last_name, date_of_birth, gender, email, phone, \
+         address_line1, address_city, address_state, address_country, address_postal_code, status, verified, erased, \
+         search, version, created_at, updated_at) \
+         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, \
+         column12, column13, 'active', 0, 0, {}, column14, column15, column15 FROM (VALUES",
+        search_of("column3", "column4", "column7")
+    )
+});
+pub(crate) const ONBOARD_COLUMNS: usize = 15;
+pub(crate) const ONBOARD_TAIL: &str = ") AS v";
+
+/// Accounts projected before their client (unordered delivery, or opened in the same
+/// batch as the client's onboarding) get the agent of the clients onboarded: rows of
+/// (client id, agent id).
+pub(crate) const FILL_AGENTS: &str = "UPDATE accounts SET agent_id = u.column2 FROM (VALUES";
+pub(crate) const FILL_AGENTS_TAIL: &str =
+    ") AS u WHERE accounts.client_id = u.column1 AND accounts.agent_id = ''";
+
+/// For an onboarding, its `ONBOARD` row and its `FILL_AGENTS` row; `None` for any
+/// other client event (applied at once by [`apply`]).
+pub(crate) fn onboarding(
+    e: &Envelope<'_>,
+) -> Result<Option<(Vec<Param>, Vec<Param>)>, ProjectionError> {
+    let ClientEvent::ClientOnboarded {
+        agent_id, details, ..
+    } = e.payload::<ClientEvent>()?
+    else {
+        return Ok(None);
+    };
+    let id = e.aggregate_id().to_string();
+    let agent = agent_id.to_string();
+    let address = details.address;
+    let row = vec![
+        Param::Text(id.clone()),
+        Param::Text(agent.clone()),
+        Param::Text(details.first_name),
+        Param::Text(details.last_name),
+        Param::Text(details.date_of_birth.to_string()),
+        Param::Text(enum_text(&details.gender)),
+        Param::Text(details.email.as_str().to_string()),
+        Param::Text(details.phone.as_str().to_string()),
+        Param::Text(address.line1),
+        Param::Text(address.city),
+        Param::Text(address.state),
+        Param::Text(address.country),
+        Param::Text(address.postal_code),
+        Param::Int(e.sequence()),
+        Param::Text(e.occurred_at.clone()),
+    ];
+    Ok(Some((row, vec![Param::Text(id), Param::Text(agent)])))
+}
 
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
@@ -229,7 +292,8 @@ pub(crate) async fn apply(
         }
     }
     let updated = sqlx::query(&format!(
-        "UPDATE clients SET search = {SEARCH}, version = $1, updated_at = $2 WHERE id = $3"
+        "UPDATE clients SET search = {}, version = $1, updated_at = $2 WHERE id = $3",
+        *SEARCH
     ))
     .bind(e.sequence())
     .bind(&e.occurred_at)
