@@ -689,9 +689,9 @@ impl Staging {
     ) -> Result<(), ProjectionError> {
         match e.aggregate_type() {
             "client" => match clients::onboarding(e)? {
-                Some((client, agent)) => {
-                    self.clients.push(client);
-                    self.client_agents.push(agent);
+                Some(onboarding) => {
+                    self.clients.push(onboarding.client);
+                    self.client_agents.push(onboarding.agent);
                 }
                 None => {
                     self.write_clients(conn).await?;

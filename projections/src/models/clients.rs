@@ -126,11 +126,15 @@ pub(crate) const FILL_AGENTS: &str = "UPDATE accounts SET agent_id = u.column2 F
 pub(crate) const FILL_AGENTS_TAIL: &str =
     ") AS u WHERE accounts.client_id = u.column1 AND accounts.agent_id = ''";
 
-/// For an onboarding, its `ONBOARD` row and its `FILL_AGENTS` row; `None` for any
-/// other client event (applied at once by [`apply`]).
-pub(crate) fn onboarding(
-    e: &Envelope<'_>,
-) -> Result<Option<(Vec<Param>, Vec<Param>)>, ProjectionError> {
+/// An onboarding's `ONBOARD` row and its `FILL_AGENTS` row.
+pub(crate) struct Onboarding {
+    pub(crate) client: Vec<Param>,
+    pub(crate) agent: Vec<Param>,
+}
+
+/// For an onboarding, its rows; `None` for any other client event (applied at once by
+/// [`apply`]).
+pub(crate) fn onboarding(e: &Envelope<'_>) -> Result<Option<Onboarding>, ProjectionError> {
     let ClientEvent::ClientOnboarded {
         agent_id, details, ..
     } = e.payload::<ClientEvent>()?
@@ -157,7 +161,10 @@ pub(crate) fn onboarding(
         Param::Int(e.sequence()),
         Param::Text(e.occurred_at.clone()),
     ];
-    Ok(Some((row, vec![Param::Text(id), Param::Text(agent)])))
+    Ok(Some(Onboarding {
+        client: row,
+        agent: vec![Param::Text(id), Param::Text(agent)],
+    }))
 }
 
 pub(crate) async fn apply(
