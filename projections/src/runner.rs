@@ -42,6 +42,9 @@ pub struct CatchUp {
     /// Events fetched from the store because a later one of their stream arrived first.
     pub gaps_filled: u64,
     pub dead_lettered: u64,
+    /// Batches the fast path could not apply whole (poison, a refused statement), redone
+    /// event by event.
+    pub redone: u64,
     pub position: i64,
 }
 
@@ -52,6 +55,7 @@ impl CatchUp {
         self.skipped += other.skipped;
         self.gaps_filled += other.gaps_filled;
         self.dead_lettered += other.dead_lettered;
+        self.redone += other.redone;
     }
 }
 
@@ -485,8 +489,15 @@ impl<F: CommitFeed + GapSource + Clone + 'static> Projector<F> {
         self.counters
             .position
             .fetch_max(total.position, Ordering::Relaxed);
-        let mut batches = read_ahead(self.feed.clone(), total.position, limit);
-        while let Some(batch) = batches.recv().await {
+        let mut reader = ReadAhead::start(self.feed.clone(), total.position, limit);
+        loop {
+            // The reader sends an empty batch at the end: closing without one means it
+            // panicked, and stopping here must not look like being caught up.
+            let Some(batch) = reader.batches.recv().await else {
+                return Err(ProjectionError::Store(StoreError::Unavailable(
+                    "the task reading the event store stopped".into(),
+                )));
+            };
             let (events, decoded) = batch?;
             let Some(last) = events.last().map(|e| e.position) else {
                 break;
@@ -513,9 +524,13 @@ impl<F: CommitFeed + GapSource + Clone + 'static> Projector<F> {
             Ok(stats) => stats,
             // Busy or unreachable: the whole batch again later (see `run`).
             Err(error) if error.is_transient() => return Err(error),
-            Err(ProjectionError::Poison(_))
-            | Err(ProjectionError::Database(sqlx::Error::Database(_))) => {
-                self.apply_batch(pool, events, last, true).await?
+            Err(error @ ProjectionError::Poison(_))
+            | Err(error @ ProjectionError::Database(sqlx::Error::Database(_))) => {
+                tracing::warn!(%error, events = events.len(), position = last, "a batch is redone event by event");
+                CatchUp {
+                    redone: 1,
+                    ..self.apply_batch(pool, events, last, true).await?
+                }
             }
             Err(other) => return Err(other),
         };
@@ -565,38 +580,48 @@ impl<F: CommitFeed + GapSource + Clone + 'static> Projector<F> {
 /// A batch of the feed and what was decoded of each of its events.
 type ReadBatch = Result<(Vec<StoredEvent>, Vec<Decoded>), StoreError>;
 
-/// Reads `feed` after `position` in batches of `limit` on a task of its own, decoding
-/// each batch, one batch ahead of the receiver. It ends after an empty batch or an
-/// error (both are sent), or when the receiver is dropped.
-fn read_ahead<F: CommitFeed + Clone + 'static>(
-    feed: F,
-    mut position: i64,
-    limit: i64,
-) -> tokio::sync::mpsc::Receiver<ReadBatch> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        loop {
-            // A slot first, then the read: at most two batches in memory, the one being
-            // applied and the next.
-            let Ok(slot) = sender.reserve().await else {
-                return;
-            };
-            let batch = feed.read_after(position, limit).await.map(|events| {
-                let decoded = events.iter().map(Decoded::of).collect();
-                (events, decoded)
-            });
-            let next = batch
-                .as_ref()
-                .ok()
-                .and_then(|(events, _)| events.last().map(|e| e.position));
-            slot.send(batch);
-            match next {
-                Some(last) => position = last,
-                None => return,
+/// Reads a feed in batches on a task of its own, decoding each batch, one batch ahead of
+/// the receiver; the task is stopped when this is dropped.
+struct ReadAhead {
+    batches: tokio::sync::mpsc::Receiver<ReadBatch>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReadAhead {
+    /// Reads `feed` after `position` in batches of `limit`. It ends after an empty batch
+    /// or an error (both are sent).
+    fn start<F: CommitFeed + Clone + 'static>(feed: F, mut position: i64, limit: i64) -> Self {
+        let (sender, batches) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            loop {
+                // A slot first, then the read: besides the batch being applied (and the
+                // one before it, being freed), only the next is in memory.
+                let Ok(slot) = sender.reserve().await else {
+                    return;
+                };
+                let batch = feed.read_after(position, limit).await.map(|events| {
+                    let decoded = events.iter().map(Decoded::of).collect();
+                    (events, decoded)
+                });
+                let next = batch
+                    .as_ref()
+                    .ok()
+                    .and_then(|(events, _)| events.last().map(|e| e.position));
+                slot.send(batch);
+                match next {
+                    Some(last) => position = last,
+                    None => return,
+                }
             }
-        }
-    });
-    receiver
+        });
+        ReadAhead { batches, task }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 async fn apply_all(conn: &mut AnyConnection, e: &Envelope<'_>) -> Result<(), ProjectionError> {

@@ -127,6 +127,12 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
     let client = ClientId::new();
     onboard(store, client, StaffId::new(), "ada@example.com").await;
     let account = open_account(store, client).await;
+    deposit_tens(store, &account, deposits).await;
+    account
+}
+
+/// `deposits` deposits of 10 into `account`.
+async fn deposit_tens(store: &EventStore, account: &str, deposits: usize) {
     for _ in 0..deposits {
         let deposit = AccountCommand::Deposit {
             transaction_id: TransactionId::new(),
@@ -134,11 +140,10 @@ async fn account_with_deposits(store: &EventStore, deposits: usize) -> String {
             description: None,
         };
         store
-            .execute::<Account>(&account, Expected::Any, &metadata(), deposit)
+            .execute::<Account>(account, Expected::Any, &metadata(), deposit)
             .await
             .unwrap();
     }
-    account
 }
 
 async fn deliver(setup: &Setup, events: &[StoredEvent]) -> CatchUp {
@@ -350,8 +355,11 @@ async fn a_crash_mid_batch_resumes_from_the_checkpoint() {
 #[tokio::test]
 async fn postgres_read_models_match_sqlite() {
     let setup = setup().await;
-    let account = account_with_deposits(&setup.store, 3).await;
-    setup.projector.catch_up().await.unwrap();
+    let client = ClientId::new();
+    onboard(&setup.store, client, StaffId::new(), "ada@example.com").await;
+    let account = open_account(&setup.store, client).await;
+    deposit_tens(&setup.store, &account, 3).await;
+    assert_eq!(setup.projector.catch_up().await.unwrap().redone, 0);
 
     let url = test_peers::postgres::fresh("crm_read").await;
     let pg_read = Arc::new(ReadStore::open(&url).await.unwrap());
@@ -363,7 +371,15 @@ async fn postgres_read_models_match_sqlite() {
         pg_log,
     );
     let caught_up = pg_projector.catch_up().await.unwrap();
-    assert_eq!(caught_up.applied, 5);
+    assert_eq!((caught_up.applied, caught_up.redone), (5, 0));
+    assert_eq!(
+        clients::get(&setup.read.pool(), &client.to_string())
+            .await
+            .unwrap(),
+        clients::get(&pg_read.pool(), &client.to_string())
+            .await
+            .unwrap()
+    );
 
     let sqlite_view = accounts::get(&setup.read.pool(), &account).await.unwrap();
     let pg_view = accounts::get(&pg_read.pool(), &account).await.unwrap();
@@ -454,7 +470,11 @@ async fn onboardings_written_together_end_as_applied_one_by_one() {
     onboard(&setup.store, c, agent_c, "cy@example.com").await;
 
     let caught_up = setup.projector.catch_up().await.unwrap();
-    assert_eq!((caught_up.applied, caught_up.dead_lettered), (7, 0));
+    assert_eq!(
+        (caught_up.applied, caught_up.dead_lettered, caught_up.redone),
+        (7, 0, 0),
+        "applied in one batch, not redone event by event"
+    );
     let pool = setup.read.pool();
     for (account, agent) in [
         (&before_its_client, agent_c),
@@ -492,6 +512,31 @@ async fn onboardings_written_together_end_as_applied_one_by_one() {
     assert_eq!(found("example.org").await, vec![a.to_string()]);
     assert_eq!(found("example.com").await, others);
     assert_eq!(found("lovelace").await.len(), 3);
+
+    // The same events delivered one by one, as from a queue, into a second read store.
+    let one_by_one = Arc::new(
+        ReadStore::open(&sqlite_url(&setup._dir.path().join("one-by-one.db")))
+            .await
+            .unwrap(),
+    );
+    let delivering = Projector::new(setup.store.clone(), one_by_one.clone(), setup.log.clone());
+    for event in setup.feed.read_after(0, 100).await.unwrap() {
+        delivering.deliver_one(&event).await.unwrap();
+    }
+    let other = one_by_one.pool();
+    for client in [a, b, c] {
+        let id = client.to_string();
+        assert_eq!(
+            clients::get(&pool, &id).await.unwrap(),
+            clients::get(&other, &id).await.unwrap()
+        );
+    }
+    for account in [&before_its_client, &account_a, &account_b] {
+        assert_eq!(
+            accounts::get(&pool, account).await.unwrap(),
+            accounts::get(&other, account).await.unwrap()
+        );
+    }
 }
 
 /// A catch-up reads the next batch while it applies one: over several batches, with
@@ -516,6 +561,10 @@ async fn a_catch_up_over_several_batches_applies_each_event_once() {
 
     let caught_up = setup.projector.catch_up().await.unwrap();
     assert_eq!(caught_up.position, head);
+    assert_eq!(
+        caught_up.redone, 1,
+        "only the batch with the poison is redone"
+    );
     assert_eq!(caught_up.applied, head as u64 - 1);
     assert_eq!((caught_up.dead_lettered, caught_up.skipped), (1, 0));
     assert_eq!(balance(&setup, &first).await, (6_000, 601));
