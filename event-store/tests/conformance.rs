@@ -154,6 +154,19 @@ impl Fixture {
         }
     }
 
+    /// On PostgreSQL, a trigger `name` that runs `body` (PL/pgSQL, ending in
+    /// `RETURN NEW`) before each row inserted into `table`.
+    async fn before_insert_on_postgres(&self, name: &str, table: &str, body: &str) {
+        self.execute_sql(&format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} END $$"
+        ))
+        .await;
+        self.execute_sql(&format!(
+            "CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"
+        ))
+        .await;
+    }
+
     /// The one number `sql` selects.
     async fn query_one(&self, sql: &str) -> (i64,) {
         match self.store.backend() {
@@ -894,16 +907,10 @@ async fn refuses_a_bad_record_write_alone(fixture: &Fixture) {
     match fixture.store.backend() {
         Backend::Postgres(_) => {
             fixture
-                .execute_sql(
-                    "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \
-                     $$ BEGIN IF NEW.key = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; \
-                     RETURN NEW; END $$",
-                )
-                .await;
-            fixture
-                .execute_sql(
-                    "CREATE TRIGGER poison BEFORE INSERT ON idempotency \
-                     FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+                .before_insert_on_postgres(
+                    "refuse_poison",
+                    "idempotency",
+                    "IF NEW.key = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW;",
                 )
                 .await;
         }
@@ -1562,17 +1569,12 @@ async fn sqlite_answers_each_append_of_a_rolled_back_group_as_it_is() {
 async fn postgres_answers_a_group_whose_connection_died_unavailable() {
     let fixture = Fixture::postgres().await;
     fixture
-        .execute_sql(
-            "CREATE FUNCTION end_session() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN IF NEW.aggregate_id = 'poison' THEN \
+        .before_insert_on_postgres(
+            "end_session",
+            "events",
+            "IF NEW.aggregate_id = 'poison' THEN \
              PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); END IF; \
-             RETURN NEW; END $$",
-        )
-        .await;
-    fixture
-        .execute_sql(
-            "CREATE TRIGGER end_session BEFORE INSERT ON events \
-             FOR EACH ROW EXECUTE FUNCTION end_session()",
+             RETURN NEW;",
         )
         .await;
     let store = &fixture.store;
