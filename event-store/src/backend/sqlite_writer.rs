@@ -80,11 +80,11 @@ fn insert(events: usize) -> String {
 
 /// Inserts `events` in one statement: a statement that fails leaves nothing behind, and
 /// the transaction goes on.
-async fn insert_events(
+async fn insert_events<'a>(
     connection: &mut sqlx::SqliteConnection,
-    events: &[SerializedEvent],
+    events: impl ExactSizeIterator<Item = &'a SerializedEvent>,
 ) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
+    if events.len() == 0 {
         return Ok(());
     }
     let sql = insert(events.len());
@@ -107,17 +107,36 @@ fn taken(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
-/// Writes every append of `group` in one transaction; one outcome per append. An
-/// append is one INSERT, so a taken sequence refuses only that append without a
-/// savepoint (two statements fewer per command); an append too long for one INSERT
-/// takes a savepoint. Any other failure (a full disk, an I/O error) may already have
-/// rolled the whole transaction back in SQLite, so the group stops there and every
-/// append in it fails: going on would commit the rest one by one, outside any
-/// transaction, and then report them failed.
+/// Writes every append of `group` in one transaction; one outcome per append.
+///
+/// First the whole group as one INSERT: every statement is a hand-off to the
+/// connection's thread and back, and a group is usually a dozen one-event appends. A
+/// statement that fails leaves nothing behind, so if a sequence is taken (another
+/// writer appended first) the group is written again append by append in the same
+/// transaction, and only the stale ones are refused. There an append is one INSERT, so
+/// a taken sequence refuses only that append without a savepoint; an append too long
+/// for one INSERT takes a savepoint. Any other failure (a full disk, an I/O error) may
+/// already have rolled the whole transaction back in SQLite, so the group stops there
+/// and every append in it fails: going on would commit the rest one by one, outside
+/// any transaction, and then report them failed.
 async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), PersistenceError>> {
     let attempt = async {
         let mut connection = pool.acquire().await?;
         let mut transaction = connection.begin().await?;
+        let together: Vec<&SerializedEvent> = group.iter().flat_map(|a| &a.events).collect();
+        if group.len() > 1 && together.len() <= EVENTS_PER_INSERT {
+            match insert_events(&mut transaction, together.into_iter()).await {
+                Ok(()) => {
+                    transaction.commit().await?;
+                    return Ok(group.iter().map(|_| Ok(())).collect());
+                }
+                Err(error) if taken(&error) => {}
+                Err(error) => {
+                    let _ = transaction.rollback().await;
+                    return Err(error);
+                }
+            }
+        }
         let mut outcomes = Vec::with_capacity(group.len());
         for append in group {
             match append_in(&mut transaction, &append.events).await {
@@ -155,11 +174,11 @@ async fn append_in(
     events: &[SerializedEvent],
 ) -> Result<(), sqlx::Error> {
     if events.len() <= EVENTS_PER_INSERT {
-        return insert_events(transaction, events).await;
+        return insert_events(transaction, events.iter()).await;
     }
     let mut savepoint = transaction.begin().await?;
     for part in events.chunks(EVENTS_PER_INSERT) {
-        if let Err(error) = insert_events(&mut savepoint, part).await {
+        if let Err(error) = insert_events(&mut savepoint, part.iter()).await {
             // After a taken sequence the group goes on, so the savepoint must be undone;
             // after any other failure the group stops anyway.
             if let Err(undo) = savepoint.rollback().await {
