@@ -47,6 +47,12 @@ enum Bench {
         /// claims, leases and stores its answer).
         #[arg(long)]
         idempotency_keys: bool,
+        /// Offer this many commands/s in all, each client on a fixed schedule, instead of
+        /// each sending its next command as soon as the last is answered. Latency is
+        /// then counted from when a command was due, so a slow answer also counts
+        /// against the commands it delayed.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Commands straight on the event store (no HTTP): what durable commits allow.
     Store {
@@ -184,7 +190,19 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             probes,
             idempotency_keys,
-        } => load(crm, clients, accounts, seconds, probes, idempotency_keys).await,
+            rate,
+        } => {
+            load(
+                crm,
+                clients,
+                accounts,
+                seconds,
+                probes,
+                idempotency_keys,
+                rate,
+            )
+            .await
+        }
         Bench::Replay { events } => replay(events).await,
         Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
         Bench::Search { crm, dir, samples } => search::search(crm, dir, samples).await,
@@ -434,7 +452,10 @@ async fn load(
     seconds: u64,
     probes: usize,
     idempotency_keys: bool,
+    rate: Option<f64>,
 ) -> anyhow::Result<()> {
+    // Each client's time between commands when the rate is fixed.
+    let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
     let dir = tempfile::tempdir()?;
     let (server, base) = Server::start(&crm, dir.path()).await?;
     let pid = server.0.id();
@@ -465,7 +486,10 @@ async fn load(
         );
     }
     let ids = Arc::new(ids);
-    println!("setup: {accounts} accounts; running {clients} clients for {seconds} s");
+    match rate {
+        Some(rate) => println!("setup: {accounts} accounts; offering {rate:.0} commands/s from {clients} clients for {seconds} s"),
+        None => println!("setup: {accounts} accounts; running {clients} clients for {seconds} s"),
+    }
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -476,12 +500,26 @@ async fn load(
                 let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
                 let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0usize);
                 let probe = worker < probes;
+                // Clients' schedules are spread over one interval.
+                let mut due = started + interval.unwrap_or_default() * worker as u32 / clients as u32;
                 while Instant::now() < deadline {
                     let account = &ids[rng.gen_range(0..ids.len())];
                     let kind = if rng.gen_bool(0.7) { "deposits" } else { "withdrawals" };
                     let body = json!({"amount": {"amount_minor": rng.gen_range(1..100), "currency": "EUR"}});
                     let key = idempotency_keys.then(|| format!("bench-{worker}-{}", rng.gen::<u64>()));
-                    let sent = Instant::now();
+                    // At a fixed rate, latency runs from when the command was due.
+                    let sent = match interval {
+                        Some(interval) => {
+                            if due >= deadline {
+                                break;
+                            }
+                            tokio::time::sleep_until(due.into()).await;
+                            let sent = due;
+                            due += interval;
+                            sent
+                        }
+                        None => Instant::now(),
+                    };
                     match post_keyed(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body, key).await {
                         Ok((201, reply)) => {
                             latencies.push(sent.elapsed());
@@ -503,6 +541,9 @@ async fn load(
                                     }
                                     tokio::time::sleep(Duration::from_millis(2)).await;
                                 }
+                                // Time spent waiting for the view is the probe's, not the
+                                // server's: the missed slots are skipped, not sent late.
+                                due = due.max(Instant::now());
                             }
                         }
                         _ => errors += 1,
