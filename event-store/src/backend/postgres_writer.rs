@@ -18,6 +18,8 @@ use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::PgPool;
+
+use super::group::Row;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -145,31 +147,7 @@ async fn insert_alone(pool: &PgPool, row: &Row) -> Result<(), PersistenceError> 
 /// A row's key: aggregate type, id and sequence.
 type Key = (String, String, i64);
 
-/// An event as the row it is stored as. Payload and metadata are the JSON text stored
-/// (the `json` type keeps it as sent), printed once, by the appending task.
-struct Row {
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: String,
-    metadata: String,
-}
-
 impl Row {
-    fn of(event: &SerializedEvent) -> Row {
-        Row {
-            aggregate_type: event.aggregate_type.clone(),
-            aggregate_id: event.aggregate_id.clone(),
-            sequence: event.sequence as i64,
-            event_type: event.event_type.clone(),
-            event_version: event.event_version.clone(),
-            payload: event.payload.to_string(),
-            metadata: event.metadata.to_string(),
-        }
-    }
-
     fn key(&self) -> Key {
         (
             self.aggregate_type.clone(),

@@ -16,6 +16,8 @@ use sqlx::{Acquire, SqlitePool};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::group::Row;
+
 /// One write to the SQLite file at a time, in the order asked: `SqliteStore::exclusive`.
 pub(crate) type WriteGate = Mutex<()>;
 
@@ -23,7 +25,7 @@ pub(crate) type WriteGate = Mutex<()>;
 const MAX_GROUP: usize = 512;
 
 struct Append {
-    events: Vec<SerializedEvent>,
+    rows: Vec<Row>,
     done: oneshot::Sender<Result<(), PersistenceError>>,
 }
 
@@ -82,22 +84,22 @@ fn insert(events: usize) -> String {
 /// the transaction goes on.
 async fn insert_events<'a>(
     connection: &mut sqlx::SqliteConnection,
-    events: impl ExactSizeIterator<Item = &'a SerializedEvent>,
+    rows: impl ExactSizeIterator<Item = &'a Row>,
 ) -> Result<(), sqlx::Error> {
-    if events.len() == 0 {
+    if rows.len() == 0 {
         return Ok(());
     }
-    let sql = insert(events.len());
+    let sql = insert(rows.len());
     let mut query = sqlx::query(&sql);
-    for event in events {
+    for row in rows {
         query = query
-            .bind(&event.aggregate_type)
-            .bind(&event.aggregate_id)
-            .bind(event.sequence as i64)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(event.payload.to_string())
-            .bind(event.metadata.to_string());
+            .bind(&row.aggregate_type)
+            .bind(&row.aggregate_id)
+            .bind(row.sequence)
+            .bind(&row.event_type)
+            .bind(&row.event_version)
+            .bind(&row.payload)
+            .bind(&row.metadata);
     }
     query.execute(connection).await.map(|_| ())
 }
@@ -123,7 +125,7 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
     let attempt = async {
         let mut connection = pool.acquire().await?;
         let mut transaction = connection.begin().await?;
-        let together: Vec<&SerializedEvent> = group.iter().flat_map(|a| &a.events).collect();
+        let together: Vec<&Row> = group.iter().flat_map(|a| &a.rows).collect();
         if group.len() > 1 && together.len() <= EVENTS_PER_INSERT {
             match insert_events(&mut transaction, together.into_iter()).await {
                 Ok(()) => {
@@ -139,7 +141,7 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
         }
         let mut outcomes = Vec::with_capacity(group.len());
         for append in group {
-            match append_in(&mut transaction, &append.events).await {
+            match append_in(&mut transaction, &append.rows).await {
                 Ok(()) => outcomes.push(Ok(())),
                 Err(error) if taken(&error) => {
                     outcomes.push(Err(PersistenceError::OptimisticLockError))
@@ -171,13 +173,13 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
 /// append several in a savepoint, undone whole if one fails.
 async fn append_in(
     transaction: &mut sqlx::SqliteConnection,
-    events: &[SerializedEvent],
+    rows: &[Row],
 ) -> Result<(), sqlx::Error> {
-    if events.len() <= EVENTS_PER_INSERT {
-        return insert_events(transaction, events.iter()).await;
+    if rows.len() <= EVENTS_PER_INSERT {
+        return insert_events(transaction, rows.iter()).await;
     }
     let mut savepoint = transaction.begin().await?;
-    for part in events.chunks(EVENTS_PER_INSERT) {
+    for part in rows.chunks(EVENTS_PER_INSERT) {
         if let Err(error) = insert_events(&mut savepoint, part.iter()).await {
             // After a taken sequence the group goes on, so the savepoint must be undone;
             // after any other failure the group stops anyway.
@@ -207,7 +209,7 @@ impl PersistedEventRepository for SqliteRepository {
         let (done, outcome) = oneshot::channel();
         appends
             .send(Append {
-                events: events.to_vec(),
+                rows: events.iter().map(Row::of).collect(),
                 done,
             })
             .await
