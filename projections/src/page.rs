@@ -247,11 +247,32 @@ impl PendingRows {
         conn: &mut sqlx::AnyConnection,
         tail: &str,
     ) -> Result<u64, ProjectionError> {
-        const ROWS_PER_STATEMENT: usize = 100;
-        let anonymous = anonymous_placeholders(conn);
-        let values = std::mem::take(&mut self.values);
         let mut affected = 0;
-        for chunk in values.chunks(self.columns * ROWS_PER_STATEMENT) {
+        for (sql, params) in self.statements(anonymous_placeholders(conn), tail) {
+            affected += bind_refs(sqlx::query(&sql), &params)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+        Ok(affected)
+    }
+
+    /// Adds the statements writing the rows (with `tail`) to `script`.
+    pub(crate) fn add_to(&mut self, script: &mut Script, tail: &str) {
+        let statements = self.statements(script.anonymous, tail);
+        script.statements.extend(statements);
+    }
+
+    /// The statements writing the rows, at most 100 to a statement; the rows are taken.
+    fn statements(&mut self, anonymous: bool, tail: &str) -> Vec<(String, Vec<Param>)> {
+        const ROWS_PER_STATEMENT: usize = 100;
+        let mut values = std::mem::take(&mut self.values).into_iter();
+        let mut statements = Vec::new();
+        while values.len() > 0 {
+            let chunk: Vec<Param> = values
+                .by_ref()
+                .take(self.columns * ROWS_PER_STATEMENT)
+                .collect();
             let mut sql = String::from(self.head);
             sql.push(' ');
             sql.push_str(&values_list(
@@ -263,19 +284,79 @@ impl PendingRows {
                 sql.push(' ');
                 sql.push_str(tail);
             }
-            let mut query = sqlx::query(&sql);
-            for param in chunk {
-                query = match param {
-                    Param::Text(text) => query.bind(text.as_str()),
-                    Param::Int(int) => query.bind(*int),
-                    Param::OptText(text) => query.bind(text.as_deref()),
-                    Param::OptInt(int) => query.bind(*int),
-                };
-            }
-            affected += query.execute(&mut *conn).await?.rows_affected();
+            statements.push((sql, chunk));
         }
-        Ok(affected)
+        statements
     }
+}
+
+/// Statements that run together, in order. On SQLite they go to the connection's
+/// thread as one query, their `?` placeholders bound in order across them: one hand-off
+/// instead of one per statement, which is what a live projector's small batches spent
+/// their time waiting on when the machine is busy (docs/performance.md). On PostgreSQL
+/// they run one after another. What they affected is not told apart: statements whose
+/// row counts matter run alone.
+pub(crate) struct Script {
+    anonymous: bool,
+    statements: Vec<(String, Vec<Param>)>,
+}
+
+impl Script {
+    pub(crate) fn new(conn: &sqlx::AnyConnection) -> Self {
+        Script {
+            anonymous: anonymous_placeholders(conn),
+            statements: Vec::new(),
+        }
+    }
+
+    /// Adds a statement whose `columns` parameters are `params`, its placeholders
+    /// written by `sql` from a one-row `values_list`: `(?, ?)` or `($1, $2)`.
+    pub(crate) fn push(&mut self, sql: impl FnOnce(&str) -> String, params: Vec<Param>) {
+        let values = values_list(1, params.len(), self.anonymous);
+        self.statements.push((sql(&values), params));
+    }
+
+    pub(crate) async fn run(self, conn: &mut sqlx::AnyConnection) -> Result<(), ProjectionError> {
+        if !self.anonymous {
+            for (sql, params) in &self.statements {
+                bind_refs(sqlx::query(sql), params)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            return Ok(());
+        }
+        if self.statements.is_empty() {
+            return Ok(());
+        }
+        let sql = self
+            .statements
+            .iter()
+            .map(|(sql, _)| sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        let params: Vec<&Param> = self.statements.iter().flat_map(|(_, p)| p).collect();
+        let mut query = sqlx::query(&sql);
+        for param in params {
+            query = bind_ref(query, param);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+fn bind_ref<'q>(query: AnyQuery<'q>, param: &'q Param) -> AnyQuery<'q> {
+    match param {
+        Param::Text(text) => query.bind(text.as_str()),
+        Param::Int(int) => query.bind(*int),
+        Param::OptText(text) => query.bind(text.as_deref()),
+        Param::OptInt(int) => query.bind(*int),
+    }
+}
+
+fn bind_refs<'q>(query: AnyQuery<'q>, params: &'q [Param]) -> AnyQuery<'q> {
+    params.iter().fold(query, bind_ref)
 }
 
 /// Whether `conn` takes anonymous `?` placeholders. SQLite does: binding a named one

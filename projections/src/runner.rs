@@ -18,7 +18,7 @@ use crate::db::ReadStore;
 use crate::envelope::{Decoded, Envelope};
 use crate::error::ProjectionError;
 use crate::models::{accounts, audit_log, clients, staff, transactions};
-use crate::page::{Param, PendingRows};
+use crate::page::{Param, PendingRows, Script};
 use crate::system_log::{LogEntry, SystemLog};
 use std::collections::HashMap;
 
@@ -219,8 +219,7 @@ impl<F: GapSource> Projector<F> {
                 stats.applied += 1;
                 self.after_apply(&envelope).await;
             }
-            staging.flush(&mut tx).await?;
-            save_checkpoint(&mut tx, last).await?;
+            staging.flush(&mut tx, last).await?;
             Ok::<_, ProjectionError>(())
         }
         .await;
@@ -758,11 +757,14 @@ impl Staging {
         Ok(())
     }
 
-    async fn flush(mut self, conn: &mut AnyConnection) -> Result<(), ProjectionError> {
+    /// Writes what is staged and the checkpoint at `last`. The accounts' updates run
+    /// alone (each account must be found); the rest of the writes go as one script.
+    async fn flush(mut self, conn: &mut AnyConnection, last: i64) -> Result<(), ProjectionError> {
         self.write_clients(conn).await?;
         accounts::write_updates(conn, &self.accounts).await?;
-        self.transactions.flush(conn).await?;
-        self.audit.flush(conn).await?;
+        let mut script = Script::new(conn);
+        self.transactions.add_to(&mut script, "");
+        self.audit.add_to(&mut script, "");
         let mut positions = PendingRows::new(
             "INSERT INTO stream_positions (aggregate_type, aggregate_id, last_sequence, poisoned) VALUES",
             4,
@@ -776,23 +778,32 @@ impl Staging {
                 Param::Int(0),
             ]);
         }
-        positions
-            .flush_with(conn, "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence")
-            .await
-            .map(|_| ())
+        positions.add_to(
+            &mut script,
+            "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence",
+        );
+        script.push(
+            checkpoint_sql,
+            vec![Param::Text(CHECKPOINT.into()), Param::Int(last)],
+        );
+        script.run(conn).await
     }
 }
 
-async fn save_checkpoint(conn: &mut AnyConnection, position: i64) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoint (name, position) VALUES ($1, $2) \
-         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+fn checkpoint_sql(values: &str) -> String {
+    format!(
+        "INSERT INTO projection_checkpoint (name, position) VALUES {values} \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position"
     )
-    .bind(CHECKPOINT)
-    .bind(position)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+}
+
+async fn save_checkpoint(conn: &mut AnyConnection, position: i64) -> Result<(), ProjectionError> {
+    let mut script = Script::new(conn);
+    script.push(
+        checkpoint_sql,
+        vec![Param::Text(CHECKPOINT.into()), Param::Int(position)],
+    );
+    script.run(conn).await
 }
 
 /// The recorded positions of the streams `keys` that have one.
