@@ -454,6 +454,9 @@ async fn load(
     idempotency_keys: bool,
     rate: Option<f64>,
 ) -> anyhow::Result<()> {
+    if let Some(rate) = rate {
+        anyhow::ensure!(rate > 0.0, "--rate must be above 0 commands/s");
+    }
     // Each client's time between commands when the rate is fixed.
     let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
     let dir = tempfile::tempdir()?;

@@ -1546,18 +1546,50 @@ async fn postgres_refuses_a_bad_append_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_answers_each_append_of_a_rolled_back_group_as_it_is() {
     let fixture = Fixture::sqlite().await;
-    fixture
-        .execute_sql(
-            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.aggregate_id = 'poison' \
-             BEGIN SELECT RAISE(ROLLBACK, 'refused'); END",
-        )
-        .await;
+    fixture.execute_sql(SQLITE_POISON).await;
     let store = &fixture.store;
     let keys = poisoned_keys();
     let outcomes = holding_the_file(store, deposit_into_each(store, &keys)).await;
     answered_as_stored(store, &keys, &outcomes).await;
     let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
     assert!(failed > 1, "the poisoned append shared its group");
+    fixture.finish().await;
+}
+
+/// A trigger that rolls back the transaction of any append to the stream `poison`.
+const SQLITE_POISON: &str = "CREATE TRIGGER poison BEFORE INSERT ON events \
+     WHEN NEW.aggregate_id = 'poison' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END";
+
+/// The same when the group first meets a taken sequence: its one INSERT fails, the
+/// group is written again append by append, and the poison rolls that back mid-way.
+/// Every append is still answered as it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_answers_a_group_rolled_back_after_a_taken_sequence_as_it_is() {
+    let fixture = Fixture::sqlite().await;
+    fixture.execute_sql(SQLITE_POISON).await;
+    let store = &fixture.store;
+    let keys = poisoned_keys();
+    // The fourth stream already has its first event: its append in the group is stale.
+    let stale = &keys[3];
+    deposit_into_each(store, std::slice::from_ref(stale)).await[0]
+        .as_ref()
+        .unwrap();
+    let outcomes = holding_the_file(store, deposit_into_each(store, &keys)).await;
+    assert!(outcomes[3].is_err(), "{:?}", outcomes[3]);
+    for (key, outcome) in keys.iter().zip(&outcomes) {
+        let stored = store.stream("account", key).await.unwrap().len();
+        let before = usize::from(key == stale);
+        assert_eq!(
+            stored,
+            before + usize::from(outcome.is_ok()),
+            "{key}: {outcome:?}"
+        );
+    }
+    let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
+    assert!(
+        failed > 2,
+        "the poisoned and the stale appends shared a group"
+    );
     fixture.finish().await;
 }
 

@@ -340,7 +340,9 @@ impl Script {
             .collect::<Vec<_>>()
             .join(";\n");
         let params: Vec<&Param> = self.statements.iter().flat_map(|(_, p)| p).collect();
-        let mut query = sqlx::query(&sql);
+        // Each mix of row counts is a new text: kept in the statement cache, they would
+        // push out the statements that repeat.
+        let mut query = sqlx::query(&sql).persistent(false);
         for param in params {
             query = bind_ref(query, param);
         }

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::group::gather;
 use super::sql::RecordWrite;
 use super::sqlite::SqliteStore;
-use super::sqlite_writer::WriteGate;
+use super::sqlite_writer::{close_after_failure, WriteGate};
 use crate::error::StoreError;
 use crate::idempotency::Claim;
 
@@ -123,6 +123,19 @@ async fn together(
 ) -> Result<Vec<Option<Claim>>, Stop> {
     let failed = |error: sqlx::Error| Stop::Transaction(error.into());
     let mut connection = pool.acquire().await.map_err(failed)?;
+    let made = in_transaction(&mut connection, group, left).await;
+    if made.is_err() {
+        close_after_failure(&mut connection);
+    }
+    made
+}
+
+async fn in_transaction(
+    connection: &mut sqlx::SqliteConnection,
+    group: &[Pending],
+    left: &[usize],
+) -> Result<Vec<Option<Claim>>, Stop> {
+    let failed = |error: sqlx::Error| Stop::Transaction(error.into());
     let mut transaction = connection.begin().await.map_err(failed)?;
     let mut made = Vec::with_capacity(left.len());
     for (place, &at) in left.iter().enumerate() {

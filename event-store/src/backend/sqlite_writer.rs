@@ -2,8 +2,8 @@
 //! `synchronous=FULL`) costs an fsync, which caps one-append-per-commit near 1,800
 //! appends/s on this kind of machine. Appends are therefore handed to one writer task,
 //! which takes every append waiting at that moment and writes them in one transaction
-//! (each in a statement of its own, so one stream's conflict refuses only that append), with
-//! one fsync for all. Reads go straight to sqlite-es. This is still a cqrs-es
+//! (one INSERT for all, or, if a stream's sequence is taken, one per append, so that
+//! conflict refuses only that append), with one fsync for all. Reads go straight to sqlite-es. This is still a cqrs-es
 //! `PersistedEventRepository`, so the rest of the store does not know the difference.
 
 use cqrs_es::persist::{
@@ -124,37 +124,11 @@ fn taken(error: &sqlx::Error) -> bool {
 async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), PersistenceError>> {
     let attempt = async {
         let mut connection = pool.acquire().await?;
-        let mut transaction = connection.begin().await?;
-        let together: Vec<&Row> = group.iter().flat_map(|a| &a.rows).collect();
-        if group.len() > 1 && together.len() <= EVENTS_PER_INSERT {
-            match insert_events(&mut transaction, together.into_iter()).await {
-                Ok(()) => {
-                    transaction.commit().await?;
-                    return Ok(group.iter().map(|_| Ok(())).collect());
-                }
-                Err(error) if taken(&error) => {}
-                Err(error) => {
-                    let _ = transaction.rollback().await;
-                    return Err(error);
-                }
-            }
+        let written = write_in_transaction(&mut connection, group).await;
+        if written.is_err() {
+            close_after_failure(&mut connection);
         }
-        let mut outcomes = Vec::with_capacity(group.len());
-        for append in group {
-            match append_in(&mut transaction, &append.rows).await {
-                Ok(()) => outcomes.push(Ok(())),
-                Err(error) if taken(&error) => {
-                    outcomes.push(Err(PersistenceError::OptimisticLockError))
-                }
-                Err(error) => {
-                    // Now, before the gate is let go; SQLite may have rolled back already.
-                    let _ = transaction.rollback().await;
-                    return Err(error);
-                }
-            }
-        }
-        transaction.commit().await?;
-        Ok::<_, sqlx::Error>(outcomes)
+        written
     };
     match attempt.await {
         Ok(outcomes) => outcomes,
@@ -167,6 +141,52 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
                 .collect()
         }
     }
+}
+
+/// Closes a connection whose transaction failed instead of giving it back to the pool.
+/// When SQLite rolls a transaction back itself (a full disk, an I/O error, a trigger's
+/// `RAISE(ROLLBACK)`), the `ROLLBACK` sent after it fails, and sqlx keeps counting the
+/// transaction as open: the connection's next transaction would be taken for a nested
+/// one, a savepoint whose release commits nothing.
+pub(crate) fn close_after_failure(connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
+    connection.close_on_drop();
+}
+
+async fn write_in_transaction(
+    connection: &mut sqlx::SqliteConnection,
+    group: &[Append],
+) -> Result<Vec<Result<(), PersistenceError>>, sqlx::Error> {
+    let mut transaction = connection.begin().await?;
+    let together: Vec<&Row> = group.iter().flat_map(|a| &a.rows).collect();
+    if group.len() > 1 && together.len() <= EVENTS_PER_INSERT {
+        match insert_events(&mut transaction, together.into_iter()).await {
+            Ok(()) => {
+                transaction.commit().await?;
+                return Ok(group.iter().map(|_| Ok(())).collect());
+            }
+            Err(error) if taken(&error) => {}
+            Err(error) => {
+                let _ = transaction.rollback().await;
+                return Err(error);
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(group.len());
+    for append in group {
+        match append_in(&mut transaction, &append.rows).await {
+            Ok(()) => outcomes.push(Ok(())),
+            Err(error) if taken(&error) => {
+                outcomes.push(Err(PersistenceError::OptimisticLockError))
+            }
+            Err(error) => {
+                // Now, before the gate is let go; SQLite may have rolled back already.
+                let _ = transaction.rollback().await;
+                return Err(error);
+            }
+        }
+    }
+    transaction.commit().await?;
+    Ok(outcomes)
 }
 
 /// Inserts one append's events in the open transaction: one INSERT, or for a long
