@@ -26,34 +26,38 @@ struct Cli {
     command: Bench,
 }
 
+/// `load`'s options.
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// The crm binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/crm")]
+    crm: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    #[arg(long, default_value_t = 500)]
+    accounts: usize,
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Of the clients, how many also wait for each of their commands to show in the
+    /// query API (polling every 2 ms), measuring projection lag.
+    #[arg(long, default_value_t = 4)]
+    probes: usize,
+    /// Send every command with its own Idempotency-Key, as the UI does (each then
+    /// claims, leases and stores its answer).
+    #[arg(long)]
+    idempotency_keys: bool,
+    /// Offer this many commands/s in all, each client on a fixed schedule, instead of
+    /// each sending its next command as soon as the last is answered. Latency is
+    /// then counted from when a command was due, so a slow answer also counts
+    /// against the commands it delayed.
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
 #[derive(Subcommand)]
 enum Bench {
     /// Commands over HTTP against `crm serve`.
-    Load {
-        /// The crm binary (build it with `cargo build --release`).
-        #[arg(long, default_value = "target/release/crm")]
-        crm: PathBuf,
-        #[arg(long, default_value_t = 32)]
-        clients: usize,
-        #[arg(long, default_value_t = 500)]
-        accounts: usize,
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
-        /// Of the clients, how many also wait for each of their commands to show in the
-        /// query API (polling every 2 ms), measuring projection lag.
-        #[arg(long, default_value_t = 4)]
-        probes: usize,
-        /// Send every command with its own Idempotency-Key, as the UI does (each then
-        /// claims, leases and stores its answer).
-        #[arg(long)]
-        idempotency_keys: bool,
-        /// Offer this many commands/s in all, each client on a fixed schedule, instead of
-        /// each sending its next command as soon as the last is answered. Latency is
-        /// then counted from when a command was due, so a slow answer also counts
-        /// against the commands it delayed.
-        #[arg(long)]
-        rate: Option<f64>,
-    },
+    Load(LoadArgs),
     /// Commands straight on the event store (no HTTP): what durable commits allow.
     Store {
         #[arg(long, default_value_t = 64)]
@@ -183,26 +187,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Bench::Load {
-            crm,
-            clients,
-            accounts,
-            seconds,
-            probes,
-            idempotency_keys,
-            rate,
-        } => {
-            load(
-                crm,
-                clients,
-                accounts,
-                seconds,
-                probes,
-                idempotency_keys,
-                rate,
-            )
-            .await
-        }
+        Bench::Load(args) => load(args).await,
         Bench::Replay { events } => replay(events).await,
         Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
         Bench::Search { crm, dir, samples } => search::search(crm, dir, samples).await,
@@ -445,15 +430,16 @@ impl Staff {
     }
 }
 
-async fn load(
-    crm: PathBuf,
-    clients: usize,
-    accounts: usize,
-    seconds: u64,
-    probes: usize,
-    idempotency_keys: bool,
-    rate: Option<f64>,
-) -> anyhow::Result<()> {
+async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let LoadArgs {
+        crm,
+        clients,
+        accounts,
+        seconds,
+        probes,
+        idempotency_keys,
+        rate,
+    } = args;
     if let Some(rate) = rate {
         anyhow::ensure!(rate > 0.0, "--rate must be above 0 commands/s");
     }
