@@ -309,8 +309,8 @@ impl Script {
         }
     }
 
-    /// Adds a statement whose `columns` parameters are `params`, its placeholders
-    /// written by `sql` from a one-row `values_list`: `(?, ?)` or `($1, $2)`.
+    /// Adds a statement of one row of `params`: `sql` makes its text around that row's
+    /// placeholders, `(?, ?)` or `($1, $2)`.
     pub(crate) fn push(&mut self, sql: impl FnOnce(&str) -> String, params: Vec<Param>) {
         let values = values_list(1, params.len(), self.anonymous);
         self.statements.push((sql(&values), params));

@@ -782,27 +782,27 @@ impl Staging {
             &mut script,
             "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence",
         );
-        script.push(
-            checkpoint_sql,
-            vec![Param::Text(CHECKPOINT.into()), Param::Int(last)],
-        );
+        add_checkpoint(&mut script, last);
         script.run(conn).await
     }
 }
 
-fn checkpoint_sql(values: &str) -> String {
-    format!(
-        "INSERT INTO projection_checkpoint (name, position) VALUES {values} \
-         ON CONFLICT (name) DO UPDATE SET position = excluded.position"
-    )
+/// Adds the write of the checkpoint at `position` to `script`.
+fn add_checkpoint(script: &mut Script, position: i64) {
+    script.push(
+        |values| {
+            format!(
+                "INSERT INTO projection_checkpoint (name, position) VALUES {values} \
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            )
+        },
+        vec![Param::Text(CHECKPOINT.into()), Param::Int(position)],
+    );
 }
 
 async fn save_checkpoint(conn: &mut AnyConnection, position: i64) -> Result<(), ProjectionError> {
     let mut script = Script::new(conn);
-    script.push(
-        checkpoint_sql,
-        vec![Param::Text(CHECKPOINT.into()), Param::Int(position)],
-    );
+    add_checkpoint(&mut script, position);
     script.run(conn).await
 }
 

@@ -3,8 +3,9 @@
 //! appends/s on this kind of machine. Appends are therefore handed to one writer task,
 //! which takes every append waiting at that moment and writes them in one transaction
 //! (one INSERT for all, or, if a stream's sequence is taken, one per append, so that
-//! conflict refuses only that append), with one fsync for all. Reads go straight to sqlite-es. This is still a cqrs-es
-//! `PersistedEventRepository`, so the rest of the store does not know the difference.
+//! conflict refuses only that append), with one fsync for all. Reads go straight to
+//! sqlite-es. This is still a cqrs-es `PersistedEventRepository`, so the rest of the
+//! store does not know the difference.
 
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
