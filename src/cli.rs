@@ -130,6 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 sftp: sftp_worker::SftpSettings::from_env(|name| std::env::var(name).ok())
                     .map_err(anyhow::Error::msg)?,
                 transfer_patience: std::time::Duration::from_secs(args.transfer_wait_secs),
+                verification_pace: query_api::verifier::Pace::DEFAULT,
                 limits: api_kit::serve::Limits {
                     max_connections: args.max_connections.max(1),
                     header_read_timeout: std::time::Duration::from_secs(

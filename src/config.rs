@@ -28,6 +28,8 @@ pub struct Config {
     pub limits: api_kit::serve::Limits,
     /// How long a transfer request waits for the outcome before answering 202.
     pub transfer_patience: std::time::Duration,
+    /// How the auditors' whole-store verification runs are paced (steps, lease).
+    pub verification_pace: query_api::verifier::Pace,
 }
 
 impl Config {

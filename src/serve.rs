@@ -61,6 +61,7 @@ pub struct App {
     shutdown: watch::Sender<bool>,
     following: std::sync::Mutex<Option<JoinHandle<()>>>,
     managing: std::sync::Mutex<Option<JoinHandle<()>>>,
+    verifying: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl App {
@@ -73,7 +74,7 @@ impl App {
     /// Stops the projector and closes the databases (tests reopen the same directory).
     pub async fn close(&self) {
         let _ = self.shutdown.send(true);
-        for tasks in [&self.following, &self.managing] {
+        for tasks in [&self.following, &self.managing, &self.verifying] {
             let task = tasks.lock().ok().and_then(|mut task| task.take());
             if let Some(task) = task {
                 let _ = task.await;
@@ -162,7 +163,17 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     );
     let (shutdown, stop) = watch::channel(false);
     let following = tokio::spawn(projector.clone().run(stop.clone()));
-    let managing = tokio::spawn(transfers.clone().run(stop));
+    let managing = tokio::spawn(transfers.clone().run(stop.clone()));
+    let verifications = query_api::Verifications::new(&log);
+    let verifying = tokio::spawn(
+        query_api::Verifier {
+            store: store.clone(),
+            verifications: verifications.clone(),
+            log: log.clone(),
+            pace: config.verification_pace,
+        }
+        .run(stop),
+    );
 
     let observer = Observer::new(Some(log.clone()));
     let counters = observer.counters();
@@ -192,6 +203,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         auth: auth.clone(),
         rebuild,
         payee_limit: Default::default(),
+        verifications,
     };
     let mail = mail::MailState {
         store: store.clone(),
@@ -247,6 +259,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         shutdown,
         following: std::sync::Mutex::new(Some(following)),
         managing: std::sync::Mutex::new(Some(managing)),
+        verifying: std::sync::Mutex::new(Some(verifying)),
         transfers,
         counters,
     })

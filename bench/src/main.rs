@@ -106,7 +106,8 @@ enum Bench {
         deposits: usize,
     },
     /// How read, restart and verification costs grow with history: `base` clients
-    /// times each factor, with one account of 1,000 × factor deposits.
+    /// times each factor, with `long-accounts` accounts (one by default) of
+    /// `long-length` deposits (1,000 × factor by default).
     Scale {
         #[arg(long, default_value = "target/release/crm")]
         crm: PathBuf,
@@ -114,6 +115,12 @@ enum Bench {
         base: usize,
         #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
         factors: Vec<usize>,
+        /// Long accounts beside the clients' (the last is measured).
+        #[arg(long, default_value_t = 1)]
+        long_accounts: usize,
+        /// Each long account's deposits (default: 1,000 × the factor).
+        #[arg(long)]
+        long_length: Option<usize>,
     },
     /// Client search over HTTP on a data directory `seed` made: `samples` searches for
     /// four letters of a surname as bench.agent and as bench.auditor, once the read
@@ -189,7 +196,19 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Load(args) => load(args).await,
         Bench::Replay { events } => replay(events).await,
-        Bench::Scale { crm, base, factors } => scale::scale(crm, base, factors).await,
+        Bench::Scale {
+            crm,
+            base,
+            factors,
+            long_accounts,
+            long_length,
+        } => {
+            let long = scale::Long {
+                accounts: long_accounts,
+                length: long_length,
+            };
+            scale::scale(crm, base, factors, long).await
+        }
         Bench::Search { crm, dir, samples } => search::search(crm, dir, samples).await,
         Bench::Seed {
             crm,

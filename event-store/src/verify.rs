@@ -1,7 +1,15 @@
-//! Checking the stored hash chains: every stream of the given kinds, read back whole and
-//! checked link by link. One function for the auditors' endpoint and the benchmark.
+//! Checking the stored hash chains: every stream of the given kinds, read back and
+//! checked link by link. One function for the auditors' endpoints, the verification
+//! runs and the benchmark.
+//!
+//! A whole-store pass can be taken in steps ([`EventStore::verify_step`]): each checks
+//! whole streams from a [`VerifyCursor`] until it has read its budget of events, and says
+//! where the next step starts. A run that persists the cursor with the step's findings
+//! can stop anywhere (a restart, a lost lease) and go on without reading a stream twice
+//! or leaving one out.
 
-use domain::chain::{ChainFailure, StreamVerifier};
+use domain::chain::{ChainFailure, RawEvent, StreamVerifier};
+use serde::{Deserialize, Serialize};
 
 /// How many events of a stream are read and checked at a time.
 const PART: u64 = 2_000;
@@ -20,6 +28,22 @@ pub struct ChainCheck {
     pub failures: Vec<ChainFailure>,
 }
 
+/// Where a whole-store pass goes on from: the index of an aggregate type in the kinds
+/// it was given, and the last stream of that type checked in full (empty: none yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyCursor {
+    pub kind: usize,
+    pub after_id: String,
+}
+
+/// One step of a whole-store pass: what it found, and where the next starts (`None`:
+/// the pass is complete).
+#[derive(Debug, Clone, Default)]
+pub struct VerifyStep {
+    pub check: ChainCheck,
+    pub next: Option<VerifyCursor>,
+}
+
 impl EventStore {
     /// Verifies each of `streams` (aggregate type, id).
     pub async fn verify_chains(
@@ -28,84 +52,185 @@ impl EventStore {
     ) -> Result<ChainCheck, StoreError> {
         let mut check = ChainCheck::default();
         for (kind, id) in streams {
-            // A part at a time: a busy account's stream runs to hundreds of thousands of
-            // events, which held whole would be hundreds of megabytes.
-            let mut verifier = StreamVerifier::default();
-            // From 0: an event slipped in before the first is read, and so caught.
-            let mut from = 0;
-            // DynamoDB reads a stream whole whatever the part (our query has no start).
-            let part_size = if self.backend.reads_streams_whole() {
-                u64::MAX
-            } else {
-                PART
-            };
-            loop {
-                // Payloads as stored text: hashed without being parsed.
-                let part = self
-                    .backend
-                    .read_stream_raw(kind, id, from, u64::MAX, part_size)
-                    .await?;
-                check.events += part.len();
-                verifier.check(&part, &mut check.failures);
-                match part.last() {
-                    Some(last) if part.len() as u64 == part_size => from = last.sequence as u64 + 1,
-                    _ => break,
-                }
-            }
-            check.streams += 1;
+            self.verify_stream_into(kind, id, &mut check).await?;
         }
         Ok(check)
     }
 
-    /// Verifies every stream of the given aggregate types: on a backend that reads in
-    /// key order, in one sequential pass per type (the next page read while this one is
-    /// hashed); otherwise stream by stream.
-    pub async fn verify_all_chains(&self, kinds: &[&str]) -> Result<ChainCheck, StoreError> {
-        let Some(scan) = self.backend.key_order_scan() else {
-            let mut streams = Vec::new();
-            for kind in kinds {
-                for id in self.open_streams(kind, &[]).await? {
-                    streams.push((*kind, id));
-                }
-            }
-            return self.verify_chains(&streams).await;
+    async fn verify_stream_into(
+        &self,
+        kind: &str,
+        id: &str,
+        check: &mut ChainCheck,
+    ) -> Result<(), StoreError> {
+        // A part at a time: a busy account's stream runs to hundreds of thousands of
+        // events, which held whole would be hundreds of megabytes.
+        let mut verifier = StreamVerifier::default();
+        // From 0: an event slipped in before the first is read, and so caught.
+        let mut from = 0;
+        // DynamoDB reads a stream whole whatever the part (our query has no start).
+        let part_size = if self.backend.reads_streams_whole() {
+            u64::MAX
+        } else {
+            PART
         };
-        let mut check = ChainCheck::default();
-        for kind in kinds {
-            // Before every key: an event slipped in at sequence 0 is read, and so caught.
-            let mut page = scan.read_key_order(kind, "", -1, PAGE).await?;
-            let mut current: Option<(String, StreamVerifier)> = None;
-            loop {
-                let next = async {
-                    match page.last() {
-                        Some(last) if page.len() as u64 == PAGE => {
-                            let after = last.sequence as i64;
-                            scan.read_key_order(kind, &last.aggregate_id, after, PAGE)
-                                .await
-                        }
-                        _ => Ok(Vec::new()),
-                    }
-                };
-                let hashed = async {
-                    for event in &page {
-                        let same = current.as_ref().map(|(id, _)| id.as_str());
-                        if same != Some(event.aggregate_id.as_str()) {
-                            current = Some((event.aggregate_id.clone(), StreamVerifier::default()));
-                            check.streams += 1;
-                        }
-                        if let Some((_, verifier)) = current.as_mut() {
-                            verifier.check(std::slice::from_ref(event), &mut check.failures);
-                        }
-                    }
-                    check.events += page.len();
-                };
-                let (next, ()) = tokio::join!(next, hashed);
-                page = next?;
-                if page.is_empty() {
-                    break;
-                }
+        loop {
+            // Payloads as stored text: hashed without being parsed.
+            let part = self
+                .backend
+                .read_stream_raw(kind, id, from, u64::MAX, part_size)
+                .await?;
+            check.events += part.len();
+            verifier.check(&part, &mut check.failures);
+            match part.last() {
+                Some(last) if part.len() as u64 == part_size => from = last.sequence as u64 + 1,
+                _ => break,
             }
         }
-        Ok(check)
+        check.streams += 1;
+        Ok(())
     }
+
+    /// Verifies every stream of the given aggregate types in one pass.
+    pub async fn verify_all_chains(&self, kinds: &[&str]) -> Result<ChainCheck, StoreError> {
+        let step = self
+            .verify_step(kinds, &VerifyCursor::default(), usize::MAX)
+            .await?;
+        Ok(step.check)
+    }
+
+    /// Verifies whole streams of `kinds` from `from` until at least `budget` events are
+    /// checked, finishing the stream it is in (so a step always moves on, however long
+    /// the stream). On a backend that reads in key order, one sequential pass per type
+    /// (the next page read while this one is hashed); otherwise stream by stream, in id
+    /// order.
+    pub async fn verify_step(
+        &self,
+        kinds: &[&str],
+        from: &VerifyCursor,
+        budget: usize,
+    ) -> Result<VerifyStep, StoreError> {
+        let mut check = ChainCheck::default();
+        for (index, kind) in kinds.iter().enumerate().skip(from.kind) {
+            let after = if index == from.kind {
+                from.after_id.as_str()
+            } else {
+                ""
+            };
+            let stopped = match self.backend.key_order_scan() {
+                Some(scan) => scan_kind(scan, kind, after, budget, &mut check).await?,
+                None => {
+                    self.kind_by_streams(kind, after, budget, &mut check)
+                        .await?
+                }
+            };
+            if let Some(after_id) = stopped {
+                let next = VerifyCursor {
+                    kind: index,
+                    after_id,
+                };
+                return Ok(VerifyStep {
+                    check,
+                    next: Some(next),
+                });
+            }
+            if check.events >= budget && index + 1 < kinds.len() {
+                let next = VerifyCursor {
+                    kind: index + 1,
+                    after_id: String::new(),
+                };
+                return Ok(VerifyStep {
+                    check,
+                    next: Some(next),
+                });
+            }
+        }
+        Ok(VerifyStep { check, next: None })
+    }
+
+    /// The streams of `kind` after `after`, one by one; the last one checked if the
+    /// budget ran out before the end.
+    async fn kind_by_streams(
+        &self,
+        kind: &str,
+        after: &str,
+        budget: usize,
+        check: &mut ChainCheck,
+    ) -> Result<Option<String>, StoreError> {
+        let mut ids = self.open_streams(kind, &[]).await?;
+        ids.retain(|id| after.is_empty() || id.as_str() > after);
+        ids.sort_unstable();
+        let count = ids.len();
+        for (done, id) in ids.into_iter().enumerate() {
+            self.verify_stream_into(kind, &id, check).await?;
+            if check.events >= budget && done + 1 < count {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The streams of `kind` after `after` in key order; the last stream checked in full if
+/// the budget ran out before the end.
+async fn scan_kind(
+    scan: &dyn crate::capabilities::KeyOrderScan,
+    kind: &str,
+    after: &str,
+    budget: usize,
+    check: &mut ChainCheck,
+) -> Result<Option<String>, StoreError> {
+    // From the start: before every key, so an event slipped in at sequence 0 is read and
+    // caught. Going on: after every event of the last stream checked.
+    let start = if after.is_empty() { -1 } else { i64::MAX };
+    let mut page = scan.read_key_order(kind, after, start, PAGE).await?;
+    let mut current: Option<(String, StreamVerifier)> = None;
+    loop {
+        let next = async {
+            match page.last() {
+                Some(last) if page.len() as u64 == PAGE => {
+                    let after = last.sequence as i64;
+                    scan.read_key_order(kind, &last.aggregate_id, after, PAGE)
+                        .await
+                }
+                _ => Ok(Vec::new()),
+            }
+        };
+        let hashed = async { check_page(&page, &mut current, budget, check) };
+        let (next, stopped) = tokio::join!(next, hashed);
+        if stopped.is_some() {
+            return Ok(stopped);
+        }
+        page = next?;
+        if page.is_empty() {
+            return Ok(None);
+        }
+    }
+}
+
+/// Checks a page of a key-order pass, stream by stream. Stops at the first new stream
+/// once `budget` events are checked, returning the last stream checked in full.
+fn check_page(
+    page: &[RawEvent],
+    current: &mut Option<(String, StreamVerifier)>,
+    budget: usize,
+    check: &mut ChainCheck,
+) -> Option<String> {
+    for event in page {
+        let same = current.as_ref().map(|(id, _)| id.as_str());
+        if same != Some(event.aggregate_id.as_str()) {
+            if let Some((done, _)) = current.as_ref() {
+                if check.events >= budget {
+                    return Some(done.clone());
+                }
+            }
+            *current = Some((event.aggregate_id.clone(), StreamVerifier::default()));
+            check.streams += 1;
+        }
+        if let Some((_, verifier)) = current.as_mut() {
+            verifier.check(std::slice::from_ref(event), &mut check.failures);
+        }
+        check.events += 1;
+    }
+    None
 }

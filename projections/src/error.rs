@@ -14,6 +14,9 @@ pub enum ProjectionError {
     Poison(String),
     #[error("invalid cursor")]
     InvalidCursor,
+    /// Contention that did not settle in a few tries; trying later can help.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl From<serde_json::Error> for ProjectionError {
@@ -31,6 +34,7 @@ impl ProjectionError {
         match self {
             ProjectionError::Database(error) => event_store::is_transient(error),
             ProjectionError::Store(error) => error.is_transient(),
+            ProjectionError::Busy(_) => true,
             ProjectionError::Migration(_)
             | ProjectionError::Poison(_)
             | ProjectionError::InvalidCursor => false,

@@ -12,6 +12,7 @@ pub mod page;
 mod rebuild;
 mod runner;
 pub mod system_log;
+pub mod verification_runs;
 
 #[cfg(feature = "lambda")]
 pub mod database_secret;
@@ -25,6 +26,7 @@ pub use error::ProjectionError;
 pub use rebuild::{current_read_db, rebuild_sqlite};
 pub use runner::{CatchUp, Delivered, GapSource, Projector};
 pub use system_log::{LogEntry, LogFilter, SystemLog};
+pub use verification_runs::{VerificationRun, VerificationRuns};
 
 /// Times are stored as fixed-width RFC 3339 UTC text, which sorts chronologically in
 /// both dialects.

@@ -15,7 +15,8 @@ pub struct LogEntry {
     pub occurred_at: String,
     /// info, warn or error.
     pub level: String,
-    /// sign-in, sign-in-failed, denied, staff, projection, integration.
+    /// sign-in, sign-in-failed, denied, staff, payee-lookup, projection, integration,
+    /// integrity.
     pub category: String,
     pub actor_id: Option<String>,
     pub actor_role: Option<String>,
@@ -223,6 +224,11 @@ impl SystemLog {
             query = query.bind(id);
         }
         Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
+    }
+
+    /// The auditors' verification runs, kept in this database.
+    pub fn verification_runs(&self) -> crate::VerificationRuns {
+        crate::VerificationRuns::new(self.pool.clone())
     }
 
     pub async fn close(&self) {

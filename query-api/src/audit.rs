@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::params::{read_error, time_bound, PageParams};
 use crate::QueryState;
 
-const AGGREGATE_TYPES: [&str; 4] = ["client", "account", "staff", "transfer"];
+pub(crate) const AGGREGATE_TYPES: [&str; 4] = ["client", "account", "staff", "transfer"];
 
 fn aggregate_type(value: &str) -> Result<&'static str, ApiError> {
     AGGREGATE_TYPES

@@ -13,6 +13,8 @@ mod payee_limit;
 pub mod service;
 mod staff;
 mod system_log;
+mod verifications;
+pub mod verifier;
 
 use api_kit::Authenticator;
 use async_trait::async_trait;
@@ -24,6 +26,7 @@ use projections::{ReadStore, SystemLog};
 use std::sync::Arc;
 
 pub use openapi::QueryDoc;
+pub use verifier::{Verifications, Verifier};
 
 /// Rebuilds the read models (implemented by the composition root, which knows where
 /// they live).
@@ -43,6 +46,7 @@ pub struct QueryState {
     pub auth: Arc<Authenticator>,
     pub rebuild: Arc<dyn Rebuild>,
     pub payee_limit: Arc<PayeeLimit>,
+    pub verifications: Verifications,
 }
 
 impl FromRef<QueryState> for Arc<Authenticator> {
@@ -75,6 +79,11 @@ pub fn router(state: QueryState) -> Router {
         )
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/log", get(audit::log))
+        .route(
+            "/v1/audit/verifications",
+            post(verifications::start).get(verifications::list),
+        )
+        .route("/v1/audit/verifications/{id}", get(verifications::get))
         .route("/v1/system-log", get(system_log::list))
         .route("/v1/admin/rebuild", post(system_log::rebuild))
         .with_state(state)

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{audit, clients, staff, system_log};
+use crate::{audit, clients, staff, system_log, verifications};
 
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -21,5 +21,8 @@ use crate::{audit, clients, staff, system_log};
     audit::state,
     audit::verify,
     audit::log,
+    verifications::start,
+    verifications::get,
+    verifications::list,
 ))]
 pub struct QueryDoc;

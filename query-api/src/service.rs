@@ -89,6 +89,18 @@ pub async fn router(
     let (_, auth) = config.cognito.connect(cognito);
     let ready = read.clone();
     let observer = api_kit::observe::Observer::new(Some(log.clone()));
+    let verifications = crate::Verifications::new(&log);
+    let verifier = crate::Verifier {
+        store: store.clone(),
+        verifications: verifications.clone(),
+        log: log.clone(),
+        pace: crate::verifier::Pace::DEFAULT,
+    };
+    // Runs as long as the service: the sender lives in the task, so `stop` never fires.
+    tokio::spawn(async move {
+        let (_running, stop) = tokio::sync::watch::channel(false);
+        verifier.run(stop).await
+    });
     let state = QueryState {
         read,
         log,
@@ -96,6 +108,7 @@ pub async fn router(
         auth,
         rebuild: Arc::new(NoRebuildHere),
         payee_limit: Default::default(),
+        verifications,
     };
     let router = crate::router(state)
         .route(

@@ -2,7 +2,7 @@
 //! that names each kind of tampering done directly to the store, and the logs.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::sqlite::SqlitePool;
 
 use crate::support::{eur, TestApp, PASSWORD};
@@ -179,6 +179,108 @@ async fn tampered_store() -> (TestApp, String, Vec<String>) {
     (app, auditor.token, accounts)
 }
 
+/// Asks for a whole-store verification run as `auditor` and follows it to its end.
+async fn verification_run(app: &TestApp, auditor: &str) -> Value {
+    let started = app
+        .post(auditor, "/v1/audit/verifications", json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{:?}", started.body);
+    let location = started.headers["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("/v1/audit/verifications/{}", started.id())
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let run = app.get(auditor, &location).await;
+        assert_eq!(run.status, StatusCode::OK, "{:?}", run.body);
+        if run.body["status"] == "done" {
+            return run.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", run.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn verification_runs_are_for_auditors_and_check_every_stream() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let agent = app.staff(&admin.token, "agent").await;
+    let auditor = app.staff(&admin.token, "auditor").await;
+    let worker = app.worker().await;
+    for _ in 0..3 {
+        let account = app.account_of(&agent, 100).await;
+        app.post(
+            &agent.token,
+            &format!("/v1/accounts/{account}/deposits"),
+            eur(10),
+        )
+        .await;
+    }
+    for token in [&agent.token, &admin.token, &app.root, &worker] {
+        let refused = app.post(token, "/v1/audit/verifications", json!({})).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    }
+    assert!(
+        app.get(&auditor.token, "/v1/audit/verifications")
+            .await
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a refused request queues nothing"
+    );
+
+    // The run, taken in steps of five events here, checks what one pass checks.
+    let pass = app.get(&auditor.token, "/v1/audit/verify").await.body;
+    let run = verification_run(&app, &auditor.token).await;
+    assert_eq!(run["ok"], true, "{run:?}");
+    assert_eq!(run["requested_by"], auditor.id.as_str());
+    assert_eq!(run["events_checked"], pass["events_checked"]);
+    assert_eq!(run["streams_checked"], pass["streams_checked"]);
+    assert!(run["events_checked"].as_u64().unwrap() > 5, "several steps");
+    for token in [&agent.token, &admin.token, &app.root, &worker] {
+        let path = format!("/v1/audit/verifications/{}", run["id"].as_str().unwrap());
+        assert_eq!(app.get(token, &path).await.status, StatusCode::FORBIDDEN);
+    }
+    // Admins see its outcome in the system log.
+    let logged = app
+        .get(&admin.token, "/v1/system-log?category=integrity")
+        .await;
+    let entry = &logged.body["items"][0];
+    assert_eq!(entry["actor_id"], auditor.id.as_str());
+    assert!(
+        entry["message"].as_str().unwrap().contains("intact"),
+        "{entry:?}"
+    );
+
+    // Done, it leaves room for the next; the list is newest first.
+    let second = verification_run(&app, &auditor.token).await;
+    assert_ne!(second["id"], run["id"]);
+    let list = app
+        .get(&auditor.token, "/v1/audit/verifications?limit=1")
+        .await;
+    assert_eq!(list.body["items"][0]["id"], second["id"]);
+    let cursor = list.body["next_cursor"].as_str().unwrap();
+    let older = app
+        .get(
+            &auditor.token,
+            &format!("/v1/audit/verifications?limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(older.body["items"][0]["id"], run["id"]);
+    let garbage = app
+        .get(&auditor.token, "/v1/audit/verifications?cursor=not-ours")
+        .await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    let unknown = app
+        .get(&auditor.token, "/v1/audit/verifications/no-such-run")
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.is_problem());
+}
+
 #[tokio::test]
 async fn verification_names_each_kind_of_tampering() {
     let (app, auditor, accounts) = tampered_store().await;
@@ -236,6 +338,15 @@ async fn verification_names_each_kind_of_tampering() {
 
     let report = app.get(&auditor, "/v1/audit/verify").await;
     assert_eq!(report.body["ok"], false);
+    // A verification run, in steps, names the same failures in the same order.
+    let run = verification_run(&app, &auditor).await;
+    assert_eq!(run["ok"], false);
+    assert_eq!(run["failures"], report.body["failures"]);
+    assert_eq!(
+        run["failure_count"].as_u64().unwrap() as usize,
+        report.body["failures"].as_array().unwrap().len()
+    );
+    assert_eq!(run["events_checked"], report.body["events_checked"]);
     let failures = report.body["failures"].as_array().unwrap();
     let problems = |account: &str| -> Vec<(u64, String)> {
         failures

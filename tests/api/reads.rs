@@ -327,6 +327,11 @@ async fn every_read_endpoint_enforces_the_policy() {
             vec![&agent, &admin, &root, &worker],
         ),
         (
+            "/v1/audit/verifications".into(),
+            vec![&auditor],
+            vec![&agent, &admin, &root, &worker],
+        ),
+        (
             "/v1/system-log".into(),
             vec![&admin, &root],
             vec![&agent, &auditor, &worker],

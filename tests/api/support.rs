@@ -134,6 +134,11 @@ impl TestApp {
             sftp: None,
             limits: api_kit::serve::Limits::default(),
             transfer_patience: std::time::Duration::from_secs(10),
+            // Steps of a few events, so a run over a test's small store takes several.
+            verification_pace: query_api::verifier::Pace {
+                step_events: 5,
+                ..query_api::verifier::Pace::DEFAULT
+            },
         };
         configure(&mut config);
         let base = config.public_url_for(addr);

@@ -162,6 +162,9 @@ async fn the_openapi_document_lists_every_command() {
         ("/v1/audit/streams/{aggregate_type}/{id}/state", "get"),
         ("/v1/audit/verify", "get"),
         ("/v1/audit/log", "get"),
+        ("/v1/audit/verifications", "get"),
+        ("/v1/audit/verifications", "post"),
+        ("/v1/audit/verifications/{id}", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -17,6 +17,7 @@ export type LogEntry = Schemas["LogEntry"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type EventView = Schemas["EventView"];
 export type Verification = Schemas["Verification"];
+export type VerificationRun = Schemas["VerificationRun"];
 
 /**
  * One request. A command carries an Idempotency-Key: the caller's, when the request is

@@ -368,6 +368,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit/verifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Verification runs, newest first (auditors). */
+        get: operations["list"];
+        put?: never;
+        /**
+         * Starts a verification of every stream (auditors). 202 with the new run, or 200 with
+         *     the run already queued or running: one runs at a time.
+         */
+        post: operations["start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/verifications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A verification run: how far it got, and once done whether every event verified
+         *     (auditors).
+         */
+        get: operations["get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit/verify": {
         parameters: {
             query?: never;
@@ -837,7 +878,10 @@ export interface components {
              *     own database holds ids only).
              */
             actor_username?: string | null;
-            /** @description sign-in, sign-in-failed, denied, staff, projection, integration. */
+            /**
+             * @description sign-in, sign-in-failed, denied, staff, payee-lookup, projection, integration,
+             *     integrity.
+             */
             category: string;
             correlation_id?: string | null;
             /** @description JSON text with whatever else is worth knowing. */
@@ -1082,7 +1126,10 @@ export interface components {
                  *     own database holds ids only).
                  */
                 actor_username?: string | null;
-                /** @description sign-in, sign-in-failed, denied, staff, projection, integration. */
+                /**
+                 * @description sign-in, sign-in-failed, denied, staff, payee-lookup, projection, integration,
+                 *     integrity.
+                 */
                 category: string;
                 correlation_id?: string | null;
                 /** @description JSON text with whatever else is worth knowing. */
@@ -1151,6 +1198,37 @@ export interface components {
                 kind: string;
                 occurred_at: string;
                 transfer_id?: string | null;
+            }[];
+            next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
+        };
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
+        Page_VerificationRun: {
+            items: {
+                /** Format: int64 */
+                events_checked: number;
+                /** Format: int64 */
+                failure_count: number;
+                /** @description The first 100 failures, as `/v1/audit/verify` names them. */
+                failures: Record<string, never>[];
+                finished_at?: string | null;
+                id: string;
+                /** @description Whether every event verified: `null` until done. */
+                ok?: boolean | null;
+                requested_at: string;
+                requested_by: string;
+                started_at?: string | null;
+                /** @description queued, running or done. */
+                status: string;
+                /** Format: int64 */
+                streams_checked: number;
             }[];
             next_cursor?: string | null;
             /**
@@ -1311,6 +1389,26 @@ export interface components {
             events_checked: number;
             failures: Record<string, never>[];
             ok: boolean;
+            streams_checked: number;
+        };
+        /** @description A run as the auditors' API shows it. */
+        VerificationRun: {
+            /** Format: int64 */
+            events_checked: number;
+            /** Format: int64 */
+            failure_count: number;
+            /** @description The first 100 failures, as `/v1/audit/verify` names them. */
+            failures: Record<string, never>[];
+            finished_at?: string | null;
+            id: string;
+            /** @description Whether every event verified: `null` until done. */
+            ok?: boolean | null;
+            requested_at: string;
+            requested_by: string;
+            started_at?: string | null;
+            /** @description queued, running or done. */
+            status: string;
+            /** Format: int64 */
             streams_checked: number;
         };
     };
@@ -2523,6 +2621,167 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: {
+                /** @description 1 to 200, default 50 */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_VerificationRun"];
+                };
+            };
+            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the run already queued or running */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationRun"];
+                };
+            };
+            /** @description queued; follow Location */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationRun"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationRun"];
+                };
             };
             /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
             401: {

@@ -1,6 +1,6 @@
-import { useContext, useState, type FormEvent } from "react";
+import { useContext, useEffect, useState, type FormEvent } from "react";
 import { Link } from "react-router-dom";
-import { allPages, api, query, type AuditEntry, type EventView, type Page, type Verification } from "../api/client";
+import { allPages, api, query, type AuditEntry, type EventView, type Page, type Verification, type VerificationRun } from "../api/client";
 import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, saveFile, SessionContext, toProblem, useLoad, usePager } from "../components";
 import { formatAccountNumber, formatWhen, idTail } from "../lib/format";
 import { formatMoney, type Money } from "../lib/money";
@@ -251,39 +251,80 @@ function StreamView({ type, id }: { type: string; id: string }) {
   );
 }
 
+type Failure = { aggregate_type: string; aggregate_id: string; sequence: number; problem: string };
+
+/** How often a run being followed is asked about. */
+const FOLLOW_MS = 1000;
+
 export function VerifyPage() {
-  const [result, setResult] = useState<Verification | null>(null);
+  const [run, setRun] = useState<VerificationRun | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [starting, setStarting] = useState(false);
+  const following = run !== null && run.status !== "done";
+
+  // The latest run, so an auditor coming back sees the last result, or one still going.
+  useEffect(() => {
+    let gone = false;
+    api
+      .get<Page<VerificationRun>>("/v1/audit/verifications?limit=1")
+      .then((page) => !gone && setRun(page.items[0] ?? null))
+      .catch((error) => !gone && setProblem(toProblem(error)));
+    return () => {
+      gone = true;
+    };
+  }, []);
+
+  // A run in progress is followed until it is done.
+  useEffect(() => {
+    if (!following || !run) return;
+    const timer = setTimeout(async () => {
+      try {
+        setRun(await api.get<VerificationRun>(`/v1/audit/verifications/${run.id}`));
+        setProblem(null);
+      } catch (error) {
+        setProblem(toProblem(error));
+      }
+    }, FOLLOW_MS);
+    return () => clearTimeout(timer);
+  }, [following, run]);
+
   async function verify() {
-    setBusy(true);
+    setStarting(true);
     try {
-      setResult(await api.get<Verification>("/v1/audit/verify"));
+      setRun(await api.post<VerificationRun>("/v1/audit/verifications"));
       setProblem(null);
     } catch (error) {
       setProblem(toProblem(error));
     } finally {
-      setBusy(false);
+      setStarting(false);
     }
   }
+  const failures = (run?.failures ?? []) as unknown as Failure[];
   return (
     <section>
       <h1>Integrity</h1>
-      <p>Recomputes every event's hash and checks each stream's chain.</p>
-      <button type="button" onClick={verify} disabled={busy}>
-        {busy ? "Verifying…" : "Verify all streams"}
+      <p>Recomputes every event's hash and checks each stream's chain. A large store takes a while: the check runs on the server, and you may leave this page and come back.</p>
+      <button type="button" onClick={verify} disabled={starting || following}>
+        {following ? "Verifying…" : "Verify all streams"}
       </button>
       <ProblemBanner problem={problem} />
-      {result && (
-        <div role="status" className={`banner ${result.ok ? "ok" : "error"}`}>
-          {result.ok ? "Intact" : "Tampering found"}: {result.streams_checked} streams, {result.events_checked} events checked.
-          {!result.ok && (
-            <ul>
-              {(result.failures as unknown as { aggregate_type: string; aggregate_id: string; sequence: number; problem: string }[]).map((f) => (
+      {run && following && (
+        <p role="status" className="banner">
+          {run.status === "queued" ? "Waiting to start" : "Verifying"}: {run.streams_checked.toLocaleString()} streams, {run.events_checked.toLocaleString()} events checked so far.
+        </p>
+      )}
+      {run && !following && (
+        <div role="status" className={`banner ${run.ok ? "ok" : "error"}`}>
+          {run.ok ? "Intact" : "Tampering found"}: {run.streams_checked.toLocaleString()} streams, {run.events_checked.toLocaleString()} events checked
+          {run.finished_at && <> (finished {formatWhen(run.finished_at)})</>}.
+          {!run.ok && (
+            <ul aria-label="Failures">
+              {failures.map((f) => (
                 <li key={`${f.aggregate_id}/${f.sequence}/${f.problem}`}>
                   {f.aggregate_type} {f.aggregate_id} event {f.sequence}: {f.problem.replace(/_/g, " ")}
                 </li>
               ))}
+              {run.failure_count > failures.length && <li>and {(run.failure_count - failures.length).toLocaleString()} more</li>}
             </ul>
           )}
         </div>

@@ -304,7 +304,7 @@ export function SystemLogPage() {
           name="category"
           value={filters.category}
           onChange={set("category")}
-          options={["", "sign-in", "sign-in-failed", "denied", "staff", "payee-lookup", "projection", "integration"]}
+          options={["", "sign-in", "sign-in-failed", "denied", "staff", "payee-lookup", "projection", "integration", "integrity"]}
         />
         <Field label="Actor (username or id)" name="actor" value={filters.actor} onChange={set("actor")} />
         <Field label="From" name="from" type="date" value={filters.from} onChange={set("from")} />

@@ -1,0 +1,203 @@
+//! The worker that runs auditors' whole-store verifications. A verification of a large
+//! store outlasts any request (at 10M events, about a minute), so the request only
+//! queues a run; this worker takes it under a lease and checks the store in steps, each
+//! written with the cursor it reached ([`projections::verification_runs`]). A stop, a
+//! crash or a lost lease costs at most the step under way; whoever takes the run next
+//! goes on from the last step written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_store::{EventStore, VerifyCursor};
+use projections::verification_runs::{Claimed, Progress, KEPT_FAILURES};
+use projections::{LogEntry, SystemLog, VerificationRuns};
+use tokio::sync::{watch, Notify};
+
+use crate::audit::AGGREGATE_TYPES;
+
+/// The runs, and a way to wake this process's worker when one is asked for.
+#[derive(Clone)]
+pub struct Verifications {
+    pub runs: Arc<VerificationRuns>,
+    wake: Arc<Notify>,
+}
+
+impl Verifications {
+    pub fn new(log: &SystemLog) -> Self {
+        Verifications {
+            runs: Arc::new(log.verification_runs()),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// How the worker paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// How long a taken run stays ours without a step written.
+    pub lease: Duration,
+    /// About how many events a step checks (it finishes the stream it is in).
+    pub step_events: usize,
+    /// How often an idle worker looks for runs asked for elsewhere, or left by a worker
+    /// that died.
+    pub idle: Duration,
+}
+
+impl Pace {
+    /// A step of 100,000 events takes about a second here, well inside the lease.
+    pub const DEFAULT: Pace = Pace {
+        lease: Duration::from_secs(60),
+        step_events: 100_000,
+        idle: Duration::from_secs(5),
+    };
+}
+
+pub struct Verifier {
+    pub store: Arc<EventStore>,
+    pub verifications: Verifications,
+    pub log: Arc<SystemLog>,
+    pub pace: Pace,
+}
+
+/// Why a run was left before its end.
+enum Left {
+    Stopping,
+    LeaseLost,
+    Failed(String),
+}
+
+impl Verifier {
+    /// Takes and runs verifications until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let owner = uuid::Uuid::now_v7().to_string();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.verifications.runs.claim(&owner, self.pace.lease).await {
+                Ok(Some(claimed)) => {
+                    let id = claimed.run.id.clone();
+                    match self.work(claimed, &owner, &mut stop).await {
+                        Ok(()) => continue,
+                        Err(Left::LeaseLost) => {
+                            tracing::warn!(run = %id, "verification run taken over by another worker");
+                            continue;
+                        }
+                        Err(Left::Stopping) => {
+                            self.give_back(&id, &owner).await;
+                            return;
+                        }
+                        Err(Left::Failed(error)) => {
+                            tracing::warn!(run = %id, %error, "verification step failed; the run waits for its lease to run out");
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not look for verification runs"),
+            }
+            tokio::select! {
+                _ = self.verifications.wake.notified() => {}
+                _ = tokio::time::sleep(self.pace.idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn give_back(&self, id: &str, owner: &str) {
+        if let Err(error) = self.verifications.runs.release(id, owner).await {
+            tracing::warn!(run = %id, %error, "could not give back a verification run");
+        }
+    }
+
+    async fn work(
+        &self,
+        claimed: Claimed,
+        owner: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Left> {
+        let run = claimed.run;
+        let mut cursor = match claimed.resume_at.as_deref() {
+            None => VerifyCursor::default(),
+            Some(text) => serde_json::from_str(text).map_err(|e| Left::Failed(e.to_string()))?,
+        };
+        let mut steps = claimed.steps;
+        let mut streams = run.streams_checked;
+        let mut events = run.events_checked;
+        let mut failure_count = run.failure_count;
+        let mut failures = run.failures;
+        loop {
+            let step = tokio::select! {
+                step = self.store.verify_step(&AGGREGATE_TYPES, &cursor, self.pace.step_events) => {
+                    step.map_err(|e| Left::Failed(e.to_string()))?
+                }
+                _ = stop.changed() => return Err(Left::Stopping),
+            };
+            steps += 1;
+            streams += step.check.streams as i64;
+            events += step.check.events as i64;
+            failure_count += step.check.failures.len() as i64;
+            for failure in step.check.failures {
+                if failures.len() >= KEPT_FAILURES {
+                    break;
+                }
+                failures.push(serde_json::to_value(failure).unwrap_or_default());
+            }
+            let resume_at = step
+                .next
+                .as_ref()
+                .map(|next| serde_json::to_string(next).unwrap_or_default());
+            let progress = Progress {
+                steps,
+                streams_checked: streams,
+                events_checked: events,
+                failure_count,
+                failures: &failures,
+                resume_at: resume_at.as_deref(),
+            };
+            let written = self
+                .verifications
+                .runs
+                .record(&run.id, owner, self.pace.lease, progress)
+                .await
+                .map_err(|e| Left::Failed(e.to_string()))?;
+            if !written {
+                return Err(Left::LeaseLost);
+            }
+            match step.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        let entry = if failure_count == 0 {
+            LogEntry::new(
+                "info",
+                "integrity",
+                format!("verification of every stream: intact ({events} events)"),
+            )
+        } else {
+            tracing::warn!(run = %run.id, failure_count, "hash-chain verification found tampering");
+            LogEntry::new(
+                "warn",
+                "integrity",
+                format!(
+                    "verification of every stream: {failure_count} failures in {events} events"
+                ),
+            )
+        };
+        let entry = entry
+            .actor(run.requested_by.clone(), Some("auditor"))
+            .details(serde_json::json!({
+                "run": run.id,
+                "streams_checked": streams,
+                "events_checked": events,
+                "failure_count": failure_count,
+                "steps": steps,
+            }));
+        self.log.record_or_warn(entry).await;
+        Ok(())
+    }
+}
