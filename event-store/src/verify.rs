@@ -28,12 +28,13 @@ pub struct ChainCheck {
     pub failures: Vec<ChainFailure>,
 }
 
-/// Where a whole-store pass goes on from: the index of an aggregate type in the kinds
-/// it was given, and the last stream of that type checked in full (empty: none yet).
+/// Where a whole-store pass goes on from: an aggregate type (by name, so a cursor saved
+/// before the list of types changed still means what it meant; empty: the first type)
+/// and the last stream of that type checked in full (`None`: none yet).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyCursor {
-    pub kind: usize,
-    pub after_id: String,
+    pub kind: String,
+    pub after_id: Option<String>,
 }
 
 /// One step of a whole-store pass: what it found, and where the next starts (`None`:
@@ -110,12 +111,25 @@ impl EventStore {
         from: &VerifyCursor,
         budget: usize,
     ) -> Result<VerifyStep, StoreError> {
+        let first = if from.kind.is_empty() {
+            0
+        } else {
+            kinds
+                .iter()
+                .position(|kind| *kind == from.kind)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "a verification cursor names {:?}, which is not a type being checked",
+                        from.kind
+                    ))
+                })?
+        };
         let mut check = ChainCheck::default();
-        for (index, kind) in kinds.iter().enumerate().skip(from.kind) {
-            let after = if index == from.kind {
-                from.after_id.as_str()
+        for (index, kind) in kinds.iter().enumerate().skip(first) {
+            let after = if index == first {
+                from.after_id.as_deref()
             } else {
-                ""
+                None
             };
             let stopped = match self.backend.key_order_scan() {
                 Some(scan) => scan_kind(scan, kind, after, budget, &mut check).await?,
@@ -124,26 +138,21 @@ impl EventStore {
                         .await?
                 }
             };
-            if let Some(after_id) = stopped {
-                let next = VerifyCursor {
-                    kind: index,
-                    after_id,
-                };
-                return Ok(VerifyStep {
-                    check,
-                    next: Some(next),
-                });
-            }
-            if check.events >= budget && index + 1 < kinds.len() {
-                let next = VerifyCursor {
-                    kind: index + 1,
-                    after_id: String::new(),
-                };
-                return Ok(VerifyStep {
-                    check,
-                    next: Some(next),
-                });
-            }
+            let next = match (stopped, kinds.get(index + 1)) {
+                (Some(after_id), _) => VerifyCursor {
+                    kind: kind.to_string(),
+                    after_id: Some(after_id),
+                },
+                (None, Some(next_kind)) if check.events >= budget => VerifyCursor {
+                    kind: next_kind.to_string(),
+                    after_id: None,
+                },
+                _ => continue,
+            };
+            return Ok(VerifyStep {
+                check,
+                next: Some(next),
+            });
         }
         Ok(VerifyStep { check, next: None })
     }
@@ -153,12 +162,12 @@ impl EventStore {
     async fn kind_by_streams(
         &self,
         kind: &str,
-        after: &str,
+        after: Option<&str>,
         budget: usize,
         check: &mut ChainCheck,
     ) -> Result<Option<String>, StoreError> {
         let mut ids = self.open_streams(kind, &[]).await?;
-        ids.retain(|id| after.is_empty() || id.as_str() > after);
+        ids.retain(|id| after.is_none_or(|after| id.as_str() > after));
         ids.sort_unstable();
         let count = ids.len();
         for (done, id) in ids.into_iter().enumerate() {
@@ -176,13 +185,16 @@ impl EventStore {
 async fn scan_kind(
     scan: &dyn crate::capabilities::KeyOrderScan,
     kind: &str,
-    after: &str,
+    after: Option<&str>,
     budget: usize,
     check: &mut ChainCheck,
 ) -> Result<Option<String>, StoreError> {
     // From the start: before every key, so an event slipped in at sequence 0 is read and
     // caught. Going on: after every event of the last stream checked.
-    let start = if after.is_empty() { -1 } else { i64::MAX };
+    let (after, start) = match after {
+        None => ("", -1),
+        Some(id) => (id, i64::MAX),
+    };
     let mut page = scan.read_key_order(kind, after, start, PAGE).await?;
     let mut current: Option<(String, StreamVerifier)> = None;
     loop {

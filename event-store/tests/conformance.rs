@@ -624,6 +624,12 @@ async fn verifies_in_resumable_steps(fixture: &Fixture) {
             assert_eq!(steps, whole.streams, "a stream a step");
         }
     }
+    // A cursor naming a type not being checked is refused, not read as "done".
+    let unknown = VerifyCursor {
+        kind: "ledger".into(),
+        after_id: None,
+    };
+    assert!(store.verify_step(&kinds, &unknown, 1).await.is_err());
 }
 
 async fn holds_a_stream_of_ten_thousand_events(store: &EventStore) {

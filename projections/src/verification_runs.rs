@@ -16,15 +16,20 @@ use crate::page::{decode_cursor, paginate, Page};
 
 /// How many failures a run keeps; it counts them all.
 pub const KEPT_FAILURES: usize = 100;
+/// How many steps in a row may fail before the run is given up as failed.
+pub const ATTEMPTS: i64 = 3;
 
 /// A run as the auditors' API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VerificationRun {
     pub id: String,
-    /// queued, running or done.
+    /// queued, running, done, or failed (it could not finish: see `error`).
     pub status: String,
     /// Whether every event verified: `null` until done.
     pub ok: Option<bool>,
+    /// Why a failed run could not finish (or why its last step failed, if it is being
+    /// tried again).
+    pub error: Option<String>,
     pub requested_by: String,
     pub requested_at: String,
     pub started_at: Option<String>,
@@ -49,10 +54,11 @@ struct Row {
     events_checked: i64,
     failure_count: i64,
     failures: String,
+    error: Option<String>,
 }
 
 const COLUMNS: &str = "id, status, requested_by, requested_at, started_at, finished_at, \
-     streams_checked, events_checked, failure_count, failures";
+     streams_checked, events_checked, failure_count, failures, error";
 
 impl From<Row> for VerificationRun {
     fn from(row: Row) -> Self {
@@ -68,6 +74,7 @@ impl From<Row> for VerificationRun {
             streams_checked: row.streams_checked,
             events_checked: row.events_checked,
             failure_count: row.failure_count,
+            error: row.error,
         }
     }
 }
@@ -244,7 +251,7 @@ impl VerificationRuns {
         let written = sqlx::query(
             "UPDATE verification_runs SET steps = $1, streams_checked = $2, events_checked = $3, \
              failure_count = $4, failures = $5, resume_at = $6, lease_until = $7, \
-             status = $8, active = $9, finished_at = $10 \
+             status = $8, active = $9, finished_at = $10, attempts = 0, error = NULL \
              WHERE id = $11 AND lease_owner = $12 AND active = 1",
         )
         .bind(progress.steps)
@@ -263,6 +270,52 @@ impl VerificationRuns {
         .await?
         .rows_affected();
         Ok(written == 1)
+    }
+
+    /// Extends the lease of a run whose step is under way. Returns whether `owner` still
+    /// holds it.
+    pub async fn renew(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, ProjectionError> {
+        let renewed = sqlx::query(
+            "UPDATE verification_runs SET lease_until = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND active = 1",
+        )
+        .bind(lease_end(lease))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
+    /// Records that a step failed with `error` and gives the run back to be tried
+    /// again; the [`ATTEMPTS`]th failure in a row ends the run as failed.
+    pub async fn failed_step(
+        &self,
+        id: &str,
+        owner: &str,
+        error: &str,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query(
+            "UPDATE verification_runs SET attempts = attempts + 1, error = $1, lease_until = 0, \
+             status = CASE WHEN attempts + 1 >= $2 THEN 'failed' ELSE status END, \
+             active = CASE WHEN attempts + 1 >= $2 THEN NULL ELSE active END, \
+             finished_at = CASE WHEN attempts + 1 >= $2 THEN $3 ELSE finished_at END \
+             WHERE id = $4 AND lease_owner = $5 AND active = 1",
+        )
+        .bind(error)
+        .bind(ATTEMPTS)
+        .bind(crate::timestamp(chrono::Utc::now()))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Gives a held run back (a worker stopping): the next worker takes it at once

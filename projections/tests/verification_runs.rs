@@ -41,7 +41,7 @@ async fn queues_leases_and_takes_over(runs: &VerificationRuns) {
     assert!(claimed.resume_at.is_none());
     assert!(runs.claim("w2", LEASE).await.unwrap().is_none());
 
-    // Only the holder writes a step.
+    // Only the holder writes a step, or renews the lease during one.
     assert!(runs
         .record(&first.id, "w1", LEASE, progress(1, Some("c1")))
         .await
@@ -50,6 +50,8 @@ async fn queues_leases_and_takes_over(runs: &VerificationRuns) {
         .record(&first.id, "w2", LEASE, progress(9, Some("c9")))
         .await
         .unwrap());
+    assert!(runs.renew(&first.id, "w1", LEASE).await.unwrap());
+    assert!(!runs.renew(&first.id, "w2", LEASE).await.unwrap());
 
     // A holder that stops gives the run back: the next worker goes on from its step.
     runs.release(&first.id, "w1").await.unwrap();
@@ -108,6 +110,44 @@ async fn queues_leases_and_takes_over(runs: &VerificationRuns) {
     assert!(runs.get("no-such-run").await.unwrap().is_none());
 }
 
+/// A step that fails gives the run back to be tried again; failing three times in a row
+/// ends it as failed, which frees the way for a new run. A step that succeeds in
+/// between starts the count again.
+async fn a_run_that_keeps_failing_is_given_up(runs: &VerificationRuns) {
+    let (run, _) = runs.request("auditor-1").await.unwrap();
+    runs.claim("w1", LEASE).await.unwrap().unwrap();
+    runs.failed_step(&run.id, "w1", "database locked")
+        .await
+        .unwrap();
+    // Given back at once, with what went wrong.
+    let again = runs.claim("w2", LEASE).await.unwrap().expect("given back");
+    assert_eq!(again.run.error.as_deref(), Some("database locked"));
+    assert!(runs
+        .record(&run.id, "w2", LEASE, progress(1, Some("c1")))
+        .await
+        .unwrap());
+    assert_eq!(runs.get(&run.id).await.unwrap().unwrap().error, None);
+    runs.release(&run.id, "w2").await.unwrap();
+    for attempt in 1..=3 {
+        let owner = format!("w{}", attempt + 2);
+        runs.claim(&owner, LEASE)
+            .await
+            .unwrap()
+            .expect("still active");
+        runs.failed_step(&run.id, &owner, "unreadable cursor")
+            .await
+            .unwrap();
+    }
+    let failed = runs.get(&run.id).await.unwrap().unwrap();
+    assert_eq!((failed.status.as_str(), failed.ok), ("failed", None));
+    assert_eq!(failed.error.as_deref(), Some("unreadable cursor"));
+    assert!(failed.finished_at.is_some());
+    assert!(runs.claim("w9", LEASE).await.unwrap().is_none());
+    let (next, new) = runs.request("auditor-1").await.unwrap();
+    assert!(new);
+    assert_ne!(next.id, run.id);
+}
+
 /// Of many workers claiming at once, exactly one takes the run.
 async fn one_of_many_claimants_takes_it(runs: &std::sync::Arc<VerificationRuns>) {
     runs.request("auditor-1").await.unwrap();
@@ -129,6 +169,10 @@ async fn sqlite() {
         .await
         .unwrap();
     queues_leases_and_takes_over(&log.verification_runs()).await;
+    let failing = SystemLog::open(&sqlite_url(&dir.path().join("failing.db")))
+        .await
+        .unwrap();
+    a_run_that_keeps_failing_is_given_up(&failing.verification_runs()).await;
     let other = SystemLog::open(&sqlite_url(&dir.path().join("other.db")))
         .await
         .unwrap();
@@ -140,6 +184,11 @@ async fn postgres() {
     let url = test_peers::postgres::fresh("crm_runs").await;
     let log = SystemLog::open(&url).await.unwrap();
     queues_leases_and_takes_over(&log.verification_runs()).await;
+    log.close().await;
+    test_peers::postgres::drop(&url).await;
+    let url = test_peers::postgres::fresh("crm_runs_failing").await;
+    let log = SystemLog::open(&url).await.unwrap();
+    a_run_that_keeps_failing_is_given_up(&log.verification_runs()).await;
     log.close().await;
     test_peers::postgres::drop(&url).await;
     let url = test_peers::postgres::fresh("crm_runs_race").await;

@@ -18,7 +18,7 @@ use crate::QueryState;
 #[utoipa::path(post, path = "/v1/audit/verifications", tag = "audit",
     responses((status = 202, body = VerificationRun, description = "queued; follow Location"),
         (status = 200, body = VerificationRun, description = "the run already queued or running"),
-        (status = 403)),
+        (status = 403), (status = 503)),
     security(("bearer" = [])))]
 pub(crate) async fn start(
     State(state): State<QueryState>,
@@ -68,7 +68,7 @@ pub(crate) async fn get(
 /// Verification runs, newest first (auditors).
 #[utoipa::path(get, path = "/v1/audit/verifications", tag = "audit",
     params(("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = Page<VerificationRun>), (status = 403)),
+    responses((status = 200, body = Page<VerificationRun>), (status = 400), (status = 403)),
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<QueryState>,

@@ -92,7 +92,8 @@ impl Verifier {
                             return;
                         }
                         Err(Left::Failed(error)) => {
-                            tracing::warn!(run = %id, %error, "verification step failed; the run waits for its lease to run out");
+                            tracing::warn!(run = %id, %error, "verification step failed; the run is given back to be tried again");
+                            self.failed_step(&id, &owner, &error).await;
                         }
                     }
                 }
@@ -102,7 +103,59 @@ impl Verifier {
             tokio::select! {
                 _ = self.verifications.wake.notified() => {}
                 _ = tokio::time::sleep(self.pace.idle) => {}
-                _ = stop.changed() => {}
+                // The sender gone (the app dropped unclosed) means stop too.
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// One step, the lease renewed while it runs: a step finishes the stream it is in,
+    /// and a stream of millions of events takes longer than the lease.
+    async fn step(
+        &self,
+        id: &str,
+        owner: &str,
+        cursor: &VerifyCursor,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<event_store::VerifyStep, Left> {
+        let step = self
+            .store
+            .verify_step(&AGGREGATE_TYPES, cursor, self.pace.step_events);
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                step = &mut step => return step.map_err(|e| Left::Failed(e.to_string())),
+                _ = stop.changed() => return Err(Left::Stopping),
+                _ = tokio::time::sleep(self.pace.lease / 3) => {
+                    let renewed = self.verifications.runs.renew(id, owner, self.pace.lease).await;
+                    match renewed {
+                        Ok(true) => {}
+                        Ok(false) => return Err(Left::LeaseLost),
+                        // Not fatal: the next renewal, or the step's write, may get through.
+                        Err(error) => tracing::warn!(run = %id, %error, "could not renew a verification lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a failed step; if it was the last attempt, the system log says so.
+    async fn failed_step(&self, id: &str, owner: &str, error: &str) {
+        let runs = &self.verifications.runs;
+        if let Err(error) = runs.failed_step(id, owner, error).await {
+            tracing::warn!(run = %id, %error, "could not record a failed verification step");
+            return;
+        }
+        if let Ok(Some(run)) = runs.get(id).await {
+            if run.status == "failed" {
+                let entry = LogEntry::new(
+                    "error",
+                    "integrity",
+                    format!("verification of every stream could not finish: {error}"),
+                )
+                .actor(run.requested_by, Some("auditor"))
+                .details(serde_json::json!({"run": id, "events_checked": run.events_checked}));
+                self.log.record_or_warn(entry).await;
             }
         }
     }
@@ -122,7 +175,9 @@ impl Verifier {
         let run = claimed.run;
         let mut cursor = match claimed.resume_at.as_deref() {
             None => VerifyCursor::default(),
-            Some(text) => serde_json::from_str(text).map_err(|e| Left::Failed(e.to_string()))?,
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                Left::Failed(format!("the run's saved position cannot be read: {e}"))
+            })?,
         };
         let mut steps = claimed.steps;
         let mut streams = run.streams_checked;
@@ -130,12 +185,7 @@ impl Verifier {
         let mut failure_count = run.failure_count;
         let mut failures = run.failures;
         loop {
-            let step = tokio::select! {
-                step = self.store.verify_step(&AGGREGATE_TYPES, &cursor, self.pace.step_events) => {
-                    step.map_err(|e| Left::Failed(e.to_string()))?
-                }
-                _ = stop.changed() => return Err(Left::Stopping),
-            };
+            let step = self.step(&run.id, owner, &cursor, stop).await?;
             steps += 1;
             streams += step.check.streams as i64;
             events += step.check.events as i64;

@@ -271,7 +271,7 @@ async fn serves_reads_and_audits_for_cognito_users() {
     );
     let (status, events) = get(
         format!("/v1/audit/streams/client/{client_id}/events"),
-        carol,
+        carol.clone(),
     )
     .await;
     assert_eq!(
@@ -279,6 +279,32 @@ async fn serves_reads_and_audits_for_cognito_users() {
         (200, Some("ClientOnboarded"))
     );
     assert_eq!(get("/v1/audit/verify".into(), bob).await.0, 403);
+
+    // A verification run over DynamoDB, taken by the service's own worker.
+    let started = http
+        .post(format!("{base}/v1/audit/verifications"))
+        .bearer_auth(&carol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 202);
+    let run: serde_json::Value = started.json().await.unwrap();
+    let path = format!("/v1/audit/verifications/{}", run["id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let done = loop {
+        let (status, run) = get(path.clone(), carol.clone()).await;
+        assert_eq!(status, 200, "{run}");
+        if run["status"] == "done" {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "{run}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (done["ok"].as_bool(), done["events_checked"].as_u64()),
+        (Some(true), Some(1)),
+        "{done}"
+    );
 
     read.close().await;
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))

@@ -281,6 +281,59 @@ async fn verification_runs_are_for_auditors_and_check_every_stream() {
     assert!(unknown.is_problem());
 }
 
+/// A run whose steps keep failing (here a saved position no build could read, as an
+/// older build might have left) is tried three times, then ends as failed, is logged,
+/// and no longer blocks a new run.
+#[tokio::test]
+async fn a_verification_run_that_cannot_go_on_ends_as_failed() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let auditor = app.staff(&admin.token, "auditor").await;
+    let log = SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("system-log.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO verification_runs (id, requested_by, requested_at, status, active, \
+         lease_owner, lease_until, resume_at) \
+         VALUES ('stuck', $1, '2026-01-01T00:00:00.000000Z', 'running', 1, 'gone', 0, '{\"kind\":2}')",
+    )
+    .bind(&auditor.id)
+    .execute(&log)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let failed = loop {
+        let run = app
+            .get(&auditor.token, "/v1/audit/verifications/stuck")
+            .await;
+        if run.body["status"] == "failed" {
+            break run.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", run.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed["ok"], Value::Null);
+    assert!(
+        failed["error"].as_str().unwrap().contains("saved position"),
+        "{failed:?}"
+    );
+    let logged = app
+        .get(
+            &admin.token,
+            "/v1/system-log?category=integrity&level=error",
+        )
+        .await;
+    assert!(logged.body["items"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not finish"));
+    let run = verification_run(&app, &auditor.token).await;
+    assert_eq!(run["ok"], true, "{run:?}");
+}
+
 #[tokio::test]
 async fn verification_names_each_kind_of_tampering() {
     let (app, auditor, accounts) = tampered_store().await;

@@ -137,6 +137,7 @@ impl TestApp {
             // Steps of a few events, so a run over a test's small store takes several.
             verification_pace: query_api::verifier::Pace {
                 step_events: 5,
+                idle: std::time::Duration::from_millis(100),
                 ..query_api::verifier::Pace::DEFAULT
             },
         };

@@ -244,7 +244,9 @@ async fn open_streams(
     aggregate_type: &str,
     terminal: &[&str],
 ) -> Result<Vec<String>, StoreError> {
-    let (mut seen, mut finished) = (Vec::new(), HashSet::new());
+    // Ids in the order first seen, and a set to tell them apart: a stream's every event
+    // comes by, and looking each up in the list grew with the square of the streams.
+    let (mut ids, mut seen, mut finished) = (Vec::new(), HashSet::new(), HashSet::new());
     let mut start: Option<HashMap<String, AttributeValue>> = None;
     loop {
         let page = client
@@ -262,8 +264,8 @@ async fn open_streams(
             if terminal.contains(&text(item, "EventType")?.as_str()) {
                 finished.insert(id.clone());
             }
-            if !seen.contains(&id) {
-                seen.push(id);
+            if seen.insert(id.clone()) {
+                ids.push(id);
             }
         }
         match page.last_evaluated_key() {
@@ -271,7 +273,7 @@ async fn open_streams(
             None => break,
         }
     }
-    Ok(seen
+    Ok(ids
         .into_iter()
         .filter(|id| !finished.contains(id))
         .collect())

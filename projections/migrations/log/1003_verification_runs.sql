@@ -6,7 +6,7 @@ CREATE TABLE verification_runs
     id              TEXT PRIMARY KEY,
     requested_by    TEXT NOT NULL,
     requested_at    TEXT NOT NULL,
-    -- queued, running or done.
+    -- queued, running, done, or failed (it could not finish: see error).
     status          TEXT NOT NULL,
     -- 1 while queued or running, NULL once done: at most one run at a time.
     active          INTEGER UNIQUE,
@@ -22,6 +22,10 @@ CREATE TABLE verification_runs
     events_checked  BIGINT NOT NULL DEFAULT 0,
     failure_count   BIGINT NOT NULL DEFAULT 0,
     -- The first failures found (JSON array), up to a hundred.
-    failures        TEXT NOT NULL DEFAULT '[]'
+    failures        TEXT NOT NULL DEFAULT '[]',
+    -- Steps that failed in a row (a database error, an unreadable cursor); at three the
+    -- run is failed, so that a fault that repeats cannot hold the one active run.
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    error           TEXT
 );
 CREATE INDEX verification_runs_by_time ON verification_runs (requested_at, id);

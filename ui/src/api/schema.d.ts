@@ -1212,6 +1212,11 @@ export interface components {
         /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
         Page_VerificationRun: {
             items: {
+                /**
+                 * @description Why a failed run could not finish (or why its last step failed, if it is being
+                 *     tried again).
+                 */
+                error?: string | null;
                 /** Format: int64 */
                 events_checked: number;
                 /** Format: int64 */
@@ -1225,7 +1230,7 @@ export interface components {
                 requested_at: string;
                 requested_by: string;
                 started_at?: string | null;
-                /** @description queued, running or done. */
+                /** @description queued, running, done, or failed (it could not finish: see `error`). */
                 status: string;
                 /** Format: int64 */
                 streams_checked: number;
@@ -1393,6 +1398,11 @@ export interface components {
         };
         /** @description A run as the auditors' API shows it. */
         VerificationRun: {
+            /**
+             * @description Why a failed run could not finish (or why its last step failed, if it is being
+             *     tried again).
+             */
+            error?: string | null;
             /** Format: int64 */
             events_checked: number;
             /** Format: int64 */
@@ -1406,7 +1416,7 @@ export interface components {
             requested_at: string;
             requested_by: string;
             started_at?: string | null;
-            /** @description queued, running or done. */
+            /** @description queued, running, done, or failed (it could not finish: see `error`). */
             status: string;
             /** Format: int64 */
             streams_checked: number;
@@ -2676,14 +2686,11 @@ export interface operations {
                     "application/json": components["schemas"]["Page_VerificationRun"];
                 };
             };
-            /** @description Malformed input: a body that is not JSON, a bad header (If-Match, Idempotency-Key), query or cursor */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
             /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
             401: {
@@ -2753,14 +2760,11 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
+                content?: never;
             };
         };
     };

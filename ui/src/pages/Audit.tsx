@@ -260,14 +260,17 @@ export function VerifyPage() {
   const [run, setRun] = useState<VerificationRun | null>(null);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [starting, setStarting] = useState(false);
-  const following = run !== null && run.status !== "done";
+  // Bumped when a poll fails, so that the next one is still made.
+  const [retry, setRetry] = useState(0);
+  const following = run !== null && (run.status === "queued" || run.status === "running");
 
   // The latest run, so an auditor coming back sees the last result, or one still going.
   useEffect(() => {
     let gone = false;
     api
       .get<Page<VerificationRun>>("/v1/audit/verifications?limit=1")
-      .then((page) => !gone && setRun(page.items[0] ?? null))
+      // A run started meanwhile on this page is newer than what the list said.
+      .then((page) => !gone && setRun((current) => current ?? page.items[0] ?? null))
       .catch((error) => !gone && setProblem(toProblem(error)));
     return () => {
       gone = true;
@@ -283,10 +286,11 @@ export function VerifyPage() {
         setProblem(null);
       } catch (error) {
         setProblem(toProblem(error));
+        setRetry((n) => n + 1);
       }
     }, FOLLOW_MS);
     return () => clearTimeout(timer);
-  }, [following, run]);
+  }, [following, run, retry]);
 
   async function verify() {
     setStarting(true);
@@ -313,7 +317,12 @@ export function VerifyPage() {
           {run.status === "queued" ? "Waiting to start" : "Verifying"}: {run.streams_checked.toLocaleString()} streams, {run.events_checked.toLocaleString()} events checked so far.
         </p>
       )}
-      {run && !following && (
+      {run && run.status === "failed" && (
+        <p role="status" className="banner error">
+          The verification could not finish after {run.events_checked.toLocaleString()} events: {run.error}. Start it again; if it fails again, tell the system's administrators.
+        </p>
+      )}
+      {run && run.status === "done" && (
         <div role="status" className={`banner ${run.ok ? "ok" : "error"}`}>
           {run.ok ? "Intact" : "Tampering found"}: {run.streams_checked.toLocaleString()} streams, {run.events_checked.toLocaleString()} events checked
           {run.finished_at && <> (finished {formatWhen(run.finished_at)})</>}.
