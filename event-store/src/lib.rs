@@ -31,7 +31,7 @@ pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected}
 pub use feed::{time_position, Appended, StoredEvent};
 pub use state::{AsOf, Loaded, StateAt};
 pub use store::{EventStore, SNAPSHOT_EVERY};
-pub use verify::{ChainCheck, VerifyCursor, VerifyStep};
+pub use verify::{ChainCheck, StreamListing, VerifyCursor, VerifyStep};
 /// The AWS SDK crates this store is built with, for callers that configure clients.
 #[cfg(feature = "dynamo")]
 pub use {aws_config, aws_sdk_dynamodb};

@@ -45,6 +45,16 @@ pub struct VerifyStep {
     pub next: Option<VerifyCursor>,
 }
 
+/// The stream ids of one aggregate type, sorted, kept from one step of a pass to the
+/// next on a backend that cannot read in key order (DynamoDB): listing them scans the
+/// whole table, which done at every step would cost a run as many scans as steps. A
+/// stream created after its type was listed is left for the next pass.
+#[derive(Debug, Default)]
+pub struct StreamListing {
+    kind: String,
+    ids: Vec<String>,
+}
+
 impl EventStore {
     /// Verifies each of `streams` (aggregate type, id).
     pub async fn verify_chains(
@@ -111,6 +121,18 @@ impl EventStore {
         from: &VerifyCursor,
         budget: usize,
     ) -> Result<VerifyStep, StoreError> {
+        self.verify_step_listed(kinds, from, budget, &mut StreamListing::default())
+            .await
+    }
+
+    /// [`Self::verify_step`], keeping the streams listed for the steps that follow.
+    pub async fn verify_step_listed(
+        &self,
+        kinds: &[&str],
+        from: &VerifyCursor,
+        budget: usize,
+        listing: &mut StreamListing,
+    ) -> Result<VerifyStep, StoreError> {
         let first = if from.kind.is_empty() {
             0
         } else {
@@ -134,7 +156,7 @@ impl EventStore {
             let stopped = match self.backend.key_order_scan() {
                 Some(scan) => scan_kind(scan, kind, after, budget, &mut check).await?,
                 None => {
-                    self.kind_by_streams(kind, after, budget, &mut check)
+                    self.kind_by_streams(kind, after, budget, &mut check, listing)
                         .await?
                 }
             };
@@ -165,15 +187,24 @@ impl EventStore {
         after: Option<&str>,
         budget: usize,
         check: &mut ChainCheck,
+        listing: &mut StreamListing,
     ) -> Result<Option<String>, StoreError> {
-        let mut ids = self.open_streams(kind, &[]).await?;
-        ids.retain(|id| after.is_none_or(|after| id.as_str() > after));
-        ids.sort_unstable();
-        let count = ids.len();
-        for (done, id) in ids.into_iter().enumerate() {
-            self.verify_stream_into(kind, &id, check).await?;
-            if check.events >= budget && done + 1 < count {
-                return Ok(Some(id));
+        if listing.kind != kind || listing.ids.is_empty() {
+            let mut ids = self.open_streams(kind, &[]).await?;
+            ids.sort_unstable();
+            *listing = StreamListing {
+                kind: kind.to_string(),
+                ids,
+            };
+        }
+        let from = after.map_or(0, |after| {
+            listing.ids.partition_point(|id| id.as_str() <= after)
+        });
+        let ids = &listing.ids[from..];
+        for (done, id) in ids.iter().enumerate() {
+            self.verify_stream_into(kind, id, check).await?;
+            if check.events >= budget && done + 1 < ids.len() {
+                return Ok(Some(id.clone()));
             }
         }
         Ok(None)

@@ -116,11 +116,12 @@ impl Verifier {
         id: &str,
         owner: &str,
         cursor: &VerifyCursor,
+        listing: &mut event_store::StreamListing,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<event_store::VerifyStep, Left> {
-        let step = self
-            .store
-            .verify_step(&AGGREGATE_TYPES, cursor, self.pace.step_events);
+        let step =
+            self.store
+                .verify_step_listed(&AGGREGATE_TYPES, cursor, self.pace.step_events, listing);
         tokio::pin!(step);
         loop {
             tokio::select! {
@@ -184,8 +185,11 @@ impl Verifier {
         let mut events = run.events_checked;
         let mut failure_count = run.failure_count;
         let mut failures = run.failures;
+        let mut listing = event_store::StreamListing::default();
         loop {
-            let step = self.step(&run.id, owner, &cursor, stop).await?;
+            let step = self
+                .step(&run.id, owner, &cursor, &mut listing, stop)
+                .await?;
             steps += 1;
             streams += step.check.streams as i64;
             events += step.check.events as i64;
