@@ -279,6 +279,35 @@ async fn verification_runs_are_for_auditors_and_check_every_stream() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.is_problem());
+
+    // One at a time: while a run is held (here by another server, whose lease runs
+    // for an hour), asking again gets that run, not a new one.
+    let log = SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("system-log.db").display()
+    ))
+    .await
+    .unwrap();
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    sqlx::query(
+        "INSERT INTO verification_runs (id, requested_by, requested_at, status, active, \
+         lease_owner, lease_until) VALUES ('elsewhere', $1, $2, 'running', 1, 'other-server', $3)",
+    )
+    .bind(&auditor.id)
+    .bind(chrono::Utc::now().to_rfc3339())
+    .bind(in_an_hour)
+    .execute(&log)
+    .await
+    .unwrap();
+    let again = app
+        .post(&auditor.token, "/v1/audit/verifications", json!({}))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.id(), "elsewhere");
+    assert_eq!(
+        again.headers["location"],
+        "/v1/audit/verifications/elsewhere"
+    );
 }
 
 /// A run whose steps keep failing (here a saved position no build could read, as an

@@ -520,6 +520,8 @@ async fn every_documented_answer_of_the_commands_is_given() {
         (&admin.token, "/v1/system-log".to_string()),
         (&auditor.token, "/v1/audit/log".to_string()),
         (&auditor.token, "/v1/audit/verify".to_string()),
+        (&auditor.token, "/v1/audit/verifications".to_string()),
+        (&auditor.token, format!("/v1/audit/verifications/{nowhere}")),
         (
             &auditor.token,
             format!("/v1/audit/streams/account/{account}/events"),
@@ -548,6 +550,14 @@ async fn every_documented_answer_of_the_commands_is_given() {
         .await
         .unwrap();
     assert_eq!(rebuild.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let verification = app
+        .http
+        .post(app.url("/v1/audit/verifications"))
+        .bearer_auth(&auditor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verification.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     for command in &commands {
