@@ -63,6 +63,14 @@ pub const ROUTES: &[Route] = &[
         paths: &["/v1/admin/rebuild"],
         target: Target::Queries,
     },
+    // Verification runs are asked of the query service, whose worker runs them.
+    Route {
+        name: "Verifications",
+        priority: 27,
+        methods: &[],
+        paths: &["/v1/audit/verifications", "/v1/audit/verifications/*"],
+        target: Target::Queries,
+    },
     Route {
         name: "Queries",
         priority: 30,
@@ -125,6 +133,8 @@ mod tests {
             ("GET", "/v1/transfers/t-1", Some(Target::Commands)),
             ("POST", "/v1/transfers", Some(Target::Commands)),
             ("POST", "/v1/admin/rebuild", Some(Target::Queries)),
+            ("POST", "/v1/audit/verifications", Some(Target::Queries)),
+            ("GET", "/v1/audit/verifications/r-1", Some(Target::Queries)),
             ("GET", "/v1/clients", Some(Target::Queries)),
             ("HEAD", "/v1/clients/c-1", Some(Target::Queries)),
             ("POST", "/v1/clients", Some(Target::Commands)),

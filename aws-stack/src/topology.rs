@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(document["userPool"]["passwordPolicy"]["minimumLength"], 12);
         assert_eq!(document["securityHeaders"]["x-frame-options"], "DENY");
         assert_eq!(document["routes"][0]["paths"][1], "/v1/mail/*");
-        assert_eq!(document["routes"][4]["methods"][0], "GET");
+        assert_eq!(document["routes"][5]["methods"][0], "GET");
         assert_eq!(document["routes"][1]["target"], "notFound");
     }
 }
