@@ -968,6 +968,93 @@ async fn claims_many_keys_at_once(store: &EventStore) {
     }
 }
 
+/// One group of record writes of distinct keys, each kind of claim outcome among them
+/// (on SQLite the new claims and the answers are then one statement each): every write
+/// gets its own outcome, and lands on its own key.
+async fn answers_each_write_of_a_group_of_distinct_keys(store: &EventStore) {
+    let response = |n: usize| StoredResponse {
+        status: 200,
+        headers: vec![("etag".into(), format!("\"{n}\""))],
+        body: format!("{{\"n\":{n}}}").into_bytes(),
+    };
+    let claim = |key: &'static str, hash: &'static str, lease| async move {
+        store.claim_idempotency("erin", key, hash, lease).await
+    };
+    for key in ["replayed", "held", "answer-0", "answer-1", "answer-2"] {
+        assert!(matches!(
+            claim(key, "h", LEASE).await.unwrap(),
+            Claim::New { .. }
+        ));
+    }
+    store
+        .complete_idempotency("erin", "replayed", &response(9))
+        .await
+        .unwrap();
+    assert!(matches!(
+        claim("lapsed", "h", std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        Claim::New { .. }
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let fresh = ["fresh-0", "fresh-1", "fresh-2", "fresh-3"];
+    let claims = futures::future::join_all(fresh.iter().map(|key| claim(key, "h", LEASE)).chain([
+        claim("replayed", "h", LEASE),
+        claim("held", "h", LEASE),
+        claim("replayed", "other", LEASE),
+        claim("lapsed", "h", LEASE),
+    ]));
+    let answers = futures::future::join_all((0..3).map(|n| async move {
+        let key = format!("answer-{n}");
+        store.complete_idempotency("erin", &key, &response(n)).await
+    }));
+    let (claims, answers) =
+        holding_the_file(store, async { futures::join!(claims, answers) }).await;
+    answers.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+    let claims: Vec<Claim> = claims.into_iter().map(Result::unwrap).collect();
+    for (key, claim) in fresh.iter().zip(&claims) {
+        assert!(
+            matches!(
+                claim,
+                Claim::New {
+                    recovering: false,
+                    ..
+                }
+            ),
+            "{key}: {claim:?}"
+        );
+    }
+    assert_eq!(claims[4], Claim::Replay(response(9)));
+    assert_eq!(claims[5], Claim::InProgress);
+    assert_eq!(claims[6], Claim::Mismatch);
+    assert!(
+        matches!(
+            claims[7],
+            Claim::New {
+                recovering: true,
+                ..
+            }
+        ),
+        "{:?}",
+        claims[7]
+    );
+    for key in fresh {
+        assert_eq!(
+            claim(key, "h", LEASE).await.unwrap(),
+            Claim::InProgress,
+            "{key}"
+        );
+    }
+    for n in 0..3 {
+        let key = format!("answer-{n}");
+        let again = store
+            .claim_idempotency("erin", &key, "h", LEASE)
+            .await
+            .unwrap();
+        assert_eq!(again, Claim::Replay(response(n)), "{key}");
+    }
+}
+
 /// A record write the database refuses (here a key a trigger refuses) fails alone: the
 /// writes made with it in a group still land.
 async fn refuses_a_bad_record_write_alone(fixture: &Fixture) {
@@ -1459,6 +1546,13 @@ macro_rules! conformance {
             async fn claims_many_keys_at_once() {
                 let fixture = Fixture::$backend().await;
                 super::claims_many_keys_at_once(&fixture.store).await;
+                fixture.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn answers_each_write_of_a_group_of_distinct_keys() {
+                let fixture = Fixture::$backend().await;
+                super::answers_each_write_of_a_group_of_distinct_keys(&fixture.store).await;
                 fixture.finish().await;
             }
 

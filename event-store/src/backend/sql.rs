@@ -86,6 +86,18 @@ pub(crate) enum RecordWrite {
     },
 }
 
+impl RecordWrite {
+    /// The caller and key the write is for.
+    pub(crate) fn key(&self) -> (&str, &str) {
+        match self {
+            RecordWrite::Claim { caller, key, .. }
+            | RecordWrite::Renew { caller, key, .. }
+            | RecordWrite::Complete { caller, key, .. }
+            | RecordWrite::Release { caller, key } => (caller, key),
+        }
+    }
+}
+
 /// Insert, or find the row a retry inserted before: one statement.
 pub(crate) const ALLOCATE: &str = "INSERT INTO account_numbers (account_id) VALUES ($1) \
      ON CONFLICT (account_id) DO UPDATE SET account_id = excluded.account_id \

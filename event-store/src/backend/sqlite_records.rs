@@ -4,7 +4,8 @@
 //! of its own held the file for most of the time a keyed command took
 //! (docs/performance.md). They are therefore handed to one writer task, which takes every
 //! record write waiting at that moment and makes them in one transaction, under the
-//! file's write gate.
+//! file's write gate. In it, the group's new claims are one `INSERT` and its stored
+//! answers one `UPDATE` (see `batch`); the rest are a statement each.
 //!
 //! A write refused on its own account (a constraint) takes the transaction back, and
 //! the others are made again without it, so only it fails. A group commits or not as a
@@ -13,15 +14,16 @@
 //! is gone, which the next retry takes over when its lease runs out.
 
 use sqlx::{Acquire, SqlitePool};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::group::gather;
 use super::sql::RecordWrite;
 use super::sqlite::SqliteStore;
-use super::sqlite_writer::{close_after_failure, WriteGate};
+use super::sqlite_writer::{close_after_failure, values, WriteGate};
 use crate::error::StoreError;
-use crate::idempotency::Claim;
+use crate::idempotency::{lease_end, Claim};
 
 /// How many record writes one transaction takes at most.
 const MAX_GROUP: usize = 256;
@@ -79,6 +81,9 @@ enum Stop {
     Write(usize, StoreError),
     /// The transaction failed as a whole (a full disk, an I/O error, its commit).
     Transaction(StoreError),
+    /// A statement making several writes was refused: which write it was is unknown,
+    /// so the group is made again a write at a time.
+    Batch,
 }
 
 /// Makes the writes of `group`, one outcome each. A write refused on its own account is
@@ -86,6 +91,7 @@ enum Stop {
 /// cost k + 1 transactions. A failure of the transaction fails every write in it.
 async fn write_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = group.iter().map(|_| None).collect();
+    let mut batched = true;
     loop {
         let left: Vec<usize> = (0..group.len())
             .filter(|&at| outcomes[at].is_none())
@@ -93,13 +99,14 @@ async fn write_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
         if left.is_empty() {
             break;
         }
-        match together(pool, group, &left).await {
+        match together(pool, group, &left, batched).await {
             Ok(made) => {
                 for (at, outcome) in left.into_iter().zip(made) {
                     outcomes[at] = Some(Ok(outcome));
                 }
             }
             Err(Stop::Write(place, error)) => outcomes[left[place]] = Some(Err(error)),
+            Err(Stop::Batch) => batched = false,
             Err(Stop::Transaction(error)) => {
                 tracing::warn!(%error, writes = left.len(), "idempotency record writes failed");
                 let message = error.to_string();
@@ -120,10 +127,11 @@ async fn together(
     pool: &SqlitePool,
     group: &[Pending],
     left: &[usize],
+    batched: bool,
 ) -> Result<Vec<Option<Claim>>, Stop> {
     let failed = |error: sqlx::Error| Stop::Transaction(error.into());
     let mut connection = pool.acquire().await.map_err(failed)?;
-    let made = in_transaction(&mut connection, group, left).await;
+    let made = in_transaction(&mut connection, group, left, batched).await;
     if made.is_err() {
         close_after_failure(&mut connection);
     }
@@ -134,13 +142,28 @@ async fn in_transaction(
     connection: &mut sqlx::SqliteConnection,
     group: &[Pending],
     left: &[usize],
+    batched: bool,
 ) -> Result<Vec<Option<Claim>>, Stop> {
     let failed = |error: sqlx::Error| Stop::Transaction(error.into());
     let mut transaction = connection.begin().await.map_err(failed)?;
-    let mut made = Vec::with_capacity(left.len());
-    for (place, &at) in left.iter().enumerate() {
-        match SqliteStore::write_record(&mut transaction, &group[at].write).await {
-            Ok(outcome) => made.push(outcome),
+    let writes: Vec<&RecordWrite> = left.iter().map(|&at| &group[at].write).collect();
+    let mut made = vec![None; left.len()];
+    if batched {
+        if let Err(error) = batch(&mut transaction, &writes, &mut made).await {
+            let _ = transaction.rollback().await;
+            return Err(if refused(&error) {
+                Stop::Batch
+            } else {
+                Stop::Transaction(error.into())
+            });
+        }
+    }
+    for (place, write) in writes.iter().enumerate() {
+        if made[place].is_some() {
+            continue;
+        }
+        match SqliteStore::write_record(&mut transaction, write).await {
+            Ok(outcome) => made[place] = Some(outcome),
             Err(error) => {
                 // Now, before the gate is let go: the next writer must find the file
                 // free. SQLite may have rolled back already (a full disk); that is fine.
@@ -155,7 +178,103 @@ async fn in_transaction(
         }
     }
     transaction.commit().await.map_err(failed)?;
-    Ok(made)
+    Ok(made.into_iter().flatten().collect())
+}
+
+/// Makes the commonest writes of a group, new claims and stored answers, as one
+/// statement each; a statement per write would hold the file's gate for a hand-off to
+/// the connection's thread each (docs/performance.md). Marks each write it made in
+/// `made`; the others (a key already claimed, renewals, releases, a key twice in the
+/// group) are left to be made one at a time after it. Keys are told apart in what
+/// these statements return, so only writes of a key that is once in the group are
+/// taken; writes of different keys do not depend on each other's order.
+async fn batch(
+    connection: &mut sqlx::SqliteConnection,
+    writes: &[&RecordWrite],
+    made: &mut [Option<Option<Claim>>],
+) -> Result<(), sqlx::Error> {
+    let mut seen = HashMap::with_capacity(writes.len());
+    for write in writes {
+        *seen.entry(write.key()).or_insert(0) += 1;
+    }
+    let once = |write: &&RecordWrite| seen[&write.key()] == 1;
+    let claims: Vec<usize> = (0..writes.len())
+        .filter(|&at| once(&writes[at]) && matches!(writes[at], RecordWrite::Claim { .. }))
+        .collect();
+    let answers: Vec<usize> = (0..writes.len())
+        .filter(|&at| once(&writes[at]) && matches!(writes[at], RecordWrite::Complete { .. }))
+        .collect();
+    if claims.len() > 1 {
+        let now = chrono::Utc::now();
+        let created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let sql = format!(
+            "INSERT INTO idempotency (caller, key, request_hash, created_at, lease_until) VALUES {} \
+             ON CONFLICT (caller, key) DO NOTHING RETURNING caller, key",
+            values(claims.len(), 5)
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        for &at in &claims {
+            if let RecordWrite::Claim {
+                caller,
+                key,
+                request_hash,
+                lease,
+            } = writes[at]
+            {
+                query = query
+                    .bind(caller)
+                    .bind(key)
+                    .bind(request_hash)
+                    .bind(&created_at)
+                    .bind(lease_end(*lease));
+            }
+        }
+        let inserted: HashSet<(String, String)> = query
+            .fetch_all(&mut *connection)
+            .await?
+            .into_iter()
+            .collect();
+        for &at in &claims {
+            let (caller, key) = writes[at].key();
+            if inserted.contains(&(caller.to_owned(), key.to_owned())) {
+                made[at] = Some(Some(Claim::New {
+                    claimed_at_ms: now.timestamp_millis(),
+                    recovering: false,
+                }));
+            }
+        }
+    }
+    if answers.len() > 1 {
+        let sql = format!(
+            "UPDATE idempotency SET status = v.column3, response_headers = v.column4, \
+             response_body = v.column5 FROM (VALUES {}) AS v \
+             WHERE idempotency.caller = v.column1 AND idempotency.key = v.column2",
+            values(answers.len(), 5)
+        );
+        let mut query = sqlx::query(&sql);
+        for &at in &answers {
+            if let RecordWrite::Complete {
+                caller,
+                key,
+                status,
+                headers,
+                body,
+            } = writes[at]
+            {
+                query = query
+                    .bind(caller)
+                    .bind(key)
+                    .bind(i32::from(*status))
+                    .bind(headers)
+                    .bind(body);
+            }
+        }
+        query.execute(&mut *connection).await?;
+        for &at in &answers {
+            made[at] = Some(None);
+        }
+    }
+    Ok(())
 }
 
 /// Whether SQLite refused a statement for a constraint (`SQLITE_CONSTRAINT`, a trigger's

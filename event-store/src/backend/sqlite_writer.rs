@@ -73,12 +73,17 @@ const EVENTS_PER_INSERT: usize = 1_000;
 
 /// `INSERT INTO events … VALUES (?, …), …` for `events` events.
 fn insert(events: usize) -> String {
-    let row = "(?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::from(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ",
     );
-    sql.push_str(&vec![row; events].join(", "));
+    sql.push_str(&values(events, 7));
     sql
+}
+
+/// `(?, …), …`: `rows` rows of `columns` anonymous placeholders.
+pub(super) fn values(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
 }
 
 /// Inserts `events` in one statement: a statement that fails leaves nothing behind, and
