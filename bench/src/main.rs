@@ -92,6 +92,10 @@ enum Bench {
         /// The store's connections: as many as writers by default.
         #[arg(long)]
         pool: Option<u32>,
+        /// Rounds of the store then pgbench at each concurrency; the median ratio is
+        /// printed after them.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Projection throughput of the AWS path by number of projector workers, on the
     /// local AWS mode's peers (build with `--features aws`).
@@ -241,7 +245,8 @@ async fn main() -> anyhow::Result<()> {
             writers,
             seconds,
             pool,
-        } => postgres::postgres(&url, writers, seconds, pool).await,
+            rounds,
+        } => postgres::postgres(&url, writers, seconds, pool, rounds).await,
         Bench::Store {
             tasks,
             accounts,

@@ -20,6 +20,7 @@ pub(crate) async fn postgres(
     writers: Vec<usize>,
     seconds: u64,
     pool: Option<u32>,
+    rounds: usize,
 ) -> anyhow::Result<()> {
     let database = format!("ledgerline_bench_{}", std::process::id());
     let admin = sqlx::PgPool::connect(&format!("{url}/postgres")).await?;
@@ -30,7 +31,16 @@ pub(crate) async fn postgres(
         .execute(&admin)
         .await?;
     let target = format!("{url}/{database}");
-    let outcome = compare(&target, &database, url, writers, seconds, pool).await;
+    let outcome = compare(
+        &target,
+        &database,
+        url,
+        writers,
+        seconds,
+        pool,
+        rounds.max(1),
+    )
+    .await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
         .execute(&admin)
         .await?;
@@ -44,6 +54,7 @@ async fn compare(
     writers: Vec<usize>,
     seconds: u64,
     connections: Option<u32>,
+    rounds: usize,
 ) -> anyhow::Result<()> {
     // The store's schema first, for pgbench's table to copy.
     PostgresStore::connect_with(target, 1).await?.close().await;
@@ -55,57 +66,84 @@ async fn compare(
     std::fs::write(script.path(), PGBENCH_SCRIPT)?;
     let (host, port, user) = parts(url)?;
     for n in writers {
-        // A store per run, with its own pool: as many connections as pgbench's clients.
+        // A store per round, with its own pool: as many connections as pgbench's clients.
         let connections = connections.unwrap_or(n as u32);
-        let store = Arc::new(EventStore::new(
-            Backend::connect_postgres_with(target, connections).await?,
-        ));
-        // 64 accounts per writer, so writers seldom queue for one stream's lock, as
-        // pgbench's independent inserts never do.
-        let run = deposits(store.clone(), n, 64 * n, seconds).await?;
-        let output = Command::new("pgbench")
-            .args([
-                "-n",
-                "-c",
-                &n.to_string(),
-                "-j",
-                "2",
-                "-T",
-                &seconds.to_string(),
-                "-f",
-            ])
-            .arg(script.path())
-            .args(["-h", &host, "-p", &port, "-U", &user, database])
-            .output()
-            .context("running pgbench (Debian's postgresql-client)")?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            bail!(
-                "pgbench failed: {}{}",
-                text,
-                String::from_utf8_lossy(&output.stderr)
-            );
+        let mut ratios = Vec::with_capacity(rounds);
+        // One pair of runs spreads by a fifth either way on this machine (the server's
+        // checkpoints and autovacuum land on whichever runs next); the median of
+        // several rounds, each the store then pgbench, much less.
+        for round in 1..=rounds {
+            let store = Arc::new(EventStore::new(
+                Backend::connect_postgres_with(target, connections).await?,
+            ));
+            // 64 accounts per writer, so writers seldom queue for one stream's lock, as
+            // pgbench's independent inserts never do.
+            let run = deposits(store.clone(), n, 64 * n, seconds).await?;
+            store.close().await;
+            let (tps, failed) = pgbench(n, seconds, script.path(), &host, &port, &user, database)?;
+            let ratio = 100.0 * run.per_second / tps;
+            ratios.push(ratio);
+            println!("{n} writers, round {round}: store ({connections} connections) {run}");
+            println!("{n} writers, round {round}: pgbench {tps:.0} inserts/s ({failed})");
+            println!("{n} writers, round {round}: store / pgbench = {ratio:.0} %");
         }
-        let tps: f64 = text
-            .lines()
-            .find(|line| line.starts_with("tps = "))
-            .and_then(|line| line.split_whitespace().nth(2))
-            .and_then(|value| value.parse().ok())
-            .with_context(|| format!("no tps in pgbench's output: {text}"))?;
-        let failed = text
-            .lines()
-            .find(|line| line.starts_with("number of failed transactions"))
-            .unwrap_or("number of failed transactions: unknown");
-        store.close().await;
-        println!("{n} writers: store ({connections} connections) {run}");
-        println!("{n} writers: pgbench {tps:.0} inserts/s ({failed})");
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "{n} writers: store / pgbench = {:.0} %",
-            100.0 * run.per_second / tps
+            "{n} writers: store / pgbench = {:.0} % (median of {rounds} rounds; {:.0}–{:.0} %)",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
         );
     }
     pool.close().await;
     Ok(())
+}
+
+/// pgbench's inserts/s and its failure line, `n` clients for `seconds`.
+fn pgbench(
+    n: usize,
+    seconds: u64,
+    script: &std::path::Path,
+    host: &str,
+    port: &str,
+    user: &str,
+    database: &str,
+) -> anyhow::Result<(f64, String)> {
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &n.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(script)
+        .args(["-h", host, "-p", port, "-U", user, database])
+        .output()
+        .context("running pgbench (Debian's postgresql-client)")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "pgbench failed: {}{}",
+            text,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tps: f64 = text
+        .lines()
+        .find(|line| line.starts_with("tps = "))
+        .and_then(|line| line.split_whitespace().nth(2))
+        .and_then(|value| value.parse().ok())
+        .with_context(|| format!("no tps in pgbench's output: {text}"))?;
+    let failed = text
+        .lines()
+        .find(|line| line.starts_with("number of failed transactions"))
+        .unwrap_or("number of failed transactions: unknown")
+        .to_string();
+    Ok((tps, failed))
 }
 
 /// Host, port and user of a `postgres://user@host:port` URL.
