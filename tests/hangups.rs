@@ -3,7 +3,8 @@
 //! after sending, with and without `kill -9` of the server in between. Afterwards every
 //! key's retry gets the original outcome or runs exactly once, no claim outlives its
 //! lease, every transfer is settled within 2 s without a restart, and the balances add
-//! up to exactly the deposits minus the withdrawals that were recorded.
+//! up to exactly the deposits minus the withdrawals that were recorded. An auditor who
+//! asks for a verification run and hangs up still gets one run, done.
 
 mod process;
 
@@ -59,5 +60,36 @@ async fn hang_ups_and_kills_leave_nothing_half_done() {
         keys.len()
     );
     assert_money_adds_up(&bank, &ledger, Duration::from_secs(2)).await;
-    assert_settled_and_verified(&bank, &ledger, "hangup.auditor").await;
+    let auditor = assert_settled_and_verified(&bank, &ledger, "hangup.auditor").await;
+
+    // An auditor who asks for a verification run and hangs up, five times: every run
+    // made goes on to the end without anyone waiting for it. (A request cut before it
+    // was handled makes none; the last one waits long enough to be handled.)
+    for after in [0, 1, 5, 20, 200] {
+        hang_up_post(
+            &bank,
+            "/v1/audit/verifications",
+            &auditor,
+            &serde_json::json!({}),
+            None,
+            Duration::from_millis(after),
+        )
+        .await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let runs = all(&bank.http, &bank.base, &auditor, "/v1/audit/verifications").await;
+        if !runs.is_empty() && runs.iter().all(|run| run["status"] == "done") {
+            break runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runs did not finish: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for run in runs {
+        assert_eq!(run["ok"], true, "{run}");
+        assert!(run["events_checked"].as_u64().unwrap() > 0, "{run}");
+    }
 }

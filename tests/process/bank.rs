@@ -89,11 +89,27 @@ impl Intent {
 pub async fn hang_up(bank: &Bank, intent: &Intent, key: &str, after: Duration) {
     let (path, body, as_admin) = intent.request(bank);
     let token = if as_admin { &bank.admin } else { &bank.agent };
+    hang_up_post(bank, &path, token, &body, Some(key), after).await;
+}
+
+/// POSTs `body` to `path` as `token` (with `key` as its Idempotency-Key, if any) on a
+/// raw connection, and hangs up `after` it was written.
+pub async fn hang_up_post(
+    bank: &Bank,
+    path: &str,
+    token: &str,
+    body: &Value,
+    key: Option<&str>,
+    after: Duration,
+) {
     let body = body.to_string();
     let host = bank.base.trim_start_matches("http://");
+    let key = key
+        .map(|key| format!("idempotency-key: {key}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "POST {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n\
-         content-type: application/json\r\nidempotency-key: {key}\r\ncontent-length: {}\r\n\r\n{body}",
+         content-type: application/json\r\n{key}content-length: {}\r\n\r\n{body}",
         body.len()
     );
     if let Ok(mut stream) = tokio::net::TcpStream::connect(host).await {
