@@ -229,18 +229,32 @@ async fn scan_kind(
     let mut page = scan.read_key_order(kind, after, start, PAGE).await?;
     let mut current: Option<(String, StreamVerifier)> = None;
     loop {
+        let tail = page
+            .last()
+            .filter(|_| page.len() as u64 == PAGE)
+            .map(|last| (last.aggregate_id.clone(), last.sequence as i64));
         let next = async {
-            match page.last() {
-                Some(last) if page.len() as u64 == PAGE => {
-                    let after = last.sequence as i64;
-                    scan.read_key_order(kind, &last.aggregate_id, after, PAGE)
-                        .await
-                }
-                _ => Ok(Vec::new()),
+            match &tail {
+                Some((id, sequence)) => scan.read_key_order(kind, id, *sequence, PAGE).await,
+                None => Ok(Vec::new()),
             }
         };
-        let hashed = async { check_page(&page, &mut current, budget, check) };
-        let (next, stopped) = tokio::join!(next, hashed);
+        // Hashing a page is a few hundred milliseconds of CPU with nothing to await: on
+        // the blocking pool, so that the runtime's threads go on serving requests and
+        // renewing the run's lease meanwhile.
+        let mut found = std::mem::take(check);
+        let mut stream = current.take();
+        let hashed = tokio::task::spawn_blocking(move || {
+            let stopped = check_page(&page, &mut stream, budget, &mut found);
+            (stream, found, stopped)
+        });
+        let (next, hashed) = tokio::join!(next, hashed);
+        let stopped;
+        (current, *check, stopped) = match hashed {
+            Ok(hashed) => hashed,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => return Err(StoreError::Unavailable(error.to_string())),
+        };
         if stopped.is_some() {
             return Ok(stopped);
         }

@@ -310,6 +310,85 @@ async fn verification_runs_are_for_auditors_and_check_every_stream() {
     );
 }
 
+/// A step that outlasts the lease keeps its run: the worker renews the lease while the
+/// step runs (here one stream of 40,000 events, checked in one step), so another worker
+/// looking for runs all the while never takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_the_lease_keeps_its_run() {
+    let lease = std::time::Duration::from_millis(300);
+    let app = TestApp::spawn_configured(tempfile::tempdir().unwrap(), |config| {
+        config.verification_pace = query_api::verifier::Pace {
+            lease,
+            step_events: usize::MAX,
+            idle: std::time::Duration::from_millis(100),
+        }
+    })
+    .await;
+    let admin = app.admin().await;
+    let agent = app.staff(&admin.token, "agent").await;
+    let auditor = app.staff(&admin.token, "auditor").await;
+    let account = app.account_of(&agent, 100).await;
+    // Copies of the account's opening after its last event: each breaks the chain, and
+    // each is hashed all the same.
+    let ledger = SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("ledger.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE account(id) AS (SELECT $1), \
+         n(i) AS (SELECT MAX(sequence) + 1 FROM events, account WHERE aggregate_id = account.id \
+                  UNION ALL SELECT i + 1 FROM n LIMIT 40000) \
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT e.aggregate_type, e.aggregate_id, n.i, e.event_type, e.event_version, e.payload, e.metadata \
+         FROM n, events e, account WHERE e.aggregate_id = account.id AND e.sequence = 1",
+    )
+    .bind(&account)
+    .execute(&ledger)
+    .await
+    .unwrap();
+    let elsewhere = projections::SystemLog::open(&projections::sqlite_url(
+        &app.dir.path().join("system-log.db"),
+    ))
+    .await
+    .unwrap()
+    .verification_runs();
+
+    let started = app
+        .post(&auditor.token, "/v1/audit/verifications", json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{:?}", started.body);
+    let location = format!("/v1/audit/verifications/{}", started.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut tries = 0;
+    let run = loop {
+        let run = app.get(&auditor.token, &location).await.body;
+        if run["status"] == "done" {
+            break run;
+        }
+        if run["status"] == "running" {
+            let taken = elsewhere.claim("another-worker", lease).await.unwrap();
+            assert!(taken.is_none(), "taken while its worker was at it: {run:?}");
+            tries += 1;
+        }
+        assert!(std::time::Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let at =
+        |field: &str| chrono::DateTime::parse_from_rfc3339(run[field].as_str().unwrap()).unwrap();
+    let took = (at("finished_at") - at("started_at")).to_std().unwrap();
+    println!(
+        "one step of {} events took {took:?}; {tries} tries to take it",
+        run["events_checked"]
+    );
+    // Else the lease never had to be renewed, and this test proves nothing.
+    assert!(took > 2 * lease, "the step took only {took:?}");
+    assert!(tries > 2, "{tries}");
+    assert!(run["events_checked"].as_u64().unwrap() > 40_000, "{run:?}");
+    assert_eq!(run["ok"], false, "the copies break the chain: {run:?}");
+}
+
 /// A run whose steps keep failing (here a saved position no build could read, as an
 /// older build might have left) is tried three times, then ends as failed, is logged,
 /// and no longer blocks a new run.
