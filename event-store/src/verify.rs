@@ -241,7 +241,8 @@ async fn scan_kind(
         };
         // Hashing a page is a few hundred milliseconds of CPU with nothing to await: on
         // the blocking pool, so that the runtime's threads go on serving requests and
-        // renewing the run's lease meanwhile.
+        // renewing the run's lease meanwhile. A step dropped meanwhile (a stop, a lost
+        // lease) leaves the page to finish there, its findings unused.
         let mut found = std::mem::take(check);
         let mut stream = current.take();
         let hashed = tokio::task::spawn_blocking(move || {

@@ -177,8 +177,13 @@ async fn in_transaction(
             }
         }
     }
+    // Every write was made above; one missing would shift the answers to other callers.
+    let made = made
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Stop::Transaction(StoreError::Unavailable("a write was not made".into())))?;
     transaction.commit().await.map_err(failed)?;
-    Ok(made.into_iter().flatten().collect())
+    Ok(made)
 }
 
 /// Makes the commonest writes of a group, new claims and stored answers, as one
