@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 const PART: u64 = 2_000;
 /// How many events a whole-store pass reads at a time.
 const PAGE: u64 = 10_000;
+/// How many of them are hashed between two yields to the runtime (a few milliseconds).
+const HASH_PART: usize = 500;
 
 use crate::capabilities::EventLog;
 use crate::error::StoreError;
@@ -239,23 +241,22 @@ async fn scan_kind(
                 None => Ok(Vec::new()),
             }
         };
-        // Hashing a page is a few hundred milliseconds of CPU with nothing to await: on
-        // the blocking pool, so that the runtime's threads go on serving requests and
-        // renewing the run's lease meanwhile. A step dropped meanwhile (a stop, a lost
-        // lease) leaves the page to finish there, its findings unused.
-        let mut found = std::mem::take(check);
-        let mut stream = current.take();
-        let hashed = tokio::task::spawn_blocking(move || {
-            let stopped = check_page(&page, &mut stream, budget, &mut found);
-            (stream, found, stopped)
-        });
-        let (next, hashed) = tokio::join!(next, hashed);
-        let stopped;
-        (current, *check, stopped) = match hashed {
-            Ok(hashed) => hashed,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => return Err(StoreError::Unavailable(error.to_string())),
+        // Hashing a page is tens of milliseconds of CPU with nothing to await: done a
+        // part at a time, yielding between parts, so that the requests and the run's
+        // lease renewal waiting on this thread get their turn. (On tokio's blocking
+        // pool instead, the hashing took a third thread's share of the two cores and
+        // agents' deposits waited longer: docs/performance.md.)
+        let hashed = async {
+            for part in page.chunks(HASH_PART) {
+                let stopped = check_page(part, &mut current, budget, check);
+                if stopped.is_some() {
+                    return stopped;
+                }
+                tokio::task::yield_now().await;
+            }
+            None
         };
+        let (next, stopped) = tokio::join!(next, hashed);
         if stopped.is_some() {
             return Ok(stopped);
         }
