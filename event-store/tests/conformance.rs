@@ -876,6 +876,17 @@ async fn holding_the_file<F: std::future::Future>(store: &EventStore, work: F) -
     futures::join!(work, release).0
 }
 
+/// A claim that is new and not a recovery: the caller runs its request for the first time.
+fn is_fresh(claim: &Claim) -> bool {
+    matches!(
+        claim,
+        Claim::New {
+            recovering: false,
+            ..
+        }
+    )
+}
+
 /// Many record writes at once, as keyed commands under load make them (on SQLite they
 /// share transactions): every key claimed twice at once is won by exactly one claim;
 /// renewals, answers and releases made meanwhile land on their own keys only.
@@ -924,15 +935,7 @@ async fn claims_many_keys_at_once(store: &EventStore) {
         };
         let won = [first, second]
             .iter()
-            .filter(|claim| {
-                matches!(
-                    claim,
-                    Claim::New {
-                        recovering: false,
-                        ..
-                    }
-                )
-            })
+            .filter(|claim| is_fresh(claim))
             .count();
         assert_eq!(won, 1, "{key}: {first:?}, {second:?}");
         let lost = if n % 5 == 0 {
@@ -954,16 +957,7 @@ async fn claims_many_keys_at_once(store: &EventStore) {
         if n % 2 == 0 {
             assert_eq!(claim, Claim::Replay(response(n)), "{key}");
         } else {
-            assert!(
-                matches!(
-                    claim,
-                    Claim::New {
-                        recovering: false,
-                        ..
-                    }
-                ),
-                "{key}: {claim:?}"
-            );
+            assert!(is_fresh(&claim), "{key}: {claim:?}");
         }
     }
 }
@@ -1013,16 +1007,7 @@ async fn answers_each_write_of_a_group_of_distinct_keys(store: &EventStore) {
     answers.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
     let claims: Vec<Claim> = claims.into_iter().map(Result::unwrap).collect();
     for (key, claim) in fresh.iter().zip(&claims) {
-        assert!(
-            matches!(
-                claim,
-                Claim::New {
-                    recovering: false,
-                    ..
-                }
-            ),
-            "{key}: {claim:?}"
-        );
+        assert!(is_fresh(claim), "{key}: {claim:?}");
     }
     assert_eq!(claims[4], Claim::Replay(response(9)));
     assert_eq!(claims[5], Claim::InProgress);

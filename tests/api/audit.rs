@@ -179,6 +179,14 @@ async fn tampered_store() -> (TestApp, String, Vec<String>) {
     (app, auditor.token, accounts)
 }
 
+/// A pool on one of the app's SQLite files (`ledger.db`, `system-log.db`), to read or
+/// alter it as a database administrator would.
+async fn data_file(app: &TestApp, name: &str) -> SqlitePool {
+    SqlitePool::connect(&format!("sqlite://{}", app.dir.path().join(name).display()))
+        .await
+        .unwrap()
+}
+
 /// Asks for a whole-store verification run as `auditor` and follows it to its end.
 async fn verification_run(app: &TestApp, auditor: &str) -> Value {
     let started = app
@@ -282,12 +290,7 @@ async fn verification_runs_are_for_auditors_and_check_every_stream() {
 
     // One at a time: while a run is held (here by another server, whose lease runs
     // for an hour), asking again gets that run, not a new one.
-    let log = SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("system-log.db").display()
-    ))
-    .await
-    .unwrap();
+    let log = data_file(&app, "system-log.db").await;
     let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
     sqlx::query(
         "INSERT INTO verification_runs (id, requested_by, requested_at, status, active, \
@@ -331,12 +334,7 @@ async fn a_step_longer_than_the_lease_keeps_its_run() {
     let account = app.account_of(&agent, 100).await;
     // Copies of the account's opening after its last event: each breaks the chain, and
     // each is hashed all the same.
-    let ledger = SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("ledger.db").display()
-    ))
-    .await
-    .unwrap();
+    let ledger = data_file(&app, "ledger.db").await;
     sqlx::query(
         "WITH RECURSIVE account(id) AS (SELECT $1), \
          n(i) AS (SELECT MAX(sequence) + 1 FROM events, account WHERE aggregate_id = account.id \
@@ -398,12 +396,7 @@ async fn a_verification_run_that_cannot_go_on_ends_as_failed() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let auditor = app.staff(&admin.token, "auditor").await;
-    let log = SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("system-log.db").display()
-    ))
-    .await
-    .unwrap();
+    let log = data_file(&app, "system-log.db").await;
     sqlx::query(
         "INSERT INTO verification_runs (id, requested_by, requested_at, status, active, \
          lease_owner, lease_until, resume_at) \
@@ -446,12 +439,7 @@ async fn a_verification_run_that_cannot_go_on_ends_as_failed() {
 #[tokio::test]
 async fn verification_names_each_kind_of_tampering() {
     let (app, auditor, accounts) = tampered_store().await;
-    let db = SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("ledger.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = data_file(&app, "ledger.db").await;
     let run = |sql: &'static str, id: String| {
         let db = db.clone();
         async move { sqlx::query(sql).bind(id).execute(&db).await.unwrap() }
