@@ -276,6 +276,27 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU seconds (user and system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks_per_second()?)
+}
+
+/// The kernel's clock ticks per second, in which `/proc` gives CPU time.
+fn clock_ticks_per_second() -> Option<f64> {
+    static TICKS: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    })
+}
+
 struct Server(Child);
 
 impl Server {
@@ -506,6 +527,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let server_cpu = cpu_seconds(&pid.to_string());
+    let own_cpu = cpu_seconds("self");
     let tasks: Vec<_> = (0..clients)
         .map(|worker| {
             let (http, base, agent, ids) = (http.clone(), base.clone(), agent.clone(), ids.clone());
@@ -574,6 +597,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         errors += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&pid.to_string())
+        .zip(server_cpu)
+        .map(|(b, a)| b - a);
+    let own_cpu = cpu_seconds("self").zip(own_cpu).map(|(b, a)| b - a);
     latencies.sort();
     lags.sort();
     println!(
@@ -593,6 +620,15 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         ms(percentile(&lags, 0.99)),
         lags.len()
     );
+    if let (Some(server_cpu), Some(own_cpu)) = (server_cpu, own_cpu) {
+        // Per command, a figure that moves less than latency when the machine is busy.
+        println!(
+            "cpu:             server {server_cpu:.1} s ({:.0} µs a command, {:.0} % of a core), load generator {own_cpu:.1} s ({:.0} % of a core)",
+            server_cpu * 1e6 / latencies.len().max(1) as f64,
+            server_cpu * 100.0 / elapsed,
+            own_cpu * 100.0 / elapsed
+        );
+    }
     if let Some(rss) = peak_rss_mib(pid) {
         println!("server peak RSS: {rss:.0} MiB");
     }
