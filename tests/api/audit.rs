@@ -422,16 +422,21 @@ async fn a_verification_run_that_cannot_go_on_ends_as_failed() {
         failed["error"].as_str().unwrap().contains("saved position"),
         "{failed:?}"
     );
-    let logged = app
-        .get(
-            &admin.token,
-            "/v1/system-log?category=integrity&level=error",
-        )
-        .await;
-    assert!(logged.body["items"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("could not finish"));
+    // The run is marked failed first, then the system log says so: wait for the entry.
+    let message = loop {
+        let logged = app
+            .get(
+                &admin.token,
+                "/v1/system-log?category=integrity&level=error",
+            )
+            .await;
+        if let Some(message) = logged.body["items"][0]["message"].as_str() {
+            break message.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", logged.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(message.contains("could not finish"), "{message}");
     let run = verification_run(&app, &auditor.token).await;
     assert_eq!(run["ok"], true, "{run:?}");
 }
