@@ -1709,6 +1709,51 @@ async fn sqlite_answers_each_append_of_a_rolled_back_group_as_it_is() {
     fixture.finish().await;
 }
 
+/// SQLite's group writers keep a connection each from one group to the next. Closing
+/// the store waits for every connection, so it must still end, and writes asked after
+/// it must fail rather than wait; the file then opens with everything written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_closes_while_its_writers_keep_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = EventStore::new(Backend::open_sqlite(&path).await.unwrap());
+    let keys = new_keys(8);
+    for outcome in deposit_into_each(&store, &keys).await {
+        outcome.unwrap();
+    }
+    let claim = store
+        .claim_idempotency("carol", "k", "h", LEASE)
+        .await
+        .unwrap();
+    assert!(is_fresh(&claim), "{claim:?}");
+    let fresh = store.load::<Account>("unused").await.unwrap();
+    let within = std::time::Duration::from_secs(30);
+    tokio::time::timeout(within, store.close())
+        .await
+        .expect("the store closed");
+    let late = tokio::time::timeout(
+        within,
+        store.append::<Account>(&new_keys(1)[0], &fresh, &[deposited(1)], &metadata()),
+    )
+    .await
+    .expect("an append after closing was answered");
+    assert!(late.is_err(), "{late:?}");
+    let claim = tokio::time::timeout(within, store.claim_idempotency("carol", "l", "h", LEASE))
+        .await
+        .expect("a claim after closing was answered");
+    assert!(claim.is_err(), "{claim:?}");
+    let reopened = EventStore::new(Backend::open_sqlite(&path).await.unwrap());
+    for key in &keys {
+        assert_eq!(reopened.stream("account", key).await.unwrap().len(), 1);
+    }
+    let again = reopened
+        .claim_idempotency("carol", "k", "h", LEASE)
+        .await
+        .unwrap();
+    assert!(matches!(again, Claim::InProgress), "{again:?}");
+    reopened.close().await;
+}
+
 /// A trigger that rolls back the transaction of any append to the stream `poison`.
 const SQLITE_POISON: &str = "CREATE TRIGGER poison BEFORE INSERT ON events \
      WHEN NEW.aggregate_id = 'poison' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END";

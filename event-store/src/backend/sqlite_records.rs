@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::group::gather;
 use super::sql::RecordWrite;
 use super::sqlite::SqliteStore;
-use super::sqlite_writer::{close_after_failure, values, WriteGate};
+use super::sqlite_writer::{values, Held, WriteGate};
 use crate::error::StoreError;
 use crate::idempotency::{lease_end, Claim};
 
@@ -62,11 +62,12 @@ impl RecordWriter {
 }
 
 async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Pending>, gate: Arc<WriteGate>) {
-    while let Some(first) = queue.recv().await {
+    let mut held = Held::new(pool);
+    while let Some(first) = held.next(&mut queue).await {
         // Writes that arrive while the file is busy join this group.
         let exclusive = gate.lock().await;
         let group = gather(first, &mut queue, MAX_GROUP);
-        let outcomes = write_group(&pool, &group).await;
+        let outcomes = write_group(&mut held, &group).await;
         drop(exclusive);
         for (pending, outcome) in group.into_iter().zip(outcomes) {
             let _ = pending.done.send(outcome);
@@ -89,7 +90,7 @@ enum Stop {
 /// Makes the writes of `group`, one outcome each. A write refused on its own account is
 /// answered with its refusal and the others are made again together: k refused writes
 /// cost k + 1 transactions. A failure of the transaction fails every write in it.
-async fn write_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
+async fn write_group(held: &mut Held, group: &[Pending]) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = group.iter().map(|_| None).collect();
     let mut batched = true;
     loop {
@@ -99,7 +100,7 @@ async fn write_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
         if left.is_empty() {
             break;
         }
-        match together(pool, group, &left, batched).await {
+        match together(held, group, &left, batched).await {
             Ok(made) => {
                 for (at, outcome) in left.into_iter().zip(made) {
                     outcomes[at] = Some(Ok(outcome));
@@ -124,16 +125,16 @@ async fn write_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Outcome> {
 
 /// Makes the writes of `group` at `left` in one transaction; nothing if one fails.
 async fn together(
-    pool: &SqlitePool,
+    held: &mut Held,
     group: &[Pending],
     left: &[usize],
     batched: bool,
 ) -> Result<Vec<Option<Claim>>, Stop> {
     let failed = |error: sqlx::Error| Stop::Transaction(error.into());
-    let mut connection = pool.acquire().await.map_err(failed)?;
-    let made = in_transaction(&mut connection, group, left, batched).await;
+    let connection = held.connection().await.map_err(failed)?;
+    let made = in_transaction(connection, group, left, batched).await;
     if made.is_err() {
-        close_after_failure(&mut connection);
+        held.discard();
     }
     made
 }

@@ -13,7 +13,8 @@ use cqrs_es::persist::{
 use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
-use sqlx::{Acquire, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Sqlite, SqlitePool};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -56,14 +57,68 @@ impl SqliteRepository {
 }
 
 async fn writer(pool: SqlitePool, mut queue: mpsc::Receiver<Append>, writes: Arc<WriteGate>) {
-    while let Some(first) = queue.recv().await {
+    let mut held = Held::new(pool);
+    while let Some(first) = held.next(&mut queue).await {
         // Appends that arrive while the file is busy join this group.
         let exclusive = writes.lock().await;
         let group = super::group::gather(first, &mut queue, MAX_GROUP);
-        let outcomes = write_group(&pool, &group).await;
+        let outcomes = write_group(&mut held, &group).await;
         drop(exclusive);
         for (append, outcome) in group.into_iter().zip(outcomes) {
             let _ = append.done.send(outcome);
+        }
+    }
+}
+
+/// The connection a group writer keeps from one group to the next: taking one from the
+/// pool for every group was an eighth of a group's time at 5,000 commands/s
+/// (docs/performance.md). It is given back when the pool starts closing, which waits
+/// for every connection, and closed after a failure (`close_after_failure`).
+pub(crate) struct Held {
+    pool: SqlitePool,
+    connection: Option<PoolConnection<Sqlite>>,
+    closing: std::pin::Pin<Box<sqlx::pool::CloseEvent>>,
+    open: bool,
+}
+
+impl Held {
+    pub(crate) fn new(pool: SqlitePool) -> Self {
+        Held {
+            closing: Box::pin(pool.close_event()),
+            pool,
+            connection: None,
+            open: true,
+        }
+    }
+
+    /// The next write of `queue`, or `None` once it is closed. The connection is given
+    /// back meanwhile if the pool starts closing; writes after that fail on the closed
+    /// pool.
+    pub(crate) async fn next<T>(&mut self, queue: &mut mpsc::Receiver<T>) -> Option<T> {
+        loop {
+            tokio::select! {
+                next = queue.recv() => return next,
+                () = &mut self.closing, if self.open => {
+                    self.open = false;
+                    self.connection = None;
+                }
+            }
+        }
+    }
+
+    /// The kept connection, taken from the pool if there is none.
+    pub(crate) async fn connection(&mut self) -> Result<&mut PoolConnection<Sqlite>, sqlx::Error> {
+        let connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.pool.acquire().await?,
+        };
+        Ok(self.connection.insert(connection))
+    }
+
+    /// Closes the kept connection after a failure: see `close_after_failure`.
+    pub(crate) fn discard(&mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            close_after_failure(&mut connection);
         }
     }
 }
@@ -115,31 +170,41 @@ fn taken(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
-/// Writes every append of `group` in one transaction; one outcome per append.
+/// Writes every append of `group`, all or each on its own; one outcome per append.
 ///
-/// First the whole group as one INSERT: every statement is a hand-off to the
-/// connection's thread and back, and a group is usually a dozen one-event appends. A
-/// statement that fails leaves nothing behind, so if a sequence is taken (another
-/// writer appended first) the group is written again append by append in the same
+/// First the whole group as one INSERT, committed by itself: a statement is atomic, and
+/// with `synchronous=FULL` durable when it returns. That is one hand-off to the
+/// connection's thread and back; a group is usually a dozen one-event appends, and
+/// BEGIN, INSERT and COMMIT each as a hand-off were half of a group's time at 5,000
+/// commands/s. A statement that fails leaves nothing behind, so if a sequence is taken
+/// (another writer appended first) the group is written again append by append in one
 /// transaction, and only the stale ones are refused. There an append is one INSERT, so
 /// a taken sequence refuses only that append without a savepoint; an append too long
 /// for one INSERT takes a savepoint. Any other failure (a full disk, an I/O error) may
 /// already have rolled the whole transaction back in SQLite, so the group stops there
 /// and every append in it fails: going on would commit the rest one by one, outside
 /// any transaction, and then report them failed.
-async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), PersistenceError>> {
+async fn write_group(held: &mut Held, group: &[Append]) -> Vec<Result<(), PersistenceError>> {
     let attempt = async {
-        let mut connection = pool.acquire().await?;
-        let written = write_in_transaction(&mut connection, group).await;
-        if written.is_err() {
-            close_after_failure(&mut connection);
+        let connection = held.connection().await?;
+        let together: Vec<&Row> = group.iter().flat_map(|a| &a.rows).collect();
+        if together.len() <= EVENTS_PER_INSERT {
+            match insert_events(connection, together.into_iter()).await {
+                Ok(()) => return Ok(group.iter().map(|_| Ok(())).collect()),
+                Err(error) if taken(&error) && group.len() == 1 => {
+                    return Ok(vec![Err(PersistenceError::OptimisticLockError)])
+                }
+                Err(error) if taken(&error) => {}
+                Err(error) => return Err(error),
+            }
         }
-        written
+        write_in_transaction(connection, group).await
     };
     match attempt.await {
         Ok(outcomes) => outcomes,
         // Nothing of the group was written.
         Err(error) => {
+            held.discard();
             let message = error.to_string();
             group
                 .iter()
@@ -154,29 +219,16 @@ async fn write_group(pool: &SqlitePool, group: &[Append]) -> Vec<Result<(), Pers
 /// `RAISE(ROLLBACK)`), the `ROLLBACK` sent after it fails, and sqlx keeps counting the
 /// transaction as open: the connection's next transaction would be taken for a nested
 /// one, a savepoint whose release commits nothing.
-pub(crate) fn close_after_failure(connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
+fn close_after_failure(connection: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
     connection.close_on_drop();
 }
 
+/// Writes `group` append by append in one transaction.
 async fn write_in_transaction(
     connection: &mut sqlx::SqliteConnection,
     group: &[Append],
 ) -> Result<Vec<Result<(), PersistenceError>>, sqlx::Error> {
     let mut transaction = connection.begin().await?;
-    let together: Vec<&Row> = group.iter().flat_map(|a| &a.rows).collect();
-    if group.len() > 1 && together.len() <= EVENTS_PER_INSERT {
-        match insert_events(&mut transaction, together.into_iter()).await {
-            Ok(()) => {
-                transaction.commit().await?;
-                return Ok(group.iter().map(|_| Ok(())).collect());
-            }
-            Err(error) if taken(&error) => {}
-            Err(error) => {
-                let _ = transaction.rollback().await;
-                return Err(error);
-            }
-        }
-    }
     let mut outcomes = Vec::with_capacity(group.len());
     for append in group {
         match append_in(&mut transaction, &append.rows).await {
