@@ -47,10 +47,21 @@ pub async fn rebuild_sqlite<F: CommitFeed + Clone + 'static>(
         .and_then(|file| file.sync_all())
         .map_err(io)?;
     let fresh = open(&sqlite_url(&path), Schema::ReadModels, Durability::Normal).await?;
-    let position = projector.catch_up_into(&fresh).await?;
-    let pointer_tmp = data_dir.join(format!("{POINTER}.tmp"));
-    std::fs::write(&pointer_tmp, &name).map_err(io)?;
-    std::fs::rename(&pointer_tmp, data_dir.join(POINTER)).map_err(io)?;
+    let caught_up = async {
+        let position = projector.catch_up_into(&fresh).await?;
+        let pointer_tmp = data_dir.join(format!("{POINTER}.tmp"));
+        std::fs::write(&pointer_tmp, &name).map_err(io)?;
+        std::fs::rename(&pointer_tmp, data_dir.join(POINTER)).map_err(io)?;
+        Ok::<_, ProjectionError>(position)
+    };
+    let position = match caught_up.await {
+        Ok(position) => position,
+        Err(error) => {
+            // Closed, so that its checkpoint task ends with it.
+            fresh.close().await;
+            return Err(error);
+        }
+    };
     let old = live.swap(fresh);
     old.close().await;
     for suffix in ["", "-wal", "-shm"] {
