@@ -5,8 +5,10 @@
 use projections::{sqlite_url, ReadStore};
 
 /// 3,000 commits, a few milliseconds apart every ten as a live projector's are, leave
-/// a log of at least 3,000 pages without the task: under the commits' own bound of
-/// 10,000, and over SQLite's default of 1,000, which the task keeps it under.
+/// a log of about 6,600 pages without the task (under the commits' own bound of
+/// 10,000). With it the log stays near SQLite's default of 1,000 pages; how near
+/// depends on how promptly the task runs on a busy machine (up to 1,520 pages seen), so
+/// the test allows 2,500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_models_log_is_checkpointed_apart_from_the_commits() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +38,6 @@ async fn the_read_models_log_is_checkpointed_apart_from_the_commits() {
         .unwrap()
         .len();
     let page = 4096;
-    assert!(wal < 1_000 * page, "the log grew to {wal} bytes");
+    assert!(wal < 2_500 * page, "the log grew to {wal} bytes");
     read.close().await;
 }
