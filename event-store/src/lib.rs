@@ -22,6 +22,7 @@ mod verify;
 
 #[cfg(feature = "dynamo")]
 pub use backend::dynamo::{event_from_item, DynamoTables, KeyAttribute, ScanCursor, TableSchema};
+pub use backend::pool_check;
 #[cfg(feature = "dynamo")]
 pub use backend::DynamoStore;
 pub use backend::{Backend, PostgresStore, SqliteFeed, SqliteOptions, SqliteStore};

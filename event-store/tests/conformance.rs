@@ -1828,6 +1828,37 @@ async fn postgres_answers_a_group_whose_connection_died_unavailable() {
     fixture.finish().await;
 }
 
+/// Connections are pinged before use only after sitting idle (a ping before every
+/// statement doubled the round trips): those the server ended while they sat idle are
+/// still found dead and replaced, and no append fails for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replaces_connections_the_server_ended_while_idle() {
+    let fixture = Fixture::postgres().await;
+    let store = &fixture.store;
+    for outcome in deposit_into_each(store, &new_keys(8)).await {
+        outcome.unwrap();
+    }
+    let Backend::Postgres(postgres) = store.backend() else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let (ended,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(postgres.pool())
+    .await
+    .unwrap();
+    assert!(ended > 0, "the store kept connections to end");
+    tokio::time::sleep(
+        event_store::pool_check::IDLE_BEFORE_PING + std::time::Duration::from_millis(200),
+    )
+    .await;
+    for outcome in deposit_into_each(store, &new_keys(8)).await {
+        outcome.unwrap();
+    }
+    fixture.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_refuses_a_bad_record_write_alone() {
     let fixture = Fixture::sqlite().await;

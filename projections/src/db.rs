@@ -67,6 +67,8 @@ pub(crate) async fn open(
     let pool = AnyPoolOptions::new()
         .max_connections(if url.starts_with("sqlite:") { 4 } else { 16 })
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(event_store::pool_check::ping_if_idle::<sqlx::Any>)
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 if connection.backend_name() == "SQLite" {

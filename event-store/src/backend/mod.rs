@@ -5,6 +5,7 @@
 #[cfg(feature = "dynamo")]
 pub(crate) mod dynamo;
 mod group;
+pub mod pool_check;
 mod postgres;
 mod postgres_writer;
 pub(crate) mod repository;

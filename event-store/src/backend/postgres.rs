@@ -32,6 +32,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(super::pool_check::ping_if_idle::<sqlx::Postgres>)
             .connect(url)
             .await?;
         MIGRATIONS.run(&pool).await?;
