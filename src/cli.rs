@@ -34,6 +34,10 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// The verifiable ledger: export the store for an outside auditor, and verify an
+    /// export against the signed digests.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The AWS deployment: create the stack, run it locally, rebuild, redrive.
     #[cfg(feature = "aws")]
     #[command(subcommand)]
@@ -79,6 +83,50 @@ struct ServeArgs {
     /// transfer completes or fails by itself either way).
     #[arg(long, env = "CRM_TRANSFER_WAIT_SECS", default_value_t = 10)]
     transfer_wait_secs: u64,
+    /// The Ed25519 key (PKCS#8 PEM) the ledger's digests are signed with, created if
+    /// missing; outside the data directory. Default: `<data dir>-keys/digest-signing-key.pem`.
+    #[arg(long, env = "CRM_DIGEST_KEY")]
+    digest_key: Option<PathBuf>,
+    /// Public keys (PEM) of digest signing keys rotated out, comma-separated.
+    #[arg(long, env = "CRM_RETIRED_DIGEST_KEYS", value_delimiter = ',')]
+    retired_digest_key: Vec<PathBuf>,
+    /// The append-only file signed digests are published to. Default:
+    /// `<data dir>/digests.jsonl`.
+    #[arg(long, env = "CRM_DIGEST_FILE")]
+    digest_file: Option<PathBuf>,
+    /// Seconds between digests while the ledger grows.
+    #[arg(long, env = "CRM_DIGEST_INTERVAL_SECS", default_value_t = 300)]
+    digest_interval_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Write every event in commit order and the Merkle log's leaves into a new
+    /// directory, for `crm audit verify` (format: docs/audit.md).
+    Export {
+        #[command(flatten)]
+        data: DataDir,
+        /// The directory to write (created; must be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check an export against signed digests, trusting nothing but the public keys:
+    /// names each event modified, inserted, reordered or deleted, history cut short, and
+    /// each digest forged or missing. Exits 1 if anything is wrong.
+    Verify {
+        /// The directory `crm audit export` wrote.
+        #[arg(long)]
+        export: PathBuf,
+        /// The digest file (one signed digest per line), as the auditor keeps it.
+        #[arg(long)]
+        digests: PathBuf,
+        /// A public key (PEM) digests may be signed with; repeat for rotated keys.
+        #[arg(long = "public-key", required = true)]
+        public_key: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,7 +159,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_logging();
+            let beside = crate::config::LedgerSettings::beside(&args.data.data_dir);
+            let ledger = crate::config::LedgerSettings {
+                digest_key: args.digest_key.unwrap_or(beside.digest_key),
+                retired_keys: args.retired_digest_key,
+                digest_file: args.digest_file.unwrap_or(beside.digest_file),
+                digest_interval: std::time::Duration::from_secs(args.digest_interval_secs.max(1)),
+            };
             let config = Config {
+                ledger,
                 data_dir: args.data.data_dir,
                 public_url: args.public_url,
                 root_username: args.root_username,
@@ -155,6 +211,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server: Some(url),
         } => crate::replay::through_server(&url, &data.data_dir).await,
         Command::Replay { data, server: None } => crate::replay::offline(&data.data_dir).await,
+        Command::Audit(AuditCommand::Export { data, out }) => {
+            crate::audit::export(&data.data_dir, &out).await
+        }
+        Command::Audit(AuditCommand::Verify {
+            export,
+            digests,
+            public_key,
+            json,
+        }) => {
+            if crate::audit::verify(&export, &digests, &public_key, json)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
         #[cfg(feature = "aws")]
         Command::Aws(command) => {
             init_logging();

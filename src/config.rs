@@ -2,7 +2,8 @@
 //! fallbacks.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -30,6 +31,50 @@ pub struct Config {
     pub transfer_patience: std::time::Duration,
     /// How the auditors' whole-store verification runs are paced (steps, lease).
     pub verification_pace: query_api::verifier::Pace,
+    /// The signed digests of the ledger's Merkle log.
+    pub ledger: LedgerSettings,
+}
+
+/// Where digests of the ledger's Merkle log are signed and published (docs/audit.md).
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// The Ed25519 key digests are signed with, created on first start if missing;
+    /// refused inside the data directory.
+    pub digest_key: PathBuf,
+    /// Public keys (PEM) of signing keys rotated out, whose digests stay verifiable.
+    pub retired_keys: Vec<PathBuf>,
+    /// The append-only file digests are published to.
+    pub digest_file: PathBuf,
+    /// How often a digest is signed while the ledger grows.
+    pub digest_interval: Duration,
+}
+
+impl LedgerSettings {
+    /// A digest every five minutes.
+    pub const INTERVAL: Duration = Duration::from_secs(300);
+
+    /// The defaults for `data_dir`: the key in the directory beside it named
+    /// `<data dir>-keys`, the digest file inside it.
+    pub fn beside(data_dir: &Path) -> Self {
+        LedgerSettings {
+            digest_key: keys_dir(data_dir).join("digest-signing-key.pem"),
+            retired_keys: Vec::new(),
+            digest_file: data_dir.join("digests.jsonl"),
+            digest_interval: Self::INTERVAL,
+        }
+    }
+}
+
+/// `<data dir>-keys`, beside the data directory.
+fn keys_dir(data_dir: &Path) -> PathBuf {
+    let absolute = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let name = absolute.file_name().map_or("ledgerline".into(), |name| {
+        name.to_string_lossy().into_owned()
+    });
+    absolute
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!("{name}-keys"))
 }
 
 impl Config {

@@ -6,6 +6,7 @@
 // than the compiler's default layout depth.
 #![recursion_limit = "256"]
 
+mod audit;
 #[cfg(feature = "aws")]
 mod aws;
 pub mod cli;

@@ -59,9 +59,11 @@ pub struct App {
     pub transfers: Arc<command_api::TransferManager>,
     counters: Arc<RequestCounters>,
     shutdown: watch::Sender<bool>,
-    following: std::sync::Mutex<Option<JoinHandle<()>>>,
-    managing: std::sync::Mutex<Option<JoinHandle<()>>>,
-    verifying: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The background tasks (projector, transfers, verification runs, the Merkle log,
+    /// digests), awaited on close.
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Signs and publishes digests of the ledger's Merkle log.
+    pub notary: Arc<proofs::Notary>,
 }
 
 impl App {
@@ -74,11 +76,13 @@ impl App {
     /// Stops the projector and closes the databases (tests reopen the same directory).
     pub async fn close(&self) {
         let _ = self.shutdown.send(true);
-        for tasks in [&self.following, &self.managing, &self.verifying] {
-            let task = tasks.lock().ok().and_then(|mut task| task.take());
-            if let Some(task) = task {
-                let _ = task.await;
-            }
+        let tasks = self
+            .tasks
+            .lock()
+            .map(|mut tasks| std::mem::take(&mut *tasks))
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
         }
         self.store.close().await;
         self.directory.close().await;
@@ -172,8 +176,36 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
             log: log.clone(),
             pace: config.verification_pace,
         }
-        .run(stop),
+        .run(stop.clone()),
     );
+
+    let (notary, keys) = open_notary(config, &store)?;
+    // The Merkle log follows the store after its commits; digests are signed over it.
+    let logging = tokio::spawn(event_store::merkle::follow(
+        store.clone(),
+        LOG_PAUSE,
+        stop.clone(),
+    ));
+    let notarizing = tokio::spawn({
+        let log = log.clone();
+        notary.clone().run(
+            config.ledger.digest_interval,
+            stop.clone(),
+            move |outcome| {
+                let log = log.clone();
+                async move {
+                    let entry = match &outcome {
+                        Ok(digest) => query_api::digest_entry(digest),
+                        Err(error) => {
+                            tracing::error!(%error, "no digest signed");
+                            query_api::refusal_entry(error)
+                        }
+                    };
+                    log.record_or_warn(entry).await;
+                }
+            },
+        )
+    });
 
     let observer = Observer::new(Some(log.clone()));
     let counters = observer.counters();
@@ -204,6 +236,10 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         rebuild,
         payee_limit: Default::default(),
         verifications,
+        proofs: Some(query_api::LedgerProofs {
+            notary: notary.clone(),
+            keys,
+        }),
     };
     let mail = mail::MailState {
         store: store.clone(),
@@ -257,12 +293,37 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         root_id: root,
         generated_root_password,
         shutdown,
-        following: std::sync::Mutex::new(Some(following)),
-        managing: std::sync::Mutex::new(Some(managing)),
-        verifying: std::sync::Mutex::new(Some(verifying)),
+        tasks: std::sync::Mutex::new(vec![following, managing, verifying, logging, notarizing]),
+        notary,
         transfers,
         counters,
     })
+}
+
+/// How long the Merkle log gathers appends before it is extended: one log write per
+/// pause on a busy store, and digests (minutes apart) never wait on it.
+const LOG_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The notary of the configured key and digest file, and the public keys digests verify
+/// against (its own and the retired ones).
+fn open_notary(
+    config: &Config,
+    store: &Arc<EventStore>,
+) -> anyhow::Result<(Arc<proofs::Notary>, proofs::PublicKeys)> {
+    let ledger = &config.ledger;
+    let key = proofs::keys::load_or_create(&ledger.digest_key, &config.data_dir)
+        .context("loading the digest signing key")?;
+    let signer = proofs::DigestSigner::new(key);
+    let mut keys = proofs::PublicKeys::default();
+    for path in &ledger.retired_keys {
+        keys.add(proofs::keys::load_public(path).context("loading a retired digest key")?);
+    }
+    keys.add(signer.public_key());
+    let file = proofs::DigestFile::new(&ledger.digest_file);
+    Ok((
+        Arc::new(proofs::Notary::new(store.clone(), signer, file)),
+        keys,
+    ))
 }
 
 /// The root admin exists in the directory and as a StaffUser stream; either may be

@@ -179,6 +179,7 @@ impl From<StoreError> for ApiError {
                 detail: "the resource was changed concurrently; try again".into(),
             },
             StoreError::Unavailable(message) => ApiError::Unavailable(message),
+            StoreError::OutOfRange(message) => ApiError::NotFound(message),
             // Busy or unreachable: a retry can help, so say so (503), not 500.
             other if other.is_transient() => {
                 ApiError::Unavailable(format!("the event store is unavailable: {other}"))

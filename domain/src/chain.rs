@@ -108,20 +108,19 @@ impl RawEvent {
         }
     }
 
-    /// Whether `stored` is this event's hash.
-    fn hash_is(&self, stored: &str) -> bool {
-        if event_hash_of_text(self.header(), &self.metadata, &self.payload_json) == stored {
-            return true;
+    /// The hash of this event's content, `stored` being what the store says it is: when
+    /// the text as stored gives it, that is the answer without parsing the payload;
+    /// otherwise (not in canonical form, or altered) the content is parsed and encoded
+    /// canonically. `None` for a payload that is not JSON.
+    fn content_hash_against(&self, stored: &str) -> Option<String> {
+        let quick = event_hash_of_text(self.header(), &self.metadata, &self.payload_json);
+        if quick == stored {
+            return Some(quick);
         }
-        // Not in canonical form (or altered): judge the content.
-        match serde_json::from_str::<Value>(&self.payload_json) {
-            Ok(payload) => {
-                hash_with(self.header(), &self.metadata, |out| {
-                    encode_canonical(&payload, out)
-                }) == stored
-            }
-            Err(_) => false,
-        }
+        let payload = serde_json::from_str::<Value>(&self.payload_json).ok()?;
+        Some(hash_with(self.header(), &self.metadata, |out| {
+            encode_canonical(&payload, out)
+        }))
     }
 }
 
@@ -131,8 +130,20 @@ pub trait Verifiable {
     fn aggregate_id(&self) -> &str;
     fn sequence(&self) -> usize;
     fn metadata(&self) -> &Value;
+    /// The hash of this event's content (SHA-256 of its canonical encoding, hex), given
+    /// the hash stored with it (which a reader may use to skip work, never to decide);
+    /// `None` when the content cannot be encoded (a payload that is not JSON).
+    fn content_hash(&self, stored: &str) -> Option<String>;
+
     /// Whether `stored` is the hash of this event's content.
-    fn hash_is(&self, stored: &str) -> bool;
+    fn hash_is(&self, stored: &str) -> bool {
+        self.content_hash(stored).is_some_and(|hash| hash == stored)
+    }
+
+    /// The hash stored with the event (`None` when it carries none).
+    fn stored_hash(&self) -> Option<&str> {
+        self.metadata().get(HASH).and_then(Value::as_str)
+    }
 }
 
 impl Verifiable for SerializedEvent {
@@ -148,8 +159,8 @@ impl Verifiable for SerializedEvent {
     fn metadata(&self) -> &Value {
         &self.metadata
     }
-    fn hash_is(&self, stored: &str) -> bool {
-        event_hash(self) == stored
+    fn content_hash(&self, _stored: &str) -> Option<String> {
+        Some(event_hash(self))
     }
 }
 
@@ -166,8 +177,8 @@ impl Verifiable for RawEvent {
     fn metadata(&self) -> &Value {
         &self.metadata
     }
-    fn hash_is(&self, stored: &str) -> bool {
-        RawEvent::hash_is(self, stored)
+    fn content_hash(&self, stored: &str) -> Option<String> {
+        self.content_hash_against(stored)
     }
 }
 

@@ -41,6 +41,7 @@ pub mod client;
 pub mod contact;
 pub mod error;
 pub mod ids;
+pub mod merkle;
 pub mod metadata;
 pub mod money;
 pub mod policy;

@@ -133,6 +133,8 @@ pub enum Action {
     },
     ReadSystemLog,
     ReadAudit,
+    /// Sign a digest of the ledger's Merkle log now.
+    IssueDigest,
     RebuildReadModels,
 }
 
@@ -174,6 +176,7 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         }
         RecordExternalTransaction | ReadForExport => role == Worker,
         ReadAudit => role == Auditor,
+        IssueDigest => matches!(role, Auditor | Admin | RootAdmin),
         LookUpPayee => role == Agent,
     };
     if allowed {
@@ -188,6 +191,7 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         }
         RecordExternalTransaction | ReadForExport => "only integration workers may do this",
         ReadAudit => "only auditors may read the audit trail",
+        IssueDigest => "only auditors and admins may have a digest signed",
         LookUpPayee => "only agents make transfers",
         _ if role == Agent => "this client is assigned to another agent",
         _ => "your role may not do this",
@@ -253,6 +257,7 @@ mod tests {
             ("read for export", ReadForExport),
             ("read system log", ReadSystemLog),
             ("read audit", ReadAudit),
+            ("issue digest", IssueDigest),
             ("rebuild", RebuildReadModels),
             ("look up payee", LookUpPayee),
         ];
@@ -284,7 +289,12 @@ mod tests {
         match role {
             RootAdmin => matches!(
                 base,
-                "create admin" | "manage admin" | "read staff" | "read system log" | "rebuild"
+                "create admin"
+                    | "manage admin"
+                    | "read staff"
+                    | "read system log"
+                    | "rebuild"
+                    | "issue digest"
             ),
             Admin => matches!(
                 base,
@@ -297,6 +307,7 @@ mod tests {
                     | "read staff"
                     | "read system log"
                     | "rebuild"
+                    | "issue digest"
             ),
             Agent => {
                 base == "list clients"
@@ -323,6 +334,7 @@ mod tests {
                     | "read account"
                     | "read transactions"
                     | "read audit"
+                    | "issue digest"
             ),
             Worker => matches!(base, "record external" | "read for export" | "read account"),
         }
@@ -342,7 +354,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 * 42);
+        assert_eq!(checked, 5 * 43);
     }
 
     #[test]

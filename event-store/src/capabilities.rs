@@ -9,6 +9,7 @@
 //! | [`SnapshotStore`] | yes | yes | no: every load replays |
 //! | [`KeyOrderScan`]: streams in key order | yes | yes | no: scans have no order |
 //! | [`CommitFeed`]: every event in commit order | yes | no | no: the table's stream |
+//! | [`MerkleStorage`]: the global Merkle log | yes | not yet | not yet |
 //!
 //! What needs a capability asks for its trait, so "needs SQLite" is a compile-time
 //! fact: the in-process projector follows a [`CommitFeed`], which only the SQLite store
@@ -200,4 +201,36 @@ pub trait CommitFeed: Send + Sync {
 
     /// The position of the last committed event (0 when empty).
     async fn head(&self) -> Result<i64, StoreError>;
+}
+
+/// Where the global Merkle log is kept (see [`crate::merkle`]): how many events it holds,
+/// the hashes of its perfect subtrees, and the events behind its leaves. Leaf `i` is the
+/// `i`-th event in commit order, counted from 0.
+#[async_trait]
+pub trait MerkleStorage: Send + Sync {
+    /// How many events the log holds.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The stored nodes of `indices` that exist (see [`domain::merkle`]).
+    async fn log_nodes(
+        &self,
+        indices: &[u64],
+    ) -> Result<std::collections::HashMap<u64, domain::merkle::Hash>, StoreError>;
+
+    /// Logs up to `limit` of the events committed after those logged, in commit order;
+    /// returns the new size. Refuses with [`StoreError::Corrupt`] a gap in the commit
+    /// order (an event deleted), which would shift every later leaf.
+    async fn extend_log(&self, limit: u64) -> Result<u64, StoreError>;
+
+    /// The leaf of an event, whether or not it is logged yet (`None`: no such event).
+    async fn leaf_of(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        sequence: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Up to `limit` events from leaf `from` on, each with its leaf, as stored. A leaf
+    /// whose event is gone is missing from the list.
+    async fn leaf_events(&self, from: u64, limit: u64) -> Result<Vec<(u64, RawEvent)>, StoreError>;
 }

@@ -10,6 +10,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// A position, tree size or leaf that the store does not (yet) hold.
+    #[error("out of range: {0}")]
+    OutOfRange(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -40,7 +43,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable(_) | StoreError::Conflict => true,
             StoreError::Database(error) => is_transient(error),
-            StoreError::Corrupt(_) | StoreError::Migration(_) => false,
+            StoreError::Corrupt(_) | StoreError::OutOfRange(_) | StoreError::Migration(_) => false,
         }
     }
 }

@@ -15,6 +15,7 @@ mod executor;
 mod feed;
 pub mod idempotency;
 mod loading;
+pub mod merkle;
 mod numbers;
 mod state;
 mod store;
@@ -26,7 +27,7 @@ pub use backend::pool_check;
 #[cfg(feature = "dynamo")]
 pub use backend::DynamoStore;
 pub use backend::{Backend, PostgresStore, SqliteFeed, SqliteOptions, SqliteStore};
-pub use capabilities::CommitFeed;
+pub use capabilities::{CommitFeed, MerkleStorage};
 pub use error::{is_transient, StoreError};
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, Appended, StoredEvent};

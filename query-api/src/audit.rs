@@ -15,16 +15,16 @@ use domain::staff::StaffUser;
 use domain::transfer::Transfer;
 use event_store::AsOf;
 use projections::models::audit_log::{self, AuditEntry, AuditFilter};
-use projections::page::{decode_cursor, paginate, Page};
+use projections::page::{paginate, Page};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::params::{read_error, time_bound, PageParams};
+use crate::params::{number_cursor, read_error, time_bound, PageParams};
 use crate::QueryState;
 
 pub(crate) const AGGREGATE_TYPES: [&str; 4] = ["client", "account", "staff", "transfer"];
 
-fn aggregate_type(value: &str) -> Result<&'static str, ApiError> {
+pub(crate) fn aggregate_type(value: &str) -> Result<&'static str, ApiError> {
     AGGREGATE_TYPES
         .into_iter()
         .find(|known| *known == value)
@@ -57,16 +57,7 @@ pub(crate) async fn events(
 ) -> Result<Json<Page<EventView>>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
     let kind = aggregate_type(&kind)?;
-    let after = match &params.cursor {
-        Some(cursor) => decode_cursor(cursor, 1)
-            .ok()
-            .and_then(|key| key[0].parse::<usize>().ok())
-            .ok_or(ApiError::BadRequest {
-                code: "invalid-cursor",
-                detail: "the cursor is not one this API gave out".into(),
-            })?,
-        None => 0,
-    };
+    let after = number_cursor(params.cursor.as_deref())?.unwrap_or(0);
     // One page (and one more, to know whether another follows) from the cursor on, not
     // the whole stream: a busy account's stream runs to hundreds of thousands.
     let events = state
@@ -74,7 +65,7 @@ pub(crate) async fn events(
         .stream_from(
             kind,
             &id,
-            (after as u64).saturating_add(1),
+            after.saturating_add(1),
             params.limit() as u64 + 1,
         )
         .await?;

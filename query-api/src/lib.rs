@@ -6,6 +6,7 @@
 
 mod audit;
 mod clients;
+mod ledger;
 mod openapi;
 mod params;
 mod payee_limit;
@@ -25,6 +26,7 @@ use event_store::EventStore;
 use projections::{ReadStore, SystemLog};
 use std::sync::Arc;
 
+pub use ledger::{digest_entry, refusal_entry, LedgerProofs};
 pub use openapi::QueryDoc;
 pub use verifier::{Verifications, Verifier};
 
@@ -47,6 +49,8 @@ pub struct QueryState {
     pub rebuild: Arc<dyn Rebuild>,
     pub payee_limit: Arc<PayeeLimit>,
     pub verifications: Verifications,
+    /// Signed digests and proofs; `None` where the store keeps no Merkle log.
+    pub proofs: Option<LedgerProofs>,
 }
 
 impl FromRef<QueryState> for Arc<Authenticator> {
@@ -79,6 +83,12 @@ pub fn router(state: QueryState) -> Router {
         )
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/log", get(audit::log))
+        .route("/v1/audit/digests", get(ledger::list).post(ledger::issue))
+        .route("/v1/audit/digests/latest", get(ledger::latest))
+        .route("/v1/audit/digest-keys", get(ledger::keys))
+        .route("/v1/audit/proofs/inclusion", get(ledger::inclusion))
+        .route("/v1/audit/proofs/consistency", get(ledger::consistency))
+        .route("/v1/audit/ledger/verify", get(ledger::verify))
         .route(
             "/v1/audit/verifications",
             post(verifications::start).get(verifications::list),

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{audit, clients, staff, system_log, verifications};
+use crate::{audit, clients, ledger, staff, system_log, verifications};
 
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -24,5 +24,12 @@ use crate::{audit, clients, staff, system_log, verifications};
     verifications::start,
     verifications::get,
     verifications::list,
+    ledger::latest,
+    ledger::list,
+    ledger::issue,
+    ledger::keys,
+    ledger::inclusion,
+    ledger::consistency,
+    ledger::verify,
 ))]
 pub struct QueryDoc;

@@ -64,6 +64,18 @@ pub(crate) fn sort<T: Default>(
     }
 }
 
+/// The number a one-key cursor of ours holds (`None` without a cursor).
+pub(crate) fn number_cursor(cursor: Option<&str>) -> Result<Option<u64>, ApiError> {
+    cursor
+        .map(|cursor| {
+            projections::page::decode_cursor(cursor, 1)
+                .ok()
+                .and_then(|key| key[0].parse::<u64>().ok())
+                .ok_or_else(|| read_error(ProjectionError::InvalidCursor))
+        })
+        .transpose()
+}
+
 pub(crate) fn read_error(error: ProjectionError) -> ApiError {
     match error {
         ProjectionError::InvalidCursor => ApiError::BadRequest {

@@ -160,19 +160,7 @@ async fn tampered_store() -> (TestApp, String, Vec<String>) {
     let admin = app.admin().await;
     let agent = app.staff(&admin.token, "agent").await;
     let auditor = app.staff(&admin.token, "auditor").await;
-    let mut accounts = Vec::new();
-    for _ in 0..4 {
-        let account = app.account_of(&agent, 100).await;
-        for _ in 0..3 {
-            app.post(
-                &agent.token,
-                &format!("/v1/accounts/{account}/deposits"),
-                eur(10),
-            )
-            .await;
-        }
-        accounts.push(account);
-    }
+    let accounts = app.accounts_with_deposits(&agent, 4, 3).await;
     let clean = app.get(&auditor.token, "/v1/audit/verify").await;
     assert_eq!(clean.body["ok"], true, "{:?}", clean.body);
     assert!(clean.body["events_checked"].as_u64().unwrap() >= 16);

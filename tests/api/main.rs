@@ -11,6 +11,7 @@ mod auth;
 mod clients;
 mod contract;
 mod idempotency;
+mod ledger;
 mod mail;
 mod oauth;
 mod reads;

@@ -13,6 +13,9 @@ pub(crate) struct TestApp {
     pub(crate) http: reqwest::Client,
     pub(crate) app: crm::App,
     pub(crate) dir: tempfile::TempDir,
+    /// Where the digest signing key is kept: outside the data directory, kept across a
+    /// restart.
+    pub(crate) keys: tempfile::TempDir,
     pub(crate) root: String,
     counter: AtomicU32,
     _answers: AnswerRecorder,
@@ -101,9 +104,9 @@ impl TestApp {
 
     /// The app stopped and started again on its data directory.
     pub(crate) async fn restart(self) -> TestApp {
-        let TestApp { app, dir, .. } = self;
+        let TestApp { app, dir, keys, .. } = self;
         app.close().await;
-        Self::spawn_in(dir).await
+        Self::spawn_keyed(dir, keys, |_| {}).await
     }
 
     /// The app with the mail service's model and transport configured.
@@ -118,6 +121,14 @@ impl TestApp {
     /// The app with its configuration changed by `configure`.
     pub(crate) async fn spawn_configured(
         dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut crm::Config),
+    ) -> TestApp {
+        Self::spawn_keyed(dir, tempfile::tempdir().unwrap(), configure).await
+    }
+
+    async fn spawn_keyed(
+        dir: tempfile::TempDir,
+        keys: tempfile::TempDir,
         configure: impl FnOnce(&mut crm::Config),
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -139,6 +150,10 @@ impl TestApp {
                 step_events: 5,
                 idle: std::time::Duration::from_millis(100),
                 ..query_api::verifier::Pace::DEFAULT
+            },
+            ledger: crm::config::LedgerSettings {
+                digest_key: keys.path().join("digest-signing-key.pem"),
+                ..crm::config::LedgerSettings::beside(dir.path())
             },
         };
         configure(&mut config);
@@ -163,6 +178,7 @@ impl TestApp {
             _answers: AnswerRecorder(app.answers()),
             app,
             dir,
+            keys,
             root: String::new(),
             counter: AtomicU32::new(0),
         };
@@ -314,6 +330,30 @@ impl TestApp {
     }
 
     /// How many events a stream holds, read from the store.
+    /// `count` accounts of `agent`'s opened with 100 EUR, each then given `deposits`
+    /// deposits of 10 EUR.
+    pub(crate) async fn accounts_with_deposits(
+        &self,
+        agent: &User,
+        count: usize,
+        deposits: usize,
+    ) -> Vec<String> {
+        let mut accounts = Vec::new();
+        for _ in 0..count {
+            let account = self.account_of(agent, 100).await;
+            for _ in 0..deposits {
+                self.post(
+                    &agent.token,
+                    &format!("/v1/accounts/{account}/deposits"),
+                    eur(10),
+                )
+                .await;
+            }
+            accounts.push(account);
+        }
+        accounts
+    }
+
     pub(crate) async fn events(&self, aggregate_type: &str, id: &str) -> usize {
         self.app
             .store

@@ -11,6 +11,7 @@ mod postgres_writer;
 pub(crate) mod repository;
 pub(crate) mod sql;
 mod sqlite;
+mod sqlite_merkle;
 mod sqlite_records;
 mod sqlite_writer;
 
@@ -19,7 +20,7 @@ use cqrs_es::Aggregate;
 use std::path::Path;
 
 use crate::capabilities::{
-    EventLog, IdempotencyRecords, KeyOrderScan, NumberSequence, SnapshotStore,
+    EventLog, IdempotencyRecords, KeyOrderScan, MerkleStorage, NumberSequence, SnapshotStore,
 };
 use crate::error::StoreError;
 
@@ -99,6 +100,16 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => Some(store),
             Backend::Postgres(store) => Some(store),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo(_) => None,
+        }
+    }
+
+    /// The global Merkle log; `None` on a backend that does not keep one.
+    pub fn merkle(&self) -> Option<&dyn MerkleStorage> {
+        match self {
+            Backend::Sqlite(store) => Some(store),
+            Backend::Postgres(_) => None,
             #[cfg(feature = "dynamo")]
             Backend::Dynamo(_) => None,
         }

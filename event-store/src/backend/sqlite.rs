@@ -44,10 +44,10 @@ impl Default for SqliteOptions {
 /// second pool on the same file for records that need no fsync of their own.
 pub struct SqliteStore {
     repository: SqliteRepository,
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// The same file for idempotency records and snapshots, without an fsync per
     /// commit: see [`SqliteStore::open_with`].
-    records: SqlitePool,
+    pub(super) records: SqlitePool,
     /// Idempotency records, written in groups through `records` (with group commit).
     record_writer: Option<RecordWriter>,
     options: SqliteOptions,
@@ -128,7 +128,7 @@ impl SqliteStore {
     /// sleeps 1, 2, 5, 10 … ms before trying again: a keyed command (a claim, the events,
     /// the stored answer) slept several times per request. Queued here, each write
     /// starts the moment the one before it commits.
-    async fn exclusive(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(super) async fn exclusive(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         Some(self.writes.lock().await)
     }
 
@@ -181,7 +181,7 @@ pub struct SqliteFeed {
     pool: SqlitePool,
 }
 
-type PositionedRow = (i64, String, String, i64, String, String, String, String);
+pub(super) type PositionedRow = (i64, String, String, i64, String, String, String, String);
 
 fn positioned((position, t, i, s, e, v, p, m): PositionedRow) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {

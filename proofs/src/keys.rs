@@ -1,0 +1,145 @@
+//! The digest signing key as a file: Ed25519, PKCS#8 PEM, kept outside the data
+//! directory so that whoever can rewrite the store (its files, a backup) does not also
+//! hold the key. Created on first start if missing, readable by its owner only, with
+//! its public half beside it for auditors.
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rand::RngCore;
+
+/// Why a key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the digest signing key {key} is inside the data directory {data}: keep it where the store's operators cannot read it")]
+    InsideDataDir { key: PathBuf, data: PathBuf },
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0} is not an Ed25519 key in PEM: {1}")]
+    Format(PathBuf, String),
+}
+
+/// Where the public half of the key at `path` is written: `….pub.pem`.
+pub fn public_key_path(path: &Path) -> PathBuf {
+    path.with_extension("pub.pem")
+}
+
+/// The key at `path`, created (with its public half) if there is none. Refuses a path
+/// inside `data_dir`.
+pub fn load_or_create(path: &Path, data_dir: &Path) -> Result<SigningKey, KeyError> {
+    refuse_inside(path, data_dir)?;
+    match std::fs::read_to_string(path) {
+        Ok(pem) => SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
+        Err(e) => Err(KeyError::Io(path.to_path_buf(), e)),
+    }
+}
+
+fn create(path: &Path) -> Result<SigningKey, KeyError> {
+    let io = |e| KeyError::Io(path.to_path_buf(), e);
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))?;
+    write_private(path, pem.as_bytes()).map_err(io)?;
+    let public = public_pem(&key.verifying_key());
+    std::fs::write(public_key_path(path), public).map_err(io)?;
+    tracing::warn!(key = %path.display(), "created a digest signing key; keep it, and give auditors its public half");
+    Ok(key)
+}
+
+/// Written whole or not at all, owner-only, never over an existing key.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// A public key in PEM (SubjectPublicKeyInfo).
+pub fn public_pem(key: &VerifyingKey) -> String {
+    key.to_public_key_pem(LineEnding::LF)
+        .expect("an Ed25519 public key encodes")
+}
+
+/// Reads a public key from a PEM file.
+pub fn load_public(path: &Path) -> Result<VerifyingKey, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| KeyError::Io(path.to_path_buf(), e))?;
+    VerifyingKey::from_public_key_pem(pem.trim())
+        .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))
+}
+
+fn refuse_inside(key: &Path, data_dir: &Path) -> Result<(), KeyError> {
+    let absolute = |path: &Path| {
+        std::path::absolute(path).map(|p| {
+            // Resolve symbolic links as far as the path exists.
+            p.ancestors()
+                .find_map(|a| {
+                    a.canonicalize()
+                        .ok()
+                        .map(|c| c.join(p.strip_prefix(a).unwrap_or(Path::new(""))))
+                })
+                .unwrap_or(p)
+        })
+    };
+    let (Ok(key_abs), Ok(data_abs)) = (absolute(key), absolute(data_dir)) else {
+        return Ok(());
+    };
+    if key_abs.starts_with(&data_abs) {
+        return Err(KeyError::InsideDataDir {
+            key: key.to_path_buf(),
+            data: data_dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_once_then_read_back_and_its_public_half_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let path = dir.path().join("keys/digest.pem");
+        let made = load_or_create(&path, &data).unwrap();
+        let again = load_or_create(&path, &data).unwrap();
+        assert_eq!(made.to_bytes(), again.to_bytes());
+        assert_eq!(
+            load_public(&public_key_path(&path)).unwrap(),
+            made.verifying_key()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_key_inside_the_data_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let inside = data.join("sub/../digest.pem");
+        assert!(matches!(
+            load_or_create(&inside, &data),
+            Err(KeyError::InsideDataDir { .. })
+        ));
+        assert!(!data.join("digest.pem").exists());
+    }
+}
