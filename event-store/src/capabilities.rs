@@ -9,7 +9,7 @@
 //! | [`SnapshotStore`] | yes | yes | no: every load replays |
 //! | [`KeyOrderScan`]: streams in key order | yes | yes | no: scans have no order |
 //! | [`CommitFeed`]: every event in commit order | yes | no | no: the table's stream |
-//! | [`MerkleStorage`]: the global Merkle log | yes | not yet | not yet |
+//! | [`MerkleStorage`]: the global Merkle log | yes | yes | not yet |
 //!
 //! What needs a capability asks for its trait, so "needs SQLite" is a compile-time
 //! fact: the in-process projector follows a [`CommitFeed`], which only the SQLite store
@@ -222,7 +222,8 @@ pub trait MerkleStorage: Send + Sync {
     /// order (an event deleted), which would shift every later leaf.
     async fn extend_log(&self, limit: u64) -> Result<u64, StoreError>;
 
-    /// The leaf of an event, whether or not it is logged yet (`None`: no such event).
+    /// The leaf of an event (`None`: no such event). One not yet logged is past every
+    /// tree so far: its leaf is the log's size or more.
     async fn leaf_of(
         &self,
         aggregate_type: &str,

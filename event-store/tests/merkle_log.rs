@@ -122,18 +122,37 @@ fn leaf_of_stored_hash(hash_hex: &str) -> Hash {
 
 struct Ledger {
     store: EventStore,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    database: Option<String>,
 }
 
 impl Ledger {
-    async fn new() -> Ledger {
+    async fn sqlite() -> Ledger {
         let dir = tempfile::tempdir().unwrap();
         let backend = Backend::open_sqlite(&dir.path().join("events.db"))
             .await
             .unwrap();
         Ledger {
             store: EventStore::new(backend),
-            _dir: dir,
+            _dir: Some(dir),
+            database: None,
+        }
+    }
+
+    async fn postgres() -> Ledger {
+        let url = test_peers::postgres::fresh("crm_merkle").await;
+        let backend = Backend::connect_postgres(&url).await.unwrap();
+        Ledger {
+            store: EventStore::new(backend),
+            _dir: None,
+            database: Some(url),
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(url) = self.database {
+            test_peers::postgres::drop(&url).await;
         }
     }
 
@@ -144,7 +163,7 @@ impl Ledger {
     fn pool(&self) -> &sqlx::SqlitePool {
         match self.store.backend() {
             Backend::Sqlite(sqlite) => sqlite.pool(),
-            _ => unreachable!(),
+            _ => unreachable!("SQLite only"),
         }
     }
 
@@ -185,13 +204,25 @@ impl Ledger {
         ids.iter().map(ToString::to_string).collect()
     }
 
-    /// The stored hashes in rowid order.
+    /// The stored hashes of the logged events, in their order in the log (rowid order
+    /// in SQLite, the places the log gave them in PostgreSQL).
     async fn stored_hashes(&self) -> Vec<String> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT json_extract(metadata, '$.hash') FROM events ORDER BY rowid")
-                .fetch_all(self.pool())
-                .await
-                .unwrap();
+        let rows: Vec<(String,)> = match self.store.backend() {
+            Backend::Sqlite(sqlite) => {
+                sqlx::query_as("SELECT json_extract(metadata, '$.hash') FROM events ORDER BY rowid")
+                    .fetch_all(sqlite.pool())
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres(postgres) => sqlx::query_as(
+                "SELECT metadata->>'hash' FROM events WHERE position IS NOT NULL ORDER BY position",
+            )
+            .fetch_all(postgres.pool())
+            .await
+            .unwrap(),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo(_) => unreachable!("SQL stores only"),
+        };
         rows.into_iter().map(|(hash,)| hash).collect()
     }
 
@@ -224,8 +255,17 @@ fn bent(proof: &[Hash], at: usize) -> Vec<Hash> {
 }
 
 #[tokio::test]
-async fn roots_and_proofs_of_every_tree_size_verify_independently_and_not_once_a_byte_changes() {
-    let ledger = Ledger::new().await;
+async fn sqlite_roots_and_proofs_of_every_tree_size_verify_independently() {
+    roots_and_proofs_verify_independently_and_not_once_a_byte_changes(Ledger::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_roots_and_proofs_of_every_tree_size_verify_independently() {
+    roots_and_proofs_verify_independently_and_not_once_a_byte_changes(Ledger::postgres().await)
+        .await;
+}
+
+async fn roots_and_proofs_verify_independently_and_not_once_a_byte_changes(ledger: Ledger) {
     ledger.fill(7, 300).await;
     // Logged in uneven pieces, as a follower would after bursts of appends.
     let log = ledger.log();
@@ -321,11 +361,20 @@ async fn roots_and_proofs_of_every_tree_size_verify_independently_and_not_once_a
     let proof = merkle::inclusion(log, tree, leaf).await.unwrap();
     domain::merkle::verify_inclusion(&root, tree, leaf, &value, &proof).unwrap();
     assert!(domain::merkle::verify_inclusion(&root, tree, leaf, &value, &bent(&proof, 5)).is_err());
+    ledger.finish().await;
 }
 
 #[tokio::test]
-async fn the_log_refuses_sizes_and_leaves_it_does_not_hold() {
-    let ledger = Ledger::new().await;
+async fn sqlite_the_log_refuses_sizes_and_leaves_it_does_not_hold() {
+    the_log_refuses_sizes_and_leaves_it_does_not_hold(Ledger::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_the_log_refuses_sizes_and_leaves_it_does_not_hold() {
+    the_log_refuses_sizes_and_leaves_it_does_not_hold(Ledger::postgres().await).await;
+}
+
+async fn the_log_refuses_sizes_and_leaves_it_does_not_hold(ledger: Ledger) {
     ledger.fill(2, 3).await;
     let log = ledger.log();
     assert!(matches!(
@@ -350,11 +399,12 @@ async fn the_log_refuses_sizes_and_leaves_it_does_not_hold() {
         Err(StoreError::OutOfRange(_))
     ));
     assert!(merkle::consistency(log, 4, 4).await.unwrap().is_empty());
+    ledger.finish().await;
 }
 
 #[tokio::test]
-async fn an_event_deleted_before_it_was_logged_stops_the_log_naming_the_gap() {
-    let ledger = Ledger::new().await;
+async fn sqlite_an_event_deleted_before_it_was_logged_stops_the_log_naming_the_gap() {
+    let ledger = Ledger::sqlite().await;
     ledger.fill(3, 4).await;
     let log = ledger.log();
     assert_eq!(log.extend_log(5).await.unwrap(), 5);

@@ -7,6 +7,7 @@ pub(crate) mod dynamo;
 mod group;
 pub mod pool_check;
 mod postgres;
+mod postgres_merkle;
 mod postgres_writer;
 pub(crate) mod repository;
 pub(crate) mod sql;
@@ -109,7 +110,7 @@ impl Backend {
     pub fn merkle(&self) -> Option<&dyn MerkleStorage> {
         match self {
             Backend::Sqlite(store) => Some(store),
-            Backend::Postgres(_) => None,
+            Backend::Postgres(store) => Some(store),
             #[cfg(feature = "dynamo")]
             Backend::Dynamo(_) => None,
         }

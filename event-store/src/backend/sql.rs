@@ -19,6 +19,8 @@ pub(crate) const READ_KEY_ORDER: &str =
      CAST(payload AS TEXT), CAST(metadata AS TEXT) FROM events WHERE aggregate_type = $1 \
      AND (aggregate_id, sequence) > ($2, $3) ORDER BY aggregate_id, sequence LIMIT $4";
 pub(crate) type RawRow = (String, String, i64, String, String, String, String);
+/// A position, then a [`RawRow`].
+pub(crate) type PositionedRow = (i64, String, String, i64, String, String, String, String);
 
 pub(crate) fn raw_event(
     (t, i, s, e, v, p, m): RawRow,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sql::{self, RecordWrite};
+use super::sql::{self, PositionedRow, RecordWrite};
 use super::sqlite_records::RecordWriter;
 use super::sqlite_writer::{SqliteRepository, WriteGate};
 use crate::capabilities::CommitFeed;
@@ -180,8 +180,6 @@ sql::sql_capabilities!(
 pub struct SqliteFeed {
     pool: SqlitePool,
 }
-
-pub(super) type PositionedRow = (i64, String, String, i64, String, String, String, String);
 
 fn positioned((position, t, i, s, e, v, p, m): PositionedRow) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use domain::chain::RawEvent;
 use domain::merkle::{self, Frontier, Hash};
 
-use super::sql::{raw_event, RawRow};
-use super::sqlite::{PositionedRow, SqliteStore};
+use super::sql::{raw_event, PositionedRow, RawRow};
+use super::sqlite::SqliteStore;
 use super::sqlite_writer::values;
 use crate::capabilities::MerkleStorage;
 use crate::error::StoreError;
