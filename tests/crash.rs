@@ -144,7 +144,7 @@ async fn a_killed_server_loses_no_accepted_command() {
     // `crm replay` refuses to rebuild offline under a live server …
     let refused = Command::new(env!("CARGO_BIN_EXE_crm"))
         .args(["replay", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir.path().join("data"))
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -152,7 +152,7 @@ async fn a_killed_server_loses_no_accepted_command() {
     // … rebuilds through it while it serves …
     let through = Command::new(env!("CARGO_BIN_EXE_crm"))
         .args(["replay", "--server", &base, "--data-dir"])
-        .arg(dir.path())
+        .arg(dir.path().join("data"))
         .env("CRM_USERNAME", "crash.admin")
         .env("CRM_PASSWORD", PASSWORD)
         .output()
@@ -167,7 +167,7 @@ async fn a_killed_server_loses_no_accepted_command() {
     // … and offline once it is gone.
     let offline = Command::new(env!("CARGO_BIN_EXE_crm"))
         .args(["replay", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir.path().join("data"))
         .output()
         .unwrap();
     assert!(

@@ -33,6 +33,7 @@ async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 async fn crm_serve_runs_the_worker_on_its_schedule_and_on_events() {
     let sshd = test_peers::sshd().await;
     let data = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
     let added = Command::new(env!("CARGO_BIN_EXE_crm"))
         .args(["worker", "add", "sftp", "--data-dir"])
         .arg(data.path())
@@ -61,6 +62,7 @@ async fn crm_serve_runs_the_worker_on_its_schedule_and_on_events() {
                 "--data-dir",
             ])
             .arg(data.path())
+            .env("CRM_DIGEST_KEY", keys.path().join("digest-signing-key.pem"))
             .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
             .env("RUST_LOG", "warn")
             .env("CRM_SFTP_HOST", "127.0.0.1")

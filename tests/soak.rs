@@ -2,8 +2,9 @@
 //! clients send deposits, withdrawals, transfers and staff creations concurrently for
 //! four rounds, and the server is killed with SIGKILL at the end of each of the first
 //! three. Afterwards every key's retry resolves to its original outcome or one run, every
-//! transfer is settled, the money adds up, every stream's hash chain verifies, and the
-//! read models equal a rebuild from the event store.
+//! transfer is settled, the money adds up, every stream's hash chain verifies, every
+//! digest signed (one a second, through the kills) verifies against the Merkle log, and
+//! the read models equal a rebuild from the event store.
 
 mod process;
 
@@ -47,7 +48,9 @@ async fn a_soak_with_three_kills_leaves_everything_consistent() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = start(dir.path(), port).await;
+    // Digests every second, so some are signed (and some cut off) around each kill.
+    let digests_often = ["--digest-interval-secs", "1"];
+    let mut server = start_with(dir.path(), port, &digests_often).await;
     let bank = Arc::new(open_bank(&server.base).await);
     let mut dice = Dice(0xD1CE_5EED ^ u64::from(port));
     let mut ledger = Ledger {
@@ -85,7 +88,7 @@ async fn a_soak_with_three_kills_leaves_everything_consistent() {
         let _ = sender.await;
         let abandoned_keys = hanger.await.unwrap();
         if round < 3 {
-            server = start(dir.path(), port).await;
+            server = start_with(dir.path(), port, &digests_often).await;
         }
         all_intents.extend(patient);
         all_keys.extend(patient_keys);

@@ -491,7 +491,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     // Each client's time between commands when the rate is fixed.
     let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
     let dir = tempfile::tempdir()?;
-    let (server, base) = Server::start(&crm, dir.path()).await?;
+    // The digest key is made beside the data directory: inside `dir` too.
+    let (server, base) = Server::start(&crm, &dir.path().join("data")).await?;
     let pid = server.0.id();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients * 2)

@@ -54,9 +54,13 @@ async fn one_size(
     long_accounts: usize,
     long: usize,
 ) -> anyhow::Result<String> {
-    let dir = tempfile::tempdir()?;
+    // The data directory inside a temporary one, so the digest key made beside it goes
+    // with it.
+    let root = tempfile::tempdir()?;
+    let dir = root.path().join("data");
+    std::fs::create_dir_all(&dir)?;
     let http = reqwest::Client::new();
-    let (server, base) = Server::start(crm, dir.path()).await?;
+    let (server, base) = Server::start(crm, &dir).await?;
     let shape = crate::seed::Shape {
         clients,
         accounts_per_client: 1,
@@ -71,7 +75,7 @@ async fn one_size(
     // History, written through the store while the server is down: each client
     // onboarded with an account and two deposits, and one account with a long history.
     let seeded = Instant::now();
-    let history = crate::seed::history(dir.path(), &staff.agent_ids, shape).await?;
+    let history = crate::seed::history(&dir, &staff.agent_ids, shape).await?;
     let (names, events) = (history.last_names, history.events);
     // The last long account: seeded last, so caught up last.
     let long_account = *history.long_accounts.last().context("no long account")?;
@@ -79,7 +83,7 @@ async fn one_size(
 
     // First start: the read models catch up with everything seeded.
     let started = Instant::now();
-    let (server, base) = Server::start(crm, dir.path()).await?;
+    let (server, base) = Server::start(crm, &dir).await?;
     let staff = staff.log_in(&http, &base).await?;
     let account_url = format!("{base}/v1/accounts/{long_account}");
     loop {
@@ -104,7 +108,7 @@ async fn one_size(
 
     // Restart on a caught-up store: how long until it serves.
     let restarted = Instant::now();
-    let (server, base) = Server::start(crm, dir.path()).await?;
+    let (server, base) = Server::start(crm, &dir).await?;
     let ready = restarted.elapsed();
     let pid = server.0.id();
     let staff = staff.log_in(&http, &base).await?;
@@ -143,7 +147,7 @@ async fn one_size(
     anyhow::ensure!(report["ok"] == true, "verification failed: {report}");
     let rss = peak_rss_mib(pid).unwrap_or(0.0);
     drop(server);
-    let bytes: u64 = std::fs::read_dir(dir.path())?
+    let bytes: u64 = std::fs::read_dir(&dir)?
         .filter_map(|entry| entry.ok()?.metadata().ok())
         .filter(|meta| meta.is_file())
         .map(|meta| meta.len())

@@ -313,8 +313,10 @@ pub async fn retries_resolve(
     executed
 }
 
-/// Every transfer the ledger knows is completed or failed, and every stream's hash
-/// chain verifies (checked by a new auditor named `auditor`, whose token is returned).
+/// Every transfer the ledger knows is completed or failed, every stream's hash chain
+/// verifies, and a digest signed now verifies with every digest before it and every
+/// event in the Merkle log (checked by a new auditor named `auditor`, whose token is
+/// returned).
 pub async fn assert_settled_and_verified(bank: &Bank, ledger: &Ledger, auditor: &str) -> String {
     for transfer in &ledger.transfers {
         let (status, view) = call(
@@ -341,5 +343,28 @@ pub async fn assert_settled_and_verified(bank: &Bank, ledger: &Ledger, auditor: 
     )
     .await;
     assert_eq!(verify["ok"], true, "{verify}");
+    let (status, digest) = call(
+        &bank.http,
+        Method::POST,
+        format!("{}/v1/audit/digests", bank.base),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{digest}");
+    let (_, ledger) = call(
+        &bank.http,
+        Method::GET,
+        format!("{}/v1/audit/ledger/verify", bank.base),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(ledger["ok"], true, "{ledger}");
+    assert_eq!(ledger["latest_digest"][0], digest["tree_size"], "{ledger}");
+    println!(
+        "ledger: {} events and {} digests verified",
+        ledger["events"], ledger["digests"]
+    );
     token
 }

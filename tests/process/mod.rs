@@ -28,8 +28,10 @@ pub async fn start(data_dir: &std::path::Path, port: u16) -> Server {
     start_with(data_dir, port, &[]).await
 }
 
-/// `start` with more arguments for `crm serve`.
-pub async fn start_with(data_dir: &std::path::Path, port: u16, args: &[&str]) -> Server {
+/// `start` with more arguments for `crm serve`. The server's data directory is `data`
+/// in `dir`, its digest signing key in `keys` beside it.
+pub async fn start_with(dir: &std::path::Path, port: u16, args: &[&str]) -> Server {
+    let data_dir = dir.join("data");
     let base = format!("http://127.0.0.1:{port}");
     let server = Server {
         child: Command::new(env!("CARGO_BIN_EXE_crm"))
@@ -39,7 +41,9 @@ pub async fn start_with(data_dir: &std::path::Path, port: u16, args: &[&str]) ->
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",
             ])
-            .arg(data_dir)
+            .arg(&data_dir)
+            .arg("--digest-key")
+            .arg(dir.join("keys").join("digest-signing-key.pem"))
             .args(args)
             .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
             .env("RUST_LOG", "warn")

@@ -106,14 +106,17 @@ async function startServer() {
   if (!existsSync(crm)) execFileSync("cargo", ["build", "--quiet", "--bin", "crm"], { cwd: root, stdio: "inherit" });
   const mail = await startMailPeers();
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
-  const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--ui-dir", join(root, "ui", "dist")], {
+  // The data directory, and beside it the digest signing key (refused inside it).
+  const home = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
+  const dataDir = join(home, "data");
+  const digestKey = join(home, "keys", "digest-signing-key.pem");
+  const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--digest-key", digestKey, "--ui-dir", join(root, "ui", "dist")], {
     env: { ...process.env, ...mail, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
     stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
   });
   const base = `http://127.0.0.1:${port}`;
   await until(async () => (await fetch(`${base}/health/ready`)).ok, "crm serve", child);
-  return { base, child, dataDir };
+  return { base, child, dataDir: home };
 }
 
 // `crm aws local` stops DynamoDB Local and moto when told to stop; kill only as a last resort.
