@@ -50,10 +50,11 @@ pub(crate) fn verify(
         }
         match report.latest_digest {
             Some((size, sequence)) => println!(
-                "{}  {} events, {} digests checked (the latest, {sequence}, over {size} events)",
+                "{}  {} events, {} digest{} checked (the latest, {sequence}, over {size} events)",
                 if report.ok { "OK" } else { "FAILED" },
                 report.events,
-                report.digests
+                report.digests,
+                if report.digests == 1 { "" } else { "s" }
             ),
             None => println!(
                 "{}  {} events; no digests to check them against",

@@ -94,7 +94,7 @@ async fn an_auditor_verifies_an_export_offline_and_is_told_what_was_altered() {
     assert!(ok, "{text}");
     assert!(
         text.starts_with(&format!(
-            "OK  {} events, 1 digests checked",
+            "OK  {} events, 1 digest checked",
             digest["tree_size"]
         )),
         "{text}"

@@ -63,12 +63,17 @@ pub const ROUTES: &[Route] = &[
         paths: &["/v1/admin/rebuild"],
         target: Target::Queries,
     },
-    // Verification runs are asked of the query service, whose worker runs them.
+    // Verification runs are asked of the query service, whose worker runs them; so are
+    // digests signed on demand, the audit API's too.
     Route {
         name: "Verifications",
         priority: 27,
         methods: &[],
-        paths: &["/v1/audit/verifications", "/v1/audit/verifications/*"],
+        paths: &[
+            "/v1/audit/verifications",
+            "/v1/audit/verifications/*",
+            "/v1/audit/digests",
+        ],
         target: Target::Queries,
     },
     Route {
@@ -135,6 +140,7 @@ mod tests {
             ("POST", "/v1/admin/rebuild", Some(Target::Queries)),
             ("POST", "/v1/audit/verifications", Some(Target::Queries)),
             ("GET", "/v1/audit/verifications/r-1", Some(Target::Queries)),
+            ("POST", "/v1/audit/digests", Some(Target::Queries)),
             ("GET", "/v1/clients", Some(Target::Queries)),
             ("HEAD", "/v1/clients/c-1", Some(Target::Queries)),
             ("POST", "/v1/clients", Some(Target::Commands)),

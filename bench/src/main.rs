@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "aws")]
 mod aws;
+mod ledger;
 mod postgres;
 mod scale;
 mod search;
@@ -78,6 +79,19 @@ enum Bench {
     Replay {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+    },
+    /// The verifiable ledger's costs: commands with the Merkle log followed against
+    /// without (rounds alternated), then on a store of `events` events the log built,
+    /// digests, proofs, the whole-ledger check, export and offline verification.
+    Ledger {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
     },
     /// The event store on PostgreSQL against pgbench's single-row inserts of the same
     /// shape, at each number of concurrent writers.
@@ -240,6 +254,12 @@ async fn main() -> anyhow::Result<()> {
             accounts,
             deposits,
         } => aws::aws_projection(workers, accounts, deposits).await,
+        Bench::Ledger {
+            events,
+            rounds,
+            seconds,
+            writers,
+        } => ledger::ledger(events, rounds, seconds, writers).await,
         Bench::Postgres {
             url,
             writers,
@@ -637,19 +657,18 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn replay(events: usize) -> anyhow::Result<()> {
+/// Writes `events` events straight to the store in streams of 1,000 (an account opened,
+/// then deposits; accounts without a projected client are legal, unordered delivery
+/// allows it), and says how long it took.
+pub(crate) async fn write_streams(
+    store: &event_store::EventStore,
+    events: usize,
+) -> anyhow::Result<()> {
     use domain::account::{AccountEvent, AccountType};
     use domain::{AccountId, ClientId, Currency, Money, TransactionId};
-    use event_store::{EventStore, SqliteStore};
 
-    let dir = tempfile::tempdir()?;
-    let sqlite = SqliteStore::open(&dir.path().join("ledger.db")).await?;
-    let feed = sqlite.feed();
-    let store = Arc::new(EventStore::new(sqlite.into()));
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
     let metadata = seed_metadata();
-    // Streams of 1,000 events: an account opened, then deposits. (Accounts without a
-    // projected client are legal: unordered delivery allows it.)
     let per_stream = 1_000;
     let written = Instant::now();
     let mut total = 0;
@@ -686,6 +705,17 @@ async fn replay(events: usize) -> anyhow::Result<()> {
         "wrote {total} events in {:.1} s",
         written.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+async fn replay(events: usize) -> anyhow::Result<()> {
+    use event_store::{EventStore, SqliteStore};
+
+    let dir = tempfile::tempdir()?;
+    let sqlite = SqliteStore::open(&dir.path().join("ledger.db")).await?;
+    let feed = sqlite.feed();
+    let store = Arc::new(EventStore::new(sqlite.into()));
+    write_streams(&store, events).await?;
     let read = Arc::new(
         projections::ReadStore::open(&projections::sqlite_url(&projections::current_read_db(
             dir.path(),

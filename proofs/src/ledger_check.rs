@@ -24,6 +24,7 @@ use crate::digest::{Digest, PublicKeys, NO_PREVIOUS};
 /// One thing found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "problem", rename_all = "snake_case")]
+#[schema(as = LedgerProblem)]
 pub enum Problem {
     /// The event at this place does not give the leaf logged for it.
     EventChanged {
@@ -62,6 +63,7 @@ pub enum Problem {
 
 /// What a check read and found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = LedgerReport)]
 pub struct Report {
     pub ok: bool,
     /// Events read, in commit order.

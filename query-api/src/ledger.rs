@@ -29,11 +29,13 @@ pub struct LedgerProofs {
     pub keys: PublicKeys,
 }
 
+/// No digests here is not a passing outage: the resource does not exist on this
+/// deployment (its store keeps no Merkle log yet).
 fn proofs(state: &QueryState) -> Result<&LedgerProofs, ApiError> {
     state
         .proofs
         .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("this deployment keeps no signed Merkle log".into()))
+        .ok_or_else(|| ApiError::NotFound("this deployment keeps no signed Merkle log".into()))
 }
 
 fn log(state: &QueryState) -> Result<&dyn MerkleStorage, ApiError> {
@@ -41,7 +43,7 @@ fn log(state: &QueryState) -> Result<&dyn MerkleStorage, ApiError> {
         .store
         .backend()
         .merkle()
-        .ok_or_else(|| ApiError::Unavailable("this event store keeps no Merkle log".into()))
+        .ok_or_else(|| ApiError::NotFound("this deployment keeps no signed Merkle log".into()))
 }
 
 fn notary_error(error: NotaryError) -> ApiError {
@@ -55,7 +57,7 @@ fn notary_error(error: NotaryError) -> ApiError {
             code: "history-altered",
             detail: error.to_string(),
         },
-        NotaryError::NoLog => ApiError::Unavailable(error.to_string()),
+        NotaryError::NoLog => ApiError::NotFound(error.to_string()),
         NotaryError::File(error) => ApiError::Unavailable(error.to_string()),
     }
 }

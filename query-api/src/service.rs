@@ -109,7 +109,7 @@ pub async fn router(
         rebuild: Arc::new(NoRebuildHere),
         payee_limit: Default::default(),
         verifications,
-        // The AWS store keeps no Merkle log yet: the digest endpoints answer 503.
+        // The AWS store keeps no Merkle log yet: the digest endpoints answer 404.
         proofs: None,
     };
     let router = crate::router(state)

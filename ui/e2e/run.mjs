@@ -763,6 +763,44 @@ async function main() {
       await expectVisible(p.getByRole("status").filter({ hasText: "Intact" }), 15000);
       await shot(p, "auditor-verify");
     });
+    await step("an auditor holds a signed digest, checks its signature and proves an event in the browser", async () => {
+      const p = auditor.page;
+      await p.getByRole("link", { name: "Integrity" }).click();
+      await p.getByRole("button", { name: "Sign a digest now" }).click();
+      if (aws) {
+        // The AWS store keeps no Merkle log yet: the page says so, nothing else.
+        await expectVisible(p.getByRole("alert").filter({ hasText: "keeps no signed Merkle log" }));
+        return;
+      }
+      const held = p.getByRole("region", { name: "Digest you hold" });
+      await expectVisible(held.getByText(/^#0, over \d+ events/));
+      await p.getByRole("button", { name: "Take the server's public key" }).click();
+      await expectVisible(held.getByRole("status").filter({ hasText: "Signature valid" }));
+      await p.getByRole("button", { name: "Check the ledger against its digests" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: /^Intact: \d+ events, 1 digest checked/ }));
+      await shot(p, "auditor-digest");
+      await p.getByRole("link", { name: "Audit" }).click();
+      await expectVisible(p.getByLabel("Held digest").getByText(/digest you hold: #0/));
+      await p.getByRole("button", { name: /^account / }).first().click();
+      await p.getByRole("button", { name: "Prove event 2" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: /^✓ In digest #0: the proof leads to its root \(checked in this browser\)/ }));
+      await shot(p, "auditor-proof");
+      // A digest whose root was altered: the signature fails, and no proof leads to it.
+      await p.evaluate(() => {
+        const digest = JSON.parse(localStorage.getItem("ledgerline.heldDigest"));
+        digest.root_hash = "00".repeat(32);
+        localStorage.setItem("ledgerline.heldDigest", JSON.stringify(digest));
+      });
+      await p.reload();
+      await p.getByRole("button", { name: /^account / }).first().click();
+      await p.getByRole("button", { name: "Prove event 2" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: /^✗ Not in digest #0's tree/ }));
+      await p.getByRole("link", { name: "Integrity" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: "The signature does not verify" }));
+      await shot(p, "auditor-forged-digest");
+      await p.getByRole("button", { name: "Keep the latest digest" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: "Signature valid" }));
+    });
     await step("an auditor is offered no agent control", async () => {
       const p = auditor.page;
       await p.getByRole("link", { name: "Clients" }).click();

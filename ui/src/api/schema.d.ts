@@ -317,6 +317,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit/digest-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys digests verify against (auditors): the current one and those rotated
+         *     out. An auditor should take them from the bank through another channel too.
+         */
+        get: operations["keys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/digests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every signed digest, oldest first (auditors): what they keep to verify against. */
+        get: operations["list"];
+        put?: never;
+        /**
+         * Signs a digest of the whole log now (auditors and admins), and records it in the
+         *     system log.
+         */
+        post: operations["issue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/digests/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The latest signed digest (auditors). */
+        get: operations["latest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/ledger/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Checks every logged event, every chain and every digest (auditors): names each
+         *     event changed or gone and each digest forged, missing or no longer matched.
+         */
+        get: operations["verify"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit/log": {
         parameters: {
             query?: never;
@@ -326,6 +404,46 @@ export interface paths {
         };
         /** The audit log, newest first (auditors). */
         get: operations["log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/proofs/consistency": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Proves the tree of `to` events extends the tree of `from` (auditors): that history
+         *     between two digests was only appended to.
+         */
+        get: operations["consistency"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/proofs/inclusion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Proves an event is in the tree of a digest (auditors): by default the latest
+         *     digest's tree size.
+         */
+        get: operations["inclusion"];
         put?: never;
         post?: never;
         delete?: never;
@@ -836,6 +954,17 @@ export interface components {
             sequence: number;
             subject: string;
         };
+        ConsistencyProof: {
+            /** Format: int64 */
+            from: number;
+            /** @description The two roots as this server computes them. */
+            from_root: string;
+            /** @description RFC 9162 §2.1.4, hex. */
+            proof: string[];
+            /** Format: int64 */
+            to: number;
+            to_root: string;
+        };
         CreateStaffRequest: {
             email: string;
             full_name: string;
@@ -844,6 +973,38 @@ export interface components {
             /** @description `admin` (root admin only), `agent` or `auditor` (admins). */
             role: string;
             username: string;
+        };
+        /** @description A signed statement of the Merkle log's root at a tree size. */
+        Digest: {
+            /** @description Always `ledgerline-digest-v1`. */
+            format: string;
+            /** @description When it was signed (RFC 3339, UTC). */
+            issued_at: string;
+            /** @description The signing key: the first 16 hex digits of SHA-256 of its 32-byte public key. */
+            key_id: string;
+            /** @description SHA-256 of the previous digest's signed bytes, hex (64 zeros for the first). */
+            previous: string;
+            /** @description The RFC 6962 root of that tree, hex. */
+            root_hash: string;
+            /**
+             * Format: int64
+             * @description 0 for the first digest, then one more each time.
+             */
+            sequence: number;
+            /** @description Ed25519 over [`Digest::signed_bytes`], base64. */
+            signature: string;
+            /**
+             * Format: int64
+             * @description How many events the tree holds: the first `tree_size` in commit order.
+             */
+            tree_size: number;
+        };
+        DigestKey: {
+            /** @description Whether new digests are signed with it. */
+            current: boolean;
+            key_id: string;
+            /** @description SubjectPublicKeyInfo, PEM. */
+            public_key_pem: string;
         };
         /**
          * @description Money entering (credit) or leaving (debit) an account, as the core system books it.
@@ -869,6 +1030,104 @@ export interface components {
         FieldError: {
             field: string;
             message: string;
+        };
+        InclusionProof: {
+            aggregate_type: string;
+            id: string;
+            /** @description SHA-256(0x00 ‖ leaf_value), hex. */
+            leaf_hash: string;
+            /**
+             * Format: int64
+             * @description The event's place in commit order, from 0.
+             */
+            leaf_index: number;
+            /**
+             * @description What the leaf commits to, hex: the hash computed over the event as stored, then
+             *     the hash stored with it (equal for an unaltered event).
+             */
+            leaf_value: string;
+            /** @description The sibling hashes from the leaf up, hex (RFC 9162 §2.1.3). */
+            proof: string[];
+            /** @description The root they lead to, as this server computes it: hold it against a digest. */
+            root_hash: string;
+            /** Format: int64 */
+            sequence: number;
+            /** Format: int64 */
+            tree_size: number;
+        };
+        /** @description One thing found wrong. */
+        LedgerProblem: {
+            aggregate_id: string;
+            aggregate_type: string;
+            /** Format: int64 */
+            leaf: number;
+            /** @enum {string} */
+            problem: "event_changed";
+            sequence: number;
+        } | {
+            /** Format: int64 */
+            from: number;
+            /** @enum {string} */
+            problem: "events_missing";
+            /** Format: int64 */
+            to: number;
+        } | {
+            failure: Record<string, never>;
+            /** @enum {string} */
+            problem: "chain";
+        } | {
+            detail: string;
+            /** @enum {string} */
+            problem: "digest_invalid";
+            /** Format: int64 */
+            sequence: number;
+        } | {
+            /** Format: int64 */
+            after?: number | null;
+            /** Format: int64 */
+            before: number;
+            /** @enum {string} */
+            problem: "digest_missing";
+        } | {
+            /** Format: int64 */
+            from: number;
+            /** @enum {string} */
+            problem: "digest_root_mismatch";
+            /** Format: int64 */
+            sequence: number;
+            /** Format: int64 */
+            to: number;
+            /** Format: int64 */
+            tree_size: number;
+        } | {
+            /** Format: int64 */
+            events: number;
+            /** @enum {string} */
+            problem: "history_truncated";
+            /** Format: int64 */
+            sequence: number;
+            /** Format: int64 */
+            tree_size: number;
+        };
+        /** @description What a check read and found. */
+        LedgerReport: {
+            /**
+             * Format: int64
+             * @description Digests checked (signature, place in the sequence, root).
+             */
+            digests: number;
+            /**
+             * Format: int64
+             * @description Events read, in commit order.
+             */
+            events: number;
+            /** @description The latest digest's tree size and sequence, if any. */
+            latest_digest?: [
+                number,
+                number
+            ] | null;
+            ok: boolean;
+            problems: components["schemas"]["LedgerProblem"][];
         };
         LogEntry: {
             actor_id?: string | null;
@@ -1086,6 +1345,42 @@ export interface components {
                  */
                 sequence: number;
                 subject: string;
+            }[];
+            next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many items the filter matches on all pages, counted up to 10,000; lists that
+             *     count give it.
+             */
+            total?: number | null;
+            /** @description `false` when there are more than `total` (the count stopped at 10,000). */
+            total_exact?: boolean | null;
+        };
+        /** @description One page of a list: `{"items": [...], "next_cursor": "..." | null, "total"?: n}`. */
+        Page_Digest: {
+            items: {
+                /** @description Always `ledgerline-digest-v1`. */
+                format: string;
+                /** @description When it was signed (RFC 3339, UTC). */
+                issued_at: string;
+                /** @description The signing key: the first 16 hex digits of SHA-256 of its 32-byte public key. */
+                key_id: string;
+                /** @description SHA-256 of the previous digest's signed bytes, hex (64 zeros for the first). */
+                previous: string;
+                /** @description The RFC 6962 root of that tree, hex. */
+                root_hash: string;
+                /**
+                 * Format: int64
+                 * @description 0 for the first digest, then one more each time.
+                 */
+                sequence: number;
+                /** @description Ed25519 over [`Digest::signed_bytes`], base64. */
+                signature: string;
+                /**
+                 * Format: int64
+                 * @description How many events the tree holds: the first `tree_size` in commit order.
+                 */
+                tree_size: number;
             }[];
             next_cursor?: string | null;
             /**
@@ -2476,6 +2771,247 @@ export interface operations {
             };
         };
     };
+    keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DigestKey"][];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: {
+                /** @description 1 to 200, default 50 */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Digest"];
+                };
+            };
+            /** @description a cursor this API did not give out */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Digest"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no events yet, or history no longer extends the last digest */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    latest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Digest"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no digest issued yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LedgerReport"];
+                };
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     log: {
         parameters: {
             query?: {
@@ -2522,6 +3058,135 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    consistency: {
+        parameters: {
+            query: {
+                /** @description the earlier digest's tree size */
+                from: number;
+                /** @description the later digest's tree size; default: the latest digest's */
+                to?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsistencyProof"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The store is unavailable, or the request was not answered within the time limit (a command still completes: retry with the same Idempotency-Key) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    inclusion: {
+        parameters: {
+            query: {
+                aggregate_type: string;
+                id: string;
+                sequence: number;
+                /** @description default: the latest digest's */
+                tree_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InclusionProof"];
+                };
+            };
+            /** @description a missing or bad number */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No bearer token, or one that is invalid, expired or of a disabled member of staff */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the event is not in a tree of that size */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,6 +5,7 @@ import { CopyButton, Empty, Field, Loading, Pager, ProblemBanner, saveFile, Sess
 import { formatAccountNumber, formatWhen, idTail } from "../lib/format";
 import { formatMoney, type Money } from "../lib/money";
 import type { Problem } from "../lib/problems";
+import { HeldDigestPanel, ProveButton, useHeld, type Held } from "./LedgerProof";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
@@ -90,11 +91,16 @@ const TYPES = ["account", "client", "staff", "transfer"];
 
 export function AuditPage() {
   const [stream, setStream] = useState<{ type: string; id: string } | null>(null);
+  const [held] = useHeld();
   return (
     <section>
       <h1>Audit</h1>
       <StreamPicker onPick={setStream} />
-      {stream ? <StreamView key={`${stream.type}/${stream.id}`} type={stream.type} id={stream.id} /> : <RecentEvents onPick={setStream} />}
+      <p className="muted" aria-label="Held digest">
+        {held.digest ? `Proofs are checked against the digest you hold: #${held.digest.sequence}, over ${held.digest.tree_size.toLocaleString()} events.` : "Hold a digest to prove events against it."}{" "}
+        <Link to="/verify">{held.digest ? "Change it" : "Hold one"}</Link>
+      </p>
+      {stream ? <StreamView key={`${stream.type}/${stream.id}`} type={stream.type} id={stream.id} held={held} /> : <RecentEvents onPick={setStream} />}
     </section>
   );
 }
@@ -177,7 +183,7 @@ async function evidence(type: string, id: string, exportedBy: string): Promise<s
   return JSON.stringify(file, null, 2);
 }
 
-function StreamView({ type, id }: { type: string; id: string }) {
+function StreamView({ type, id, held }: { type: string; id: string; held: Held }) {
   const session = useContext(SessionContext);
   const [exporting, setExporting] = useState(false);
   async function exportEvidence() {
@@ -230,7 +236,8 @@ function StreamView({ type, id }: { type: string; id: string }) {
                 </span>
                 <code className="hash" title={meta.hash}>
                   {meta.hash?.slice(0, 16)}
-                </code>
+                </code>{" "}
+                <ProveButton held={held} type={type} id={id} sequence={event.sequence} hash={meta.hash} />
                 {Object.keys(eventFields(event)).length > 0 && <Fields fields={eventFields(event)} label={`Event ${event.sequence} fields`} />}
               </li>
             );
@@ -252,6 +259,75 @@ function StreamView({ type, id }: { type: string; id: string }) {
 }
 
 type Failure = { aggregate_type: string; aggregate_id: string; sequence: number; problem: string };
+
+type LedgerProblem = { problem: string } & Record<string, unknown>;
+type LedgerReport = { ok: boolean; events: number; digests: number; latest_digest: [number, number] | null; problems: LedgerProblem[] };
+
+/** One problem of the ledger check in words (the API's names, docs/audit.md). */
+function describeLedgerProblem(p: LedgerProblem): string {
+  switch (p.problem) {
+    case "event_changed":
+      return `${p.aggregate_type} ${p.aggregate_id} event ${p.sequence} (place ${p.leaf}) is not the event logged there: modified or moved`;
+    case "events_missing":
+      return p.from === p.to ? `the event at place ${p.from} is gone` : `the events at places ${p.from} to ${p.to} are gone`;
+    case "chain": {
+      const f = p.failure as Failure;
+      return `${f.aggregate_type} ${f.aggregate_id} event ${f.sequence}: ${f.problem.replace(/_/g, " ")}`;
+    }
+    case "digest_invalid":
+      return `digest ${p.sequence} does not verify: ${p.detail}`;
+    case "digest_missing":
+      return `digests are missing before ${p.before}`;
+    case "digest_root_mismatch":
+      return `digest ${p.sequence} signed another history: places ${p.from} to ${Number(p.to) - 1} were rewritten`;
+    case "history_truncated":
+      return `digest ${p.sequence} covers ${p.tree_size} events but only ${p.events} remain`;
+    default:
+      return p.problem.replace(/_/g, " ");
+  }
+}
+
+/** The whole ledger held against every signed digest, on the server. */
+function LedgerCheck() {
+  const [report, setReport] = useState<LedgerReport | null>(null);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [checking, setChecking] = useState(false);
+  async function check() {
+    setChecking(true);
+    try {
+      setReport(await api.get<LedgerReport>("/v1/audit/ledger/verify"));
+      setProblem(null);
+    } catch (error) {
+      setProblem(toProblem(error));
+    } finally {
+      setChecking(false);
+    }
+  }
+  return (
+    <>
+      <h2>Ledger and digests</h2>
+      <p>Recomputes every logged event's leaf and the Merkle root at each signed digest, and checks the digests' signatures and sequence.</p>
+      <button type="button" onClick={check} disabled={checking} aria-busy={checking}>
+        {checking ? "Checking…" : "Check the ledger against its digests"}
+      </button>
+      <ProblemBanner problem={problem} />
+      {report && (
+        <div role="status" className={`banner ${report.ok ? "ok" : "error"}`}>
+          {report.ok ? "Intact" : "Tampering found"}: {report.events.toLocaleString()} events, {report.digests.toLocaleString()} {report.digests === 1 ? "digest" : "digests"} checked
+          {report.latest_digest && <> (the latest, #{report.latest_digest[1]}, over {report.latest_digest[0].toLocaleString()} events)</>}.
+          {!report.ok && (
+            <ul aria-label="Ledger problems">
+              {report.problems.slice(0, 100).map((p, i) => (
+                <li key={i}>{describeLedgerProblem(p)}</li>
+              ))}
+              {report.problems.length > 100 && <li>and {(report.problems.length - 100).toLocaleString()} more</li>}
+            </ul>
+          )}
+        </div>
+      )}
+    </>
+  );
+}
 
 /** How often a run being followed is asked about. */
 const FOLLOW_MS = 1000;
@@ -304,9 +380,13 @@ export function VerifyPage() {
     }
   }
   const failures = (run?.failures ?? []) as unknown as Failure[];
+  const [held, setHeld] = useHeld();
   return (
     <section>
       <h1>Integrity</h1>
+      <HeldDigestPanel held={held} onChange={setHeld} />
+      <LedgerCheck />
+      <h2>Hash chains</h2>
       <p>Recomputes every event's hash and checks each stream's chain. A large store takes a while: the check runs on the server, and you may leave this page and come back.</p>
       <button type="button" onClick={verify} disabled={starting || following}>
         {following ? "Verifying…" : "Verify all streams"}
