@@ -42,26 +42,30 @@ pub(crate) fn verify(
         keys.add(proofs::keys::load_public(path)?);
     }
     let report = proofs::export::verify(export, &digests, &keys)?;
+    // Without a digest that verifies, nothing in the export is vouched for.
+    let ok = report.ok && report.digests > 0;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for problem in &report.problems {
-            println!("FAIL  {problem}");
-        }
-        match report.latest_digest {
-            Some((size, sequence)) => println!(
-                "{}  {} events, {} digest{} checked (the latest, {sequence}, over {size} events)",
-                if report.ok { "OK" } else { "FAILED" },
-                report.events,
-                report.digests,
-                if report.digests == 1 { "" } else { "s" }
-            ),
-            None => println!(
-                "{}  {} events; no digests to check them against",
-                if report.ok { "OK" } else { "FAILED" },
-                report.events
-            ),
-        }
+        return Ok(ok);
     }
-    Ok(report.ok)
+    for problem in &report.problems {
+        println!("FAIL  {problem}");
+    }
+    if report.more_problems > 0 {
+        println!("FAIL  and {} more problems", report.more_problems);
+    }
+    let verdict = if ok { "OK" } else { "FAILED" };
+    match report.latest_digest {
+        Some((size, sequence)) if report.digests > 0 => println!(
+            "{verdict}  {} events, {} digest{} checked (the latest, {sequence}, over {size} events)",
+            report.events,
+            report.digests,
+            if report.digests == 1 { "" } else { "s" }
+        ),
+        _ => println!(
+            "{verdict}  {} events; no digest verified with the keys given: nothing here is vouched for",
+            report.events
+        ),
+    }
+    Ok(ok)
 }

@@ -84,14 +84,14 @@ struct ServeArgs {
     #[arg(long, env = "CRM_TRANSFER_WAIT_SECS", default_value_t = 10)]
     transfer_wait_secs: u64,
     /// The Ed25519 key (PKCS#8 PEM) the ledger's digests are signed with, created if
-    /// missing; outside the data directory. Default: `<data dir>-keys/digest-signing-key.pem`.
+    /// missing; outside the data directory. Default: `<data dir>-ledger/digest-signing-key.pem`.
     #[arg(long, env = "CRM_DIGEST_KEY")]
     digest_key: Option<PathBuf>,
     /// Public keys (PEM) of digest signing keys rotated out, comma-separated.
     #[arg(long, env = "CRM_RETIRED_DIGEST_KEYS", value_delimiter = ',')]
     retired_digest_key: Vec<PathBuf>,
-    /// The append-only file signed digests are published to. Default:
-    /// `<data dir>/digests.jsonl`.
+    /// The append-only file signed digests are published to, outside the data directory
+    /// (a restored backup must not roll it back). Default: `<data dir>-ledger/digests.jsonl`.
     #[arg(long, env = "CRM_DIGEST_FILE")]
     digest_file: Option<PathBuf>,
     /// Seconds between digests while the ledger grows.

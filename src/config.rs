@@ -53,20 +53,23 @@ impl LedgerSettings {
     /// A digest every five minutes.
     pub const INTERVAL: Duration = Duration::from_secs(300);
 
-    /// The defaults for `data_dir`: the key in the directory beside it named
-    /// `<data dir>-keys`, the digest file inside it.
+    /// The defaults for `data_dir`: the key and the digest file in the directory
+    /// beside it named `<data dir>-ledger`. Not inside it: whoever can write or restore
+    /// the data (a database administrator, an old backup put back) must neither read
+    /// the key nor roll the digests back with the history.
     pub fn beside(data_dir: &Path) -> Self {
+        let ledger = ledger_dir(data_dir);
         LedgerSettings {
-            digest_key: keys_dir(data_dir).join("digest-signing-key.pem"),
+            digest_key: ledger.join("digest-signing-key.pem"),
             retired_keys: Vec::new(),
-            digest_file: data_dir.join("digests.jsonl"),
+            digest_file: ledger.join("digests.jsonl"),
             digest_interval: Self::INTERVAL,
         }
     }
 }
 
-/// `<data dir>-keys`, beside the data directory.
-fn keys_dir(data_dir: &Path) -> PathBuf {
+/// `<data dir>-ledger`, beside the data directory.
+fn ledger_dir(data_dir: &Path) -> PathBuf {
     let absolute = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let name = absolute.file_name().map_or("ledgerline".into(), |name| {
         name.to_string_lossy().into_owned()
@@ -74,7 +77,7 @@ fn keys_dir(data_dir: &Path) -> PathBuf {
     absolute
         .parent()
         .unwrap_or(Path::new("/"))
-        .join(format!("{name}-keys"))
+        .join(format!("{name}-ledger"))
 }
 
 impl Config {

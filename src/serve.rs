@@ -320,10 +320,8 @@ fn open_notary(
     }
     keys.add(signer.public_key());
     let file = proofs::DigestFile::new(&ledger.digest_file);
-    Ok((
-        Arc::new(proofs::Notary::new(store.clone(), signer, file)),
-        keys,
-    ))
+    let notary = proofs::Notary::new(store.clone(), signer, file).trusting(&keys);
+    Ok((Arc::new(notary), keys))
 }
 
 /// The root admin exists in the directory and as a StaffUser stream; either may be

@@ -84,8 +84,11 @@ async fn an_auditor_verifies_an_export_offline_and_is_told_what_was_altered() {
     drop(server);
 
     let data = dir.path().join("data");
-    let digests = data.join("digests.jsonl");
-    let key = dir.path().join("keys").join("digest-signing-key.pub.pem");
+    let digests = dir.path().join("data-ledger").join("digests.jsonl");
+    let key = dir
+        .path()
+        .join("data-ledger")
+        .join("digest-signing-key.pub.pem");
     let clean = dir.path().join("export");
     let (ok, text) = crm(&["audit", "export", "--data-dir"], &[&data]);
     assert!(!ok && text.contains("--out"), "--out is required: {text}");

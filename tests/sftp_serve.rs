@@ -63,6 +63,7 @@ async fn crm_serve_runs_the_worker_on_its_schedule_and_on_events() {
             ])
             .arg(data.path())
             .env("CRM_DIGEST_KEY", keys.path().join("digest-signing-key.pem"))
+            .env("CRM_DIGEST_FILE", keys.path().join("digests.jsonl"))
             .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
             .env("RUST_LOG", "warn")
             .env("CRM_SFTP_HOST", "127.0.0.1")

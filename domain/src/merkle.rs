@@ -33,9 +33,10 @@ pub fn leaf_value(computed: &Hash, stored: &Hash) -> [u8; 64] {
     value
 }
 
-/// The leaf value of an event as read from the store. A hash that is missing or not 64
-/// hex digits counts as zeros, and a payload that cannot be encoded gives a computed hash
-/// of zeros: the leaf then differs from the one logged when the event was sound.
+/// The leaf value of an event as read from the store. A stored hash that is missing or
+/// not 64 lowercase hex digits counts as zeros, and a payload that is not JSON gives a
+/// computed hash of zeros: the leaf then differs from the one logged when the event was
+/// sound (docs/audit.md).
 pub fn event_leaf(event: &impl Verifiable) -> [u8; 64] {
     let stored = event.stored_hash().unwrap_or_default();
     let computed = event.content_hash(stored).unwrap_or_default();
@@ -44,7 +45,8 @@ pub fn event_leaf(event: &impl Verifiable) -> [u8; 64] {
 
 fn hash_from_hex(text: &str) -> Hash {
     let mut hash = [0; 32];
-    if hex::decode_to_slice(text, &mut hash).is_err() {
+    let lowercase = text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !lowercase || hex::decode_to_slice(text, &mut hash).is_err() {
         hash = [0; 32];
     }
     hash

@@ -63,6 +63,23 @@ pub async fn consistency(
     compute(storage, Plan::consistency(old, new)).await
 }
 
+/// The leaf hashes of `events`, computed on a blocking thread: ten thousand events take
+/// tens of milliseconds to hash, which on a runtime thread would hold up requests (and
+/// the leases other tasks renew).
+pub(crate) async fn leaf_hashes<T: domain::chain::Verifiable + Send + 'static>(
+    events: Vec<T>,
+) -> Result<(Vec<T>, Vec<Hash>), StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let hashes = events
+            .iter()
+            .map(|event| domain::merkle::leaf_hash(&domain::merkle::event_leaf(event)))
+            .collect();
+        (events, hashes)
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("hashing the log's leaves: {e}")))
+}
+
 /// The stored nodes of `indices` from rows of (index, hash), refusing a hash of the
 /// wrong length.
 pub(crate) fn nodes_from_rows(rows: Vec<(i64, Vec<u8>)>) -> Result<HashMap<u64, Hash>, StoreError> {
@@ -111,12 +128,15 @@ pub async fn follow(
     }
 }
 
-/// Extends the log until it holds every event committed so far; returns its size.
+/// Extends the log until it holds every event committed before the call; returns its
+/// size. It stops only when an extension found nothing after the size it read: one
+/// that lost the race to another extender (which may have read fewer events) goes round
+/// again.
 pub async fn catch_up(log: &dyn MerkleStorage) -> Result<u64, StoreError> {
     let mut size = log.log_size().await?;
     loop {
         let grown = log.extend_log(EXTEND).await?;
-        if grown < size + EXTEND {
+        if grown == size {
             return Ok(grown);
         }
         size = grown;

@@ -27,45 +27,79 @@ pub fn public_key_path(path: &Path) -> PathBuf {
 }
 
 /// The key at `path`, created (with its public half) if there is none. Refuses a path
-/// inside `data_dir`.
+/// inside `data_dir`; warns when an existing key is readable by others.
 pub fn load_or_create(path: &Path, data_dir: &Path) -> Result<SigningKey, KeyError> {
     refuse_inside(path, data_dir)?;
     match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string())),
+        Ok(pem) => {
+            warn_if_shared(path);
+            let key = SigningKey::from_pkcs8_pem(&pem)
+                .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))?;
+            // The public half, if it went missing (it is only ever derived).
+            let public = public_key_path(path);
+            if !public.exists() {
+                std::fs::write(&public, public_pem(&key.verifying_key()))
+                    .map_err(|e| KeyError::Io(public, e))?;
+            }
+            Ok(key)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
         Err(e) => Err(KeyError::Io(path.to_path_buf(), e)),
     }
 }
 
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(key = %path.display(), "the digest signing key is readable by others than its owner: chmod 600 it");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_path: &Path) {}
+
 fn create(path: &Path) -> Result<SigningKey, KeyError> {
     let io = |e| KeyError::Io(path.to_path_buf(), e);
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))?;
-    write_private(path, pem.as_bytes()).map_err(io)?;
+    write_private(dir, path, pem.as_bytes()).map_err(io)?;
     let public = public_pem(&key.verifying_key());
     std::fs::write(public_key_path(path), public).map_err(io)?;
     tracing::warn!(key = %path.display(), "created a digest signing key; keep it, and give auditors its public half");
     Ok(key)
 }
 
-/// Written whole or not at all, owner-only, never over an existing key.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Written whole or not at all, owner-only, never over an existing key: a temporary
+/// file, synced, then linked into place (which fails if a key appeared meanwhile), and
+/// the directory synced. A crash leaves either no key or the whole key.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let temporary = dir.join(format!(".digest-key-{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let written = (|| {
+        let mut file = options.open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::hard_link(&temporary, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written
 }
 
 /// A public key in PEM (SubjectPublicKeyInfo).
@@ -82,19 +116,7 @@ pub fn load_public(path: &Path) -> Result<VerifyingKey, KeyError> {
 }
 
 fn refuse_inside(key: &Path, data_dir: &Path) -> Result<(), KeyError> {
-    let absolute = |path: &Path| {
-        std::path::absolute(path).map(|p| {
-            // Resolve symbolic links as far as the path exists.
-            p.ancestors()
-                .find_map(|a| {
-                    a.canonicalize()
-                        .ok()
-                        .map(|c| c.join(p.strip_prefix(a).unwrap_or(Path::new(""))))
-                })
-                .unwrap_or(p)
-        })
-    };
-    let (Ok(key_abs), Ok(data_abs)) = (absolute(key), absolute(data_dir)) else {
+    let (Some(key_abs), Some(data_abs)) = (resolved(key), resolved(data_dir)) else {
         return Ok(());
     };
     if key_abs.starts_with(&data_abs) {
@@ -104,6 +126,28 @@ fn refuse_inside(key: &Path, data_dir: &Path) -> Result<(), KeyError> {
         });
     }
     Ok(())
+}
+
+/// `path` absolute, with symbolic links resolved as far as it exists and `.` and `..`
+/// taken away in what follows (so a part that does not exist yet cannot hide a `..`).
+fn resolved(path: &Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).ok()?;
+    let (base, rest) = absolute.ancestors().find_map(|a| {
+        let rest = absolute.strip_prefix(a).ok()?;
+        a.canonicalize().ok().map(|c| (c, rest.to_path_buf()))
+    })?;
+    let mut out = base;
+    for part in rest.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -141,5 +185,13 @@ mod tests {
             Err(KeyError::InsideDataDir { .. })
         ));
         assert!(!data.join("digest.pem").exists());
+        // A part that does not exist yet, then `..` back into the data directory.
+        let around = dir.path().join("nowhere/../data/digest.pem");
+        assert!(matches!(
+            load_or_create(&around, &data),
+            Err(KeyError::InsideDataDir { .. })
+        ));
+        // Beside it is fine.
+        load_or_create(&dir.path().join("data-ledger/k.pem"), &data).unwrap();
     }
 }

@@ -61,6 +61,9 @@ pub enum Problem {
     },
 }
 
+/// At most this many problems are listed; the rest are counted in `more_problems`.
+pub const MAX_PROBLEMS: usize = 1_000;
+
 /// What a check read and found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = LedgerReport)]
@@ -68,11 +71,14 @@ pub struct Report {
     pub ok: bool,
     /// Events read, in commit order.
     pub events: u64,
-    /// Digests checked (signature, place in the sequence, root).
+    /// Digests that verified (signature, key) and were held against the events.
     pub digests: u64,
     /// The latest digest's tree size and sequence, if any.
     pub latest_digest: Option<(u64, u64)>,
+    /// The first [`MAX_PROBLEMS`] problems found.
     pub problems: Vec<Problem>,
+    /// How many more were found.
+    pub more_problems: u64,
 }
 
 /// Feeds events in commit order; [`LedgerCheck::finish`] gives the report.
@@ -80,7 +86,10 @@ pub struct LedgerCheck {
     /// Digests that verified, by tree size (several may share one).
     due: Vec<Digest>,
     next_due: usize,
+    /// Leaves, as far as a digest reaches (no further: nothing would read them).
     frontier: Frontier,
+    /// The next place in commit order expected.
+    next: u64,
     chains: Option<HashMap<(String, String), StreamVerifier>>,
     /// The size the last digest whose root held was at.
     last_good: u64,
@@ -88,52 +97,100 @@ pub struct LedgerCheck {
 }
 
 impl LedgerCheck {
-    /// Checks `digests` (as published, in order) against `keys` at once; with
-    /// `chains`, also each stream's hash chain as its events go by.
+    /// Checks `digests` (as published or kept, oldest first; from any sequence on)
+    /// against `keys` at once; with `chains`, also each stream's hash chain as its
+    /// events go by.
     pub fn new(digests: &[Digest], keys: &PublicKeys, chains: bool) -> Self {
-        let mut report = Report {
-            digests: digests.len() as u64,
-            latest_digest: digests.last().map(|d| (d.tree_size, d.sequence)),
-            ..Report::default()
+        let mut check = LedgerCheck {
+            due: Vec::new(),
+            next_due: 0,
+            frontier: Frontier::default(),
+            next: 0,
+            chains: chains.then(HashMap::new),
+            last_good: 0,
+            report: Report {
+                latest_digest: digests.last().map(|d| (d.tree_size, d.sequence)),
+                ..Report::default()
+            },
         };
         let mut previous: Option<&Digest> = None;
-        let mut due = Vec::new();
         for digest in digests {
-            let expected = previous.map_or(0, |p| p.sequence + 1);
-            let link = previous.map_or(NO_PREVIOUS.to_string(), Digest::chain_hash);
-            if digest.sequence != expected || digest.previous != link {
-                report.problems.push(Problem::DigestMissing {
-                    after: previous.map(|p| p.sequence),
-                    before: digest.sequence,
+            if let Some(previous) = previous {
+                if digest == previous {
+                    // The same digest kept twice (a held copy merged with the file).
+                    continue;
+                }
+                if digest.sequence <= previous.sequence {
+                    check.problem(Problem::DigestInvalid {
+                        sequence: digest.sequence,
+                        detail: format!(
+                            "it comes after digest {} in the file: two histories were signed (a fork), or the file was reordered",
+                            previous.sequence
+                        ),
+                    });
+                    continue;
+                }
+                // Digests may be missing before the first one given (an auditor may
+                // keep only some), but not between two given.
+                if digest.sequence != previous.sequence + 1
+                    || digest.previous != previous.chain_hash()
+                {
+                    check.problem(Problem::DigestMissing {
+                        after: Some(previous.sequence),
+                        before: digest.sequence,
+                    });
+                }
+            } else if digest.sequence == 0 && digest.previous != NO_PREVIOUS {
+                check.problem(Problem::DigestMissing {
+                    after: None,
+                    before: 0,
                 });
             }
             match digest.verify(keys) {
-                Ok(()) => due.push(digest.clone()),
-                Err(error) => report.problems.push(Problem::DigestInvalid {
+                Ok(()) => check.due.push(digest.clone()),
+                Err(error) => check.problem(Problem::DigestInvalid {
                     sequence: digest.sequence,
                     detail: error.to_string(),
                 }),
             }
             previous = Some(digest);
         }
-        due.sort_by_key(|d| (d.tree_size, d.sequence));
-        LedgerCheck {
-            due,
-            next_due: 0,
-            frontier: Frontier::default(),
-            chains: chains.then(HashMap::new),
-            last_good: 0,
-            report,
+        check.report.digests = check.due.len() as u64;
+        check.due.sort_by_key(|d| (d.tree_size, d.sequence));
+        check
+    }
+
+    /// Keeps a problem, up to [`MAX_PROBLEMS`]; the rest are only counted.
+    fn problem(&mut self, problem: Problem) {
+        if self.report.problems.len() < MAX_PROBLEMS {
+            self.report.problems.push(problem);
+        } else {
+            self.report.more_problems += 1;
         }
     }
 
+    /// How far leaves matter: the largest digest still to be held against them.
+    fn reach(&self) -> u64 {
+        self.due.last().map_or(0, |d| d.tree_size)
+    }
+
     /// The next event: at place `leaf` in commit order (places skipped since the last
-    /// event are reported missing), with the leaf the log holds for it, if any.
+    /// event are reported missing), with the leaf the log holds for it, if any. A place
+    /// not after the last one is a problem of its own (the export is out of order).
     pub fn event(&mut self, leaf: u64, event: &RawEvent, logged: Option<Hash>) {
+        if leaf < self.next {
+            self.problem(Problem::EventChanged {
+                leaf,
+                aggregate_type: event.aggregate_type.clone(),
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: event.sequence,
+            });
+            return;
+        }
         self.skip_to(leaf);
         let hash = merkle::leaf_hash(&merkle::event_leaf(event));
         if logged.is_some_and(|logged| logged != hash) {
-            self.report.problems.push(Problem::EventChanged {
+            self.problem(Problem::EventChanged {
                 leaf,
                 aggregate_type: event.aggregate_type.clone(),
                 aggregate_id: event.aggregate_id.clone(),
@@ -146,31 +203,38 @@ impl LedgerCheck {
                 .entry((event.aggregate_type.clone(), event.aggregate_id.clone()))
                 .or_default()
                 .check(std::slice::from_ref(event), &mut failures);
-            self.report.problems.extend(
-                failures
-                    .into_iter()
-                    .map(|failure| Problem::Chain { failure }),
-            );
-        }
-        self.report.events += 1;
-        self.push(hash);
-    }
-
-    /// Reports places up to `leaf` (exclusive) with no event as missing.
-    fn skip_to(&mut self, leaf: u64) {
-        let from = self.frontier.size();
-        if leaf > from {
-            self.report
-                .problems
-                .push(Problem::EventsMissing { from, to: leaf - 1 });
-            for _ in from..leaf {
-                // Nothing gives a gone event's leaf: the roots over it will not hold.
-                self.push([0; 32]);
+            for failure in failures {
+                self.problem(Problem::Chain { failure });
             }
         }
+        self.report.events += 1;
+        self.place(leaf, hash);
+        self.next = leaf.saturating_add(1);
     }
 
-    fn push(&mut self, leaf: Hash) {
+    /// Reports places from the next expected up to `leaf` (exclusive) as missing.
+    fn skip_to(&mut self, leaf: u64) {
+        if leaf <= self.next {
+            return;
+        }
+        self.problem(Problem::EventsMissing {
+            from: self.next,
+            to: leaf - 1,
+        });
+        // Nothing gives a gone event's leaf: zeros stand in, so the roots over it do
+        // not hold; past every digest (a forged size or position) none are needed.
+        let end = leaf.min(self.reach());
+        for place in self.next..end {
+            self.place(place, [0; 32]);
+        }
+        self.next = leaf;
+    }
+
+    /// The leaf at `place`, if it is within a digest's reach.
+    fn place(&mut self, place: u64, leaf: Hash) {
+        if place != self.frontier.size() || place >= self.reach() {
+            return;
+        }
         self.frontier.push(leaf);
         let size = self.frontier.size();
         while let Some(digest) = self.due.get(self.next_due).filter(|d| d.tree_size <= size) {
@@ -179,12 +243,13 @@ impl LedgerCheck {
                 if digest.root().is_ok_and(|signed| signed == root) {
                     self.last_good = self.last_good.max(size);
                 } else {
-                    self.report.problems.push(Problem::DigestRootMismatch {
+                    let problem = Problem::DigestRootMismatch {
                         sequence: digest.sequence,
                         tree_size: digest.tree_size,
                         from: self.last_good,
                         to: digest.tree_size,
-                    });
+                    };
+                    self.problem(problem);
                 }
             }
             self.next_due += 1;
@@ -196,13 +261,18 @@ impl LedgerCheck {
     /// missing, and digests past them cover history that is gone.
     pub fn finish(mut self, places: u64) -> Report {
         self.skip_to(places);
-        let size = self.frontier.size();
-        for digest in &self.due[self.next_due..] {
-            self.report.problems.push(Problem::HistoryTruncated {
+        let places = self.next;
+        let truncated: Vec<Problem> = self.due[self.next_due..]
+            .iter()
+            .filter(|digest| digest.tree_size > places)
+            .map(|digest| Problem::HistoryTruncated {
                 sequence: digest.sequence,
                 tree_size: digest.tree_size,
-                events: size,
-            });
+                events: places,
+            })
+            .collect();
+        for problem in truncated {
+            self.problem(problem);
         }
         self.report.ok = self.report.problems.is_empty();
         self.report
@@ -288,5 +358,122 @@ impl std::fmt::Display for Problem {
                 "digest {sequence} covers {tree_size} events but only {events} remain: history was cut short"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::DigestSigner;
+    use cqrs_es::persist::SerializedEvent;
+    use serde_json::json;
+
+    fn stream(n: usize) -> Vec<RawEvent> {
+        let mut previous = domain::chain::GENESIS_HASH.to_string();
+        (1..=n)
+            .map(|sequence| {
+                let mut event = SerializedEvent::new(
+                    "a-1".into(),
+                    sequence,
+                    "account".into(),
+                    "Noted".into(),
+                    "1".into(),
+                    json!({"n": sequence}),
+                    json!({}),
+                );
+                domain::chain::seal(&mut event, &previous);
+                previous = event.metadata["hash"].as_str().unwrap().to_string();
+                RawEvent {
+                    aggregate_type: event.aggregate_type,
+                    aggregate_id: event.aggregate_id,
+                    sequence,
+                    event_type: event.event_type,
+                    event_version: event.event_version,
+                    payload_json: event.payload.to_string(),
+                    metadata: event.metadata,
+                }
+            })
+            .collect()
+    }
+
+    /// Digests at each of `sizes` over `events`, chained, from sequence 0.
+    fn digests(signer: &DigestSigner, events: &[RawEvent], sizes: &[usize]) -> Vec<Digest> {
+        let mut frontier = Frontier::default();
+        let mut out: Vec<Digest> = Vec::new();
+        for (n, event) in events.iter().enumerate() {
+            frontier.push(merkle::leaf_hash(&merkle::event_leaf(event)));
+            if sizes.contains(&(n + 1)) {
+                let digest = signer.sign(
+                    frontier.size(),
+                    &frontier.root().unwrap(),
+                    "2026-12-07T10:00:00.000Z",
+                    out.last(),
+                );
+                out.push(digest);
+            }
+        }
+        out
+    }
+
+    fn run(digests: &[Digest], keys: &PublicKeys, events: &[RawEvent], places: u64) -> Report {
+        let mut check = LedgerCheck::new(digests, keys, true);
+        for (leaf, event) in events.iter().enumerate() {
+            check.event(leaf as u64, event, None);
+        }
+        check.finish(places)
+    }
+
+    #[test]
+    fn a_forged_size_costs_nothing_and_is_named() {
+        let signer = DigestSigner::new(ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
+        let keys: PublicKeys = [signer.public_key()].into_iter().collect();
+        let events = stream(6);
+        let digests = digests(&signer, &events, &[2, 6]);
+        assert!(run(&digests, &keys, &events, 6).ok);
+        // The log says there are 2^64 - 1 places: answered at once.
+        let report = run(&digests, &keys, &events, u64::MAX);
+        assert_eq!(
+            report.problems,
+            vec![Problem::EventsMissing {
+                from: 6,
+                to: u64::MAX - 1
+            }]
+        );
+    }
+
+    #[test]
+    fn digests_may_start_anywhere_and_repeat_but_not_fork_or_skip() {
+        let signer = DigestSigner::new(ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
+        let keys: PublicKeys = [signer.public_key()].into_iter().collect();
+        let events = stream(8);
+        let all = digests(&signer, &events, &[2, 4, 6, 8]);
+        // Only the last two kept, one of them twice.
+        let kept = [all[2].clone(), all[3].clone(), all[3].clone()];
+        let report = run(&kept, &keys, &events, 8);
+        assert!(report.ok, "{:?}", report.problems);
+        assert_eq!(report.digests, 2);
+        // One missing between two given.
+        let report = run(&[all[0].clone(), all[2].clone()], &keys, &events, 8);
+        assert_eq!(
+            report.problems,
+            vec![Problem::DigestMissing {
+                after: Some(0),
+                before: 2
+            }]
+        );
+        // Another digest numbered 3 over another history: a fork.
+        let other = stream(8)
+            .into_iter()
+            .map(|mut e| {
+                e.aggregate_id = "a-2".into();
+                e
+            })
+            .collect::<Vec<_>>();
+        let forked = digests(&signer, &other, &[2, 4, 6, 8]);
+        let report = run(&[all[3].clone(), forked[3].clone()], &keys, &events, 8);
+        assert!(matches!(
+            report.problems[..],
+            [Problem::DigestInvalid { sequence: 3, .. }]
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use event_store::{merkle, EventStore, StoreError};
 use tokio::sync::{watch, Mutex};
 
-use crate::digest::{Digest, DigestSigner};
+use crate::digest::{Digest, DigestSigner, PublicKeys};
 use crate::digest_file::{DigestFile, DigestFileError};
 
 /// Why no digest was issued.
@@ -28,6 +28,8 @@ pub enum NotaryError {
     },
     #[error("the Merkle log no longer gives digest {sequence}'s root at {size} events: history was rewritten; no digest will be signed over it")]
     Rewritten { size: u64, sequence: u64 },
+    #[error("the last digest in the file ({sequence}) does not verify with this server's keys ({detail}): the file was altered; no digest will be chained to it")]
+    Untrusted { sequence: u64, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -38,6 +40,9 @@ pub enum NotaryError {
 pub struct Notary {
     store: Arc<EventStore>,
     signer: DigestSigner,
+    /// What the last digest in the file must verify with: the signer's key and those
+    /// rotated out.
+    keys: PublicKeys,
     file: DigestFile,
     /// Held while issuing, so digests follow one another; the last one issued (read
     /// from the file the first time).
@@ -45,13 +50,24 @@ pub struct Notary {
 }
 
 impl Notary {
+    /// A notary trusting only its own key for digests already in the file.
     pub fn new(store: Arc<EventStore>, signer: DigestSigner, file: DigestFile) -> Self {
+        let keys = [signer.public_key()].into_iter().collect();
         Notary {
             store,
             signer,
+            keys,
             file,
             last: Mutex::new(None),
         }
+    }
+
+    /// Also trusts `retired` (keys rotated out) for digests already in the file.
+    pub fn trusting(mut self, retired: &PublicKeys) -> Self {
+        for (_, key) in retired.iter() {
+            self.keys.add(*key);
+        }
+        self
     }
 
     pub fn signer(&self) -> &DigestSigner {
@@ -86,6 +102,12 @@ impl Notary {
         let previous = self.last_issued(&mut last).await?;
         let size = merkle::catch_up(log).await?;
         if let Some(previous) = &previous {
+            if let Err(error) = previous.verify(&self.keys) {
+                return Err(NotaryError::Untrusted {
+                    sequence: previous.sequence,
+                    detail: error.to_string(),
+                });
+            }
             if size < previous.tree_size {
                 return Err(NotaryError::Truncated {
                     log: size,
@@ -114,7 +136,11 @@ impl Notary {
         let root = merkle::root(log, size).await?;
         let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let digest = self.signer.sign(size, &root, &issued_at, previous.as_ref());
-        self.file.append(&digest).await?;
+        if let Err(error) = self.file.append(&digest).await {
+            // The line may be in the file all the same: read it again next time.
+            *last = None;
+            return Err(error.into());
+        }
         *last = Some(Some(digest.clone()));
         Ok(Some(digest))
     }

@@ -53,7 +53,9 @@ fn notary_error(error: NotaryError) -> ApiError {
             code: "nothing-to-sign",
             detail: error.to_string(),
         },
-        NotaryError::Truncated { .. } | NotaryError::Rewritten { .. } => ApiError::Conflict {
+        NotaryError::Truncated { .. }
+        | NotaryError::Rewritten { .. }
+        | NotaryError::Untrusted { .. } => ApiError::Conflict {
             code: "history-altered",
             detail: error.to_string(),
         },
@@ -139,7 +141,12 @@ pub fn digest_entry(digest: &Digest) -> LogEntry {
 /// The system log's entry for a digest refused: an alarm when history was altered.
 pub fn refusal_entry(error: &NotaryError) -> LogEntry {
     let level = match error {
-        NotaryError::Truncated { .. } | NotaryError::Rewritten { .. } => "error",
+        // History altered, or the log cannot be read or extended (a gap, a node
+        // missing): either way digests have stopped, which someone must look at.
+        NotaryError::Truncated { .. }
+        | NotaryError::Rewritten { .. }
+        | NotaryError::Untrusted { .. }
+        | NotaryError::Store(event_store::StoreError::Corrupt(_)) => "error",
         _ => "warn",
     };
     LogEntry::new(level, "ledger", "ledger digest not signed")

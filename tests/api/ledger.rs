@@ -93,7 +93,7 @@ impl Signed {
         let key = work.path().join("key.pub.pem");
         std::fs::write(&key, pem).unwrap();
         let public = proofs::keys::load_public(&key).unwrap();
-        let digest_file = self.app.dir.path().join("digests.jsonl");
+        let digest_file = self.app.keys.path().join("digests.jsonl");
         let text = std::fs::read_to_string(&digest_file).unwrap();
         let digests = proofs::digest_file::parse(&digest_file, &text).unwrap();
         proofs::export::verify(&export, &digests, &[public].into_iter().collect()).unwrap()
@@ -280,7 +280,7 @@ async fn a_digest_edited_or_taken_out_of_the_file_is_named() {
             )
             .await;
     }
-    let path = signed.app.dir.path().join("digests.jsonl");
+    let path = signed.app.keys.path().join("digests.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);

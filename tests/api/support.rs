@@ -13,8 +13,8 @@ pub(crate) struct TestApp {
     pub(crate) http: reqwest::Client,
     pub(crate) app: crm::App,
     pub(crate) dir: tempfile::TempDir,
-    /// Where the digest signing key is kept: outside the data directory, kept across a
-    /// restart.
+    /// Where the digest signing key and the digest file are kept: outside the data
+    /// directory, kept across a restart.
     pub(crate) keys: tempfile::TempDir,
     pub(crate) root: String,
     counter: AtomicU32,
@@ -153,6 +153,7 @@ impl TestApp {
             },
             ledger: crm::config::LedgerSettings {
                 digest_key: keys.path().join("digest-signing-key.pem"),
+                digest_file: keys.path().join("digests.jsonl"),
                 ..crm::config::LedgerSettings::beside(dir.path())
             },
         };

@@ -29,7 +29,7 @@ pub async fn start(data_dir: &std::path::Path, port: u16) -> Server {
 }
 
 /// `start` with more arguments for `crm serve`. The server's data directory is `data`
-/// in `dir`, its digest signing key in `keys` beside it.
+/// in `dir`; its digest key and digest file go beside it, in `data-ledger`.
 pub async fn start_with(dir: &std::path::Path, port: u16, args: &[&str]) -> Server {
     let data_dir = dir.join("data");
     let base = format!("http://127.0.0.1:{port}");
@@ -42,8 +42,6 @@ pub async fn start_with(dir: &std::path::Path, port: u16, args: &[&str]) -> Serv
                 "--data-dir",
             ])
             .arg(&data_dir)
-            .arg("--digest-key")
-            .arg(dir.join("keys").join("digest-signing-key.pem"))
             .args(args)
             .env("CRM_ROOT_PASSWORD", ROOT_PASSWORD)
             .env("RUST_LOG", "warn")

@@ -106,11 +106,10 @@ async function startServer() {
   if (!existsSync(crm)) execFileSync("cargo", ["build", "--quiet", "--bin", "crm"], { cwd: root, stdio: "inherit" });
   const mail = await startMailPeers();
   const port = await freePort();
-  // The data directory, and beside it the digest signing key (refused inside it).
+  // The data directory, and beside it (data-ledger) the digest key and digest file.
   const home = mkdtempSync(join(tmpdir(), "ledgerline-e2e-"));
   const dataDir = join(home, "data");
-  const digestKey = join(home, "keys", "digest-signing-key.pem");
-  const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--digest-key", digestKey, "--ui-dir", join(root, "ui", "dist")], {
+  const child = spawn(crm, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", dataDir, "--ui-dir", join(root, "ui", "dist")], {
     env: { ...process.env, ...mail, CRM_ROOT_PASSWORD: ROOT_PASSWORD, RUST_LOG: "warn" },
     stdio: ["ignore", process.env.E2E_SERVER_LOG ? "inherit" : "ignore", "inherit"],
   });
@@ -785,7 +784,7 @@ async function main() {
       await p.getByRole("button", { name: "Prove event 2" }).click();
       await expectVisible(p.getByRole("status").filter({ hasText: /^✓ In digest #0: the proof leads to its root \(checked in this browser\)/ }));
       await shot(p, "auditor-proof");
-      // A digest whose root was altered: the signature fails, and no proof leads to it.
+      // A digest whose root was altered: its signature fails, so no proof against it counts.
       await p.evaluate(() => {
         const digest = JSON.parse(localStorage.getItem("ledgerline.heldDigest"));
         digest.root_hash = "00".repeat(32);
@@ -794,7 +793,7 @@ async function main() {
       await p.reload();
       await p.getByRole("button", { name: /^account / }).first().click();
       await p.getByRole("button", { name: "Prove event 2" }).click();
-      await expectVisible(p.getByRole("status").filter({ hasText: /^✗ Not in digest #0's tree/ }));
+      await expectVisible(p.getByRole("status").filter({ hasText: /^✗ The digest you hold does not verify with the public key you hold/ }));
       await p.getByRole("link", { name: "Integrity" }).click();
       await expectVisible(p.getByRole("status").filter({ hasText: "The signature does not verify" }));
       await shot(p, "auditor-forged-digest");

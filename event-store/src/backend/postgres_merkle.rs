@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 
 use domain::chain::RawEvent;
-use domain::merkle::{self, Frontier, Hash};
+use domain::merkle::{Frontier, Hash};
 
 use super::postgres::PostgresStore;
-use super::sql::{raw_event, PositionedRow, RawRow};
+use super::sql::{raw_event_lenient, PositionedRow, RawRow};
 use crate::capabilities::MerkleStorage;
 use crate::error::StoreError;
-use crate::merkle::nodes_from_rows;
+use crate::merkle::{leaf_hashes, nodes_from_rows};
 
 const RAW_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, \
      CAST(payload AS TEXT), CAST(metadata AS TEXT)";
@@ -74,10 +74,11 @@ impl MerkleStorage for PostgresStore {
             Frontier::resume(size, &hashes).map_err(|m| StoreError::Corrupt(m.to_string()))?;
         let (mut types, mut ids, mut sequences, mut positions) = (vec![], vec![], vec![], vec![]);
         let (mut node_indices, mut node_hashes) = (vec![], vec![]);
-        for row in rows {
-            let event = raw_event(row)?;
+        let events: Vec<RawEvent> = rows.into_iter().map(raw_event_lenient).collect();
+        let (events, hashes) = leaf_hashes(events).await?;
+        for (event, hash) in events.into_iter().zip(hashes) {
             positions.push(frontier.size() as i64);
-            for (index, hash) in frontier.push(merkle::leaf_hash(&merkle::event_leaf(&event))) {
+            for (index, hash) in frontier.push(hash) {
                 node_indices.push(index as i64);
                 node_hashes.push(hash.to_vec());
             }
@@ -149,7 +150,7 @@ impl MerkleStorage for PostgresStore {
         .await?;
         rows.into_iter()
             .map(|(position, t, i, s, e, v, p, m)| {
-                Ok((position as u64, raw_event((t, i, s, e, v, p, m))?))
+                Ok((position as u64, raw_event_lenient((t, i, s, e, v, p, m))))
             })
             .collect()
     }

@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 
 use domain::chain::RawEvent;
-use domain::merkle::{self, Frontier, Hash};
+use domain::merkle::{Frontier, Hash};
 
-use super::sql::{raw_event, PositionedRow, RawRow};
+use super::sql::{raw_event_lenient, PositionedRow, RawRow};
 use super::sqlite::SqliteStore;
 use super::sqlite_writer::values;
 use crate::capabilities::MerkleStorage;
 use crate::error::StoreError;
-use crate::merkle::nodes_from_rows;
+use crate::merkle::{leaf_hashes, nodes_from_rows};
 
 /// Nodes read or written per statement (SQLite binds at most 32,766 values).
 const NODES_PER_STATEMENT: usize = 10_000;
@@ -58,7 +58,10 @@ impl SqliteStore {
         .await?;
         rows.into_iter()
             .map(|(rowid, t, i, s, e, v, p, m)| {
-                Ok((rowid as u64, raw_event((t, i, s, e, v, p, m) as RawRow)?))
+                Ok((
+                    rowid as u64,
+                    raw_event_lenient((t, i, s, e, v, p, m) as RawRow),
+                ))
             })
             .collect()
     }
@@ -95,14 +98,16 @@ impl MerkleStorage for SqliteStore {
                 .collect();
             Frontier::resume(size, &hashes).map_err(|m| StoreError::Corrupt(m.to_string()))?
         };
-        for (rowid, event) in &events {
-            if *rowid != frontier.size() + 1 {
+        let (rowids, events): (Vec<u64>, Vec<RawEvent>) = events.into_iter().unzip();
+        let (_, hashes) = leaf_hashes(events).await?;
+        for (rowid, hash) in rowids.into_iter().zip(hashes) {
+            if rowid != frontier.size() + 1 {
                 return Err(StoreError::Corrupt(format!(
                     "the events' commit order skips from position {} to {rowid}: an event was deleted",
                     frontier.size()
                 )));
             }
-            made.extend(frontier.push(merkle::leaf_hash(&merkle::event_leaf(event))));
+            made.extend(frontier.push(hash));
         }
         let _exclusive = self.exclusive().await;
         let mut connection = self.records.acquire().await?;
@@ -148,7 +153,14 @@ impl MerkleStorage for SqliteStore {
         .bind(sequence as i64)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(rowid,)| rowid as u64 - 1))
+        // A rowid below 1 was set by hand: no place in commit order.
+        row.map(|(rowid,)| {
+            u64::try_from(rowid)
+                .ok()
+                .and_then(|rowid| rowid.checked_sub(1))
+                .ok_or_else(|| StoreError::Corrupt(format!("an event has rowid {rowid}")))
+        })
+        .transpose()
     }
 
     async fn leaf_events(&self, from: u64, limit: u64) -> Result<Vec<(u64, RawEvent)>, StoreError> {

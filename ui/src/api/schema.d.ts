@@ -1113,7 +1113,7 @@ export interface components {
         LedgerReport: {
             /**
              * Format: int64
-             * @description Digests checked (signature, place in the sequence, root).
+             * @description Digests that verified (signature, key) and were held against the events.
              */
             digests: number;
             /**
@@ -1126,7 +1126,13 @@ export interface components {
                 number,
                 number
             ] | null;
+            /**
+             * Format: int64
+             * @description How many more were found.
+             */
+            more_problems: number;
             ok: boolean;
+            /** @description The first [`MAX_PROBLEMS`] problems found. */
             problems: components["schemas"]["LedgerProblem"][];
         };
         LogEntry: {

@@ -155,14 +155,25 @@ export function ProveButton({ held, type, id, sequence, hash }: { held: Held; ty
   async function prove() {
     if (!digest) return;
     try {
+      // A digest whose signature is not checked proves nothing.
+      if (!held.publicKey) {
+        setOutcome({ ok: false, text: "Hold the bank's public key (on the Integrity page) first: the digest's signature must be checked." });
+        return;
+      }
+      if (!(await verifyDigest(digest, held.publicKey))) {
+        setOutcome({ ok: false, text: "The digest you hold does not verify with the public key you hold: no proof against it counts." });
+        return;
+      }
       const proof = await api.get<InclusionProof>(`/v1/audit/proofs/inclusion?aggregate_type=${type}&id=${encodeURIComponent(id)}&sequence=${sequence}&tree_size=${digest.tree_size}`);
       const included = await verifyInclusion(digest.root_hash, digest.tree_size, proof.leaf_index, proof.leaf_value, proof.proof);
-      const same = hash !== undefined && proof.leaf_value.slice(64) === hash;
+      // The leaf commits to the hash computed over the event as stored and to the hash it
+      // carries: both must be the hash this event shows.
+      const same = hash !== undefined && proof.leaf_value.slice(64) === hash && proof.leaf_value.slice(0, 64) === hash;
       setOutcome(
         included && same
           ? { ok: true, text: `In digest #${digest.sequence}: the proof leads to its root (checked in this browser), place ${proof.leaf_index.toLocaleString()}.` }
           : included
-            ? { ok: false, text: "The proof holds for another hash than the one this event shows." }
+            ? { ok: false, text: "The proof holds for another event than the one shown here: it was altered." }
             : { ok: false, text: `Not in digest #${digest.sequence}'s tree: the proof does not lead to its root.` },
       );
       setProblem(null);
