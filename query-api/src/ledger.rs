@@ -93,12 +93,7 @@ pub(crate) async fn list(
 ) -> Result<Json<Page<Digest>>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
     let after = number_cursor(params.cursor.as_deref())?;
-    let digests = proofs(&state)?
-        .notary
-        .file()
-        .read()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let digests = digest_file(proofs(&state)?).await?;
     let page: Vec<Digest> = digests
         .into_iter()
         .filter(|d| after.is_none_or(|after| d.sequence > after))
@@ -160,6 +155,9 @@ pub(crate) struct DigestKey {
     public_key_pem: String,
     /// Whether new digests are signed with it.
     current: bool,
+    /// The first and last digests in the digest file it signed (none: none yet).
+    first_digest: Option<u64>,
+    last_digest: Option<u64>,
 }
 
 /// The public keys digests verify against (auditors): the current one and those rotated
@@ -172,14 +170,28 @@ pub(crate) async fn keys(
 ) -> Result<Json<Vec<DigestKey>>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
     let proofs = proofs(&state)?;
+    let digests = digest_file(proofs).await?;
     let current = proofs.notary.signer().key_id();
+    let signed_by = |id: &str| {
+        let mut by = digests
+            .iter()
+            .filter(|d| d.key_id == id)
+            .map(|d| d.sequence);
+        let first = by.next();
+        (first, by.next_back().or(first))
+    };
     let mut keys: Vec<DigestKey> = proofs
         .keys
         .iter()
-        .map(|(id, key)| DigestKey {
-            key_id: id.to_string(),
-            public_key_pem: proofs::keys::public_pem(key),
-            current: id == current,
+        .map(|(id, key)| {
+            let (first_digest, last_digest) = signed_by(id);
+            DigestKey {
+                key_id: id.to_string(),
+                public_key_pem: proofs::keys::public_pem(key),
+                current: id == current,
+                first_digest,
+                last_digest,
+            }
         })
         .collect();
     keys.sort_by(|a, b| b.current.cmp(&a.current).then(a.key_id.cmp(&b.key_id)));
@@ -332,12 +344,7 @@ pub(crate) async fn verify(
 ) -> Result<Json<Report>, ApiError> {
     caller.authorize(Action::ReadAudit)?;
     let proofs = proofs(&state)?;
-    let digests = proofs
-        .notary
-        .file()
-        .read()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let digests = digest_file(proofs).await?;
     let report = proofs::ledger_check::check_store(log(&state)?, &digests, &proofs.keys).await?;
     if !report.ok {
         tracing::warn!(
@@ -346,6 +353,17 @@ pub(crate) async fn verify(
         );
     }
     Ok(Json(report))
+}
+
+/// Every digest in the digest file; a file that cannot be read is the server's trouble
+/// (503), and is said so.
+async fn digest_file(proofs: &LedgerProofs) -> Result<Vec<Digest>, ApiError> {
+    proofs
+        .notary
+        .file()
+        .read()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
 /// A whole number ≥ 1 that the query must give.

@@ -530,6 +530,15 @@ async fn every_documented_answer_of_the_commands_is_given() {
             &auditor.token,
             format!("/v1/audit/streams/account/{account}/state"),
         ),
+        (
+            &auditor.token,
+            format!("/v1/audit/proofs/inclusion?aggregate_type=account&id={account}&sequence=1&tree_size=1"),
+        ),
+        (
+            &auditor.token,
+            "/v1/audit/proofs/consistency?from=1&to=1".to_string(),
+        ),
+        (&auditor.token, "/v1/audit/ledger/verify".to_string()),
     ];
     for (token, path) in reads {
         let status = app
@@ -558,6 +567,14 @@ async fn every_documented_answer_of_the_commands_is_given() {
         .await
         .unwrap();
     assert_eq!(verification.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let digest = app
+        .http
+        .post(app.url("/v1/audit/digests"))
+        .bearer_auth(&auditor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(digest.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     for command in &commands {

@@ -500,6 +500,87 @@ async fn digests_survive_a_restart_and_the_chain_of_digests_goes_on() {
     assert_eq!(check.body["digests"], 2);
 }
 
+#[tokio::test]
+async fn a_key_rotated_out_keeps_its_digests_verifiable() {
+    let signed = signed_store().await;
+    let old_id = signed.digest["key_id"].clone();
+    let Signed {
+        app, auditor_name, ..
+    } = signed;
+    // The old key's public half kept as retired; a new key signs from now on.
+    let retired = app.keys.path().join("retired-1.pub.pem");
+    std::fs::copy(app.keys.path().join("digest-signing-key.pub.pem"), &retired).unwrap();
+    let new_key = app.keys.path().join("digest-signing-key-2.pem");
+    let (key, old) = (new_key.clone(), retired.clone());
+    let app = app
+        .restart_with(move |config| {
+            config.ledger.digest_key = key;
+            config.ledger.retired_keys = vec![old];
+        })
+        .await;
+    let auditor = app.login(&auditor_name, crate::support::PASSWORD).await;
+    let next = app.post(&auditor, "/v1/audit/digests", json!({})).await;
+    assert_eq!(next.status, StatusCode::CREATED, "{:?}", next.body);
+    assert_eq!(next.body["sequence"], 1);
+    assert_ne!(next.body["key_id"], old_id);
+    let keys = app.get(&auditor, "/v1/audit/digest-keys").await;
+    let listed: Vec<(Value, Value)> = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["key_id"].clone(), k["current"].clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (next.body["key_id"].clone(), json!(true)),
+            (old_id.clone(), json!(false))
+        ]
+    );
+    let check = app.get(&auditor, "/v1/audit/ledger/verify").await;
+    assert_eq!(check.body["ok"], true, "{:?}", check.body);
+    assert_eq!(check.body["digests"], 2);
+
+    // Forget the retired key, and the first digest can no longer be vouched for.
+    let key = new_key.clone();
+    let app = app
+        .restart_with(move |config| config.ledger.digest_key = key)
+        .await;
+    let auditor = app.login(&auditor_name, crate::support::PASSWORD).await;
+    let check = app.get(&auditor, "/v1/audit/ledger/verify").await;
+    assert_eq!(check.body["ok"], false);
+    assert_eq!(check.body["problems"][0]["problem"], "digest_invalid");
+    assert_eq!(check.body["problems"][0]["sequence"], 0);
+}
+
+#[tokio::test]
+async fn a_digest_file_that_cannot_be_read_is_answered_503_not_taken_for_empty() {
+    let app = TestApp::spawn_configured(tempfile::tempdir().unwrap(), |config| {
+        // A directory where the file should be: every read of it fails.
+        let path = config.data_dir.join("digests-unreadable");
+        std::fs::create_dir_all(&path).unwrap();
+        config.ledger.digest_file = path;
+    })
+    .await;
+    let admin = app.admin().await;
+    let auditor = app.staff(&admin.token, "auditor").await;
+    for path in [
+        "/v1/audit/digests/latest",
+        "/v1/audit/digests",
+        "/v1/audit/digest-keys",
+        "/v1/audit/ledger/verify",
+    ] {
+        let answer = app.get(&auditor.token, path).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(answer.is_problem(), "{path}");
+    }
+    let refused = app
+        .post(&auditor.token, "/v1/audit/digests", json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
 fn s(value: &Value) -> &str {
     value.as_str().unwrap()
 }

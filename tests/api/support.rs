@@ -104,9 +104,15 @@ impl TestApp {
 
     /// The app stopped and started again on its data directory.
     pub(crate) async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// The app stopped and started again on its data directory, its configuration
+    /// changed by `configure`.
+    pub(crate) async fn restart_with(self, configure: impl FnOnce(&mut crm::Config)) -> TestApp {
         let TestApp { app, dir, keys, .. } = self;
         app.close().await;
-        Self::spawn_keyed(dir, keys, |_| {}).await
+        Self::spawn_keyed(dir, keys, configure).await
     }
 
     /// The app with the mail service's model and transport configured.

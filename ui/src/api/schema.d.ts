@@ -1002,7 +1002,14 @@ export interface components {
         DigestKey: {
             /** @description Whether new digests are signed with it. */
             current: boolean;
+            /**
+             * Format: int64
+             * @description The first and last digests in the digest file it signed (none: none yet).
+             */
+            first_digest?: number | null;
             key_id: string;
+            /** Format: int64 */
+            last_digest?: number | null;
             /** @description SubjectPublicKeyInfo, PEM. */
             public_key_pem: string;
         };

@@ -261,7 +261,7 @@ function StreamView({ type, id, held }: { type: string; id: string; held: Held }
 type Failure = { aggregate_type: string; aggregate_id: string; sequence: number; problem: string };
 
 type LedgerProblem = { problem: string } & Record<string, unknown>;
-type LedgerReport = { ok: boolean; events: number; digests: number; latest_digest: [number, number] | null; problems: LedgerProblem[] };
+type LedgerReport = { ok: boolean; events: number; digests: number; latest_digest: [number, number] | null; problems: LedgerProblem[]; more_problems: number };
 
 /** One problem of the ledger check in words (the API's names, docs/audit.md). */
 function describeLedgerProblem(p: LedgerProblem): string {
@@ -320,7 +320,7 @@ function LedgerCheck() {
               {report.problems.slice(0, 100).map((p, i) => (
                 <li key={i}>{describeLedgerProblem(p)}</li>
               ))}
-              {report.problems.length > 100 && <li>and {(report.problems.length - 100).toLocaleString()} more</li>}
+              {report.problems.length + report.more_problems > 100 && <li>and {(report.problems.length + report.more_problems - 100).toLocaleString()} more</li>}
             </ul>
           )}
         </div>
