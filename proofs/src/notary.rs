@@ -136,11 +136,11 @@ impl Notary {
         let root = merkle::root(log, size).await?;
         let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let digest = self.signer.sign(size, &root, &issued_at, previous.as_ref());
-        if let Err(error) = self.file.append(&digest).await {
-            // The line may be in the file all the same: read it again next time.
-            *last = None;
-            return Err(error.into());
-        }
+        // Forgotten before the append: if it fails, or the request that asked hangs up
+        // while it writes (this future dropped), the line may be in the file all the
+        // same, and the next digest must chain to what the file holds, not to this cache.
+        *last = None;
+        self.file.append(&digest).await?;
         *last = Some(Some(digest.clone()));
         Ok(Some(digest))
     }
