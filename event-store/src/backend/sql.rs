@@ -22,24 +22,20 @@ pub(crate) type RawRow = (String, String, i64, String, String, String, String);
 /// A position, then a [`RawRow`].
 pub(crate) type PositionedRow = (i64, String, String, i64, String, String, String, String);
 
-pub(crate) fn raw_event(
-    (t, i, s, e, v, p, m): RawRow,
-) -> Result<domain::chain::RawEvent, crate::StoreError> {
-    Ok(domain::chain::RawEvent {
-        aggregate_type: t,
-        aggregate_id: i,
-        sequence: s as usize,
-        event_type: e,
-        event_version: v,
-        payload_json: p,
-        metadata: serde_json::from_str(&m)?,
-    })
+pub(crate) fn raw_event(row: RawRow) -> Result<domain::chain::RawEvent, crate::StoreError> {
+    let metadata = serde_json::from_str(&row.6)?;
+    Ok(event_of(row, metadata))
 }
 
 /// As [`raw_event`], keeping metadata that is not JSON as its text: the Merkle log and
 /// its checks must take in (and name) a row altered into garbage, not stop at it.
-pub(crate) fn raw_event_lenient((t, i, s, e, v, p, m): RawRow) -> domain::chain::RawEvent {
-    let metadata = serde_json::from_str(&m).unwrap_or(serde_json::Value::String(m));
+pub(crate) fn raw_event_lenient(row: RawRow) -> domain::chain::RawEvent {
+    let metadata =
+        serde_json::from_str(&row.6).unwrap_or_else(|_| serde_json::Value::String(row.6.clone()));
+    event_of(row, metadata)
+}
+
+fn event_of((t, i, s, e, v, p, _): RawRow, metadata: serde_json::Value) -> domain::chain::RawEvent {
     domain::chain::RawEvent {
         aggregate_type: t,
         aggregate_id: i,
