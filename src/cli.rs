@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole product in one process on SQLite files in the data directory.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage integration workers (OAuth client-credentials clients).
     #[command(subcommand)]
     Worker(WorkerCommand),
@@ -97,6 +97,11 @@ struct ServeArgs {
     /// Seconds between digests while the ledger grows.
     #[arg(long, env = "CRM_DIGEST_INTERVAL_SECS", default_value_t = 300)]
     digest_interval_secs: u64,
+    /// The master key (64 hex digits) clients' personal data keys are wrapped under,
+    /// created if missing; outside the data directory, and backed up apart from it.
+    /// Default: `<data dir>-ledger/personal-data-master.key`.
+    #[arg(long, env = "CRM_MASTER_KEY")]
+    master_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 retired_keys: args.retired_digest_key,
                 digest_file: args.digest_file.unwrap_or(beside.digest_file),
                 digest_interval: std::time::Duration::from_secs(args.digest_interval_secs.max(1)),
+                master_key: args.master_key.unwrap_or(beside.master_key),
             };
             let config = Config {
                 ledger,

@@ -35,7 +35,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
 }
 
-/// Where digests of the ledger's Merkle log are signed and published (docs/audit.md).
+/// Where digests of the ledger's Merkle log are signed and published, and the key
+/// clients' personal data is encrypted under (docs/audit.md).
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
     /// The Ed25519 key digests are signed with, created on first start if missing;
@@ -47,6 +48,9 @@ pub struct LedgerSettings {
     pub digest_file: PathBuf,
     /// How often a digest is signed while the ledger grows.
     pub digest_interval: Duration,
+    /// The master key clients' data keys are wrapped under (event_store::personal),
+    /// created on first start if missing; refused inside the data directory.
+    pub master_key: PathBuf,
 }
 
 impl LedgerSettings {
@@ -64,8 +68,29 @@ impl LedgerSettings {
             retired_keys: Vec::new(),
             digest_file: ledger.join("digests.jsonl"),
             digest_interval: Self::INTERVAL,
+            master_key: ledger.join("personal-data-master.key"),
         }
     }
+}
+
+/// The event store over `sqlite`, encrypting clients' personal data under data keys
+/// wrapped by the master key at `master_key` (created if missing, refused inside
+/// `data_dir`), and its feed in commit order, which opens that data for the projector.
+pub fn vaulted(
+    sqlite: event_store::SqliteStore,
+    master_key: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<(
+    std::sync::Arc<event_store::EventStore>,
+    event_store::SqliteFeed,
+)> {
+    use anyhow::Context;
+    let master = proofs::keys::load_or_create_master(master_key, data_dir)
+        .context("loading the personal data master key")?;
+    let feed = sqlite.feed();
+    let store = event_store::EventStore::new(sqlite.into()).with_master_key(&master)?;
+    let feed = feed.opened(store.vault());
+    Ok((std::sync::Arc::new(store), feed))
 }
 
 /// `<data dir>-ledger`, beside the data directory.

@@ -2,7 +2,7 @@
 //! running server.
 
 use anyhow::{bail, Context};
-use event_store::{EventStore, SqliteStore};
+use event_store::SqliteStore;
 use projections::{current_read_db, rebuild_sqlite, sqlite_url, ReadStore, SystemLog};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -39,8 +39,11 @@ pub async fn rebuild(data_dir: &Path) -> anyhow::Result<i64> {
     let sqlite = SqliteStore::open(&data_dir.join("ledger.db"))
         .await
         .context("opening the event store")?;
-    let feed = sqlite.feed();
-    let store = Arc::new(EventStore::new(sqlite.into()));
+    let master_key = std::env::var_os("CRM_MASTER_KEY").map_or_else(
+        || crate::config::LedgerSettings::beside(data_dir).master_key,
+        std::path::PathBuf::from,
+    );
+    let (store, feed) = crate::config::vaulted(sqlite, &master_key, data_dir)?;
     let read = Arc::new(ReadStore::open(&sqlite_url(&current_read_db(data_dir))).await?);
     let log = Arc::new(SystemLog::open(&sqlite_url(&data_dir.join("system-log.db"))).await?);
     let position = rebuild_sqlite(store.clone(), feed, read.clone(), log.clone(), data_dir).await?;

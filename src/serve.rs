@@ -100,9 +100,8 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     let sqlite = SqliteStore::open_with(&config.data_dir.join("ledger.db"), config.store)
         .await
         .context("opening the event store")?;
-    // The projector follows the store in commit order, which only this store offers.
-    let feed = sqlite.feed();
-    let store = Arc::new(EventStore::new(sqlite.into()));
+    let (store, feed) =
+        crate::config::vaulted(sqlite, &config.ledger.master_key, &config.data_dir)?;
     let directory = Arc::new(
         EmbeddedDirectory::open(&config.data_dir.join("identity.db"))
             .await
@@ -186,6 +185,18 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         LOG_PAUSE,
         stop.clone(),
     ));
+    // Erasures a stop interrupted between their event and the key's destruction are
+    // finished in the background, not before serving.
+    let shredding = tokio::spawn({
+        let store = store.clone();
+        async move {
+            if let Some(vault) = store.vault() {
+                if let Err(error) = vault.shred_erased().await {
+                    tracing::error!(%error, "the data keys of erased clients could not be destroyed");
+                }
+            }
+        }
+    });
     let notarizing = tokio::spawn({
         let log = log.clone();
         notary.clone().run(
@@ -293,7 +304,9 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         root_id: root,
         generated_root_password,
         shutdown,
-        tasks: std::sync::Mutex::new(vec![following, managing, verifying, logging, notarizing]),
+        tasks: std::sync::Mutex::new(vec![
+            following, managing, verifying, logging, notarizing, shredding,
+        ]),
         notary,
         transfers,
         counters,

@@ -230,3 +230,55 @@ pub(crate) async fn deactivate(
         },
     ))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseRequest {
+    /// Why: the request under the right to be forgotten, its reference. Kept in the
+    /// `ClientErased` event, so it must not itself hold the client's personal data.
+    pub reason: String,
+}
+
+/// Erase a deactivated client's personal data for good (crypto-shredding): the key it
+/// was encrypted under in the events is destroyed, `ClientErased` is recorded, and from
+/// then on every read model, export and replay shows the client as erased. The events
+/// and every hash over them stay as they were. Admins and the root admin, for any
+/// agent's client.
+#[utoipa::path(post, path = "/v1/clients/{id}/erase", tag = "clients", request_body = EraseRequest,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = CommandResult), (status = 403), (status = 404),
+        (status = 409, description = "The client is still active (deactivate first) or already erased"),
+        (status = 412), (status = 422, description = "No reason given, or one too long")),
+    security(("bearer" = [])))]
+pub(crate) async fn erase(
+    State(state): State<AppState>,
+    context: CommandContext,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<EraseRequest>,
+) -> Result<Reply<CommandResult>, ApiError> {
+    let id: ClientId = path_id(&id, "client")?;
+    context.caller.authorize(Action::EraseClient)?;
+    let reason = bounded_text(&request.reason, 500)
+        .map_err(|e| ApiError::validation("reason", e.to_string()))?;
+    let committed = state
+        .store
+        .execute::<Client>(
+            &id.to_string(),
+            context.expected,
+            &context.metadata,
+            ClientCommand::Erase { reason },
+        )
+        .await?;
+    // The erasure is recorded; the key follows. Should this fail, or the process stop
+    // first, the store's sweep at the next start destroys it (`Vault::shred_erased`).
+    if let Err(error) = state.store.shred(&id.to_string()).await {
+        tracing::error!(client = %id, %error, "the erased client's data key is not destroyed yet; the next start will");
+    }
+    Ok(Reply::ok(
+        committed.version,
+        CommandResult {
+            id: id.to_string(),
+            version: committed.version,
+        },
+    ))
+}

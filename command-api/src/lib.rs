@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/clients/{id}/deactivate",
             command(post(clients::deactivate)),
         )
+        .route("/v1/clients/{id}/erase", command(post(clients::erase)))
         .route("/v1/clients/{id}/accounts", command(post(accounts::open)))
         .route(
             "/v1/accounts/{id}/deposits",

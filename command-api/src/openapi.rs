@@ -27,7 +27,7 @@ impl Modify for BearerAuth {
     info(title = "Ledgerline CRM API", version = "1", description = "Commands for staff, clients, accounts and transfers. Errors are RFC 9457 problem+json."),
     paths(
         staff::create, staff::disable, staff::enable, staff::unlock, staff::delete, staff::change, staff::reset_password,
-        clients::onboard, clients::update_contact, clients::deactivate,
+        clients::onboard, clients::update_contact, clients::deactivate, clients::erase,
         accounts::open, accounts::deposit, accounts::withdraw, accounts::record_external,
         accounts::freeze, accounts::unfreeze, accounts::close,
         transfers::request, transfers::get,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::contact::{Address, Email, PersonalDetails, Phone};
 use crate::error::{Refusal, RefusalKind};
 use crate::ids::{ClientId, StaffId};
+use crate::personal::Personal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -47,8 +48,11 @@ pub enum ClientCommand {
     Deactivate {
         reason: Option<String>,
     },
-    /// Right to be forgotten: the personal data leaves the client's current state.
-    ErasePersonalData,
+    /// Right to be forgotten, for a deactivated client: the personal data leaves the
+    /// client's state, and the store destroys the key it was encrypted under.
+    Erase {
+        reason: String,
+    },
     /// A message was sent to the client; the body itself is kept only as a hash.
     RecordCommunication {
         recipient: Email,
@@ -62,9 +66,9 @@ pub enum ClientEvent {
     ClientOnboarded {
         client_id: ClientId,
         agent_id: StaffId,
-        details: PersonalDetails,
+        details: Personal<PersonalDetails>,
     },
-    ContactDetailsUpdated(ContactChange),
+    ContactDetailsUpdated(Personal<ContactChange>),
     ClientReassigned {
         from: StaffId,
         to: StaffId,
@@ -75,9 +79,11 @@ pub enum ClientEvent {
     ClientDeactivated {
         reason: Option<String>,
     },
-    PersonalDataErased,
+    ClientErased {
+        reason: String,
+    },
     CommunicationSent {
-        recipient: Email,
+        recipient: Personal<Email>,
         subject: String,
         body_sha256: String,
     },
@@ -91,7 +97,7 @@ impl DomainEvent for ClientEvent {
             ClientEvent::ClientReassigned { .. } => "ClientReassigned",
             ClientEvent::ClientVerified { .. } => "ClientVerified",
             ClientEvent::ClientDeactivated { .. } => "ClientDeactivated",
-            ClientEvent::PersonalDataErased => "PersonalDataErased",
+            ClientEvent::ClientErased { .. } => "ClientErased",
             ClientEvent::CommunicationSent { .. } => "CommunicationSent",
         }
         .to_string()
@@ -212,7 +218,7 @@ impl Client {
                 E::ClientOnboarded {
                     client_id,
                     agent_id,
-                    details,
+                    details: details.into(),
                 }
             }
             C::UpdateContact(change) => {
@@ -220,7 +226,7 @@ impl Client {
                 if change.is_empty() {
                     return Err(ClientError::NothingToUpdate);
                 }
-                E::ContactDetailsUpdated(change)
+                E::ContactDetailsUpdated(change.into())
             }
             C::Reassign { to } => {
                 self.require_active()?;
@@ -243,11 +249,11 @@ impl Client {
                 self.require_active()?;
                 E::ClientDeactivated { reason }
             }
-            C::ErasePersonalData => match (self.id, self.status, self.erased) {
+            C::Erase { reason } => match (self.id, self.status, self.erased) {
                 (None, _, _) => return Err(ClientError::NotFound),
                 (_, _, true) => return Err(ClientError::Erased),
                 (_, ClientStatus::Active, _) => return Err(ClientError::StillActive),
-                _ => E::PersonalDataErased,
+                _ => E::ClientErased { reason },
             },
             C::RecordCommunication {
                 recipient,
@@ -256,7 +262,7 @@ impl Client {
             } => {
                 self.require_active()?;
                 E::CommunicationSent {
-                    recipient,
+                    recipient: recipient.into(),
                     subject,
                     body_sha256,
                 }
@@ -280,10 +286,10 @@ impl Client {
             } => {
                 self.id = Some(client_id);
                 self.agent_id = agent_id;
-                self.details = Some(details);
+                self.details = details.known();
             }
             E::ContactDetailsUpdated(change) => {
-                if let Some(details) = &mut self.details {
+                if let (Some(details), Personal::Known(change)) = (&mut self.details, change) {
                     if let Some(email) = change.email {
                         details.email = email;
                     }
@@ -298,7 +304,7 @@ impl Client {
             E::ClientReassigned { to, .. } => self.agent_id = to,
             E::ClientVerified { .. } => self.verified = true,
             E::ClientDeactivated { .. } => self.status = ClientStatus::Deactivated,
-            E::PersonalDataErased => {
+            E::ClientErased { .. } => {
                 self.details = None;
                 self.erased = true;
             }
@@ -353,7 +359,7 @@ mod tests {
         vec![E::ClientOnboarded {
             client_id: client_id(),
             agent_id: agent(1),
-            details: details(),
+            details: details().into(),
         }]
     }
 
@@ -391,7 +397,7 @@ mod tests {
         Given::with(())
             .given(onboarded())
             .when(C::UpdateContact(change.clone()))
-            .then_expect_events(vec![E::ContactDetailsUpdated(change.clone())]);
+            .then_expect_events(vec![E::ContactDetailsUpdated(change.clone().into())]);
         Given::with(())
             .given(onboarded())
             .when(C::UpdateContact(ContactChange::default()))
@@ -412,10 +418,13 @@ mod tests {
         for event in onboarded() {
             client.apply(event);
         }
-        client.apply(E::ContactDetailsUpdated(ContactChange {
-            phone: Some(Phone::parse("+15550199").unwrap()),
-            ..Default::default()
-        }));
+        client.apply(E::ContactDetailsUpdated(
+            ContactChange {
+                phone: Some(Phone::parse("+15550199").unwrap()),
+                ..Default::default()
+            }
+            .into(),
+        ));
         assert_eq!(client.details.unwrap().phone.as_str(), "+15550199");
     }
 
@@ -478,22 +487,42 @@ mod tests {
 
     #[test]
     fn erases_personal_data_only_after_deactivation() {
+        let erase = || C::Erase {
+            reason: "the client asked to be forgotten".into(),
+        };
+        let erased = || E::ClientErased {
+            reason: "the client asked to be forgotten".into(),
+        };
         Given::with(())
             .given(onboarded())
-            .when(C::ErasePersonalData)
+            .when(erase())
             .then_expect_error(ClientError::StillActive);
         Given::with(())
             .given(deactivated())
-            .when(C::ErasePersonalData)
-            .then_expect_events(vec![E::PersonalDataErased]);
+            .when(erase())
+            .then_expect_events(vec![erased()]);
         Given::with(())
-            .given([deactivated(), vec![E::PersonalDataErased]].concat())
-            .when(C::ErasePersonalData)
+            .given([deactivated(), vec![erased()]].concat())
+            .when(erase())
             .then_expect_error(ClientError::Erased);
         let mut client = Client::default();
-        for event in [deactivated(), vec![E::PersonalDataErased]].concat() {
+        for event in [deactivated(), vec![erased()]].concat() {
             client.apply(event);
         }
+        assert!(client.details.is_none());
+        assert_eq!(client.standing(), ClientStanding::Erased);
+    }
+
+    #[test]
+    fn shredded_events_replay_to_a_client_without_personal_data() {
+        let mut client = Client::default();
+        client.apply(E::ClientOnboarded {
+            client_id: client_id(),
+            agent_id: agent(1),
+            details: Personal::Shredded,
+        });
+        client.apply(E::ContactDetailsUpdated(Personal::Shredded));
+        assert_eq!(client.id, Some(client_id()));
         assert!(client.details.is_none());
     }
 
@@ -508,7 +537,7 @@ mod tests {
             .given(onboarded())
             .when(command.clone())
             .then_expect_events(vec![E::CommunicationSent {
-                recipient: email("grace@example.com"),
+                recipient: email("grace@example.com").into(),
                 subject: "Hello".into(),
                 body_sha256: "ab".repeat(32),
             }]);

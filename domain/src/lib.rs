@@ -44,6 +44,7 @@ pub mod ids;
 pub mod merkle;
 pub mod metadata;
 pub mod money;
+pub mod personal;
 pub mod policy;
 pub mod snapshot;
 pub mod staff;

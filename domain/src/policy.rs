@@ -135,6 +135,8 @@ pub enum Action {
     ReadAudit,
     /// Sign a digest of the ledger's Merkle log now.
     IssueDigest,
+    /// Erase a (deactivated) client's personal data for good: any agent's client.
+    EraseClient,
     RebuildReadModels,
 }
 
@@ -159,7 +161,9 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
     let allowed = match action {
         CreateStaff { role: target } | ManageStaff { role: target } => manages(role, target),
         ChangeStaffRole { from, to } => from != to && manages(role, from) && manages(role, to),
-        ReadStaff | ReadSystemLog | RebuildReadModels => matches!(role, RootAdmin | Admin),
+        ReadStaff | ReadSystemLog | RebuildReadModels | EraseClient => {
+            matches!(role, RootAdmin | Admin)
+        }
         OnboardClient { agent } | UpdateClient { agent } | OpenAccount { agent } => {
             role == Agent && actor.is(agent)
         }
@@ -186,7 +190,7 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), Denied> {
         CreateStaff { .. } | ManageStaff { .. } | ChangeStaffRole { .. } => {
             "only the root admin manages admins, and only admins manage agents and auditors"
         }
-        ReadStaff | ReadSystemLog | RebuildReadModels => {
+        ReadStaff | ReadSystemLog | RebuildReadModels | EraseClient => {
             "only admins and the root admin may do this"
         }
         RecordExternalTransaction | ReadForExport => "only integration workers may do this",
@@ -259,6 +263,7 @@ mod tests {
             ("read audit", ReadAudit),
             ("issue digest", IssueDigest),
             ("rebuild", RebuildReadModels),
+            ("erase client", EraseClient),
             ("look up payee", LookUpPayee),
         ];
         for (whose, agent) in [("own", me), ("other's", other)] {
@@ -294,6 +299,7 @@ mod tests {
                     | "read staff"
                     | "read system log"
                     | "rebuild"
+                    | "erase client"
                     | "issue digest"
             ),
             Admin => matches!(
@@ -307,6 +313,7 @@ mod tests {
                     | "read staff"
                     | "read system log"
                     | "rebuild"
+                    | "erase client"
                     | "issue digest"
             ),
             Agent => {
@@ -354,7 +361,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 * 43);
+        assert_eq!(checked, 5 * 44);
     }
 
     #[test]

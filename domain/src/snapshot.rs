@@ -10,6 +10,8 @@ pub trait Snapshotted: Aggregate {
     /// Bump when the state's fields or what `apply` makes of an event change: snapshots
     /// written under another number are ignored and made again from the events.
     const STATE_VERSION: u32;
+    /// Whether the store may keep snapshots of it at all.
+    const SNAPSHOTS: bool = true;
 }
 
 /// The schema a snapshot of `A` is written and read under: the aggregate, its state
@@ -30,6 +32,9 @@ impl Snapshotted for crate::account::Account {
 
 impl Snapshotted for crate::client::Client {
     const STATE_VERSION: u32 = 1;
+    /// Its state holds personal data, which the store keeps only encrypted under the
+    /// client's key; a client's stream is short enough to replay.
+    const SNAPSHOTS: bool = false;
 }
 
 impl Snapshotted for crate::staff::StaffUser {

@@ -230,7 +230,7 @@ fn client_command() -> impl Strategy<Value = ClientCommand> {
         (1u8..4).prop_map(|agent| ClientCommand::Reassign { to: id(agent) }),
         "[a-z ]{1,10}".prop_map(|method| ClientCommand::Verify { method }),
         text().prop_map(|reason| ClientCommand::Deactivate { reason }),
-        Just(ClientCommand::ErasePersonalData),
+        "[a-z ]{1,10}".prop_map(|reason| ClientCommand::Erase { reason }),
         (0u8..3, "[a-z]{1,10}").prop_map(|(mail, subject)| ClientCommand::RecordCommunication {
             recipient: email(mail),
             subject,

@@ -10,6 +10,7 @@
 //! | [`KeyOrderScan`]: streams in key order | yes | yes | no: scans have no order |
 //! | [`CommitFeed`]: every event in commit order | yes | no | no: the table's stream |
 //! | [`MerkleStorage`]: the global Merkle log | yes | yes | not yet |
+//! | [`DataKeys`]: each client's wrapped data key | yes | yes | not yet |
 //!
 //! What needs a capability asks for its trait, so "needs SQLite" is a compile-time
 //! fact: the in-process projector follows a [`CommitFeed`], which only the SQLite store
@@ -234,4 +235,34 @@ pub trait MerkleStorage: Send + Sync {
     /// Up to `limit` events from leaf `from` on, each with its leaf, as stored. A leaf
     /// whose event is gone is missing from the list.
     async fn leaf_events(&self, from: u64, limit: u64) -> Result<Vec<(u64, RawEvent)>, StoreError>;
+}
+
+/// A client's data key as the store keeps it (see [`crate::personal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataKey {
+    /// Wrapped under the master key.
+    Live(Vec<u8>),
+    /// Destroyed when the client was erased; never made again.
+    Destroyed,
+}
+
+/// Each owner's (client's) data key, wrapped under the master key.
+#[async_trait]
+pub trait DataKeys: Send + Sync {
+    /// `owner`'s key; `None` when none was ever made.
+    async fn data_key(&self, owner: &str) -> Result<Option<DataKey>, StoreError>;
+
+    /// Keeps `wrapped` as `owner`'s key unless it has (or had) one, durably, and answers
+    /// the key it has: of two writers racing, both get the one that was kept.
+    async fn create_data_key(&self, owner: &str, wrapped: &[u8]) -> Result<DataKey, StoreError>;
+
+    /// Destroys `owner`'s key, leaving a tombstone (made even if it had no key) dated
+    /// `at`, so that none is made again; and makes sure the database holds no copy of
+    /// the wrapped key it could still read (SQLite: the freed bytes are zeroed and the
+    /// write-ahead log emptied).
+    async fn destroy_data_key(&self, owner: &str, at: &str) -> Result<(), StoreError>;
+
+    /// Clients whose stream records their erasure but whose key is still live: an
+    /// erasure interrupted between its event and the key's destruction.
+    async fn erased_with_live_keys(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -221,7 +221,7 @@ impl EventStore {
             return Ok(None);
         };
         let mut aggregate = A::default();
-        for event in &stream[..=last] {
+        for event in &self.opened(stream[..=last].to_vec()).await? {
             aggregate.apply(domain::upcast::decode(event)?);
         }
         let events: Vec<SerializedEvent> = stream[..=last]

@@ -17,6 +17,7 @@ pub mod idempotency;
 mod loading;
 pub mod merkle;
 mod numbers;
+pub mod personal;
 mod state;
 mod store;
 mod verify;
@@ -27,7 +28,7 @@ pub use backend::pool_check;
 #[cfg(feature = "dynamo")]
 pub use backend::DynamoStore;
 pub use backend::{Backend, PostgresStore, SqliteFeed, SqliteOptions, SqliteStore};
-pub use capabilities::{CommitFeed, MerkleStorage};
+pub use capabilities::{CommitFeed, DataKey, DataKeys, MerkleStorage};
 pub use error::{is_transient, StoreError};
 pub use executor::{is_recovering, recovering, Committed, ExecuteError, Expected};
 pub use feed::{time_position, Appended, StoredEvent};

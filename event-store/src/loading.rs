@@ -90,7 +90,7 @@ impl EventStore {
         id: &str,
         as_of: AsOf<'_>,
     ) -> Result<Folded<A>, StoreError> {
-        if let Some(snapshots) = self.snapshots() {
+        if let Some(snapshots) = self.snapshots().filter(|_| A::SNAPSHOTS) {
             if let Some(row) = Self::nearest_snapshot::<A>(snapshots, id, as_of).await? {
                 if let Some(folded) = self.fold_from::<A>(id, Some(&row), as_of).await? {
                     return Ok(folded);
@@ -173,8 +173,20 @@ impl EventStore {
         from: u64,
         as_of: AsOf<'_>,
     ) -> Result<(Vec<RawEvent>, Option<u64>), StoreError> {
-        // Payloads as stored text, decoded straight into the event type.
-        let read = |to, limit| self.backend.read_stream_raw(A::TYPE, id, from, to, limit);
+        // Payloads as stored text, decoded straight into the event type; personal data
+        // opened first.
+        let read = |to, limit| async move {
+            let mut events = self
+                .backend
+                .read_stream_raw(A::TYPE, id, from, to, limit)
+                .await?;
+            if let Some(vault) = &self.vault {
+                for event in &mut events {
+                    vault.open_raw(event).await?;
+                }
+            }
+            Ok::<_, StoreError>(events)
+        };
         match as_of {
             AsOf::Latest => Ok((read(u64::MAX, u64::MAX).await?, None)),
             AsOf::Version(version) => Ok((read(version, u64::MAX).await?, None)),
@@ -232,7 +244,7 @@ impl EventStore {
     /// Keeps `loaded` as a snapshot, and drops the stream's snapshots of other schemas.
     /// Best effort: a snapshot that cannot be written only means a longer replay later.
     pub(crate) async fn save_snapshot<A: Snapshotted>(&self, id: &str, loaded: &Loaded<A>) {
-        let Some(snapshots) = self.snapshots() else {
+        let Some(snapshots) = self.snapshots().filter(|_| A::SNAPSHOTS) else {
             return;
         };
         if loaded.version == 0 {

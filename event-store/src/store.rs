@@ -29,6 +29,9 @@ pub struct EventStore {
     /// Whether other processes may write the store (PostgreSQL): cached aggregates then
     /// serve only the deciding of commands.
     pub(crate) shared: bool,
+    /// Encrypts personal data on append and opens it for readers that fold events;
+    /// `None` writes it in the clear.
+    pub(crate) vault: Option<std::sync::Arc<crate::personal::Vault>>,
 }
 
 impl EventStore {
@@ -51,7 +54,54 @@ impl EventStore {
             shared,
             committed: tokio::sync::broadcast::channel(1024).0,
             snapshot_every: SNAPSHOT_EVERY,
+            vault: None,
         }
+    }
+
+    /// Encrypts clients' personal data from now on, each client's under a data key of
+    /// its own wrapped under `master` ([`crate::personal`]). Fails on a backend that
+    /// keeps no data keys.
+    pub fn with_master_key(mut self, master: &[u8; 32]) -> Result<Self, StoreError> {
+        let keys = self.backend.data_keys().ok_or_else(|| {
+            StoreError::Unavailable(
+                "this store keeps no data keys: personal data cannot be encrypted".into(),
+            )
+        })?;
+        self.vault = Some(std::sync::Arc::new(crate::personal::Vault::new(
+            master,
+            keys,
+            self.shared,
+        )));
+        Ok(self)
+    }
+
+    /// The vault, for a reader of the store's events outside it (the feed).
+    pub fn vault(&self) -> Option<std::sync::Arc<crate::personal::Vault>> {
+        self.vault.clone()
+    }
+
+    /// Destroys the data key of `owner` (an erased client): their personal data no
+    /// longer opens anywhere. Without a vault there is nothing to destroy.
+    pub async fn shred(&self, owner: &str) -> Result<(), StoreError> {
+        // The cached state was made with the key; the erasure's event cleared it anyway.
+        match &self.vault {
+            Some(vault) => vault.destroy(owner).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `events`, read as stored, with their personal data opened (see
+    /// [`crate::personal`]).
+    pub(crate) async fn opened(
+        &self,
+        mut events: Vec<SerializedEvent>,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        if let Some(vault) = &self.vault {
+            for event in &mut events {
+                vault.open(event).await?;
+            }
+        }
+        Ok(events)
     }
 
     /// Takes a snapshot every `events` events of a stream (0: never), instead of every
@@ -100,6 +150,11 @@ impl EventStore {
                 serde_json::to_value(event)?,
                 Value::Object(metadata),
             );
+            // Encrypted before it is hashed: the chain and the Merkle log cover the
+            // ciphertext, so destroying the key later leaves every hash as it was.
+            if let Some(vault) = &self.vault {
+                vault.seal(&mut serialized).await?;
+            }
             seal(&mut serialized, &previous);
             previous = serialized.metadata[HASH]
                 .as_str()
@@ -191,7 +246,9 @@ impl EventStore {
         sequence: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let from = u64::try_from(sequence.saturating_add(1)).unwrap_or(0);
-        let events = self.stream_range(aggregate_type, id, from, None).await?;
+        let events = self
+            .opened(self.stream_range(aggregate_type, id, from, None).await?)
+            .await?;
         Ok(events
             .into_iter()
             .map(|event| StoredEvent {

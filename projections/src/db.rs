@@ -47,8 +47,9 @@ pub(crate) enum Durability {
     Bulk,
 }
 
-/// Opens a pool on `url` and applies `migrations`. SQLite gets WAL, a busy timeout and
-/// the `durability` asked for.
+/// Opens a pool on `url` and applies `migrations`. SQLite gets WAL, a busy timeout,
+/// the `durability` asked for, and `secure_delete`: what a change or a deletion frees is
+/// zeroed, so an erased client's personal data does not live on in free space.
 pub(crate) async fn open(
     url: &str,
     schema: Schema,
@@ -83,7 +84,7 @@ pub(crate) async fn open(
                 if connection.backend_name() == "SQLite" {
                     connection
                         .execute(sqlx::raw_sql(&format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;"
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;"
                         )))
                         .await?;
                     if checkpointer {

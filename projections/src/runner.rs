@@ -540,6 +540,12 @@ impl<F: CommitFeed + GapSource + Clone + 'static> Projector<F> {
             .dead_lettered
             .fetch_add(stats.dead_lettered, Ordering::Relaxed);
         self.counters.position.store(last, Ordering::Relaxed);
+        if events.iter().any(|e| e.event.event_type == "ClientErased") {
+            // Applied already; what is left is leaving no copy of what it replaced.
+            if let Err(error) = crate::models::client_search::forget_erased(pool).await {
+                tracing::warn!(%error, "an erased client's old data may remain in the read models' free pages until the next erasure");
+            }
+        }
         Ok(stats)
     }
 

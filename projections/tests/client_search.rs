@@ -192,7 +192,14 @@ async fn the_index_finds_the_same_clients_as_the_scan_on_both_dialects() {
     }
     for id in ids.iter().step_by(11) {
         run(&store, id, ClientCommand::Deactivate { reason: None }).await;
-        run(&store, id, ClientCommand::ErasePersonalData).await;
+        run(
+            &store,
+            id,
+            ClientCommand::Erase {
+                reason: "asked to be forgotten".into(),
+            },
+        )
+        .await;
     }
 
     let sqlite = Arc::new(

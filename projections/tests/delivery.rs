@@ -752,7 +752,10 @@ async fn communications_are_listed_once_and_forget_the_recipient_on_erasure() {
     assert_eq!(listed.items[0].sent_by, "agent");
 
     run(ClientCommand::Deactivate { reason: None }).await;
-    run(ClientCommand::ErasePersonalData).await;
+    run(ClientCommand::Erase {
+        reason: "asked to be forgotten".into(),
+    })
+    .await;
     setup.projector.catch_up().await.unwrap();
     let listed =
         projections::models::clients::communications(&setup.read.pool(), &client, None, 50)

@@ -1,7 +1,11 @@
-//! The digest signing key as a file: Ed25519, PKCS#8 PEM, kept outside the data
-//! directory so that whoever can rewrite the store (its files, a backup) does not also
-//! hold the key. Created on first start if missing, readable by its owner only, with
-//! its public half beside it for auditors.
+//! The keys the store's operators must not hold, as files kept outside the data
+//! directory, so that whoever can rewrite or read the store (its files, a backup) does
+//! not also hold them; created on first start if missing, readable by their owner only:
+//!
+//! - the digest signing key: Ed25519, PKCS#8 PEM, with its public half beside it for
+//!   auditors;
+//! - the master key clients' data keys are wrapped under (`event_store::personal`):
+//!   32 random bytes, in hex.
 
 use std::path::{Path, PathBuf};
 
@@ -13,11 +17,15 @@ use rand::RngCore;
 /// Why a key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("the digest signing key {key} is inside the data directory {data}: keep it where the store's operators cannot read it")]
-    InsideDataDir { key: PathBuf, data: PathBuf },
+    #[error("the {what} {key} is inside the data directory {data}: keep it where the store's operators cannot read it")]
+    InsideDataDir {
+        what: &'static str,
+        key: PathBuf,
+        data: PathBuf,
+    },
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
-    #[error("{0} is not an Ed25519 key in PEM: {1}")]
+    #[error("{0} is not a key of the expected kind: {1}")]
     Format(PathBuf, String),
 }
 
@@ -29,10 +37,10 @@ pub fn public_key_path(path: &Path) -> PathBuf {
 /// The key at `path`, created (with its public half) if there is none. Refuses a path
 /// inside `data_dir`; warns when an existing key is readable by others.
 pub fn load_or_create(path: &Path, data_dir: &Path) -> Result<SigningKey, KeyError> {
-    refuse_inside(path, data_dir)?;
+    refuse_inside(DIGEST_KEY, path, data_dir)?;
     match std::fs::read_to_string(path) {
         Ok(pem) => {
-            warn_if_shared(path);
+            warn_if_shared(DIGEST_KEY, path);
             let key = SigningKey::from_pkcs8_pem(&pem)
                 .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))?;
             // The public half, if it went missing (it is only ever derived).
@@ -48,25 +56,65 @@ pub fn load_or_create(path: &Path, data_dir: &Path) -> Result<SigningKey, KeyErr
     }
 }
 
+const DIGEST_KEY: &str = "digest signing key";
+const MASTER_KEY: &str = "personal data master key";
+
+/// The master key at `path` (64 hex digits), created if there is none. Refuses a path
+/// inside `data_dir`; warns when an existing key is readable by others. Losing it
+/// loses every client's personal data: it is backed up apart from the data.
+pub fn load_or_create_master(path: &Path, data_dir: &Path) -> Result<[u8; 32], KeyError> {
+    refuse_inside(MASTER_KEY, path, data_dir)?;
+    let format = |why: &str| KeyError::Format(path.to_path_buf(), why.to_string());
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            warn_if_shared(MASTER_KEY, path);
+            let bytes = hex::decode(text.trim()).map_err(|_| format("not hexadecimal"))?;
+            bytes.try_into().map_err(|_| format("not 32 bytes"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            let dir = parent_of(path);
+            let io = |e| KeyError::Io(path.to_path_buf(), e);
+            std::fs::create_dir_all(dir).map_err(io)?;
+            match write_private(dir, path, format!("{}\n", hex::encode(key)).as_bytes()) {
+                Ok(()) => {
+                    tracing::warn!(key = %path.display(), "created the personal data master key; back it up apart from the data: without it no client's personal data can be read");
+                    Ok(key)
+                }
+                // Another process linked its key first: that one is the key.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_master(path, data_dir)
+                }
+                Err(e) => Err(io(e)),
+            }
+        }
+        Err(e) => Err(KeyError::Io(path.to_path_buf(), e)),
+    }
+}
+
 #[cfg(unix)]
-fn warn_if_shared(path: &Path) {
+fn warn_if_shared(what: &str, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(key = %path.display(), "the digest signing key is readable by others than its owner: chmod 600 it");
+            tracing::warn!(key = %path.display(), "the {what} is readable by others than its owner: chmod 600 it");
         }
     }
 }
 
 #[cfg(not(unix))]
-fn warn_if_shared(_path: &Path) {}
+fn warn_if_shared(_what: &str, _path: &Path) {}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
 
 fn create(path: &Path) -> Result<SigningKey, KeyError> {
     let io = |e| KeyError::Io(path.to_path_buf(), e);
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_of(path);
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
@@ -86,7 +134,7 @@ fn create(path: &Path) -> Result<SigningKey, KeyError> {
 /// the directory synced. A crash leaves either no key or the whole key.
 fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let temporary = dir.join(format!(".digest-key-{}.tmp", std::process::id()));
+    let temporary = dir.join(format!(".key-{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -115,12 +163,13 @@ pub fn load_public(path: &Path) -> Result<VerifyingKey, KeyError> {
         .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))
 }
 
-fn refuse_inside(key: &Path, data_dir: &Path) -> Result<(), KeyError> {
+fn refuse_inside(what: &'static str, key: &Path, data_dir: &Path) -> Result<(), KeyError> {
     let (Some(key_abs), Some(data_abs)) = (resolved(key), resolved(data_dir)) else {
         return Ok(());
     };
     if key_abs.starts_with(&data_abs) {
         return Err(KeyError::InsideDataDir {
+            what,
             key: key.to_path_buf(),
             data: data_dir.to_path_buf(),
         });
@@ -193,5 +242,30 @@ mod tests {
         ));
         // Beside it is fine.
         load_or_create(&dir.path().join("data-ledger/k.pem"), &data).unwrap();
+    }
+
+    #[test]
+    fn the_master_key_is_made_once_owner_only_and_refused_inside_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let path = dir.path().join("data-ledger/master.key");
+        let made = load_or_create_master(&path, &data).unwrap();
+        assert_eq!(load_or_create_master(&path, &data).unwrap(), made);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(matches!(
+            load_or_create_master(&data.join("master.key"), &data),
+            Err(KeyError::InsideDataDir { .. })
+        ));
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(matches!(
+            load_or_create_master(&path, &data),
+            Err(KeyError::Format(..))
+        ));
     }
 }

@@ -2,6 +2,7 @@
 //! ([`crate::capabilities`]), and [`Backend`], the closed set the [`crate::EventStore`]
 //! is built over.
 
+mod data_keys;
 #[cfg(feature = "dynamo")]
 pub(crate) mod dynamo;
 mod group;
@@ -21,7 +22,8 @@ use cqrs_es::Aggregate;
 use std::path::Path;
 
 use crate::capabilities::{
-    EventLog, IdempotencyRecords, KeyOrderScan, MerkleStorage, NumberSequence, SnapshotStore,
+    DataKeys, EventLog, IdempotencyRecords, KeyOrderScan, MerkleStorage, NumberSequence,
+    SnapshotStore,
 };
 use crate::error::StoreError;
 
@@ -111,6 +113,16 @@ impl Backend {
         match self {
             Backend::Sqlite(store) => Some(store),
             Backend::Postgres(store) => Some(store),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo(_) => None,
+        }
+    }
+
+    /// Clients' data keys; `None` on a backend that does not keep them.
+    pub fn data_keys(&self) -> Option<std::sync::Arc<dyn DataKeys>> {
+        match self {
+            Backend::Sqlite(store) => Some(std::sync::Arc::new(store.keys())),
+            Backend::Postgres(store) => Some(std::sync::Arc::new(store.keys())),
             #[cfg(feature = "dynamo")]
             Backend::Dynamo(_) => None,
         }

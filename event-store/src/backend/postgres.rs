@@ -20,6 +20,15 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Clients' data keys in this database.
+    pub(super) fn keys(&self) -> super::data_keys::PostgresKeys {
+        super::data_keys::PostgresKeys {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl PostgresStore {
     /// Connects to PostgreSQL at `url`, with up to 16 connections, and brings its schema
     /// up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {

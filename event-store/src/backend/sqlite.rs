@@ -111,6 +111,15 @@ impl SqliteStore {
     pub fn feed(&self) -> SqliteFeed {
         SqliteFeed {
             pool: self.pool.clone(),
+            vault: None,
+        }
+    }
+
+    /// Clients' data keys in this file.
+    pub(super) fn keys(&self) -> super::data_keys::SqliteKeys {
+        super::data_keys::SqliteKeys {
+            pool: self.pool.clone(),
+            writes: self.writes.clone(),
         }
     }
 
@@ -179,6 +188,30 @@ sql::sql_capabilities!(
 #[derive(Clone)]
 pub struct SqliteFeed {
     pool: SqlitePool,
+    /// Opens the personal data of the events it hands out, when set.
+    vault: Option<Arc<crate::personal::Vault>>,
+}
+
+impl SqliteFeed {
+    /// This feed, handing out events with their personal data opened by `vault` (the
+    /// store's: [`crate::EventStore::vault`]); as stored when `None`.
+    pub fn opened(mut self, vault: Option<Arc<crate::personal::Vault>>) -> Self {
+        self.vault = vault;
+        self
+    }
+
+    async fn open(&self, rows: Vec<PositionedRow>) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = rows
+            .into_iter()
+            .map(positioned)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(vault) = &self.vault {
+            for stored in &mut events {
+                vault.open(&mut stored.event).await?;
+            }
+        }
+        Ok(events)
+    }
 }
 
 fn positioned((position, t, i, s, e, v, p, m): PositionedRow) -> Result<StoredEvent, StoreError> {
@@ -201,7 +234,7 @@ impl CommitFeed for SqliteFeed {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(positioned).collect()
+        self.open(rows).await
     }
 
     async fn stream_after(
@@ -219,7 +252,7 @@ impl CommitFeed for SqliteFeed {
         .bind(sequence)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(positioned).collect()
+        self.open(rows).await
     }
 
     async fn head(&self) -> Result<i64, StoreError> {

@@ -46,6 +46,27 @@ fn is_sqlite(pool: &AnyPool) -> bool {
     pool.connect_options().database_url.scheme() == "sqlite"
 }
 
+/// After a client's personal data was erased (SQLite): the index is merged whole, so no
+/// older segment keeps the client's trigrams, and the write-ahead log is emptied, so no
+/// earlier version of a page keeps their row; with `secure_delete` on (see
+/// `db::open`), what that frees is zeroed. Rare, and seconds at a million clients.
+/// PostgreSQL keeps old row versions until a vacuum and in its own log: docs/audit.md.
+pub(crate) async fn forget_erased(pool: &AnyPool) -> Result<(), ProjectionError> {
+    if !is_sqlite(pool) {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO clients_search (clients_search) VALUES ('optimize')")
+        .execute(pool)
+        .await?;
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    if busy != 0 {
+        tracing::warn!("the read models' log could not be emptied after an erasure: readers held it; the next erasure retries");
+    }
+    Ok(())
+}
+
 /// Creates the index (and, on SQLite, fills it from the clients already projected).
 pub(crate) async fn ensure(pool: &AnyPool) -> Result<(), ProjectionError> {
     if !is_sqlite(pool) {

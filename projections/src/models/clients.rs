@@ -1,6 +1,8 @@
 //! Clients: searchable by name and email, listed per agent.
 
 use domain::client::ClientEvent;
+use domain::contact::PersonalDetails;
+use domain::personal::Personal;
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 use std::sync::LazyLock;
@@ -143,28 +145,39 @@ pub(crate) fn onboarding(e: &Envelope<'_>) -> Result<Option<Onboarding>, Project
     };
     let id = e.aggregate_id().to_string();
     let agent = agent_id.to_string();
-    let address = details.address;
-    let row = vec![
-        Param::Text(id.clone()),
-        Param::Text(agent.clone()),
-        Param::Text(details.first_name),
-        Param::Text(details.last_name),
-        Param::Text(details.date_of_birth.to_string()),
-        Param::Text(enum_text(&details.gender)),
-        Param::Text(details.email.as_str().to_string()),
-        Param::Text(details.phone.as_str().to_string()),
-        Param::Text(address.line1),
-        Param::Text(address.city),
-        Param::Text(address.state),
-        Param::Text(address.country),
-        Param::Text(address.postal_code),
-        Param::Int(e.sequence()),
-        Param::Text(e.occurred_at.clone()),
-    ];
+    let mut row = vec![Param::Text(id.clone()), Param::Text(agent.clone())];
+    row.extend(
+        personal_columns(details.as_known())
+            .into_iter()
+            .map(Param::OptText),
+    );
+    row.extend([Param::Int(e.sequence()), Param::Text(e.occurred_at.clone())]);
     Ok(Some(Onboarding {
         client: row,
         agent: vec![Param::Text(id), Param::Text(agent)],
     }))
+}
+
+/// The personal columns of a client, from `first_name` to `address_postal_code`: all
+/// null when the details were shredded (an erased client's onboarding, replayed).
+fn personal_columns(details: Option<&PersonalDetails>) -> [Option<String>; 11] {
+    let Some(d) = details else {
+        return Default::default();
+    };
+    [
+        d.first_name.clone(),
+        d.last_name.clone(),
+        d.date_of_birth.to_string(),
+        enum_text(&d.gender),
+        d.email.as_str().to_string(),
+        d.phone.as_str().to_string(),
+        d.address.line1.clone(),
+        d.address.city.clone(),
+        d.address.state.clone(),
+        d.address.country.clone(),
+        d.address.postal_code.clone(),
+    ]
+    .map(Some)
 }
 
 pub(crate) async fn apply(
@@ -176,29 +189,22 @@ pub(crate) async fn apply(
         ClientEvent::ClientOnboarded {
             agent_id, details, ..
         } => {
-            sqlx::query(
+            let mut insert = sqlx::query(
                 "INSERT INTO clients (id, agent_id, first_name, last_name, date_of_birth, gender, email, phone, \
                  address_line1, address_city, address_state, address_country, address_postal_code, status, verified, erased, \
                  search, version, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', 0, 0, '', $14, $15, $15)"
             )
             .bind(id)
-            .bind(agent_id.to_string())
-            .bind(&details.first_name)
-            .bind(&details.last_name)
-            .bind(details.date_of_birth.to_string())
-            .bind(enum_text(&details.gender))
-            .bind(details.email.as_str())
-            .bind(details.phone.as_str())
-            .bind(&details.address.line1)
-            .bind(&details.address.city)
-            .bind(&details.address.state)
-            .bind(&details.address.country)
-            .bind(&details.address.postal_code)
-            .bind(e.sequence())
-            .bind(&e.occurred_at)
-            .execute(&mut *conn)
-            .await?;
+            .bind(agent_id.to_string());
+            for column in personal_columns(details.as_known()) {
+                insert = insert.bind(column);
+            }
+            insert
+                .bind(e.sequence())
+                .bind(&e.occurred_at)
+                .execute(&mut *conn)
+                .await?;
             // Accounts projected before their client (unordered delivery) get their agent now.
             sqlx::query("UPDATE accounts SET agent_id = $1 WHERE client_id = $2 AND agent_id = ''")
                 .bind(agent_id.to_string())
@@ -206,7 +212,8 @@ pub(crate) async fn apply(
                 .execute(&mut *conn)
                 .await?;
         }
-        ClientEvent::ContactDetailsUpdated(change) => {
+        ClientEvent::ContactDetailsUpdated(Personal::Shredded) => {}
+        ClientEvent::ContactDetailsUpdated(Personal::Known(change)) => {
             if let Some(email) = change.email {
                 sqlx::query("UPDATE clients SET email = $1 WHERE id = $2")
                     .bind(email.as_str())
@@ -264,7 +271,7 @@ pub(crate) async fn apply(
                 .execute(&mut *conn)
                 .await?;
         }
-        ClientEvent::PersonalDataErased => {
+        ClientEvent::ClientErased { .. } => {
             sqlx::query(
                 "UPDATE clients SET first_name = NULL, last_name = NULL, date_of_birth = NULL, gender = NULL, email = NULL, \
                  phone = NULL, address_line1 = NULL, address_city = NULL, address_state = NULL, address_country = NULL, \
@@ -290,7 +297,7 @@ pub(crate) async fn apply(
             .bind(id)
             .bind(e.sequence())
             .bind(&e.occurred_at)
-            .bind(recipient.as_str())
+            .bind(recipient.as_known().map(|r| r.as_str()))
             .bind(&subject)
             .bind(&body_sha256)
             .bind(&e.actor_id)

@@ -1,0 +1,482 @@
+//! Personal data encrypted in the events, and erased by destroying its key
+//! (crypto-shredding).
+//!
+//! Each client has a data key of its own (AES-256-GCM), kept by the store wrapped under a
+//! master key the store's operators do not hold (a file outside the data directory).
+//! On append, the personal fields of a client event ([`domain::personal::place`]) are
+//! replaced by `{"sealed_v1": "<base64 of nonce ‖ ciphertext ‖ tag>"}`, bound to their
+//! stream, sequence, event type and field, before the event is hashed into its chain and
+//! the Merkle log: both cover the ciphertext. Readers that fold events (commands,
+//! projections, an auditor's state as of a version) get them opened; readers of events
+//! as stored (verification, the audit trail, exports) get the ciphertext.
+//!
+//! Erasing a client destroys its data key: the wrapped key is overwritten and its row
+//! left as a tombstone, so no key is ever made for that client again. From then on its
+//! personal fields open as `null` ([`domain::personal::Personal::Shredded`]), and the
+//! events, their hashes and every signed digest stay exactly as they were.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine;
+use cqrs_es::persist::SerializedEvent;
+use domain::chain::RawEvent;
+use domain::personal::{place, Place};
+use rand::RngCore;
+use serde_json::Value;
+
+use crate::capabilities::{DataKey, DataKeys};
+use crate::error::StoreError;
+
+/// The one field of a sealed value.
+pub const SEALED: &str = "sealed_v1";
+const NONCE: usize = 12;
+/// A wrapped data key: nonce, the 32-byte key, tag.
+pub const WRAPPED_LEN: usize = NONCE + 32 + 16;
+/// Unwrapped keys kept in memory at most; beyond, the cache starts again.
+const CACHED_KEYS: usize = 10_000;
+
+/// The master key and, in memory, the data keys unwrapped so far.
+pub struct Vault {
+    master: Aes256Gcm,
+    keys: Arc<dyn DataKeys>,
+    /// `None` on a store other processes share, where another may destroy a key.
+    cache: Option<Mutex<HashMap<String, [u8; 32]>>>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault(..)")
+    }
+}
+
+impl Vault {
+    /// A vault over `keys` and the 32-byte master key they are wrapped under; `shared`
+    /// when other processes write the store.
+    pub fn new(master: &[u8; 32], keys: Arc<dyn DataKeys>, shared: bool) -> Self {
+        Vault {
+            master: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(master)),
+            keys,
+            cache: (!shared).then(Default::default),
+        }
+    }
+
+    /// A new random master key.
+    pub fn generate_master() -> [u8; 32] {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        key
+    }
+
+    /// Encrypts the personal fields of `event` (a client event about to be sealed into
+    /// its chain) under its client's key, making the key if the client has none yet.
+    pub async fn seal(&self, event: &mut SerializedEvent) -> Result<(), StoreError> {
+        let Some(at) = place(&event.aggregate_type, &event.event_type) else {
+            return Ok(());
+        };
+        let aad = Head::of(event).binding(at);
+        let Some(value) = at.value_mut(&mut event.payload, &event.event_type) else {
+            return Ok(());
+        };
+        let key = self.key_for_writing(&event.aggregate_id).await?;
+        let plain = serde_json::to_vec(value)?;
+        *value = sealed(&key, &aad, &plain);
+        Ok(())
+    }
+
+    /// Decrypts the personal fields of `event` as read from the store; a field whose
+    /// key was destroyed becomes `null`. Events with nothing sealed are left alone.
+    pub async fn open(&self, event: &mut SerializedEvent) -> Result<(), StoreError> {
+        let head = Head {
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+        };
+        self.open_payload(&head, &mut event.payload).await
+    }
+
+    /// As [`Vault::open`], for an event read with its payload as text: re-encoded only
+    /// when it holds something sealed.
+    pub async fn open_raw(&self, event: &mut RawEvent) -> Result<(), StoreError> {
+        if place(&event.aggregate_type, &event.event_type).is_none()
+            || !event.payload_json.contains(SEALED)
+        {
+            return Ok(());
+        }
+        let head = Head {
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+        };
+        let mut payload: Value = serde_json::from_str(&event.payload_json)?;
+        self.open_payload(&head, &mut payload).await?;
+        event.payload_json = payload.to_string();
+        Ok(())
+    }
+
+    async fn open_payload(&self, head: &Head<'_>, payload: &mut Value) -> Result<(), StoreError> {
+        let Some(at) = place(head.aggregate_type, head.event_type) else {
+            return Ok(());
+        };
+        let aad = head.binding(at);
+        let Some(value) = at.value_mut(payload, head.event_type) else {
+            return Ok(());
+        };
+        let Some(ciphertext) = sealed_text(value) else {
+            // Written before encryption, or by a store without a vault.
+            return Ok(());
+        };
+        let ciphertext = base64::engine::general_purpose::STANDARD
+            .decode(ciphertext)
+            .map_err(|_| head.corrupt())?;
+        let Some(key) = self.key_for_reading(head.aggregate_id).await? else {
+            *value = Value::Null;
+            return Ok(());
+        };
+        let plain = open_with(&key, &aad, &ciphertext).ok_or_else(|| head.corrupt())?;
+        *value = serde_json::from_slice(&plain)?;
+        Ok(())
+    }
+
+    /// Completes erasures a crash interrupted: destroys the key of every client whose
+    /// stream records an erasure. How many it destroyed.
+    pub async fn shred_erased(&self) -> Result<usize, StoreError> {
+        let owners = self.keys.erased_with_live_keys().await?;
+        for owner in &owners {
+            self.destroy(owner).await?;
+        }
+        if !owners.is_empty() {
+            tracing::warn!(
+                clients = owners.len(),
+                "destroyed the data keys of erased clients that an interruption had left"
+            );
+        }
+        Ok(owners.len())
+    }
+
+    /// Destroys `owner`'s data key (it may have none yet: the tombstone still stops one
+    /// being made), here and in the store.
+    pub async fn destroy(&self, owner: &str) -> Result<(), StoreError> {
+        if let Some(cache) = &self.cache {
+            cache
+                .lock()
+                .expect("the key cache is never poisoned")
+                .remove(owner);
+        }
+        self.keys
+            .destroy_data_key(owner, &chrono::Utc::now().to_rfc3339())
+            .await
+    }
+
+    async fn key_for_writing(&self, owner: &str) -> Result<[u8; 32], StoreError> {
+        if let Some(key) = self.cached(owner) {
+            return Ok(key);
+        }
+        let stored = match self.keys.data_key(owner).await? {
+            Some(stored) => stored,
+            None => {
+                let mut key = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                self.keys
+                    .create_data_key(owner, &self.wrap(owner, &key))
+                    .await?
+            }
+        };
+        match stored {
+            DataKey::Live(wrapped) => self.unwrap_and_cache(owner, &wrapped),
+            DataKey::Destroyed => Err(StoreError::Corrupt(format!(
+                "the data key of {owner} was destroyed: nothing personal may be written about them"
+            ))),
+        }
+    }
+
+    /// `None` when the key was destroyed, or is missing (deleted from the store behind
+    /// its back: the data is as unreadable either way).
+    async fn key_for_reading(&self, owner: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        if let Some(key) = self.cached(owner) {
+            return Ok(Some(key));
+        }
+        match self.keys.data_key(owner).await? {
+            Some(DataKey::Live(wrapped)) => self.unwrap_and_cache(owner, &wrapped).map(Some),
+            Some(DataKey::Destroyed) => Ok(None),
+            None => {
+                tracing::warn!(
+                    owner,
+                    "sealed personal data without a data key: read as erased"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn cached(&self, owner: &str) -> Option<[u8; 32]> {
+        let cache = self.cache.as_ref()?;
+        cache
+            .lock()
+            .expect("the key cache is never poisoned")
+            .get(owner)
+            .copied()
+    }
+
+    fn unwrap_and_cache(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
+        let key = self.unwrap(owner, wrapped)?;
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock().expect("the key cache is never poisoned");
+            if cache.len() >= CACHED_KEYS {
+                cache.clear();
+            }
+            cache.insert(owner.to_string(), key);
+        }
+        Ok(key)
+    }
+
+    fn wrap(&self, owner: &str, key: &[u8; 32]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = wrap_binding(owner);
+        let mut out = nonce.to_vec();
+        out.extend(
+            self.master
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: key,
+                        aad: aad.as_bytes(),
+                    },
+                )
+                .expect("AES-GCM encrypts any key"),
+        );
+        out
+    }
+
+    fn unwrap(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
+        let refused = || {
+            StoreError::Corrupt(format!(
+                "the data key of {owner} does not open under this master key"
+            ))
+        };
+        if wrapped.len() != WRAPPED_LEN {
+            return Err(refused());
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE);
+        let aad = wrap_binding(owner);
+        let key = self
+            .master
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| refused())?;
+        key.try_into().map_err(|_| refused())
+    }
+}
+
+/// The fields of an event a personal field's ciphertext is bound to.
+struct Head<'a> {
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    sequence: usize,
+    event_type: &'a str,
+}
+
+impl<'a> Head<'a> {
+    fn of(event: &'a SerializedEvent) -> Self {
+        Head {
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            sequence: event.sequence,
+            event_type: &event.event_type,
+        }
+    }
+
+    /// What the ciphertext is bound to: moved to another client, event or field, it no
+    /// longer opens.
+    fn binding(&self, at: Place) -> String {
+        format!(
+            "ledgerline-personal-v1|{}|{}|{}|{}|{}",
+            self.aggregate_type,
+            self.aggregate_id,
+            self.sequence,
+            self.event_type,
+            at.name()
+        )
+    }
+
+    fn corrupt(&self) -> StoreError {
+        StoreError::Corrupt(format!(
+            "the personal data of {}/{} #{} does not open under its key",
+            self.aggregate_type, self.aggregate_id, self.sequence
+        ))
+    }
+}
+
+fn wrap_binding(owner: &str) -> String {
+    format!("ledgerline-data-key-v1|{owner}")
+}
+
+fn sealed(key: &[u8; 32], aad: &str, plain: &[u8]) -> Value {
+    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+    let mut nonce = [0u8; NONCE];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let mut out = nonce.to_vec();
+    out.extend(
+        cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encrypts any field"),
+    );
+    serde_json::json!({ SEALED: base64::engine::general_purpose::STANDARD.encode(out) })
+}
+
+fn open_with(key: &[u8; 32], aad: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE {
+        return None;
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE);
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
+}
+
+/// The ciphertext of a sealed value: an object whose only field is [`SEALED`].
+fn sealed_text(value: &Value) -> Option<&str> {
+    let object = value.as_object()?;
+    (object.len() == 1)
+        .then(|| object.get(SEALED)?.as_str())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    /// Keys in memory, as a store keeps them.
+    #[derive(Default)]
+    struct Keys(Mutex<HashMap<String, Option<Vec<u8>>>>);
+
+    #[async_trait]
+    impl DataKeys for Keys {
+        async fn data_key(&self, owner: &str) -> Result<Option<DataKey>, StoreError> {
+            Ok(self.0.lock().unwrap().get(owner).map(|key| match key {
+                Some(wrapped) => DataKey::Live(wrapped.clone()),
+                None => DataKey::Destroyed,
+            }))
+        }
+        async fn create_data_key(
+            &self,
+            owner: &str,
+            wrapped: &[u8],
+        ) -> Result<DataKey, StoreError> {
+            self.0
+                .lock()
+                .unwrap()
+                .entry(owner.into())
+                .or_insert_with(|| Some(wrapped.to_vec()));
+            Ok(self.data_key(owner).await?.unwrap())
+        }
+        async fn destroy_data_key(&self, owner: &str, _at: &str) -> Result<(), StoreError> {
+            self.0.lock().unwrap().insert(owner.into(), None);
+            Ok(())
+        }
+        async fn erased_with_live_keys(&self) -> Result<Vec<String>, StoreError> {
+            Ok(vec![])
+        }
+    }
+
+    fn onboarded(sequence: usize) -> SerializedEvent {
+        SerializedEvent::new(
+            "c1".into(),
+            sequence,
+            "client".into(),
+            "ClientOnboarded".into(),
+            "1".into(),
+            json!({"ClientOnboarded": {"client_id": "c1", "details": {"first_name": "Grace"}}}),
+            json!({}),
+        )
+    }
+
+    #[tokio::test]
+    async fn sealed_fields_open_until_the_key_is_destroyed() {
+        let keys = Arc::new(Keys::default());
+        let vault = Vault::new(&Vault::generate_master(), keys.clone(), false);
+        let mut event = onboarded(1);
+        vault.seal(&mut event).await.unwrap();
+        let stored = event.payload.to_string();
+        assert!(!stored.contains("Grace"), "{stored}");
+        assert_eq!(event.payload["ClientOnboarded"]["client_id"], "c1");
+
+        let mut read = event.clone();
+        vault.open(&mut read).await.unwrap();
+        assert_eq!(read.payload, onboarded(1).payload);
+        // Another vault over the same keys and master (a restart) opens it too.
+        let master = vault.master.clone();
+        let restarted = Vault {
+            master,
+            keys: keys.clone(),
+            cache: None,
+        };
+        let mut read = event.clone();
+        restarted.open(&mut read).await.unwrap();
+        assert_eq!(read.payload, onboarded(1).payload);
+
+        vault.destroy("nobody").await.unwrap();
+        vault.destroy("c1").await.unwrap();
+        let mut read = event.clone();
+        vault.open(&mut read).await.unwrap();
+        assert_eq!(read.payload["ClientOnboarded"]["details"], Value::Null);
+        assert_eq!(read.payload["ClientOnboarded"]["client_id"], "c1");
+
+        // Nothing personal is written about them again.
+        let mut later = onboarded(2);
+        assert!(matches!(
+            vault.seal(&mut later).await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_ciphertext_moved_or_under_another_master_does_not_open() {
+        let keys = Arc::new(Keys::default());
+        let vault = Vault::new(&Vault::generate_master(), keys.clone(), false);
+        let mut event = onboarded(1);
+        vault.seal(&mut event).await.unwrap();
+
+        let mut moved = event.clone();
+        moved.sequence = 2;
+        assert!(matches!(
+            vault.open(&mut moved).await,
+            Err(StoreError::Corrupt(_))
+        ));
+
+        let stranger = Vault::new(&Vault::generate_master(), keys, false);
+        assert!(matches!(
+            stranger.open(&mut event.clone()).await,
+            Err(StoreError::Corrupt(_))
+        ));
+
+        // Plain events (written before encryption) read as they are.
+        let mut plain = onboarded(3);
+        vault.open(&mut plain).await.unwrap();
+        assert_eq!(plain.payload, onboarded(3).payload);
+    }
+}
