@@ -197,6 +197,11 @@ async fn every_documented_answer_of_the_commands_is_given() {
             format!("/v1/clients/{client}/deactivate"),
             Some(json!({"reason": "contract"})),
         ),
+        as_admin(
+            Method::POST,
+            format!("/v1/clients/{client}/erase"),
+            Some(json!({"reason": "contract"})),
+        ),
         as_agent(
             Method::POST,
             format!("/v1/clients/{client}/accounts"),

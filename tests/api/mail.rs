@@ -281,7 +281,24 @@ async fn a_send_goes_out_once_and_is_recorded_on_the_clients_stream() {
         .collect();
     assert_eq!(sent.len(), 1);
     let payload = &sent[0].payload["CommunicationSent"];
-    assert_eq!(payload["recipient"], "grace@example.com");
+    // The recipient is personal data: stored encrypted under the client's key, opened
+    // for readers that fold events.
+    assert!(payload["recipient"]["sealed_v1"].is_string(), "{payload}");
+    assert!(!sent[0].payload.to_string().contains("grace@example.com"));
+    let opened = app
+        .app
+        .store
+        .stream_after("client", &client, 0)
+        .await
+        .unwrap();
+    let opened = opened
+        .iter()
+        .find(|e| e.event.event_type == "CommunicationSent")
+        .unwrap();
+    assert_eq!(
+        opened.event.payload["CommunicationSent"]["recipient"],
+        "grace@example.com"
+    );
     assert_eq!(payload["subject"], "Your new account");
     assert_eq!(
         payload["body_sha256"].as_str().unwrap().len(),

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod clients;
 mod contract;
+mod erasure;
 mod idempotency;
 mod ledger;
 mod mail;

@@ -160,6 +160,7 @@ impl TestApp {
             ledger: crm::config::LedgerSettings {
                 digest_key: keys.path().join("digest-signing-key.pem"),
                 digest_file: keys.path().join("digests.jsonl"),
+                master_key: keys.path().join("personal-data-master.key"),
                 ..crm::config::LedgerSettings::beside(dir.path())
             },
         };

@@ -140,6 +140,7 @@ async fn the_openapi_document_lists_every_command() {
         ("/v1/clients", "post"),
         ("/v1/clients/{id}", "patch"),
         ("/v1/clients/{id}/deactivate", "post"),
+        ("/v1/clients/{id}/erase", "post"),
         ("/v1/clients/{id}/accounts", "post"),
         ("/v1/accounts/{id}/deposits", "post"),
         ("/v1/accounts/{id}/withdrawals", "post"),
