@@ -864,6 +864,40 @@ async function main() {
     });
     await auditor.context.close();
 
+    // Erasure: dora's client asks to be forgotten; dora deactivates, an admin erases.
+    await step("an admin erases a deactivated client; their agent then sees an erased client", async () => {
+      const dora = await login(base, "dora", PASSWORD);
+      const forgotten = await call(base, "POST", "/v1/clients", dora, {
+        first_name: "Forget", last_name: "Meplease", date_of_birth: "1980-03-03", gender: "female", email: "forget@example.com", phone: "+3531113333",
+        address: { line1: "3 Quiet Road", city: "Galway", state: "", country: "IE", postal_code: "H91" },
+      });
+      await call(base, "POST", `/v1/clients/${forgotten.id}/deactivate`, dora, { reason: "client asked to be forgotten" });
+      const { context, page: p } = await signIn(browser, base, "alice");
+      await p.getByRole("link", { name: "Erasure" }).click();
+      await expectVisible(p.getByRole("heading", { name: "Erase a client" }));
+      await p.getByLabel("Client id").fill("not-an-id");
+      await expectVisible(p.getByText("A client id looks like"));
+      await p.getByLabel("Client id").fill(forgotten.id);
+      await p.getByLabel("Reason").fill("right to be forgotten, request DPO-42");
+      await p.getByRole("button", { name: "Erase…" }).click();
+      const confirm = p.getByRole("dialog", { name: "Confirm erasure" });
+      await expectVisible(confirm);
+      await shot(p, "admin-erase-confirm");
+      await confirm.getByRole("button", { name: "Erase for good" }).click();
+      await expectVisible(p.getByRole("status").filter({ hasText: "is erased" }), 10000);
+      await shot(p, "admin-erased");
+      await context.close();
+      const agent = await signIn(browser, base, "dora");
+      await agent.page.goto(`${base}/clients/${forgotten.id}`);
+      await expectVisible(agent.page.getByRole("heading", { name: "Erased client" }), 10000);
+      await expectVisible(agent.page.getByTestId("erased"));
+      if (await agent.page.getByText("Meplease").count()) throw new Error("the erased client's name is shown");
+      await shot(agent.page, "agent-erased-client");
+      await agent.page.getByRole("link", { name: "Clients" }).click();
+      await expectVisible(agent.page.getByRole("link", { name: "erased client" }), 10000);
+      await agent.context.close();
+    });
+
     // A tablet-sized screen.
     const tablet = await browser.newContext({ viewport: { width: 820, height: 1180 } });
     await step("an agent's screens fit a tablet", async () => {

@@ -5,6 +5,7 @@ import { SessionContext } from "./components";
 import { AccountPage } from "./pages/Account";
 import { AuditPage, VerifyPage } from "./pages/Audit";
 import { ClientPage } from "./pages/Client";
+import { ErasePage } from "./pages/Erase";
 import { ClientsPage, OnboardPage } from "./pages/Clients";
 import { StaffPage, SystemLogPage } from "./pages/Staff";
 import { StatementPage } from "./pages/Statement";
@@ -12,8 +13,8 @@ import { StatementPage } from "./pages/Statement";
 /** The screens each role may use, first one being its home. */
 const MENUS: Record<Session["role"], [string, string][]> = {
   agent: [["/clients", "Clients"], ["/clients/new", "Onboard"]],
-  admin: [["/staff", "Staff"], ["/system-log", "System log"]],
-  "root-admin": [["/staff", "Administrators"], ["/system-log", "System log"]],
+  admin: [["/staff", "Staff"], ["/system-log", "System log"], ["/erase", "Erasure"]],
+  "root-admin": [["/staff", "Administrators"], ["/system-log", "System log"], ["/erase", "Erasure"]],
   auditor: [["/audit", "Audit"], ["/verify", "Integrity"], ["/clients", "Clients"]],
   worker: [],
 };
@@ -105,6 +106,7 @@ function Shell() {
             <>
               <Route path="/staff" element={<StaffPage role={session.role} />} />
               <Route path="/system-log" element={<SystemLogPage />} />
+              <Route path="/erase" element={<ErasePage />} />
             </>
           )}
           <Route path="*" element={menu.length ? <Navigate to={menu[0][0]} replace /> : <p>This role has no screens.</p>} />

@@ -39,23 +39,31 @@ export function ClientPage() {
         {c && (
           <>
             <header className="row">
-              <h1>
-                {c.first_name} {c.last_name}
-              </h1>
-              <span className={`status ${c.status}`}>{c.status}</span>
+              <h1>{c.erased ? "Erased client" : `${c.first_name} ${c.last_name}`}</h1>
+              <span>
+                <span className={`status ${c.status}`}>{c.status}</span>
+                {c.erased && <span className="status erased">erased</span>}
+              </span>
             </header>
-            <dl className="details">
-              <dt>Email</dt>
-              <dd>{c.email}</dd>
-              <dt>Phone</dt>
-              <dd>{c.phone}</dd>
-              <dt>Address</dt>
-              <dd>
-                {c.address.line1}, {c.address.city} {c.address.state} {c.address.postal_code}, {c.address.country}
-              </dd>
-              <dt>Date of birth</dt>
-              <dd>{c.date_of_birth ? formatDay(c.date_of_birth) : "—"}</dd>
-            </dl>
+            {c.erased ? (
+              <p className="muted" data-testid="erased">
+                This client's personal data was erased: the key it was encrypted under is destroyed, and no one can read it again. Their
+                accounts and history stay; the audit trail records who erased them, when and why.
+              </p>
+            ) : (
+              <dl className="details">
+                <dt>Email</dt>
+                <dd>{c.email}</dd>
+                <dt>Phone</dt>
+                <dd>{c.phone}</dd>
+                <dt>Address</dt>
+                <dd>
+                  {c.address && `${c.address.line1}, ${c.address.city} ${c.address.state} ${c.address.postal_code}, ${c.address.country}`}
+                </dd>
+                <dt>Date of birth</dt>
+                <dd>{c.date_of_birth ? formatDay(c.date_of_birth) : "—"}</dd>
+              </dl>
+            )}
             {role === "agent" && c.status === "active" && (
               <>
                 <ContactForm client={c} onSaved={(version) => client.refresh((fresh) => fresh.version >= version)} />

@@ -68,12 +68,13 @@ export function ClientsPage() {
                 <tr key={client.id}>
                   <td>
                     <Link to={`/clients/${client.id}`}>
-                      {client.first_name ?? "—"} {client.last_name ?? ""}
+                      {client.erased ? <span className="muted">erased client</span> : `${client.first_name ?? "—"} ${client.last_name ?? ""}`}
                     </Link>
                   </td>
                   <td>{client.email ?? "—"}</td>
                   <td>
                     <span className={`status ${client.status}`}>{client.status}</span>
+                    {client.erased && <span className="status erased">erased</span>}
                   </td>
                   <td>{formatDay(client.created_at)}</td>
                 </tr>
