@@ -24,7 +24,88 @@ pub(crate) async fn ledger(
     writers: usize,
 ) -> anyhow::Result<()> {
     writes(rounds, seconds, writers).await?;
+    personal(rounds, seconds, writers).await?;
     at_size(events).await
+}
+
+/// Onboardings (each carrying a client's personal data) with personal data encrypted
+/// or in the clear, and the log followed or off: the four alternated in each round.
+async fn personal(rounds: usize, seconds: u64, writers: usize) -> anyhow::Result<()> {
+    for round in 1..=rounds {
+        for (encrypted, logged) in [(false, false), (true, false), (false, true), (true, true)] {
+            let dir = tempfile::tempdir()?;
+            let mut store = EventStore::new(
+                SqliteStore::open(&dir.path().join("ledger.db"))
+                    .await?
+                    .into(),
+            );
+            if encrypted {
+                store = store.with_master_key(&event_store::personal::Vault::generate_master())?;
+            }
+            let store = Arc::new(store);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let follower = logged.then(|| {
+                tokio::spawn(merkle::follow(
+                    store.clone(),
+                    Duration::from_millis(200),
+                    stopped,
+                ))
+            });
+            let run = onboardings(store.clone(), writers, seconds).await?;
+            let _ = stop.send(true);
+            if let Some(follower) = follower {
+                follower.await?;
+            }
+            println!(
+                "round {round}, {writers} writers, onboardings, personal data {}, log {}: {run}",
+                if encrypted {
+                    "encrypted"
+                } else {
+                    "in the clear"
+                },
+                if logged { "followed" } else { "off" }
+            );
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// `tasks` writers onboarding new clients for `seconds`.
+async fn onboardings(
+    store: Arc<EventStore>,
+    tasks: usize,
+    seconds: u64,
+) -> anyhow::Result<crate::Run> {
+    let metadata = crate::seed_metadata();
+    let agent = domain::StaffId::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (store, metadata) = (store.clone(), metadata.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut failures) = (Vec::new(), 0usize);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    match crate::seed::onboard(&store, &metadata, agent, "Grace", "Hopper").await {
+                        Ok(_) => latencies.push(sent.elapsed()),
+                        // Counted and printed: a run that fails fast must not look fast.
+                        Err(_) => failures += 1,
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    for worker in workers {
+        let (done, failed) = worker.await?;
+        latencies.extend(done);
+        failures += failed;
+    }
+    latencies.sort();
+    Ok(crate::Run::of(latencies, failures, started.elapsed()))
 }
 
 /// Commands with and without the log's follower, alternated.

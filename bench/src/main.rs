@@ -836,12 +836,25 @@ async fn store(
 }
 
 /// What `deposits` did.
-struct Run {
+pub(crate) struct Run {
     accepted: usize,
     failures: usize,
     per_second: f64,
     p50: Duration,
     p99: Duration,
+}
+
+impl Run {
+    /// The run of `latencies` (sorted) and `failures` over `elapsed`.
+    pub(crate) fn of(latencies: Vec<Duration>, failures: usize, elapsed: Duration) -> Self {
+        Run {
+            accepted: latencies.len(),
+            failures,
+            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50: percentile(&latencies, 0.5),
+            p99: percentile(&latencies, 0.99),
+        }
+    }
 }
 
 impl std::fmt::Display for Run {
@@ -920,12 +933,5 @@ async fn deposits(
         failures += failed;
     }
     latencies.sort();
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(Run {
-        accepted: latencies.len(),
-        failures,
-        per_second: latencies.len() as f64 / elapsed,
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-    })
+    Ok(Run::of(latencies, failures, started.elapsed()))
 }

@@ -185,7 +185,7 @@ fn eur() -> anyhow::Result<Currency> {
 }
 
 /// A client onboarded by `agent`.
-async fn onboard(
+pub(crate) async fn onboard(
     store: &EventStore,
     metadata: &CommandMetadata,
     agent: StaffId,
