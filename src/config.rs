@@ -76,7 +76,10 @@ impl LedgerSettings {
 /// The event store over `sqlite`, encrypting clients' personal data under data keys
 /// wrapped by the master key at `master_key` (created if missing, refused inside
 /// `data_dir`), and its feed in commit order, which opens that data for the projector.
-pub fn vaulted(
+/// Refuses to start under a master key the store's data keys were not wrapped under,
+/// and to make a new one when the store already holds keys (a lost or misplaced file):
+/// either would leave every client unreadable.
+pub async fn vaulted(
     sqlite: event_store::SqliteStore,
     master_key: &Path,
     data_dir: &Path,
@@ -85,11 +88,31 @@ pub fn vaulted(
     event_store::SqliteFeed,
 )> {
     use anyhow::Context;
+    let feed = sqlite.feed();
+    let store = event_store::EventStore::new(sqlite.into());
+    if !master_key.exists() {
+        let keys = store
+            .backend()
+            .data_keys()
+            .context("SQLite keeps data keys")?;
+        if keys.any_live_key().await?.is_some() {
+            anyhow::bail!(
+                "the personal data master key {} is missing, but the store holds data keys wrapped under one: restore it from its backup (or point CRM_MASTER_KEY at it)",
+                master_key.display()
+            );
+        }
+    }
     let master = proofs::keys::load_or_create_master(master_key, data_dir)
         .context("loading the personal data master key")?;
-    let feed = sqlite.feed();
-    let store = event_store::EventStore::new(sqlite.into()).with_master_key(&master)?;
-    let feed = feed.opened(store.vault());
+    let store = store.with_master_key(&master)?;
+    let vault = store.vault().context("a vault was just set")?;
+    vault.check_master().await.with_context(|| {
+        format!(
+            "the personal data master key {} is not the one this store's data keys are wrapped under",
+            master_key.display()
+        )
+    })?;
+    let feed = feed.opened(Some(vault));
     Ok((std::sync::Arc::new(store), feed))
 }
 

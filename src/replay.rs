@@ -43,7 +43,7 @@ pub async fn rebuild(data_dir: &Path) -> anyhow::Result<i64> {
         || crate::config::LedgerSettings::beside(data_dir).master_key,
         std::path::PathBuf::from,
     );
-    let (store, feed) = crate::config::vaulted(sqlite, &master_key, data_dir)?;
+    let (store, feed) = crate::config::vaulted(sqlite, &master_key, data_dir).await?;
     let read = Arc::new(ReadStore::open(&sqlite_url(&current_read_db(data_dir))).await?);
     let log = Arc::new(SystemLog::open(&sqlite_url(&data_dir.join("system-log.db"))).await?);
     let position = rebuild_sqlite(store.clone(), feed, read.clone(), log.clone(), data_dir).await?;

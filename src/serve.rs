@@ -101,7 +101,7 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         .await
         .context("opening the event store")?;
     let (store, feed) =
-        crate::config::vaulted(sqlite, &config.ledger.master_key, &config.data_dir)?;
+        crate::config::vaulted(sqlite, &config.ledger.master_key, &config.data_dir).await?;
     let directory = Arc::new(
         EmbeddedDirectory::open(&config.data_dir.join("identity.db"))
             .await

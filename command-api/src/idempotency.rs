@@ -132,8 +132,8 @@ where
             )));
         }
     };
-    if parts.status.is_server_error() {
-        // Our fault, not the request's: let a retry run again.
+    if parts.status.is_server_error() || parts.extensions.get::<NotKept>().is_some() {
+        // Our fault, not the request's, or an answer not to keep: a retry runs again.
         store.release_idempotency(&caller.id, &key).await?;
     } else {
         let stored = StoredResponse {
@@ -154,6 +154,13 @@ where
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
+
+/// Put in a response's extensions by a handler whose answer holds personal data (a
+/// mail draft with the client's details): the claim is released instead of the answer
+/// being stored, so no copy of it is kept in the store's records (which are not
+/// encrypted, and outlive an erasure); a retry with the key runs again.
+#[derive(Debug, Clone, Copy)]
+pub struct NotKept;
 
 /// Renews a claim's lease until dropped.
 struct Renewal(tokio::task::JoinHandle<()>);

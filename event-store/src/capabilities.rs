@@ -265,4 +265,7 @@ pub trait DataKeys: Send + Sync {
     /// Clients whose stream records their erasure but whose key is still live: an
     /// erasure interrupted between its event and the key's destruction.
     async fn erased_with_live_keys(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Some live key and its owner, if any: to check the master key opens them.
+    async fn any_live_key(&self) -> Result<Option<(String, Vec<u8>)>, StoreError>;
 }

@@ -142,6 +142,16 @@ impl Vault {
         Ok(())
     }
 
+    /// Whether the master key is the one the store's data keys are wrapped under: a
+    /// store served under another would read every client as corrupt. `Ok` when no
+    /// live key exists yet.
+    pub async fn check_master(&self) -> Result<(), StoreError> {
+        match self.keys.any_live_key().await? {
+            Some((owner, wrapped)) => self.unwrap(&owner, &wrapped).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// Completes erasures a crash interrupted: destroys the key of every client whose
     /// stream records an erasure. How many it destroyed.
     pub async fn shred_erased(&self) -> Result<usize, StoreError> {
@@ -401,6 +411,12 @@ mod tests {
         async fn erased_with_live_keys(&self) -> Result<Vec<String>, StoreError> {
             Ok(vec![])
         }
+        async fn any_live_key(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+            let keys = self.0.lock().unwrap();
+            Ok(keys
+                .iter()
+                .find_map(|(owner, key)| Some((owner.clone(), key.clone()?))))
+        }
     }
 
     fn onboarded(sequence: usize) -> SerializedEvent {
@@ -473,6 +489,11 @@ mod tests {
             stranger.open(&mut event.clone()).await,
             Err(StoreError::Corrupt(_))
         ));
+        assert!(matches!(
+            stranger.check_master().await,
+            Err(StoreError::Corrupt(_))
+        ));
+        vault.check_master().await.unwrap();
 
         // Plain events (written before encryption) read as they are.
         let mut plain = onboarded(3);

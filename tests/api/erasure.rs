@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-use crate::support::{person, TestApp, User};
+use crate::support::{person, TestApp, User, PASSWORD};
 
 /// Letters no other client has, so finding them in a file can only mean this client.
 fn marker() -> String {
@@ -341,5 +341,40 @@ async fn the_root_admin_may_erase_and_an_erasure_survives_a_restart() {
     assert_eq!(
         found_in(app.dir.path(), &erased.secrets()),
         Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_master_key_that_is_missing_or_not_the_stores() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    let person = Person::new();
+    let (id, _) = person.onboarded(&app, &agent).await;
+    let key = app.keys.path().join("personal-data-master.key");
+    let kept = app.keys.path().join("kept.key");
+    std::fs::rename(&key, &kept).unwrap();
+
+    // Missing: not silently replaced by a new key, under which no client would open.
+    let (missing, dir, keys) = app.try_restart_with(|_| {}).await.err().expect("refused");
+    assert!(format!("{missing:#}").contains("is missing"), "{missing:#}");
+    assert!(!key.exists());
+    // Another key: refused before serving anyone.
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let (wrong, dir, keys) = TestApp::try_spawn_in(dir, keys)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{wrong:#}").contains("is not the one"), "{wrong:#}");
+
+    // The right one back: the client reads as before.
+    std::fs::rename(&kept, &key).unwrap();
+    let app = TestApp::try_spawn_in(dir, keys).await.expect("starts");
+    let token = app.login(&agent.username, PASSWORD).await;
+    let shown = app.get(&token, &format!("/v1/clients/{id}")).await;
+    assert_eq!(
+        shown.body["last_name"],
+        person.last.as_str(),
+        "{:?}",
+        shown.body
     );
 }

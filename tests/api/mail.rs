@@ -132,6 +132,31 @@ async fn a_draft_is_made_without_personal_data_reaching_the_model() {
     }
     assert!(seen.contains("[[NAME_1]]"), "{seen}");
 
+    // Under an Idempotency-Key, the draft (the client's details in it) is not kept as
+    // the key's answer: a retry drafts again, and the store's records hold no copy.
+    let keyed = json!({"action": "generate", "prompt": "Say hello", "client_id": client});
+    for _ in 0..2 {
+        let reply = app
+            .call(
+                Method::POST,
+                "/v1/mail",
+                Some(&agent.token),
+                Some(keyed.clone()),
+                &[("idempotency-key", "draft-1")],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert!(reply.headers.get("idempotent-replay").is_none());
+    }
+    let event_store::Backend::Sqlite(sqlite) = app.app.store.backend() else {
+        unreachable!("crm serve keeps its events in SQLite")
+    };
+    let (kept,): (i64,) = sqlx::query_as("SELECT count(*) FROM idempotency WHERE key = 'draft-1'")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+
     // A model that fails twice is retried (with backoff) and the draft still comes.
     *model.failures.lock().unwrap() = 2;
     let before = model.requests.lock().unwrap().len();

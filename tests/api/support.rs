@@ -92,6 +92,9 @@ impl Reply {
     }
 }
 
+/// Why the app refused to start, and its data and key directories, to start it again.
+pub(crate) type StartError = (anyhow::Error, tempfile::TempDir, tempfile::TempDir);
+
 impl TestApp {
     pub(crate) async fn spawn() -> TestApp {
         let dir = tempfile::tempdir().unwrap();
@@ -137,6 +140,36 @@ impl TestApp {
         keys: tempfile::TempDir,
         configure: impl FnOnce(&mut crm::Config),
     ) -> TestApp {
+        match Self::try_spawn_keyed(dir, keys, configure).await {
+            Ok(app) => app,
+            Err((error, ..)) => panic!("the app did not start: {error:#}"),
+        }
+    }
+
+    /// The app on `dir` and `keys` (a refused start's), or why it refuses.
+    pub(crate) async fn try_spawn_in(
+        dir: tempfile::TempDir,
+        keys: tempfile::TempDir,
+    ) -> Result<TestApp, StartError> {
+        Self::try_spawn_keyed(dir, keys, |_| {}).await
+    }
+
+    /// The app stopped, then started again on its data directory with its configuration
+    /// changed by `configure`: the error (with the directories back) if it refuses.
+    pub(crate) async fn try_restart_with(
+        self,
+        configure: impl FnOnce(&mut crm::Config),
+    ) -> Result<TestApp, StartError> {
+        let TestApp { app, dir, keys, .. } = self;
+        app.close().await;
+        Self::try_spawn_keyed(dir, keys, configure).await
+    }
+
+    async fn try_spawn_keyed(
+        dir: tempfile::TempDir,
+        keys: tempfile::TempDir,
+        configure: impl FnOnce(&mut crm::Config),
+    ) -> Result<TestApp, StartError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = crm::Config {
@@ -166,7 +199,10 @@ impl TestApp {
         };
         configure(&mut config);
         let base = config.public_url_for(addr);
-        let app = crm::build(&config, &base).await.unwrap();
+        let app = match crm::build(&config, &base).await {
+            Ok(app) => app,
+            Err(error) => return Err((error, dir, keys)),
+        };
         let router = app.router.clone();
         tokio::spawn(async move {
             api_kit::serve::serve(listener, router, Default::default(), std::future::pending())
@@ -191,7 +227,7 @@ impl TestApp {
             counter: AtomicU32::new(0),
         };
         test.root = test.login("root", ROOT_PASSWORD).await;
-        test
+        Ok(test)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -21,6 +21,8 @@ const ERASED_WITH_LIVE_KEYS: &str = "SELECT e.aggregate_id FROM events e \
      JOIN data_keys k ON k.owner = e.aggregate_id \
      WHERE e.event_type = 'ClientErased' AND e.aggregate_type = 'client' AND k.wrapped IS NOT NULL";
 
+const ANY_LIVE_KEY: &str = "SELECT owner, wrapped FROM data_keys WHERE wrapped IS NOT NULL LIMIT 1";
+
 fn key_of(row: Option<(Option<Vec<u8>>,)>) -> Option<DataKey> {
     row.map(|(wrapped,)| wrapped.map_or(DataKey::Destroyed, DataKey::Live))
 }
@@ -88,6 +90,12 @@ impl DataKeys for SqliteKeys {
             .fetch_all(&self.pool)
             .await?)
     }
+
+    async fn any_live_key(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(sqlx::query_as(ANY_LIVE_KEY)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
 }
 
 /// The keys in PostgreSQL.
@@ -132,6 +140,12 @@ impl DataKeys for PostgresKeys {
     async fn erased_with_live_keys(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(ERASED_WITH_LIVE_KEYS)
             .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn any_live_key(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(sqlx::query_as(ANY_LIVE_KEY)
+            .fetch_optional(&self.pool)
             .await?)
     }
 }

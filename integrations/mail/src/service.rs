@@ -99,17 +99,27 @@ pub(crate) async fn handle(
     context: CommandContext,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<MailAnswer>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     api_kit::json::require_json(&headers)?;
     match MailRequest::parse(&body)? {
         MailRequest::Generate { prompt, client_id } => {
-            generate(&state, &context, &prompt, client_id).await
+            let mut answer = generate(&state, &context, &prompt, client_id)
+                .await?
+                .into_response();
+            // A draft holds the client's details: never kept as an idempotent answer.
+            answer
+                .extensions_mut()
+                .insert(command_api::idempotency::NotKept);
+            Ok(answer)
         }
         MailRequest::Send {
             recipient,
             subject,
             body,
-        } => send(&state, &context, recipient, subject, body).await,
+        } => Ok(send(&state, &context, recipient, subject, body)
+            .await?
+            .into_response()),
     }
 }
 
