@@ -97,7 +97,15 @@ pub(crate) enum RecordWrite {
         caller: String,
         key: String,
     },
+    /// A client's new data key (see [`crate::personal`]), kept unless it has one.
+    DataKey {
+        owner: String,
+        wrapped: Vec<u8>,
+    },
 }
+
+/// What a [`RecordWrite::DataKey`] is keyed by in a group: no caller's idempotency key.
+const DATA_KEY_CALLER: &str = "\u{0}data-key";
 
 impl RecordWrite {
     /// The caller and key the write is for.
@@ -107,9 +115,14 @@ impl RecordWrite {
             | RecordWrite::Renew { caller, key, .. }
             | RecordWrite::Complete { caller, key, .. }
             | RecordWrite::Release { caller, key } => (caller, key),
+            RecordWrite::DataKey { owner, .. } => (DATA_KEY_CALLER, owner),
         }
     }
 }
+
+/// A client's data key, unless it has (or had) one.
+pub(crate) const CREATE_DATA_KEY: &str =
+    "INSERT INTO data_keys (owner, wrapped) VALUES ($1, $2) ON CONFLICT (owner) DO NOTHING";
 
 /// Insert, or find the row a retry inserted before: one statement.
 pub(crate) const ALLOCATE: &str = "INSERT INTO account_numbers (account_id) VALUES ($1) \
@@ -292,6 +305,9 @@ macro_rules! sql_capabilities {
                         .bind(key),
                     RecordWrite::Release { caller, key } => {
                         sqlx::query(sql::RELEASE).bind(caller).bind(key)
+                    }
+                    RecordWrite::DataKey { owner, wrapped } => {
+                        sqlx::query(sql::CREATE_DATA_KEY).bind(owner).bind(wrapped)
                     }
                 };
                 statement.execute(&mut *connection).await?;

@@ -119,6 +119,8 @@ impl SqliteStore {
     pub(super) fn keys(&self) -> super::data_keys::SqliteKeys {
         super::data_keys::SqliteKeys {
             pool: self.pool.clone(),
+            records: self.records.clone(),
+            writer: self.record_writer.clone(),
             writes: self.writes.clone(),
         }
     }

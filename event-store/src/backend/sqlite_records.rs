@@ -36,6 +36,7 @@ struct Pending {
 }
 
 /// The queue to the record writer.
+#[derive(Clone)]
 pub(crate) struct RecordWriter {
     queue: mpsc::Sender<Pending>,
 }
