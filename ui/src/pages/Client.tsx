@@ -47,8 +47,8 @@ export function ClientPage() {
             </header>
             {c.erased ? (
               <p className="muted" data-testid="erased">
-                This client's personal data was erased: the key it was encrypted under is destroyed, and no one can read it again. Their
-                accounts and history stay; the audit trail records who erased them, when and why.
+                This client's personal data was erased. Their accounts and history stay; the audit trail records who erased them, when
+                and why.
               </p>
             ) : (
               <dl className="details">

@@ -36,7 +36,7 @@ export function ErasePage() {
       if (!outcome.ran) return;
       setAsking(false);
       setProblem(null);
-      setDone(`Client ${id} is erased. Their personal data can no longer be read anywhere; the audit trail keeps the reason.`);
+      setDone(`Client ${id} is erased. The audit trail keeps who erased them, when and why.`);
       setClient("");
       setReason("");
       erasure.forget();
@@ -50,9 +50,9 @@ export function ErasePage() {
     <section>
       <h1>Erase a client</h1>
       <p className="muted">
-        For a request under the right to be forgotten. The client's agent deactivates the client first. Erasing destroys the key their
-        names, date of birth, contact details and address were encrypted under: it cannot be undone. Their accounts and transactions stay,
-        without a name.
+        For a request under the right to be forgotten. The client's agent deactivates the client first. Erasing takes their names, date
+        of birth, contact details and address out of every screen, search and export, and cannot be undone. Their accounts and
+        transactions stay, without a name.
       </p>
       <ProblemBanner problem={problem} />
       {done && <p role="status" className="banner ok">{done}</p>}
