@@ -112,6 +112,11 @@ pub async fn vaulted(
             master_key.display()
         )
     })?;
+    // An erasure a stop interrupted between its event and its key is finished first.
+    vault
+        .shred_erased()
+        .await
+        .context("destroying the data keys of erased clients")?;
     let feed = feed.opened(Some(vault));
     Ok((std::sync::Arc::new(store), feed))
 }

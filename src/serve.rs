@@ -91,6 +91,9 @@ impl App {
     }
 }
 
+/// How often erasures whose key outlived their event are looked for.
+const SHRED_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Builds the app over the data directory; `public_url` is the token issuer.
 pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
     std::fs::create_dir_all(&config.data_dir)
@@ -185,12 +188,22 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
         LOG_PAUSE,
         stop.clone(),
     ));
-    // Erasures a stop interrupted between their event and the key's destruction are
-    // finished in the background, not before serving.
+    // Erasures whose key outlived their event (a stop, a failed destruction) are
+    // finished at start (`config::vaulted`) and then every minute.
     let shredding = tokio::spawn({
-        let store = store.clone();
+        let (store, mut stop) = (store.clone(), stop.clone());
         async move {
-            if let Some(vault) = store.vault() {
+            let Some(vault) = store.vault() else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(SHRED_SWEEP) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    return;
+                }
                 if let Err(error) = vault.shred_erased().await {
                     tracing::error!(%error, "the data keys of erased clients could not be destroyed");
                 }

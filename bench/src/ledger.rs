@@ -79,33 +79,11 @@ async fn onboardings(
 ) -> anyhow::Result<crate::Run> {
     let metadata = crate::seed_metadata();
     let agent = domain::StaffId::new();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (store, metadata) = (store.clone(), metadata.clone());
-            tokio::spawn(async move {
-                let (mut latencies, mut failures) = (Vec::new(), 0usize);
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    match crate::seed::onboard(&store, &metadata, agent, "Grace", "Hopper").await {
-                        Ok(_) => latencies.push(sent.elapsed()),
-                        // Counted and printed: a run that fails fast must not look fast.
-                        Err(_) => failures += 1,
-                    }
-                }
-                (latencies, failures)
-            })
-        })
-        .collect();
-    let (mut latencies, mut failures) = (Vec::new(), 0);
-    for worker in workers {
-        let (done, failed) = worker.await?;
-        latencies.extend(done);
-        failures += failed;
-    }
-    latencies.sort();
-    Ok(crate::Run::of(latencies, failures, started.elapsed()))
+    crate::drive(tasks, seconds, move |_, _| {
+        let (store, metadata) = (store.clone(), metadata.clone());
+        async move { crate::seed::onboard(&store, &metadata, agent, "Grace", "Hopper").await }
+    })
+    .await
 }
 
 /// Commands with and without the log's follower, alternated.

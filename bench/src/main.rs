@@ -896,31 +896,52 @@ async fn deposits(
         ids.push(id.to_string());
     }
     let ids = Arc::new(ids);
+    drive(tasks, seconds, move |task, n| {
+        let (store, ids, metadata) = (store.clone(), ids.clone(), metadata.clone());
+        async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(((task as u64) << 32) | n);
+            let id = &ids[rng.gen_range(0..ids.len())];
+            let amount = domain::Amount::new(1, eur).expect("1 is positive");
+            let deposit = AccountCommand::Deposit {
+                transaction_id: TransactionId::new(),
+                amount,
+                description: None,
+            };
+            store
+                .execute::<Account>(id, Expected::Any, &metadata, deposit)
+                .await
+        }
+    })
+    .await
+}
+
+/// `tasks` writers, each running `command(task, n)` for its `n`-th command until
+/// `seconds` have passed: the latency of each accepted command, and every failure
+/// (counted and printed: a run that fails fast must not look fast).
+pub(crate) async fn drive<F, Fut, T, E>(
+    tasks: usize,
+    seconds: u64,
+    command: F,
+) -> anyhow::Result<Run>
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+{
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..tasks)
         .map(|task| {
-            let (store, ids, metadata) = (store.clone(), ids.clone(), metadata.clone());
+            let command = command.clone();
             tokio::spawn(async move {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(task as u64);
                 let (mut latencies, mut failures) = (Vec::new(), 0usize);
+                let mut n = 0;
                 while Instant::now() < deadline {
-                    let id = &ids[rng.gen_range(0..ids.len())];
-                    let amount = domain::Amount::new(1, eur).expect("1 is positive");
-                    let deposit = AccountCommand::Deposit {
-                        transaction_id: TransactionId::new(),
-                        amount,
-                        description: None,
-                    };
                     let sent = Instant::now();
-                    match store
-                        .execute::<Account>(id, Expected::Any, &metadata, deposit)
-                        .await
-                    {
+                    match command(task, n).await {
                         Ok(_) => latencies.push(sent.elapsed()),
-                        // Counted and printed: a run that fails fast must not look fast.
                         Err(_) => failures += 1,
                     }
+                    n += 1;
                 }
                 (latencies, failures)
             })

@@ -5,10 +5,11 @@ use api_kit::{ApiError, AppJson};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use chrono::Utc;
-use domain::client::{Client, ClientCommand, ContactChange};
+use domain::client::{Client, ClientCommand, ClientError, ContactChange};
 use domain::contact::{bounded_text, Address, Email, PersonalDetails, Phone};
 use domain::policy::{Action, Role};
 use domain::{ClientId, StaffId, ValidationErrors};
+use event_store::ExecuteError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -260,7 +261,7 @@ pub(crate) async fn erase(
     context.caller.authorize(Action::EraseClient)?;
     let reason = bounded_text(&request.reason, 500)
         .map_err(|e| ApiError::validation("reason", e.to_string()))?;
-    let committed = state
+    let erased = state
         .store
         .execute::<Client>(
             &id.to_string(),
@@ -268,12 +269,24 @@ pub(crate) async fn erase(
             &context.metadata,
             ClientCommand::Erase { reason },
         )
-        .await?;
-    // The erasure is recorded; the key follows. Should this fail, or the process stop
-    // first, the store's sweep at the next start destroys it (`Vault::shred_erased`).
-    if let Err(error) = state.store.shred(&id.to_string()).await {
-        tracing::error!(client = %id, %error, "the erased client's data key is not destroyed yet; the next start will");
-    }
+        .await;
+    // The erasure is recorded; the key follows. Should that fail, or the process stop
+    // first, the store's sweep destroys it (`Vault::shred_erased`, at start and every
+    // minute); an erasure asked again destroys it at once.
+    let shred = || async {
+        if let Err(error) = state.store.shred(&id.to_string()).await {
+            tracing::error!(client = %id, %error, "the erased client's data key is not destroyed yet; the sweep will");
+        }
+    };
+    let committed = match erased {
+        Ok(committed) => committed,
+        Err(refused @ ExecuteError::Refused(ClientError::Erased)) => {
+            shred().await;
+            return Err(refused.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    shred().await;
     Ok(Reply::ok(
         committed.version,
         CommandResult {

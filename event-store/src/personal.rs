@@ -43,7 +43,15 @@ pub struct Vault {
     master: Aes256Gcm,
     keys: Arc<dyn DataKeys>,
     /// `None` on a store other processes share, where another may destroy a key.
-    cache: Option<Mutex<HashMap<String, [u8; 32]>>>,
+    cache: Option<Mutex<Memory>>,
+}
+
+/// The keys unwrapped so far, and the owners whose keys this process destroyed: a
+/// reader that read a key just before its destruction must not put it back.
+#[derive(Default)]
+struct Memory {
+    keys: HashMap<String, [u8; 32]>,
+    shredded: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -172,14 +180,21 @@ impl Vault {
     /// being made), here and in the store.
     pub async fn destroy(&self, owner: &str) -> Result<(), StoreError> {
         if let Some(cache) = &self.cache {
-            cache
-                .lock()
-                .expect("the key cache is never poisoned")
-                .remove(owner);
+            let mut memory = cache.lock().expect("the key cache is never poisoned");
+            memory.keys.remove(owner);
+            memory.shredded.insert(owner.to_string());
         }
-        self.keys
+        let destroyed = self
+            .keys
             .destroy_data_key(owner, &chrono::Utc::now().to_rfc3339())
-            .await
+            .await;
+        if destroyed.is_err() {
+            if let Some(cache) = &self.cache {
+                let mut memory = cache.lock().expect("the key cache is never poisoned");
+                memory.shredded.remove(owner);
+            }
+        }
+        destroyed
     }
 
     async fn key_for_writing(&self, owner: &str) -> Result<[u8; 32], StoreError> {
@@ -198,9 +213,9 @@ impl Vault {
         };
         match stored {
             DataKey::Live(wrapped) => self.unwrap_and_cache(owner, &wrapped),
-            DataKey::Destroyed => Err(StoreError::Corrupt(format!(
-                "the data key of {owner} was destroyed: nothing personal may be written about them"
-            ))),
+            // The client was erased after this command was decided (on a state another
+            // process had outdated): decided again on the store's state, it is refused.
+            DataKey::Destroyed => Err(StoreError::Conflict),
         }
     }
 
@@ -210,7 +225,12 @@ impl Vault {
         if let Some(key) = self.cached(owner) {
             return Ok(Some(key));
         }
-        match self.keys.data_key(owner).await? {
+        let stored = self.keys.data_key(owner).await?;
+        // Read before a destruction this process has begun since: already gone.
+        if self.shredded(owner) {
+            return Ok(None);
+        }
+        match stored {
             Some(DataKey::Live(wrapped)) => self.unwrap_and_cache(owner, &wrapped).map(Some),
             Some(DataKey::Destroyed) => Ok(None),
             None => {
@@ -228,18 +248,32 @@ impl Vault {
         cache
             .lock()
             .expect("the key cache is never poisoned")
+            .keys
             .get(owner)
             .copied()
+    }
+
+    /// Whether this process destroyed `owner`'s key (the store says so too, or will).
+    fn shredded(&self, owner: &str) -> bool {
+        self.cache.as_ref().is_some_and(|cache| {
+            cache
+                .lock()
+                .expect("the key cache is never poisoned")
+                .shredded
+                .contains(owner)
+        })
     }
 
     fn unwrap_and_cache(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
         let key = self.unwrap(owner, wrapped)?;
         if let Some(cache) = &self.cache {
-            let mut cache = cache.lock().expect("the key cache is never poisoned");
-            if cache.len() >= CACHED_KEYS {
-                cache.clear();
+            let mut memory = cache.lock().expect("the key cache is never poisoned");
+            if !memory.shredded.contains(owner) {
+                if memory.keys.len() >= CACHED_KEYS {
+                    memory.keys.clear();
+                }
+                memory.keys.insert(owner.to_string(), key);
             }
-            cache.insert(owner.to_string(), key);
         }
         Ok(key)
     }
@@ -466,8 +500,26 @@ mod tests {
         let mut later = onboarded(2);
         assert!(matches!(
             vault.seal(&mut later).await,
-            Err(StoreError::Corrupt(_))
+            Err(StoreError::Conflict)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_key_read_just_before_its_destruction_is_not_kept_after_it() {
+        let keys = Arc::new(Keys::default());
+        let vault = Vault::new(&Vault::generate_master(), keys.clone(), false);
+        let mut event = onboarded(1);
+        vault.seal(&mut event).await.unwrap();
+        let Some(DataKey::Live(wrapped)) = keys.data_key("c1").await.unwrap() else {
+            panic!("a live key");
+        };
+        vault.destroy("c1").await.unwrap();
+        // A reader that fetched the wrapped key before the destruction caches it now.
+        vault.unwrap_and_cache("c1", &wrapped).unwrap();
+        assert_eq!(vault.cached("c1"), None);
+        let mut read = event.clone();
+        vault.open(&mut read).await.unwrap();
+        assert_eq!(read.payload["ClientOnboarded"]["details"], Value::Null);
     }
 
     #[tokio::test]

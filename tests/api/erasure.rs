@@ -378,3 +378,86 @@ async fn the_server_refuses_a_master_key_that_is_missing_or_not_the_stores() {
         shown.body
     );
 }
+
+/// What the store holds as `client`'s data key.
+async fn data_key(app: &TestApp, client: &str) -> Option<event_store::DataKey> {
+    app.app
+        .store
+        .backend()
+        .data_keys()
+        .unwrap()
+        .data_key(client)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_erasure_whose_key_outlived_it_is_finished_at_start_and_when_asked_again() {
+    use domain::client::{Client, ClientCommand};
+    let app = TestApp::spawn().await;
+    let agent = app.agent().await;
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (id, _) = Person::new().onboarded(&app, &agent).await;
+        let deactivated = app
+            .post(
+                &agent.token,
+                &format!("/v1/clients/{id}/deactivate"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(deactivated.status, StatusCode::OK);
+        // The erasure's event, as if the process stopped before the key went.
+        let metadata = domain::metadata::CommandMetadata {
+            actor_id: admin.id.clone(),
+            actor_role: domain::policy::Role::Admin,
+            correlation_id: "erasure".into(),
+            causation_id: "erasure".into(),
+            idempotency_key: None,
+            occurred_at: chrono::Utc::now(),
+        };
+        app.app
+            .store
+            .execute::<Client>(
+                &id,
+                event_store::Expected::Any,
+                &metadata,
+                ClientCommand::Erase {
+                    reason: "interrupted".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            data_key(&app, &id).await,
+            Some(event_store::DataKey::Live(_))
+        ));
+        ids.push(id);
+    }
+
+    // Asked again: refused as done, and the key destroyed at once.
+    let again = app
+        .post(
+            &admin.token,
+            &format!("/v1/clients/{}/erase", ids[0]),
+            json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(
+        data_key(&app, &ids[0]).await,
+        Some(event_store::DataKey::Destroyed)
+    );
+    assert!(matches!(
+        data_key(&app, &ids[1]).await,
+        Some(event_store::DataKey::Live(_))
+    ));
+
+    // At the next start, before anything is served.
+    let app = app.restart().await;
+    assert_eq!(
+        data_key(&app, &ids[1]).await,
+        Some(event_store::DataKey::Destroyed)
+    );
+}

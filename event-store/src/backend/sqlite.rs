@@ -72,7 +72,11 @@ impl SqliteStore {
             .foreign_keys(true)
             // Statement journals (one per statement of a group commit's transaction)
             // and sorts in memory, not in files under /var/tmp: docs/performance.md.
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // What a change frees inside a page is zeroed (at no extra I/O), so a wrapped
+            // data key moved within its table leaves no copy behind; destroying one
+            // zeroes it whatever the I/O (`data_keys`).
+            .pragma("secure_delete", "fast");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(connect.clone())
@@ -209,7 +213,15 @@ impl SqliteFeed {
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(vault) = &self.vault {
             for stored in &mut events {
-                vault.open(&mut stored.event).await?;
+                match vault.open(&mut stored.event).await {
+                    Ok(()) => {}
+                    // Handed on as stored: the projector sets that one event aside
+                    // (it does not decode) instead of the whole feed stopping at it.
+                    Err(error @ StoreError::Corrupt(_)) => {
+                        tracing::error!(%error, position = stored.position, "an event's personal data does not open");
+                    }
+                    Err(other) => return Err(other),
+                }
             }
         }
         Ok(events)
