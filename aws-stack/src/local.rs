@@ -129,7 +129,11 @@ impl LocalStack {
         tasks.push(task);
 
         let publisher = relay::Relay::new(clients.events.clone(), stack.bus.clone())
-            .with_projector_queue(clients.sqs.clone(), stack.projector_queue_url.clone());
+            .with_projector_queue(clients.sqs.clone(), stack.projector_queue_url.clone())
+            .keeping_log(event_store::DynamoStore::new(
+                clients.dynamo.clone(),
+                options.topology.tables(),
+            ));
         let stream = StreamMapping::new(clients.streams.clone(), stack.events_stream_arn.clone());
         tasks.push(tokio::spawn(run_relay(publisher, stream, stopped.clone())));
 

@@ -96,7 +96,7 @@ impl Topology {
 #[serde(rename_all = "camelCase")]
 pub struct TopologyDocument {
     pub prefix: String,
-    pub tables: [TableSchema; 3],
+    pub tables: [TableSchema; 4],
     pub bus: String,
     pub queues: Vec<QueueDocument>,
     pub rules: Vec<RuleDocument>,

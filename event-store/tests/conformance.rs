@@ -27,8 +27,6 @@ struct Fixture {
 #[cfg(feature = "dynamo")]
 mod dynamo_local {
     //! A DynamoDB client for a DynamoDB Local started for one test.
-    use event_store::aws_config::{self, BehaviorVersion, Region};
-    use event_store::aws_sdk_dynamodb::config::Credentials;
     use event_store::aws_sdk_dynamodb::Client;
 
     pub(crate) struct DynamoLocal {
@@ -38,12 +36,7 @@ mod dynamo_local {
 
     pub(crate) async fn start() -> DynamoLocal {
         let peer = test_peers::dynamodb_local().await;
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&peer.endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .load()
-            .await;
+        let config = test_peers::aws::config(&peer.endpoint).await;
         DynamoLocal {
             client: Client::new(&config),
             _peer: peer,

@@ -184,7 +184,11 @@ export class EventsStack extends Stack {
       packageName: 'relay-lambda',
       description: 'DynamoDB Streams → EventBridge and the projector queue',
       securityGroup: lambdaSg,
-      environment: { CRM_EVENT_BUS: this.bus.eventBusName, CRM_PROJECTOR_QUEUE_URL: this.queues.projector.queueUrl },
+      environment: {
+        CRM_EVENT_BUS: this.bus.eventBusName,
+        CRM_PROJECTOR_QUEUE_URL: this.queues.projector.queueUrl,
+        CRM_DYNAMODB_TABLE_PREFIX: config.prefix,
+      },
       timeout: Duration.seconds(60),
       reservedConcurrency: 10,
     }).fn;
@@ -202,6 +206,8 @@ export class EventsStack extends Stack {
     );
     this.bus.grantPutEventsTo(this.relay);
     this.queues.projector.grantSendMessages(this.relay);
+    // The relay keeps the global Merkle log: the only writer of the ledger table.
+    tables.ledger.grantReadWriteData(this.relay);
 
     // Projector: the projector queue → Aurora read models (through RDS Proxy).
     const projectorSpec = queueSpec(topology, 'projector');

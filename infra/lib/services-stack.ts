@@ -149,7 +149,7 @@ export class ServicesStack extends Stack {
 
     // Least privilege per service: commands append; queries read (audit reads go to DynamoDB).
     for (const role of ['events', 'snapshots', 'idempotency']) tables[role].grantReadWriteData(this.commandService.taskDefinition.taskRole);
-    for (const role of ['events', 'snapshots']) tables[role].grantReadData(this.queryService.taskDefinition.taskRole);
+    for (const role of ['events', 'snapshots', 'ledger']) tables[role].grantReadData(this.queryService.taskDefinition.taskRole);
     const poolReads = ['cognito-idp:ListUsers', 'cognito-idp:AdminGetUser', 'cognito-idp:AdminListGroupsForUser'];
     this.commandService.taskDefinition.taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({

@@ -70,6 +70,8 @@ pub fn message(event: &SerializedEvent) -> Value {
 pub struct Relay {
     client: aws_sdk_eventbridge::Client,
     bus: String,
+    /// The store whose global Merkle log this relay keeps, if it keeps it.
+    log: Option<event_store::DynamoStore>,
     /// The projector's FIFO queue (its URL), if this relay feeds it.
     projector: Option<(aws_sdk_sqs::Client, String)>,
 }
@@ -82,7 +84,15 @@ impl Relay {
             client,
             bus: bus.into(),
             projector: None,
+            log: None,
         }
+    }
+
+    /// Also places every event in `store`'s global Merkle log before publishing it, so
+    /// that whatever a consumer sees is logged (`event_store::DynamoStore::log_events`).
+    pub fn keeping_log(mut self, store: event_store::DynamoStore) -> Self {
+        self.log = Some(store);
+        self
     }
 
     /// Also sends every event to the projector's FIFO queue at `url`.
@@ -95,11 +105,21 @@ impl Relay {
         self
     }
 
-    /// Publishes `records` (id, event) in order; returns the ids of those that could
+    /// Logs `records` (id, event) in the Merkle log, if this relay keeps it, then
+    /// publishes them in order; returns the ids of those that could
     /// not be published after retries: from the first record that did not reach both
     /// the bus and the projector's queue, every record on (the later ones are not sent,
     /// so no stream's events go out past one that did not).
     pub async fn publish(&self, records: &[Record]) -> Vec<String> {
+        if let Some(log) = &self.log {
+            let events = records.iter().map(|(_, event)| event.clone()).collect();
+            if let Err(error) = log.log_events(events).await {
+                // Nothing is published past an event not logged: the whole batch comes
+                // again, and the log skips what it already holds.
+                tracing::error!(%error, "the Merkle log could not take the batch");
+                return records.iter().map(|(id, _)| id.clone()).collect();
+            }
+        }
         for (index, chunk) in records.chunks(BATCH).enumerate() {
             let published = self.to_bus(chunk).await;
             // Only what the bus took goes to the queue, so both have the same prefix.

@@ -167,6 +167,35 @@ async fn a_refused_publish_is_reported_from_the_first_failed_record() {
     assert_eq!(response.batch_item_failures[0].item_identifier, first);
 }
 
+/// A batch the Merkle log cannot take is reported from its first record, and none of
+/// it is published: no consumer sees an event the log does not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_log_cannot_take_is_not_published() {
+    let Setup {
+        store_config,
+        aws,
+        tables,
+        store,
+        // Bound, so the peers live as long as the test.
+        _peers,
+    } = setup("unlogged-").await;
+    open(&store).await;
+    let batch = stream_batch(&store_config, &tables.events).await;
+    let first = batch.records[0].change.sequence_number.clone();
+    let queue = bus_to_queue(&aws, "crm-unlogged").await;
+    // A store whose ledger table does not exist.
+    let missing = event_store::DynamoStore::new(
+        event_store::aws_sdk_dynamodb::Client::new(&store_config),
+        DynamoTables::with_prefix("missing-"),
+    );
+    let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&aws), "crm-unlogged")
+        .keeping_log(missing);
+    let response = relay::lambda::handle(&relay, batch).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(response.batch_item_failures[0].item_identifier, first);
+    assert!(drain(&aws, &queue, 0).await.is_empty());
+}
+
 /// The projector's queue gets every event once, each stream as its own message group
 /// in its order; a batch relayed again (Lambda's retry) adds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,13 +240,28 @@ async fn each_stream_is_its_own_message_group_on_the_projector_queue() {
         .send()
         .await
         .unwrap();
+    let Backend::Dynamo(dynamo) = store.backend() else {
+        unreachable!("DynamoDB")
+    };
     let relay = relay::Relay::new(aws_sdk_eventbridge::Client::new(&aws), bus)
-        .with_projector_queue(sqs.clone(), &url);
+        .with_projector_queue(sqs.clone(), &url)
+        .keeping_log(dynamo.clone());
     for _ in 0..2 {
         let batch = stream_batch(&store_config, &tables.events).await;
         assert_eq!(batch.records.len(), 15);
         let response = relay::lambda::handle(&relay, batch).await;
         assert!(response.batch_item_failures.is_empty());
+    }
+    // Every event placed once in the Merkle log, each stream's in order.
+    let log = store.backend().merkle().unwrap();
+    assert_eq!(log.log_size().await.unwrap(), 15);
+    for id in &accounts {
+        let mut places = Vec::new();
+        for sequence in 1..=5 {
+            let leaf = log.leaf_of("account", &id.to_string(), sequence).await;
+            places.push(leaf.unwrap().unwrap());
+        }
+        assert!(places.windows(2).all(|w| w[0] < w[1]), "{places:?}");
     }
 
     let mut by_group: std::collections::BTreeMap<String, Vec<u64>> = Default::default();

@@ -22,7 +22,7 @@ use crate::idempotency::{Claim, StoredResponse};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableSchema {
-    /// What the table is for: `events`, `snapshots` or `idempotency`.
+    /// What the table is for: `events`, `snapshots`, `idempotency` or `ledger`.
     pub role: &'static str,
     pub name: String,
     pub partition_key: KeyAttribute,
@@ -49,6 +49,8 @@ pub struct DynamoTables {
     pub events: String,
     pub snapshots: String,
     pub idempotency: String,
+    /// The global Merkle log (`backend::dynamo_merkle`), kept by the relay.
+    pub ledger: String,
 }
 
 impl DynamoTables {
@@ -57,11 +59,12 @@ impl DynamoTables {
             events: format!("{prefix}Events"),
             snapshots: format!("{prefix}Snapshots"),
             idempotency: format!("{prefix}Idempotency"),
+            ledger: format!("{prefix}Ledger"),
         }
     }
 
-    /// The three tables' key schemas (the events table streams new images to the relay).
-    pub fn schemas(&self) -> [TableSchema; 3] {
+    /// The four tables' key schemas (the events table streams new images to the relay).
+    pub fn schemas(&self) -> [TableSchema; 4] {
         [
             TableSchema {
                 role: "events",
@@ -82,6 +85,13 @@ impl DynamoTables {
                 name: self.idempotency.clone(),
                 partition_key: key_attribute("Caller", "S"),
                 sort_key: Some(key_attribute("IdempotencyKey", "S")),
+                stream: None,
+            },
+            TableSchema {
+                role: "ledger",
+                name: self.ledger.clone(),
+                partition_key: key_attribute("Key", "S"),
+                sort_key: None,
                 stream: None,
             },
         ]
@@ -174,6 +184,39 @@ pub fn event_from_item(
         json(item, "Payload")?,
         json(item, "Metadata")?,
     ))
+}
+
+/// An event as the Merkle log and verification read it. Items hold payloads as bytes,
+/// read through the parsed form, so the relay (from a stream image) and readers of the
+/// table see the same text.
+pub(crate) fn raw_event(event: SerializedEvent) -> domain::chain::RawEvent {
+    domain::chain::RawEvent {
+        payload_json: event.payload.to_string(),
+        aggregate_type: event.aggregate_type,
+        aggregate_id: event.aggregate_id,
+        sequence: event.sequence,
+        event_type: event.event_type,
+        event_version: event.event_version,
+        metadata: event.metadata,
+    }
+}
+
+/// The events table's key of one event.
+pub(crate) fn event_item_key(
+    aggregate_type: &str,
+    id: &str,
+    sequence: u64,
+) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "AggregateTypeAndId".to_string(),
+            AttributeValue::S(format!("{aggregate_type}:{id}")),
+        ),
+        (
+            "AggregateIdSequence".to_string(),
+            AttributeValue::N(sequence.to_string()),
+        ),
+    ])
 }
 
 /// One stream's events in order (strongly consistent).
@@ -635,22 +678,10 @@ impl crate::capabilities::EventLog for DynamoStore {
         to: u64,
         limit: u64,
     ) -> Result<Vec<domain::chain::RawEvent>, StoreError> {
-        // Items hold payloads as bytes, read here through the parsed form.
         let events =
             crate::capabilities::EventLog::read_stream(self, aggregate_type, id, from, to, limit)
                 .await?;
-        Ok(events
-            .into_iter()
-            .map(|event| domain::chain::RawEvent {
-                payload_json: event.payload.to_string(),
-                aggregate_type: event.aggregate_type,
-                aggregate_id: event.aggregate_id,
-                sequence: event.sequence,
-                event_type: event.event_type,
-                event_version: event.event_version,
-                metadata: event.metadata,
-            })
-            .collect())
+        Ok(events.into_iter().map(raw_event).collect())
     }
 
     async fn stream_length(&self, aggregate_type: &str, id: &str) -> Result<u64, StoreError> {

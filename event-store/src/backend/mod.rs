@@ -5,6 +5,8 @@
 mod data_keys;
 #[cfg(feature = "dynamo")]
 pub(crate) mod dynamo;
+#[cfg(feature = "dynamo")]
+mod dynamo_merkle;
 mod group;
 pub mod pool_check;
 mod postgres;
@@ -114,7 +116,7 @@ impl Backend {
             Backend::Sqlite(store) => Some(store),
             Backend::Postgres(store) => Some(store),
             #[cfg(feature = "dynamo")]
-            Backend::Dynamo(_) => None,
+            Backend::Dynamo(store) => Some(store),
         }
     }
 

@@ -169,7 +169,8 @@ export function eventsCases(s: Synthesized): void {
 
   it('gives the Lambdas the variables the Rust code reads', () => {
     const env = (id: string): Props => t().findResources('AWS::Lambda::Function')[functionId(id)].Properties.Environment.Variables;
-    assert.deepEqual(Object.keys(env('RelayFunction')).sort(), ['CRM_EVENT_BUS', 'CRM_PROJECTOR_QUEUE_URL']);
+    assert.deepEqual(Object.keys(env('RelayFunction')).sort(), ['CRM_DYNAMODB_TABLE_PREFIX', 'CRM_EVENT_BUS', 'CRM_PROJECTOR_QUEUE_URL']);
+    assert.equal(env('RelayFunction').CRM_DYNAMODB_TABLE_PREFIX, prefix);
     assert.deepEqual(env('RelayFunction').CRM_PROJECTOR_QUEUE_URL, { Ref: logicalIdOfQueue(rebase(topo, prefix, queueSpec(topo, 'projector').name)) });
     assert.deepEqual(Object.keys(env('ProjectorFunction')).sort(), ['CRM_DYNAMODB_TABLE_PREFIX', 'CRM_READ_DATABASE_SECRET_ARN', 'CRM_READ_DATABASE_URL']);
     assert.equal(env('ProjectorFunction').CRM_DYNAMODB_TABLE_PREFIX, prefix);

@@ -91,6 +91,25 @@ export function securityCases(s: Synthesized): void {
     assert.deepEqual(problems, []);
   });
 
+  it('lets only the relay write the ledger table (the Merkle log); the query service reads it', () => {
+    const writes = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|PartiQL(Insert|Update|Delete))$/;
+    const reads = /^dynamodb:(GetItem|BatchGetItem|Query)$/;
+    const [writers, readers]: [Set<string>, Set<string>] = [new Set(), new Set()];
+    for (const stack of s.all) {
+      const json = s.template(stack).toJSON();
+      for (const { where, statement } of identityStatements(json)) {
+        if (statement.Effect !== 'Allow' || !JSON.stringify(statement.Resource).includes('Tableledger')) continue;
+        // The role's logical id: `Relay…` for the relay's, `queryTask…` for the query service's.
+        const roles = JSON.stringify(json.Resources[where].Properties.Roles ?? []);
+        const who = roles.match(/"Ref":"(Relay|queryTask|commandTask|Projector|Mail|Sftp)/)?.[1] ?? roles;
+        if (list(statement.Action).some((a) => writes.test(a))) writers.add(who);
+        if (list(statement.Action).some((a) => reads.test(a))) readers.add(who);
+      }
+    }
+    assert.deepEqual([...writers], ['Relay']);
+    assert.deepEqual([...readers].sort(), ['Relay', 'queryTask']);
+  });
+
   it('denies the database administrators the data keys, data reads and the database secret', () => {
     const roleId = Object.keys(t().findResources('AWS::IAM::Role')).find((id) => id.startsWith('DatabaseAdministratorRole'))!;
     const statements = identityStatements(t().toJSON())
