@@ -346,7 +346,8 @@ fn open_notary(
     }
     keys.add(signer.public_key());
     let file = proofs::DigestFile::new(&ledger.digest_file);
-    let notary = proofs::Notary::new(store.clone(), signer, file).trusting(&keys);
+    let notary =
+        proofs::Notary::new(store.clone(), Arc::new(signer), Arc::new(file)).trusting(&keys);
     Ok((Arc::new(notary), keys))
 }
 

@@ -170,8 +170,8 @@ async fn at_size(events: usize) -> anyhow::Result<()> {
     let key = proofs::keys::load_or_create(&dir.path().join("keys/digest.pem"), &data)?;
     let notary = proofs::Notary::new(
         store.clone(),
-        proofs::DigestSigner::new(key),
-        proofs::DigestFile::new(data.join("digests.jsonl")),
+        Arc::new(proofs::DigestSigner::new(key)),
+        Arc::new(proofs::DigestFile::new(data.join("digests.jsonl"))),
     );
     let mut signing = Vec::new();
     for _ in 0..20 {
@@ -211,7 +211,7 @@ async fn at_size(events: usize) -> anyhow::Result<()> {
         ms(percentile(&consistency, 0.99))
     );
 
-    let digests = notary.file().read().await?;
+    let digests = notary.published().read().await?;
     let keys: proofs::PublicKeys = [notary.signer().public_key()].into_iter().collect();
     let started = Instant::now();
     let report = proofs::ledger_check::check_store(log, &digests, &keys).await?;

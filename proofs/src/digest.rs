@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use domain::merkle::Hash;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use merkle_sha2::{Digest as _, Sha256};
 use serde::{Deserialize, Serialize};
+
+use crate::public_key::PublicKey;
 
 /// The format every digest names, and the first line of what it signs.
 pub const FORMAT: &str = "ledgerline-digest-v1";
@@ -29,11 +31,13 @@ pub struct Digest {
     pub root_hash: String,
     /// When it was signed (RFC 3339, UTC).
     pub issued_at: String,
-    /// The signing key: the first 16 hex digits of SHA-256 of its 32-byte public key.
+    /// The signing key: the first 16 hex digits of SHA-256 of its raw public key
+    /// (Ed25519's 32 bytes, P-256's 65-byte uncompressed point).
     pub key_id: String,
     /// SHA-256 of the previous digest's signed bytes, hex (64 zeros for the first).
     pub previous: String,
-    /// Ed25519 over [`Digest::signed_bytes`], base64.
+    /// The key's signature over [`Digest::signed_bytes`], base64: Ed25519, or ECDSA
+    /// P-256 with SHA-256 as r ‖ s (64 bytes).
     pub signature: String,
 }
 
@@ -91,11 +95,11 @@ impl Digest {
             .ok_or_else(|| DigestError::UnknownKey(self.sequence, self.key_id.clone()))?;
         let signature = BASE64
             .decode(&self.signature)
-            .ok()
-            .and_then(|bytes| Signature::from_slice(&bytes).ok())
-            .ok_or(DigestError::BadSignature(self.sequence))?;
-        key.verify_strict(&self.signed_bytes(), &signature)
-            .map_err(|_| DigestError::BadSignature(self.sequence))
+            .map_err(|_| DigestError::BadSignature(self.sequence))?;
+        match key.verifies(&self.signed_bytes(), &signature) {
+            true => Ok(()),
+            false => Err(DigestError::BadSignature(self.sequence)),
+        }
     }
 }
 
@@ -117,12 +121,62 @@ fn signed_bytes(
 /// The `previous` of the first digest.
 pub const NO_PREVIOUS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The key id of a public key: the first 16 hex digits of SHA-256 of its 32 bytes.
-pub fn key_id(key: &VerifyingKey) -> String {
-    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+/// Why a digest could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[error("the digest could not be signed: {0}")]
+pub struct SignError(pub String);
+
+/// A key digests are signed with: a key file here, a KMS key in AWS.
+#[async_trait::async_trait]
+pub trait Signer: Send + Sync {
+    /// Its public half's id ([`PublicKey::id`]).
+    fn key_id(&self) -> &str;
+
+    fn public_key(&self) -> PublicKey;
+
+    /// The signature over `message`, as a digest carries it (before base64).
+    async fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
 }
 
-/// A key digests are signed with.
+/// The digest of `root` at `tree_size`, following `previous` (`None`: the first),
+/// signed by `signer`.
+pub async fn sign(
+    signer: &dyn Signer,
+    tree_size: u64,
+    root: &Hash,
+    issued_at: &str,
+    previous: Option<&Digest>,
+) -> Result<Digest, SignError> {
+    let mut digest = unsigned(signer.key_id(), tree_size, root, issued_at, previous);
+    let signature = signer.sign_message(&digest.signed_bytes()).await?;
+    digest.signature = BASE64.encode(signature);
+    Ok(digest)
+}
+
+fn unsigned(
+    key_id: &str,
+    tree_size: u64,
+    root: &Hash,
+    issued_at: &str,
+    previous: Option<&Digest>,
+) -> Digest {
+    let (sequence, previous) = match previous {
+        Some(digest) => (digest.sequence + 1, digest.chain_hash()),
+        None => (0, NO_PREVIOUS.to_string()),
+    };
+    Digest {
+        format: FORMAT.into(),
+        sequence,
+        tree_size,
+        root_hash: hex::encode(root),
+        issued_at: issued_at.into(),
+        key_id: key_id.into(),
+        previous,
+        signature: String::new(),
+    }
+}
+
+/// An Ed25519 key digests are signed with (the embedded product's key file).
 pub struct DigestSigner {
     key: SigningKey,
     id: String,
@@ -130,7 +184,7 @@ pub struct DigestSigner {
 
 impl DigestSigner {
     pub fn new(key: SigningKey) -> Self {
-        let id = key_id(&key.verifying_key());
+        let id = PublicKey::from(key.verifying_key()).id();
         DigestSigner { key, id }
     }
 
@@ -138,8 +192,8 @@ impl DigestSigner {
         &self.id
     }
 
-    pub fn public_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+    pub fn public_key(&self) -> PublicKey {
+        self.key.verifying_key().into()
     }
 
     /// The digest of `root` at `tree_size`, following `previous` (`None`: the first).
@@ -150,45 +204,46 @@ impl DigestSigner {
         issued_at: &str,
         previous: Option<&Digest>,
     ) -> Digest {
-        let (sequence, previous) = match previous {
-            Some(digest) => (digest.sequence + 1, digest.chain_hash()),
-            None => (0, NO_PREVIOUS.to_string()),
-        };
-        let root_hash = hex::encode(root);
-        let bytes = signed_bytes(
-            sequence, tree_size, &root_hash, issued_at, &self.id, &previous,
-        );
-        Digest {
-            format: FORMAT.into(),
-            sequence,
-            tree_size,
-            root_hash,
-            issued_at: issued_at.into(),
-            key_id: self.id.clone(),
-            previous,
-            signature: BASE64.encode(self.key.sign(&bytes).to_bytes()),
-        }
+        let mut digest = unsigned(&self.id, tree_size, root, issued_at, previous);
+        digest.signature = BASE64.encode(self.key.sign(&digest.signed_bytes()).to_bytes());
+        digest
+    }
+}
+
+#[async_trait::async_trait]
+impl Signer for DigestSigner {
+    fn key_id(&self) -> &str {
+        &self.id
+    }
+
+    fn public_key(&self) -> PublicKey {
+        self.key.verifying_key().into()
+    }
+
+    async fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.key.sign(message).to_bytes().to_vec())
     }
 }
 
 /// The public keys a verifier trusts, by key id: the current one and those rotated out,
 /// whose digests stay verifiable.
 #[derive(Debug, Clone, Default)]
-pub struct PublicKeys(HashMap<String, VerifyingKey>);
+pub struct PublicKeys(HashMap<String, PublicKey>);
 
 impl PublicKeys {
-    pub fn add(&mut self, key: VerifyingKey) {
-        self.0.insert(key_id(&key), key);
+    pub fn add(&mut self, key: impl Into<PublicKey>) {
+        let key = key.into();
+        self.0.insert(key.id(), key);
     }
 
     /// The keys with their ids.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &VerifyingKey)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &PublicKey)> {
         self.0.iter().map(|(id, key)| (id.as_str(), key))
     }
 }
 
-impl FromIterator<VerifyingKey> for PublicKeys {
-    fn from_iter<I: IntoIterator<Item = VerifyingKey>>(keys: I) -> Self {
+impl<K: Into<PublicKey>> FromIterator<K> for PublicKeys {
+    fn from_iter<I: IntoIterator<Item = K>>(keys: I) -> Self {
         let mut all = PublicKeys::default();
         keys.into_iter().for_each(|key| all.add(key));
         all

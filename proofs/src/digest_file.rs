@@ -1,6 +1,8 @@
-//! The digest file: one signed digest per line (JSON), only ever appended to, each line
-//! on disk before the digest is reported issued. Auditors copy it; the chain of
-//! `previous` hashes makes a line taken out of it show.
+//! Where digests are published ([`DigestLog`]), and the embedded product's: the digest
+//! file, one signed digest per line (JSON), only ever appended to, each line on disk
+//! before the digest is reported issued. Auditors copy it; the chain of `previous`
+//! hashes makes a line taken out of it show. (In AWS: an S3 bucket with Object Lock,
+//! in `aws-stack`.)
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +10,32 @@ use tokio::io::AsyncWriteExt;
 
 use crate::digest::Digest;
 
-/// Why the file could not be used.
+/// Why the digests could not be read or published.
 #[derive(Debug, thiserror::Error)]
-pub enum DigestFileError {
+pub enum DigestLogError {
     #[error("the digest file {0}: {1}")]
     Io(PathBuf, std::io::Error),
     #[error("the digest file {0}, line {1}: {2}")]
     Line(PathBuf, usize, String),
+    /// Another issuer published a digest of this sequence first.
+    #[error("digest {0} was published by another issuer first")]
+    Taken(u64),
+    #[error("the published digests: {0}")]
+    Unavailable(String),
+}
+
+/// Where digests are published, only ever appended to, in sequence order.
+#[async_trait::async_trait]
+pub trait DigestLog: Send + Sync {
+    /// Publishes `digest` after the last one; [`DigestLogError::Taken`] if a digest of
+    /// its sequence is there already.
+    async fn append(&self, digest: &Digest) -> Result<(), DigestLogError>;
+
+    /// Every digest published, in order.
+    async fn read(&self) -> Result<Vec<Digest>, DigestLogError>;
+
+    /// The last digest published, if any.
+    async fn last(&self) -> Result<Option<Digest>, DigestLogError>;
 }
 
 /// An append-only file of digests.
@@ -31,10 +52,14 @@ impl DigestFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    /// Appends `digest` as one line and syncs it to disk.
-    pub async fn append(&self, digest: &Digest) -> Result<(), DigestFileError> {
-        let io = |e| DigestFileError::Io(self.path.clone(), e);
+#[async_trait::async_trait]
+impl DigestLog for DigestFile {
+    /// Appends `digest` as one line and syncs it to disk. (One process appends: the
+    /// notary's lock puts its digests one after another.)
+    async fn append(&self, digest: &Digest) -> Result<(), DigestLogError> {
+        let io = |e| DigestLogError::Io(self.path.clone(), e);
         let mut line = serde_json::to_vec(digest).expect("a digest serializes");
         line.push(b'\n');
         let mut file = tokio::fs::OpenOptions::new()
@@ -52,17 +77,16 @@ impl DigestFile {
     /// Every digest in the file, in order (none if there is no file). A last line cut
     /// short by a crash mid-append (no newline) was never reported issued, and is left
     /// out; any other line that does not parse is an error.
-    pub async fn read(&self) -> Result<Vec<Digest>, DigestFileError> {
+    async fn read(&self) -> Result<Vec<Digest>, DigestLogError> {
         let text = match tokio::fs::read_to_string(&self.path).await {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(DigestFileError::Io(self.path.clone(), e)),
+            Err(e) => return Err(DigestLogError::Io(self.path.clone(), e)),
         };
         parse(&self.path, &text)
     }
 
-    /// The last digest, if any.
-    pub async fn last(&self) -> Result<Option<Digest>, DigestFileError> {
+    async fn last(&self) -> Result<Option<Digest>, DigestLogError> {
         Ok(self.read().await?.pop())
     }
 }
@@ -91,7 +115,7 @@ async fn drop_torn_line(file: &mut tokio::fs::File) -> std::io::Result<()> {
 }
 
 /// The digests of a digest file's text.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<Digest>, DigestFileError> {
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Digest>, DigestLogError> {
     let complete = match text.rfind('\n') {
         Some(end) => &text[..end],
         None => "",
@@ -102,7 +126,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Digest>, DigestFileError> {
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(n, line)| {
             serde_json::from_str(line)
-                .map_err(|e| DigestFileError::Line(path.to_path_buf(), n + 1, e.to_string()))
+                .map_err(|e| DigestLogError::Line(path.to_path_buf(), n + 1, e.to_string()))
         })
         .collect()
 }
@@ -140,7 +164,7 @@ mod tests {
         std::fs::write(file.path(), format!("garbage\n{}", text)).unwrap();
         assert!(matches!(
             file.read().await,
-            Err(DigestFileError::Line(_, 1, _))
+            Err(DigestLogError::Line(_, 1, _))
         ));
     }
 }

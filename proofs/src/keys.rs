@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::RngCore;
 
@@ -152,15 +152,13 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A public key in PEM (SubjectPublicKeyInfo).
 pub fn public_pem(key: &VerifyingKey) -> String {
-    key.to_public_key_pem(LineEnding::LF)
-        .expect("an Ed25519 public key encodes")
+    crate::PublicKey::from(*key).to_pem()
 }
 
-/// Reads a public key from a PEM file.
-pub fn load_public(path: &Path) -> Result<VerifyingKey, KeyError> {
+/// Reads a public key (Ed25519 or P-256) from a PEM file.
+pub fn load_public(path: &Path) -> Result<crate::PublicKey, KeyError> {
     let pem = std::fs::read_to_string(path).map_err(|e| KeyError::Io(path.to_path_buf(), e))?;
-    VerifyingKey::from_public_key_pem(pem.trim())
-        .map_err(|e| KeyError::Format(path.to_path_buf(), e.to_string()))
+    crate::PublicKey::from_pem(&pem).map_err(|e| KeyError::Format(path.to_path_buf(), e))
 }
 
 fn refuse_inside(what: &'static str, key: &Path, data_dir: &Path) -> Result<(), KeyError> {
@@ -213,7 +211,7 @@ mod tests {
         assert_eq!(made.to_bytes(), again.to_bytes());
         assert_eq!(
             load_public(&public_key_path(&path)).unwrap(),
-            made.verifying_key()
+            made.verifying_key().into()
         );
         #[cfg(unix)]
         {

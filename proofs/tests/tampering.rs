@@ -96,8 +96,8 @@ async fn signed_on(
     let keys: PublicKeys = [signer.public_key()].into_iter().collect();
     let notary = Notary::new(
         store.clone(),
-        signer,
-        DigestFile::new(dir.path().join("digests.jsonl")),
+        Arc::new(signer),
+        Arc::new(DigestFile::new(dir.path().join("digests.jsonl"))),
     );
     let digest = notary.issue(false).await.unwrap().unwrap();
     assert_eq!(digest.tree_size, 16);
@@ -211,7 +211,7 @@ impl Signed {
 
     /// The API's check, and the offline verifier's over a fresh export.
     async fn checks(&self) -> (Report, Report) {
-        let digests = self.notary.file().read().await.unwrap();
+        let digests = self.notary.published().read().await.unwrap();
         let log = self.store.backend().merkle().unwrap();
         let online = proofs::ledger_check::check_store(log, &digests, &self.keys)
             .await

@@ -60,7 +60,8 @@ fn notary_error(error: NotaryError) -> ApiError {
             detail: error.to_string(),
         },
         NotaryError::NoLog => ApiError::NotFound(error.to_string()),
-        NotaryError::File(error) => ApiError::Unavailable(error.to_string()),
+        NotaryError::Published(error) => ApiError::Unavailable(error.to_string()),
+        NotaryError::Sign(error) => ApiError::Unavailable(error.to_string()),
     }
 }
 
@@ -153,6 +154,9 @@ pub(crate) struct DigestKey {
     key_id: String,
     /// SubjectPublicKeyInfo, PEM.
     public_key_pem: String,
+    /// `ed25519` (a key file), or `ecdsa-p256-sha256` (a KMS key in AWS; signatures are
+    /// r ‖ s).
+    algorithm: &'static str,
     /// Whether new digests are signed with it.
     current: bool,
     /// The first and last digests in the digest file it signed (none: none yet).
@@ -187,7 +191,8 @@ pub(crate) async fn keys(
             let (first_digest, last_digest) = signed_by(id);
             DigestKey {
                 key_id: id.to_string(),
-                public_key_pem: proofs::keys::public_pem(key),
+                public_key_pem: key.to_pem(),
+                algorithm: key.algorithm(),
                 current: id == current,
                 first_digest,
                 last_digest,
@@ -355,12 +360,12 @@ pub(crate) async fn verify(
     Ok(Json(report))
 }
 
-/// Every digest in the digest file; a file that cannot be read is the server's trouble
-/// (503), and is said so.
+/// Every digest published; digests that cannot be read are the server's trouble (503),
+/// and are said so.
 async fn digest_file(proofs: &LedgerProofs) -> Result<Vec<Digest>, ApiError> {
     proofs
         .notary
-        .file()
+        .published()
         .read()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))
