@@ -210,26 +210,12 @@ pub async fn build(config: &Config, public_url: &str) -> anyhow::Result<App> {
             }
         }
     });
-    let notarizing = tokio::spawn({
-        let log = log.clone();
-        notary.clone().run(
-            config.ledger.digest_interval,
-            stop.clone(),
-            move |outcome| {
-                let log = log.clone();
-                async move {
-                    let entry = match &outcome {
-                        Ok(digest) => query_api::digest_entry(digest),
-                        Err(error) => {
-                            tracing::error!(%error, "no digest signed");
-                            query_api::refusal_entry(error)
-                        }
-                    };
-                    log.record_or_warn(entry).await;
-                }
-            },
-        )
-    });
+    let notarizing = tokio::spawn(query_api::notarize(
+        notary.clone(),
+        config.ledger.digest_interval,
+        stop.clone(),
+        log.clone(),
+    ));
 
     let observer = Observer::new(Some(log.clone()));
     let counters = observer.counters();

@@ -14,16 +14,26 @@ pub struct AwsClients {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub ses: aws_sdk_sesv2::Client,
     pub bedrock: aws_sdk_bedrockruntime::Client,
+    /// KMS and S3: the ledger's digests.
+    pub digests: query_api::service::DigestClients,
 }
 
 impl AwsClients {
     pub fn new(sdk: &SdkConfig) -> Self {
-        Self::split(sdk, sdk)
+        let custom_s3_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some());
+        AwsClients {
+            digests: query_api::service::DigestClients::new(sdk, custom_s3_endpoint),
+            ..Self::split(sdk, sdk)
+        }
     }
 
-    /// `store` for DynamoDB and DynamoDB Streams, `services` for the rest.
+    /// `store` for DynamoDB and DynamoDB Streams, `services` (an emulator, whose S3 is
+    /// addressed by path) for the rest.
     pub fn split(store: &SdkConfig, services: &SdkConfig) -> Self {
         AwsClients {
+            digests: query_api::service::DigestClients::new(services, true),
             dynamo: event_store::aws_sdk_dynamodb::Client::new(store),
             streams: aws_sdk_dynamodbstreams::Client::new(store),
             events: aws_sdk_eventbridge::Client::new(services),

@@ -175,6 +175,92 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
     })
 }
 
+/// The ledger digests' signing key and bucket in the local mode, created if missing:
+/// an ECC_NIST_P256 KMS key under alias `alias/<prefix>ledger-digests` and the bucket
+/// `<prefix>ledger-digests` with Object Lock in compliance mode (a day). In AWS infra/
+/// declares both (a bucket's name is global: the stack chooses it). Returns the key's
+/// id and the bucket.
+pub async fn local_digests(
+    clients: &AwsClients,
+    topology: &Topology,
+) -> Result<(String, String), StackError> {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    let (kms, s3) = (&clients.digests.kms, &clients.digests.s3);
+    let name = format!("{}ledger-digests", topology.prefix()).to_lowercase();
+    let alias = format!("alias/{name}");
+    let key = match kms.describe_key().key_id(&alias).send().await {
+        Ok(found) => found.key_metadata().map(|m| m.key_id().to_string()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(StackError::aws(&alias, e)),
+    };
+    let key = match key {
+        Some(key) => key,
+        None => {
+            let made = kms
+                .create_key()
+                .key_spec(KeySpec::EccNistP256)
+                .key_usage(KeyUsageType::SignVerify)
+                .description("Ledgerline: signs the ledger's digests (local mode)")
+                .send()
+                .await
+                .map_err(|e| StackError::aws(&alias, e))?;
+            let key = made
+                .key_metadata()
+                .map(|m| m.key_id().to_string())
+                .ok_or_else(|| StackError::Setup(format!("{alias}: no key made")))?;
+            kms.create_alias()
+                .alias_name(&alias)
+                .target_key_id(&key)
+                .send()
+                .await
+                .map_err(|e| StackError::aws(&alias, e))?;
+            key
+        }
+    };
+    match s3
+        .create_bucket()
+        .bucket(&name)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_bucket_already_owned_by_you()) => {}
+        Err(e) => return Err(StackError::aws(&name, e)),
+    }
+    let rule = ObjectLockRule::builder()
+        .default_retention(
+            DefaultRetention::builder()
+                .mode(ObjectLockRetentionMode::Compliance)
+                .days(1)
+                .build(),
+        )
+        .build();
+    s3.put_object_lock_configuration()
+        .bucket(&name)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(rule)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| StackError::aws(&name, e))?;
+    Ok((key, name))
+}
+
 /// A FIFO queue (content-based deduplication: EventBridge sends no deduplication id)
 /// with `attributes`; its URL and ARN.
 async fn fifo_queue(

@@ -52,6 +52,9 @@ pub struct LocalOptions {
     pub projector_workers: usize,
 }
 
+/// How often the local stack signs a digest while the ledger grows (as `crm serve`).
+const DIGEST_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How many projector workers the local stack runs unless told otherwise.
 pub const DEFAULT_PROJECTOR_WORKERS: usize = 4;
 
@@ -108,15 +111,24 @@ impl LocalStack {
         )
         .await
         .map_err(StackError::Setup)?;
+        let (digest_key, digest_bucket) =
+            crate::init::local_digests(&clients, &options.topology).await?;
         let queries = query_api::service::router(
             &query_api::service::ServiceConfig {
                 addr: options.query_addr,
                 read_database_url: options.read_database_url.clone(),
                 table_prefix: stack.table_prefix.clone(),
+                digests: query_api::service::DigestConfig {
+                    kms_key: digest_key,
+                    bucket: digest_bucket,
+                    retired_keys: Vec::new(),
+                    interval: DIGEST_INTERVAL,
+                },
                 cognito: cognito.clone(),
             },
             clients.dynamo.clone(),
             clients.cognito.clone(),
+            clients.digests.clone(),
         )
         .await
         .map_err(StackError::Setup)?;

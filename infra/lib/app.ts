@@ -45,7 +45,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     databaseSgId: network.databaseSg.securityGroupId,
     proxySgId: network.proxySg.securityGroupId,
     rotationSgId: network.rotationSg.securityGroupId,
-    description: 'Ledgerline: DynamoDB event store, Aurora read models, RDS Proxy, secrets',
+    description: 'Ledgerline: DynamoDB event store, Aurora read models, RDS Proxy, secrets, the ledger digests key and bucket',
   });
   const identity = new IdentityStack(app, name('Identity'), {
     env,
@@ -96,6 +96,8 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     secretsKey: data.secretsKey,
     userPool: identity.userPool,
     clientIds: [identity.uiClient.userPoolClientId, identity.sftpClient.userPoolClientId, identity.smokeClient.userPoolClientId],
+    digestKey: data.digestKey,
+    digestBucket: data.digestBucket,
     description: 'Ledgerline: command-api and query-api on Fargate, mail Lambda, ALB, regional WAF',
   });
   // CLOUDFRONT WebACLs exist only in us-east-1; the Edge stack takes nothing from the others.

@@ -12,9 +12,11 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as rds from 'aws-cdk-lib/aws-rds';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { newKey, newLogGroup, suppress } from './common';
+import { newLogBucket } from './log-bucket';
 import { EnvironmentConfig } from './config';
 import { POSTGRES_PORT } from './network-stack';
 import { Topology, rebase } from './topology';
@@ -29,6 +31,12 @@ export interface DataStackProps extends StackProps {
   readonly rotationSgId: string;
 }
 
+/**
+ * How long a published digest can be neither deleted nor overwritten, by anyone (S3 Object
+ * Lock in compliance mode): a bank's record-keeping horizon.
+ */
+export const DIGEST_RETENTION_YEARS = 10;
+
 export const DATABASE_NAME = 'ledgerline';
 export const DATABASE_USER = 'ledgerline';
 
@@ -42,6 +50,10 @@ export class DataStack extends Stack {
   readonly databaseSecret: secretsmanager.ISecret;
   readonly proxy: rds.DatabaseProxy;
   readonly sftpSecret: secretsmanager.Secret;
+  /** Signs the ledger's digests (ECDSA P-256); only the query service may use it. */
+  readonly digestKey: kms.Key;
+  /** Where the digests are published, under Object Lock. */
+  readonly digestBucket: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: DataStackProps) {
     super(scope, id, props);
@@ -72,6 +84,37 @@ export class DataStack extends Stack {
         removalPolicy: RemovalPolicy.RETAIN,
       });
     }
+
+    // The ledger's digests (docs/audit.md): signed by an asymmetric key the store's
+    // operators cannot use, published where no one can rewrite them.
+    this.digestKey = new kms.Key(this, 'DigestKey', {
+      description: `Ledgerline ${config.name}: signs the ledger's digests`,
+      keySpec: kms.KeySpec.ECC_NIST_P256,
+      keyUsage: kms.KeyUsage.SIGN_VERIFY,
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
+    const digestAccessLogs = newLogBucket(this, 'DigestAccessLogs', { retentionDays: config.logRetentionDays });
+    this.digestBucket = new s3.Bucket(this, 'Digests', {
+      // The digests are public by design (auditors hold copies); what matters is that
+      // none can be rewritten.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(365 * DIGEST_RETENTION_YEARS)),
+      versioned: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      serverAccessLogsBucket: digestAccessLogs,
+      serverAccessLogsPrefix: 'digests/',
+      lifecycleRules: [
+        {
+          id: 'archive',
+          transitions: [{ storageClass: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(90) }],
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+    });
 
     // Aurora PostgreSQL Serverless v2: a writer and a reader in different zones.
     const clusterIdentifier = `${config.prefix}read-models`;

@@ -11,6 +11,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as rds from 'aws-cdk-lib/aws-rds';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
@@ -46,6 +47,9 @@ export interface ServicesStackProps extends StackProps {
   readonly secretsKey: kms.IKey;
   readonly userPool: cognito.IUserPool;
   readonly clientIds: string[];
+  /** The ledger's digests: the key that signs them and the bucket they are published to. */
+  readonly digestKey: kms.IKey;
+  readonly digestBucket: s3.IBucket;
 }
 
 export class ServicesStack extends Stack {
@@ -113,6 +117,7 @@ export class ServicesStack extends Stack {
           CRM_ADDR: `0.0.0.0:${SERVICE_PORT}`,
           AWS_REGION: this.region,
           CRM_READ_DATABASE_URL: databaseUrl(props.cluster.clusterEndpoint.hostname),
+          ...(name === 'query' ? { CRM_DIGEST_KMS_KEY: props.digestKey.keyArn, CRM_DIGEST_BUCKET: props.digestBucket.bucketName } : {}),
         },
         secrets: { PGPASSWORD: ecs.Secret.fromSecretsManager(databaseSecret, 'password') },
         logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: title, mode: ecs.AwsLogDriverMode.NON_BLOCKING }),
@@ -150,6 +155,23 @@ export class ServicesStack extends Stack {
     // Least privilege per service: commands append; queries read (audit reads go to DynamoDB).
     for (const role of ['events', 'snapshots', 'idempotency']) tables[role].grantReadWriteData(this.commandService.taskDefinition.taskRole);
     for (const role of ['events', 'snapshots', 'ledger']) tables[role].grantReadData(this.queryService.taskDefinition.taskRole);
+    // The query service signs digests (no one else may) and publishes them; Object Lock,
+    // not IAM, keeps them from being rewritten.
+    props.digestKey.grant(this.queryService.taskDefinition.taskRole, 'kms:Sign', 'kms:GetPublicKey');
+    const queryRole = this.queryService.taskDefinition.taskRole;
+    queryRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:GetObject'], resources: [props.digestBucket.arnForObjects('digests/*')] }),
+    );
+    queryRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.digestBucket.bucketArn], conditions: { StringLike: { 's3:prefix': 'digests/*' } } }),
+    );
+    suppress(this.queryService.taskDefinition, [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'The query service publishes and reads the digests, one object each under digests/ (S3 Object Lock keeps each from being rewritten).',
+        appliesTo: [{ regex: '/^Resource::.*\\/digests\\/\\*$/g' }],
+      },
+    ]);
     const poolReads = ['cognito-idp:ListUsers', 'cognito-idp:AdminGetUser', 'cognito-idp:AdminListGroupsForUser'];
     this.commandService.taskDefinition.taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({

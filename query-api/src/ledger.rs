@@ -129,6 +129,31 @@ pub(crate) async fn issue(
     Ok((StatusCode::CREATED, Json(digest)))
 }
 
+/// Issues a digest every `every` while the ledger grows, until `stop`, recording each
+/// one in the system log, and each refusal (an alarm when history was altered).
+pub async fn notarize(
+    notary: Arc<Notary>,
+    every: std::time::Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+    log: Arc<projections::SystemLog>,
+) {
+    notary
+        .run(every, stop, move |outcome| {
+            let log = log.clone();
+            async move {
+                let entry = match &outcome {
+                    Ok(digest) => digest_entry(digest),
+                    Err(error) => {
+                        tracing::error!(%error, "no digest signed");
+                        refusal_entry(error)
+                    }
+                };
+                log.record_or_warn(entry).await;
+            }
+        })
+        .await
+}
+
 /// The system log's entry for an issued digest.
 pub fn digest_entry(digest: &Digest) -> LogEntry {
     LogEntry::new("info", "ledger", "ledger digest signed").details(json!(digest))

@@ -26,7 +26,7 @@ use event_store::EventStore;
 use projections::{ReadStore, SystemLog};
 use std::sync::Arc;
 
-pub use ledger::{digest_entry, refusal_entry, LedgerProofs};
+pub use ledger::{digest_entry, notarize, refusal_entry, LedgerProofs};
 pub use openapi::QueryDoc;
 pub use verifier::{Verifications, Verifier};
 

@@ -1,7 +1,8 @@
 //! The query API as a standalone service in AWS (ECS Fargate): read models in Aurora
 //! PostgreSQL (built by the projector Lambdas), the DynamoDB event store for auditors,
-//! tokens verified against the Cognito user pool. Configuration from the environment;
-//! a missing variable stops the start with a message naming every one that is missing.
+//! tokens verified against the Cognito user pool, the ledger's digests signed by a KMS
+//! key and published to S3 with Object Lock. Configuration from the environment; a
+//! missing variable stops the start with a message naming every one that is missing.
 
 use async_trait::async_trait;
 use axum::routing::get;
@@ -21,16 +22,38 @@ pub struct ServiceConfig {
     pub read_database_url: String,
     pub table_prefix: String,
     pub cognito: CognitoConfig,
+    pub digests: DigestConfig,
+}
+
+/// Where the ledger's digests are signed and published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestConfig {
+    /// The KMS key that signs them (`CRM_DIGEST_KMS_KEY`: id, ARN or alias; ECC_NIST_P256).
+    pub kms_key: String,
+    /// The S3 bucket with Object Lock they are published to (`CRM_DIGEST_BUCKET`).
+    pub bucket: String,
+    /// KMS keys rotated out, whose digests stay verifiable
+    /// (`CRM_DIGEST_RETIRED_KMS_KEYS`, comma-separated).
+    pub retired_keys: Vec<String>,
+    /// How often a digest is signed while the ledger grows (`CRM_DIGEST_INTERVAL_SECS`,
+    /// default 300).
+    pub interval: std::time::Duration,
 }
 
 impl ServiceConfig {
     /// Reads `CRM_ADDR` (default 0.0.0.0:8080), `CRM_READ_DATABASE_URL`,
-    /// `CRM_DYNAMODB_TABLE_PREFIX` and the user pool's variables.
+    /// `CRM_DYNAMODB_TABLE_PREFIX`, the user pool's variables and the digests' (see
+    /// [`DigestConfig`]).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut missing = Vec::new();
         let mut values = required_vars(
             &var,
-            &["CRM_READ_DATABASE_URL", "CRM_DYNAMODB_TABLE_PREFIX"],
+            &[
+                "CRM_READ_DATABASE_URL",
+                "CRM_DYNAMODB_TABLE_PREFIX",
+                "CRM_DIGEST_KMS_KEY",
+                "CRM_DIGEST_BUCKET",
+            ],
             &mut missing,
         );
         let cognito = CognitoConfig::from_env(&var, &mut missing);
@@ -44,6 +67,26 @@ impl ServiceConfig {
         let addr = addr
             .parse()
             .map_err(|_| format!("CRM_ADDR `{addr}` is not an address:port"))?;
+        let interval = match var("CRM_DIGEST_INTERVAL_SECS") {
+            None => 300,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| *secs > 0)
+                .ok_or(format!(
+                    "CRM_DIGEST_INTERVAL_SECS `{text}` is not a number of seconds above 0"
+                ))?,
+        };
+        let retired_keys = var("CRM_DIGEST_RETIRED_KMS_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(String::from)
+            .collect();
+        let bucket = values.pop().unwrap_or_default();
+        let kms_key = values.pop().unwrap_or_default();
         let table_prefix = values.pop().unwrap_or_default();
         let read_database_url = values.pop().unwrap_or_default();
         Ok(ServiceConfig {
@@ -51,6 +94,12 @@ impl ServiceConfig {
             read_database_url,
             table_prefix,
             cognito,
+            digests: DigestConfig {
+                kms_key,
+                bucket,
+                retired_keys,
+                interval: std::time::Duration::from_secs(interval),
+            },
         })
     }
 }
@@ -66,11 +115,57 @@ impl Rebuild for NoRebuildHere {
     }
 }
 
-/// Connects to the read models and the store and builds the service's router.
+/// The clients digests are signed and published with.
+#[derive(Clone, Debug)]
+pub struct DigestClients {
+    pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl DigestClients {
+    /// From the SDK's configuration. S3 behind an endpoint of its own (an emulator, a
+    /// VPC endpoint) is addressed by path, where a bucket's host name would not resolve.
+    pub fn new(sdk: &aws_config::SdkConfig, custom_s3_endpoint: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(custom_s3_endpoint)
+            .build();
+        DigestClients {
+            kms: aws_sdk_kms::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+}
+
+/// The notary of the configured KMS key and bucket, and the keys digests verify with.
+async fn ledger_proofs(
+    config: &DigestConfig,
+    clients: DigestClients,
+    store: Arc<EventStore>,
+) -> Result<crate::LedgerProofs, String> {
+    let signer = proofs::aws::KmsSigner::connect(clients.kms.clone(), &config.kms_key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut keys = proofs::PublicKeys::default();
+    for retired in &config.retired_keys {
+        let key = proofs::aws::public_key(&clients.kms, retired);
+        keys.add(key.await.map_err(|e| e.to_string())?);
+    }
+    keys.add(proofs::Signer::public_key(&signer));
+    let published = proofs::aws::S3Digests::new(clients.s3, &config.bucket);
+    let notary = proofs::Notary::new(store, Arc::new(signer), Arc::new(published));
+    Ok(crate::LedgerProofs {
+        notary: Arc::new(notary.trusting(&keys)),
+        keys,
+    })
+}
+
+/// Connects to the read models, the store and the digests' key and bucket, and builds
+/// the service's router.
 pub async fn router(
     config: &ServiceConfig,
     dynamo: event_store::aws_sdk_dynamodb::Client,
     cognito: aws_sdk_cognitoidentityprovider::Client,
+    digests: DigestClients,
 ) -> Result<Router, String> {
     let read = Arc::new(
         ReadStore::open(&config.read_database_url)
@@ -101,6 +196,17 @@ pub async fn router(
         let (_running, stop) = tokio::sync::watch::channel(false);
         verifier.run(stop).await
     });
+    let proofs = ledger_proofs(&config.digests, digests, store.clone()).await?;
+    // A digest at the interval while the ledger grows. Every task of the service runs
+    // one: a sequence another task published first is signed again after it.
+    tokio::spawn({
+        let (log, notary) = (log.clone(), proofs.notary.clone());
+        let interval = config.digests.interval;
+        async move {
+            let (_running, stop) = tokio::sync::watch::channel(false);
+            crate::notarize(notary, interval, stop, log).await
+        }
+    });
     let state = QueryState {
         read,
         log,
@@ -109,8 +215,7 @@ pub async fn router(
         rebuild: Arc::new(NoRebuildHere),
         payee_limit: Default::default(),
         verifications,
-        // The AWS store keeps no Merkle log yet: the digest endpoints answer 404.
-        proofs: None,
+        proofs: Some(proofs),
     };
     let router = crate::router(state)
         .route(

@@ -1,6 +1,7 @@
 //! The query API as the AWS service: it refuses to start without its configuration, and
 //! with it serves the read models in PostgreSQL (as on Aurora) and the auditors' view
-//! of the DynamoDB store (DynamoDB Local) to holders of Cognito tokens (moto).
+//! of the DynamoDB store (DynamoDB Local) to holders of Cognito tokens (moto), with the
+//! ledger's digests signed by a KMS key and published to S3 (moto).
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cognitoidentityprovider::config::Credentials;
@@ -29,6 +30,8 @@ fn refuses_to_start_without_configuration() {
     for name in [
         "CRM_READ_DATABASE_URL",
         "CRM_DYNAMODB_TABLE_PREFIX",
+        "CRM_DIGEST_KMS_KEY",
+        "CRM_DIGEST_BUCKET",
         "CRM_COGNITO_USER_POOL_ID",
         "CRM_COGNITO_CLIENT_IDS",
         "AWS_REGION",
@@ -188,6 +191,35 @@ async fn serves_reads_and_audits_for_cognito_users() {
             .unwrap();
     }
 
+    // The ledger: the client's event placed in the Merkle log as the relay does, a KMS
+    // key to sign digests and a bucket with Object Lock to publish them.
+    let Backend::Dynamo(dynamo) = store.backend() else {
+        unreachable!("DynamoDB")
+    };
+    let stream = store
+        .stream("client", &client_id.to_string())
+        .await
+        .unwrap();
+    dynamo.log_events(stream).await.unwrap();
+    let digests = query_api::service::DigestClients::new(&moto_sdk, true);
+    let key = digests
+        .kms
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    digests
+        .s3
+        .create_bucket()
+        .bucket("q-digests")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -198,6 +230,8 @@ async fn serves_reads_and_audits_for_cognito_users() {
             .env("CRM_ADDR", format!("127.0.0.1:{port}"))
             .env("CRM_READ_DATABASE_URL", &url)
             .env("CRM_DYNAMODB_TABLE_PREFIX", "q-")
+            .env("CRM_DIGEST_KMS_KEY", &key)
+            .env("CRM_DIGEST_BUCKET", "q-digests")
             .env("CRM_COGNITO_USER_POOL_ID", &pool)
             .env("CRM_COGNITO_CLIENT_IDS", &app)
             .env(
@@ -209,6 +243,8 @@ async fn serves_reads_and_audits_for_cognito_users() {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamo_local.endpoint)
             .env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", &moto.endpoint)
+            .env("AWS_ENDPOINT_URL_KMS", &moto.endpoint)
+            .env("AWS_ENDPOINT_URL_S3", &moto.endpoint)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -304,6 +340,41 @@ async fn serves_reads_and_audits_for_cognito_users() {
         (done["ok"].as_bool(), done["events_checked"].as_u64()),
         (Some(true), Some(1)),
         "{done}"
+    );
+
+    // A digest signed by the KMS key, published, and an event proved against it.
+    let signed = http
+        .post(format!("{base}/v1/audit/digests"))
+        .bearer_auth(&carol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 201);
+    let digest: serde_json::Value = signed.json().await.unwrap();
+    assert_eq!(
+        (digest["sequence"].as_u64(), digest["tree_size"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let (status, keys) = get("/v1/audit/digest-keys".into(), carol.clone()).await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys[0]["algorithm"], "ecdsa-p256-sha256");
+    assert_eq!(keys[0]["key_id"], digest["key_id"]);
+    let public = proofs::PublicKey::from_pem(keys[0]["public_key_pem"].as_str().unwrap()).unwrap();
+    let verified: proofs::Digest = serde_json::from_value(digest.clone()).unwrap();
+    verified.verify(&[public].into_iter().collect()).unwrap();
+    let (status, listed) = get("/v1/audit/digests".into(), carol.clone()).await;
+    assert_eq!((status, listed["items"][0].clone()), (200, digest.clone()));
+    let (status, proof) = get(
+        format!("/v1/audit/proofs/inclusion?aggregate_type=client&id={client_id}&sequence=1&tree_size=1"),
+        carol.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{proof}");
+    let (status, check) = get("/v1/audit/ledger/verify".into(), carol.clone()).await;
+    assert_eq!(
+        (status, check["ok"].as_bool()),
+        (200, Some(true)),
+        "{check}"
     );
 
     read.close().await;

@@ -1,7 +1,8 @@
-// The event store and Aurora: names and keys from topology.json, and their protections.
+// The event store, Aurora and the ledger digests: names and keys from topology.json, and their protections.
 import * as assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
+import { DIGEST_RETENTION_YEARS } from '../../lib/data-stack';
 import { rebase } from '../../lib/topology';
 import { Synthesized, resources, topology } from '../support';
 
@@ -47,6 +48,22 @@ export function dataCases(s: Synthesized): void {
       assert.equal(r.DeletionPolicy, 'Retain', id);
       assert.equal(r.UpdateReplacePolicy, 'Retain', id);
     }
+  });
+
+  it('keeps the ledger digests where no one can rewrite them: a P-256 signing key, a bucket under compliance Object Lock', () => {
+    const keys = resources(t(), 'AWS::KMS::Key').filter(([, r]) => r.Properties!.KeyUsage === 'SIGN_VERIFY');
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0][1].Properties!.KeySpec, 'ECC_NIST_P256');
+    const buckets = resources(t(), 'AWS::S3::Bucket').filter(([, r]) => r.Properties!.ObjectLockEnabled);
+    assert.equal(buckets.length, 1);
+    const p = buckets[0][1].Properties!;
+    assert.deepEqual(p.ObjectLockConfiguration, {
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 365 * DIGEST_RETENTION_YEARS } },
+    });
+    assert.equal(p.VersioningConfiguration.Status, 'Enabled');
+    assert.ok(!JSON.stringify(p.LifecycleConfiguration).includes('Expiration'), 'digests never expire');
+    assert.ok(p.LoggingConfiguration.DestinationBucketName, 'access logged');
   });
 
   it('runs Aurora with a writer and a reader in different zones', () => {

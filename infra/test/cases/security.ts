@@ -37,10 +37,13 @@ function identityStatements(template: Props): { where: string; statement: Props 
 export function securityCases(s: Synthesized): void {
   const t = () => s.template(s.security);
 
-  it('rotates every customer-managed key, in every stack', () => {
+  it('rotates every customer-managed encryption key, in every stack', () => {
     let keys = 0;
     for (const stack of s.all) {
       for (const [id, r] of resources(s.template(stack), 'AWS::KMS::Key')) {
+        // An asymmetric key cannot rotate by itself: the digest key is rotated by making a
+        // new one and listing the old as retired (CRM_DIGEST_RETIRED_KMS_KEYS).
+        if (r.Properties!.KeyUsage === 'SIGN_VERIFY') continue;
         keys++;
         assert.equal(r.Properties!.EnableKeyRotation, true, `${stack.stackName}/${id}`);
       }

@@ -61,6 +61,8 @@ export function servicesCases(s: Synthesized): void {
       const url = JSON.stringify(env.CRM_READ_DATABASE_URL);
       assert.match(url, /postgres:\/\/ledgerline@/);
       assert.match(url, /sslmode=require/);
+      const digests = ['CRM_DIGEST_KMS_KEY', 'CRM_DIGEST_BUCKET'].filter((name) => env[name] !== undefined);
+      assert.deepEqual(digests, id.startsWith('query') ? ['CRM_DIGEST_KMS_KEY', 'CRM_DIGEST_BUCKET'] : [], `${id}: only the query service signs digests`);
       assert.deepEqual(c.Secrets.map((x: Props) => x.Name), ['PGPASSWORD']);
       assert.match(JSON.stringify(c.Secrets[0].ValueFrom), /:password::/);
       assert.equal(c.LogConfiguration.LogDriver, 'awslogs');

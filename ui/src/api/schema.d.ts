@@ -1003,7 +1003,10 @@ export interface components {
             format: string;
             /** @description When it was signed (RFC 3339, UTC). */
             issued_at: string;
-            /** @description The signing key: the first 16 hex digits of SHA-256 of its 32-byte public key. */
+            /**
+             * @description The signing key: the first 16 hex digits of SHA-256 of its raw public key
+             *     (Ed25519's 32 bytes, P-256's 65-byte uncompressed point).
+             */
             key_id: string;
             /** @description SHA-256 of the previous digest's signed bytes, hex (64 zeros for the first). */
             previous: string;
@@ -1014,7 +1017,10 @@ export interface components {
              * @description 0 for the first digest, then one more each time.
              */
             sequence: number;
-            /** @description Ed25519 over [`Digest::signed_bytes`], base64. */
+            /**
+             * @description The key's signature over [`Digest::signed_bytes`], base64: Ed25519, or ECDSA
+             *     P-256 with SHA-256 as r ‖ s (64 bytes).
+             */
             signature: string;
             /**
              * Format: int64
@@ -1023,6 +1029,11 @@ export interface components {
             tree_size: number;
         };
         DigestKey: {
+            /**
+             * @description `ed25519` (a key file), or `ecdsa-p256-sha256` (a KMS key in AWS; signatures are
+             *     r ‖ s).
+             */
+            algorithm: string;
             /** @description Whether new digests are signed with it. */
             current: boolean;
             /**
@@ -1406,7 +1417,10 @@ export interface components {
                 format: string;
                 /** @description When it was signed (RFC 3339, UTC). */
                 issued_at: string;
-                /** @description The signing key: the first 16 hex digits of SHA-256 of its 32-byte public key. */
+                /**
+                 * @description The signing key: the first 16 hex digits of SHA-256 of its raw public key
+                 *     (Ed25519's 32 bytes, P-256's 65-byte uncompressed point).
+                 */
                 key_id: string;
                 /** @description SHA-256 of the previous digest's signed bytes, hex (64 zeros for the first). */
                 previous: string;
@@ -1417,7 +1431,10 @@ export interface components {
                  * @description 0 for the first digest, then one more each time.
                  */
                 sequence: number;
-                /** @description Ed25519 over [`Digest::signed_bytes`], base64. */
+                /**
+                 * @description The key's signature over [`Digest::signed_bytes`], base64: Ed25519, or ECDSA
+                 *     P-256 with SHA-256 as r ‖ s (64 bytes).
+                 */
                 signature: string;
                 /**
                  * Format: int64

@@ -69,34 +69,44 @@ async function pemOf(key: CryptoKey): Promise<string> {
   return `-----BEGIN PUBLIC KEY-----\n${btoa(String.fromCharCode(...der))}\n-----END PUBLIC KEY-----\n`;
 }
 
-describe("digest signatures", () => {
-  it("verify with the key that signed, and not once a field changes or under another key", async () => {
-    const pair = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
-    const pem = await pemOf(pair.publicKey);
-    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
-    const id = hex(await sha(raw)).slice(0, 16);
-    expect(await keyId(pem)).toBe(id);
-    const unsigned: Digest = {
-      format: "ledgerline-digest-v1",
-      sequence: 4,
-      tree_size: 29,
-      root_hash: "ab".repeat(32),
-      issued_at: "2026-12-07T10:00:00.000Z",
-      key_id: id,
-      previous: "cd".repeat(32),
-      signature: "",
-    };
-    const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, new TextEncoder().encode(signedLines(unsigned))));
-    const digest = { ...unsigned, signature: btoa(String.fromCharCode(...signature)) };
-    expect(await verifyDigest(digest, pem)).toBe(true);
-    expect(parseDigest(`${JSON.stringify(unsigned)}\n${JSON.stringify(digest)}\n`)).toEqual(digest);
-    expect(parseDigest("not json")).toBeNull();
+const ED25519 = { generate: { name: "Ed25519" }, sign: { name: "Ed25519" } };
+const P256 = { generate: { name: "ECDSA", namedCurve: "P-256" }, sign: { name: "ECDSA", hash: "SHA-256" } };
 
-    expect(await verifyDigest({ ...digest, tree_size: 30 }, pem)).toBe(false);
-    expect(await verifyDigest({ ...digest, root_hash: "00".repeat(32) }, pem)).toBe(false);
-    expect(await verifyDigest({ ...digest, previous: "ef".repeat(32) }, pem)).toBe(false);
-    expect(await verifyDigest({ ...digest, signature: "garbage" }, pem)).toBe(false);
-    const other = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
-    expect(await verifyDigest(digest, await pemOf(other.publicKey))).toBe(false);
+describe("digest signatures", () => {
+  for (const [name, kind] of [["Ed25519", ED25519], ["ECDSA P-256 (a KMS key)", P256]] as const) {
+    it(`verify with the ${name} key that signed, and not once a field changes or under another key`, async () => {
+      const pair = (await crypto.subtle.generateKey(kind.generate, true, ["sign", "verify"])) as CryptoKeyPair;
+      const pem = await pemOf(pair.publicKey);
+      const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+      const id = hex(await sha(raw)).slice(0, 16);
+      expect(await keyId(pem)).toBe(id);
+      const unsigned: Digest = {
+        format: "ledgerline-digest-v1",
+        sequence: 4,
+        tree_size: 29,
+        root_hash: "ab".repeat(32),
+        issued_at: "2026-12-07T10:00:00.000Z",
+        key_id: id,
+        previous: "cd".repeat(32),
+        signature: "",
+      };
+      const signature = new Uint8Array(await crypto.subtle.sign(kind.sign, pair.privateKey, new TextEncoder().encode(signedLines(unsigned))));
+      const digest = { ...unsigned, signature: btoa(String.fromCharCode(...signature)) };
+      expect(await verifyDigest(digest, pem)).toBe(true);
+      expect(parseDigest(`${JSON.stringify(unsigned)}\n${JSON.stringify(digest)}\n`)).toEqual(digest);
+      expect(parseDigest("not json")).toBeNull();
+
+      expect(await verifyDigest({ ...digest, tree_size: 30 }, pem)).toBe(false);
+      expect(await verifyDigest({ ...digest, root_hash: "00".repeat(32) }, pem)).toBe(false);
+      expect(await verifyDigest({ ...digest, previous: "ef".repeat(32) }, pem)).toBe(false);
+      expect(await verifyDigest({ ...digest, signature: "garbage" }, pem)).toBe(false);
+      const other = (await crypto.subtle.generateKey(kind.generate, true, ["sign", "verify"])) as CryptoKeyPair;
+      expect(await verifyDigest(digest, await pemOf(other.publicKey))).toBe(false);
+    });
+  }
+
+  it("refuses a public key of neither kind", async () => {
+    const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-384" }, true, ["sign", "verify"])) as CryptoKeyPair;
+    await expect(keyId(await pemOf(pair.publicKey))).rejects.toThrow("neither an Ed25519 nor a P-256 public key");
   });
 });

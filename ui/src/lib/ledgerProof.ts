@@ -1,6 +1,7 @@
 // Checking the ledger's proofs in the browser, with Web Crypto only: an event's
 // inclusion proof against the root of a digest the auditor holds (RFC 9162 §2.1.3.2),
-// and the digest's Ed25519 signature against a public key they hold (docs/audit.md).
+// and the digest's signature (Ed25519, or ECDSA P-256 with SHA-256 from a KMS key in AWS)
+// against a public key they hold (docs/audit.md).
 // Nothing here trusts the server: it recomputes.
 
 export type Digest = {
@@ -85,15 +86,38 @@ export function signedLines(d: Digest): string {
   return `ledgerline-digest-v1\nsequence ${d.sequence}\ntree_size ${d.tree_size}\nroot_hash ${d.root_hash}\nissued_at ${d.issued_at}\nkey_id ${d.key_id}\nprevious ${d.previous}\n`;
 }
 
-/** The raw 32-byte key inside an Ed25519 public key's PEM (SubjectPublicKeyInfo). */
+/** The DER bytes of a public key's PEM (SubjectPublicKeyInfo). */
 function spki(pem: string): Uint8Array<ArrayBuffer> {
   const body = pem.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
   return Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
 }
 
-/** The key id docs/audit.md defines: the first 16 hex digits of SHA-256 of the raw key. */
+/** The two kinds of key digests are signed with: how Web Crypto imports and verifies each. */
+const KINDS: { importAs: AlgorithmIdentifier | EcKeyImportParams; verifyAs: AlgorithmIdentifier | EcdsaParams }[] = [
+  { importAs: { name: "Ed25519" }, verifyAs: { name: "Ed25519" } },
+  // Signatures are r ‖ s (64 bytes), which is what Web Crypto takes.
+  { importAs: { name: "ECDSA", namedCurve: "P-256" }, verifyAs: { name: "ECDSA", hash: "SHA-256" } },
+];
+
+/** The key in `publicKeyPem`, of whichever kind it is. */
+async function importKey(publicKeyPem: string): Promise<{ key: CryptoKey; verifyAs: AlgorithmIdentifier | EcdsaParams }> {
+  const der = spki(publicKeyPem);
+  for (const { importAs, verifyAs } of KINDS) {
+    try {
+      return { key: await crypto.subtle.importKey("spki", der, importAs, true, ["verify"]), verifyAs };
+    } catch {
+      // Not this kind: try the next.
+    }
+  }
+  throw new Error("neither an Ed25519 nor a P-256 public key");
+}
+
+/**
+ * The key id docs/audit.md defines: the first 16 hex digits of SHA-256 of the raw key
+ * (Ed25519's 32 bytes, P-256's uncompressed point).
+ */
 export async function keyId(publicKeyPem: string): Promise<string> {
-  const key = await crypto.subtle.importKey("spki", spki(publicKeyPem), { name: "Ed25519" }, true, ["verify"]);
+  const { key } = await importKey(publicKeyPem);
   const raw = new Uint8Array(await crypto.subtle.exportKey("raw", key));
   return toHex(await sha256(raw)).slice(0, 16);
 }
@@ -102,9 +126,9 @@ export async function keyId(publicKeyPem: string): Promise<string> {
 export async function verifyDigest(d: Digest, publicKeyPem: string): Promise<boolean> {
   try {
     if (d.format !== "ledgerline-digest-v1" || (await keyId(publicKeyPem)) !== d.key_id) return false;
-    const key = await crypto.subtle.importKey("spki", spki(publicKeyPem), { name: "Ed25519" }, false, ["verify"]);
+    const { key, verifyAs } = await importKey(publicKeyPem);
     const signature = Uint8Array.from(atob(d.signature), (c) => c.charCodeAt(0));
-    return await crypto.subtle.verify({ name: "Ed25519" }, key, signature, new TextEncoder().encode(signedLines(d)));
+    return await crypto.subtle.verify(verifyAs, key, signature, new TextEncoder().encode(signedLines(d)));
   } catch {
     return false;
   }
