@@ -14,6 +14,8 @@ mod error;
 mod executor;
 mod feed;
 pub mod idempotency;
+#[cfg(feature = "dynamo")]
+pub mod kms_master;
 mod loading;
 pub mod merkle;
 mod numbers;

@@ -38,9 +38,76 @@ pub const WRAPPED_LEN: usize = NONCE + 32 + 16;
 /// Unwrapped keys kept in memory at most; beyond, the cache starts again.
 const CACHED_KEYS: usize = 10_000;
 
+/// What clients' data keys are wrapped under: a key file's AES-256-GCM key embedded
+/// ([`LocalMaster`]), a KMS key in AWS. Each wrapping is bound to its owner.
+#[async_trait::async_trait]
+pub trait MasterKey: Send + Sync {
+    async fn wrap(&self, owner: &str, key: &[u8; 32]) -> Result<Vec<u8>, StoreError>;
+
+    /// [`StoreError::Corrupt`] when `wrapped` is not `owner`'s key under this master.
+    async fn unwrap(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError>;
+}
+
+/// The error of a wrapped key that does not open.
+pub fn not_opened(owner: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the data key of {owner} does not open under this master key"
+    ))
+}
+
+/// A 32-byte master key held in memory (read from a file outside the data directory).
+pub struct LocalMaster(Aes256Gcm);
+
+impl LocalMaster {
+    pub fn new(master: &[u8; 32]) -> Self {
+        LocalMaster(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(master)))
+    }
+}
+
+#[async_trait::async_trait]
+impl MasterKey for LocalMaster {
+    async fn wrap(&self, owner: &str, key: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; NONCE];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = wrap_binding(owner);
+        let mut out = nonce.to_vec();
+        out.extend(
+            self.0
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: key,
+                        aad: aad.as_bytes(),
+                    },
+                )
+                .expect("AES-GCM encrypts any key"),
+        );
+        Ok(out)
+    }
+
+    async fn unwrap(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
+        if wrapped.len() != WRAPPED_LEN {
+            return Err(not_opened(owner));
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE);
+        let aad = wrap_binding(owner);
+        let key = self
+            .0
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| not_opened(owner))?;
+        key.try_into().map_err(|_| not_opened(owner))
+    }
+}
+
 /// The master key and, in memory, the data keys unwrapped so far.
 pub struct Vault {
-    master: Aes256Gcm,
+    master: Arc<dyn MasterKey>,
     keys: Arc<dyn DataKeys>,
     /// `None` on a store other processes share, where another may destroy a key.
     cache: Option<Mutex<Memory>>,
@@ -61,11 +128,11 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// A vault over `keys` and the 32-byte master key they are wrapped under; `shared`
-    /// when other processes write the store.
-    pub fn new(master: &[u8; 32], keys: Arc<dyn DataKeys>, shared: bool) -> Self {
+    /// A vault over `keys` and the master key they are wrapped under; `shared` when
+    /// other processes write the store.
+    pub fn new(master: Arc<dyn MasterKey>, keys: Arc<dyn DataKeys>, shared: bool) -> Self {
         Vault {
-            master: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(master)),
+            master,
             keys,
             cache: (!shared).then(Default::default),
         }
@@ -155,7 +222,7 @@ impl Vault {
     /// live key exists yet.
     pub async fn check_master(&self) -> Result<(), StoreError> {
         match self.keys.any_live_key().await? {
-            Some((owner, wrapped)) => self.unwrap(&owner, &wrapped).map(|_| ()),
+            Some((owner, wrapped)) => self.master.unwrap(&owner, &wrapped).await.map(|_| ()),
             None => Ok(()),
         }
     }
@@ -206,13 +273,12 @@ impl Vault {
             None => {
                 let mut key = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut key);
-                self.keys
-                    .create_data_key(owner, &self.wrap(owner, &key))
-                    .await?
+                let wrapped = self.master.wrap(owner, &key).await?;
+                self.keys.create_data_key(owner, &wrapped).await?
             }
         };
         match stored {
-            DataKey::Live(wrapped) => self.unwrap_and_cache(owner, &wrapped),
+            DataKey::Live(wrapped) => self.unwrap_and_cache(owner, &wrapped).await,
             // The client was erased after this command was decided (on a state another
             // process had outdated): decided again on the store's state, it is refused.
             DataKey::Destroyed => Err(StoreError::Conflict),
@@ -231,7 +297,7 @@ impl Vault {
             return Ok(None);
         }
         match stored {
-            Some(DataKey::Live(wrapped)) => self.unwrap_and_cache(owner, &wrapped).map(Some),
+            Some(DataKey::Live(wrapped)) => self.unwrap_and_cache(owner, &wrapped).await.map(Some),
             Some(DataKey::Destroyed) => Ok(None),
             None => {
                 tracing::warn!(
@@ -264,8 +330,8 @@ impl Vault {
         })
     }
 
-    fn unwrap_and_cache(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
-        let key = self.unwrap(owner, wrapped)?;
+    async fn unwrap_and_cache(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
+        let key = self.master.unwrap(owner, wrapped).await?;
         if let Some(cache) = &self.cache {
             let mut memory = cache.lock().expect("the key cache is never poisoned");
             if !memory.shredded.contains(owner) {
@@ -276,49 +342,6 @@ impl Vault {
             }
         }
         Ok(key)
-    }
-
-    fn wrap(&self, owner: &str, key: &[u8; 32]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = wrap_binding(owner);
-        let mut out = nonce.to_vec();
-        out.extend(
-            self.master
-                .encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: key,
-                        aad: aad.as_bytes(),
-                    },
-                )
-                .expect("AES-GCM encrypts any key"),
-        );
-        out
-    }
-
-    fn unwrap(&self, owner: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
-        let refused = || {
-            StoreError::Corrupt(format!(
-                "the data key of {owner} does not open under this master key"
-            ))
-        };
-        if wrapped.len() != WRAPPED_LEN {
-            return Err(refused());
-        }
-        let (nonce, sealed) = wrapped.split_at(NONCE);
-        let aad = wrap_binding(owner);
-        let key = self
-            .master
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| refused())?;
-        key.try_into().map_err(|_| refused())
     }
 }
 
@@ -414,6 +437,10 @@ mod tests {
     use async_trait::async_trait;
     use serde_json::json;
 
+    fn local() -> Arc<dyn MasterKey> {
+        Arc::new(LocalMaster::new(&Vault::generate_master()))
+    }
+
     /// Keys in memory, as a store keeps them.
     #[derive(Default)]
     struct Keys(Mutex<HashMap<String, Option<Vec<u8>>>>);
@@ -468,7 +495,7 @@ mod tests {
     #[tokio::test]
     async fn sealed_fields_open_until_the_key_is_destroyed() {
         let keys = Arc::new(Keys::default());
-        let vault = Vault::new(&Vault::generate_master(), keys.clone(), false);
+        let vault = Vault::new(local(), keys.clone(), false);
         let mut event = onboarded(1);
         vault.seal(&mut event).await.unwrap();
         let stored = event.payload.to_string();
@@ -507,7 +534,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_read_just_before_its_destruction_is_not_kept_after_it() {
         let keys = Arc::new(Keys::default());
-        let vault = Vault::new(&Vault::generate_master(), keys.clone(), false);
+        let vault = Vault::new(local(), keys.clone(), false);
         let mut event = onboarded(1);
         vault.seal(&mut event).await.unwrap();
         let Some(DataKey::Live(wrapped)) = keys.data_key("c1").await.unwrap() else {
@@ -515,7 +542,7 @@ mod tests {
         };
         vault.destroy("c1").await.unwrap();
         // A reader that fetched the wrapped key before the destruction caches it now.
-        vault.unwrap_and_cache("c1", &wrapped).unwrap();
+        vault.unwrap_and_cache("c1", &wrapped).await.unwrap();
         assert_eq!(vault.cached("c1"), None);
         let mut read = event.clone();
         vault.open(&mut read).await.unwrap();
@@ -525,7 +552,7 @@ mod tests {
     #[tokio::test]
     async fn a_ciphertext_moved_or_under_another_master_does_not_open() {
         let keys = Arc::new(Keys::default());
-        let vault = Vault::new(&Vault::generate_master(), keys.clone(), false);
+        let vault = Vault::new(local(), keys.clone(), false);
         let mut event = onboarded(1);
         vault.seal(&mut event).await.unwrap();
 
@@ -536,7 +563,7 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
 
-        let stranger = Vault::new(&Vault::generate_master(), keys, false);
+        let stranger = Vault::new(local(), keys, false);
         assert!(matches!(
             stranger.open(&mut event.clone()).await,
             Err(StoreError::Corrupt(_))

@@ -61,7 +61,17 @@ impl EventStore {
     /// Encrypts clients' personal data from now on, each client's under a data key of
     /// its own wrapped under `master` ([`crate::personal`]). Fails on a backend that
     /// keeps no data keys.
-    pub fn with_master_key(mut self, master: &[u8; 32]) -> Result<Self, StoreError> {
+    pub fn with_master_key(self, master: &[u8; 32]) -> Result<Self, StoreError> {
+        self.with_master(std::sync::Arc::new(crate::personal::LocalMaster::new(
+            master,
+        )))
+    }
+
+    /// As [`EventStore::with_master_key`], under any master key (a KMS key in AWS).
+    pub fn with_master(
+        mut self,
+        master: std::sync::Arc<dyn crate::personal::MasterKey>,
+    ) -> Result<Self, StoreError> {
         let keys = self.backend.data_keys().ok_or_else(|| {
             StoreError::Unavailable(
                 "this store keeps no data keys: personal data cannot be encrypted".into(),

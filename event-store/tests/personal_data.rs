@@ -1,8 +1,8 @@
 //! Clients' personal data in the store: encrypted under each client's own key before it
 //! is hashed, so the raw files hold ciphertext only; opened for every reader that folds
 //! events; and after an erasure destroyed the key, gone for good while every event and
-//! hash stays as it was. On SQLite and on PostgreSQL, whose files are searched byte by
-//! byte.
+//! hash stays as it was. On SQLite, on PostgreSQL and on DynamoDB (DynamoDB Local, its
+//! data keys wrapped by a KMS key on moto), whose files are searched byte by byte.
 
 use chrono::{NaiveDate, Utc};
 use domain::client::{Client, ClientCommand, ClientError, ContactChange};
@@ -11,9 +11,10 @@ use domain::metadata::CommandMetadata;
 use domain::personal::Personal;
 use domain::policy::Role;
 use domain::{ClientId, StaffId};
-use event_store::personal::Vault;
+use event_store::personal::{LocalMaster, MasterKey, Vault};
 use event_store::{Backend, CommitFeed, DataKey, EventStore, ExecuteError, Expected};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Letters no other test writes, so finding them in a file can only mean this test's.
 fn marker() -> String {
@@ -80,9 +81,17 @@ impl Person {
 
 struct Ledger {
     store: EventStore,
-    master: [u8; 32],
+    master: Arc<dyn MasterKey>,
+    /// SQLite's directory, or DynamoDB Local's.
     dir: Option<tempfile::TempDir>,
     database: Option<String>,
+    /// DynamoDB Local and moto, and the store's SDK configuration.
+    #[cfg(feature = "dynamo")]
+    aws: Option<(Vec<test_peers::Peer>, event_store::aws_config::SdkConfig)>,
+}
+
+fn local_master() -> Arc<dyn MasterKey> {
+    Arc::new(LocalMaster::new(&Vault::generate_master()))
 }
 
 impl Ledger {
@@ -91,38 +100,85 @@ impl Ledger {
         let backend = Backend::open_sqlite(&dir.path().join("events.db"))
             .await
             .unwrap();
-        let master = Vault::generate_master();
+        let master = local_master();
         Ledger {
-            store: EventStore::new(backend).with_master_key(&master).unwrap(),
+            store: EventStore::new(backend)
+                .with_master(master.clone())
+                .unwrap(),
             master,
             dir: Some(dir),
             database: None,
+            #[cfg(feature = "dynamo")]
+            aws: None,
         }
     }
 
     async fn postgres() -> Ledger {
         let url = test_peers::postgres::fresh("crm_personal").await;
         let backend = Backend::connect_postgres(&url).await.unwrap();
-        let master = Vault::generate_master();
+        let master = local_master();
         Ledger {
-            store: EventStore::new(backend).with_master_key(&master).unwrap(),
+            store: EventStore::new(backend)
+                .with_master(master.clone())
+                .unwrap(),
             master,
             dir: None,
             database: Some(url),
+            #[cfg(feature = "dynamo")]
+            aws: None,
+        }
+    }
+
+    /// DynamoDB Local keeping its tables in files, data keys wrapped by a KMS key.
+    #[cfg(feature = "dynamo")]
+    async fn dynamo() -> Ledger {
+        let dir = tempfile::tempdir().unwrap();
+        let (dynamo, moto) = (
+            test_peers::dynamodb_local_in(dir.path()).await,
+            test_peers::moto().await,
+        );
+        let config = test_peers::aws::config(&dynamo.endpoint).await;
+        let kms = aws_sdk_kms::Client::new(&test_peers::aws::config(&moto.endpoint).await);
+        let key = kms.create_key().send().await.unwrap();
+        let key = key.key_metadata().unwrap().key_id().to_string();
+        let master: Arc<dyn MasterKey> =
+            Arc::new(event_store::kms_master::KmsMaster::new(kms, key));
+        let tables = event_store::DynamoTables::with_prefix("personal-");
+        let client = event_store::aws_sdk_dynamodb::Client::new(&config);
+        tables.create(&client).await.unwrap();
+        let backend = Backend::dynamo(client, tables);
+        Ledger {
+            store: EventStore::new(backend)
+                .with_master(master.clone())
+                .unwrap(),
+            master,
+            dir: Some(dir),
+            database: None,
+            aws: Some((vec![dynamo, moto], config)),
         }
     }
 
     /// The same store opened again (a restart), with the same master key.
     async fn reopened(&self) -> EventStore {
-        let backend = match (&self.dir, &self.database) {
-            (Some(dir), _) => Backend::open_sqlite(&dir.path().join("events.db"))
+        let backend = match self.store.backend() {
+            Backend::Sqlite(_) => {
+                let dir = self.dir.as_ref().unwrap();
+                Backend::open_sqlite(&dir.path().join("events.db"))
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres(_) => Backend::connect_postgres(self.database.as_ref().unwrap())
                 .await
                 .unwrap(),
-            (None, Some(url)) => Backend::connect_postgres(url).await.unwrap(),
-            (None, None) => unreachable!("a ledger has a directory or a database"),
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo(dynamo) => {
+                let (_, config) = self.aws.as_ref().unwrap();
+                let client = event_store::aws_sdk_dynamodb::Client::new(config);
+                Backend::dynamo(client, dynamo.tables().clone())
+            }
         };
         EventStore::new(backend)
-            .with_master_key(&self.master)
+            .with_master(self.master.clone())
             .unwrap()
     }
 
@@ -150,8 +206,9 @@ impl Ledger {
                 dirs.push(data.join("base").join(oid.to_string()));
                 dirs.push(data.join("pg_wal"));
             }
-            #[allow(unreachable_patterns)] // DynamoDB, when the workspace builds it
-            _ => unreachable!("SQLite or PostgreSQL"),
+            // DynamoDB Local's tables, in the files under its directory.
+            #[cfg(feature = "dynamo")]
+            Backend::Dynamo(_) => dirs.push(self.dir.as_ref().unwrap().path().to_path_buf()),
         }
         let mut files = Vec::new();
         for dir in dirs {
@@ -172,7 +229,14 @@ impl Ledger {
                 continue;
             };
             for needle in needles {
-                if memchr::memmem::find(&bytes, needle).is_some() {
+                // As written, or base64-encoded (DynamoDB Local keeps binary attributes,
+                // such as an event's payload, as base64 in its files).
+                let mut forms = vec![needle.to_vec()];
+                forms.extend(base64_forms(needle));
+                if forms
+                    .iter()
+                    .any(|form| memchr::memmem::find(&bytes, form).is_some())
+                {
                     found.push(format!(
                         "{} in {}",
                         String::from_utf8_lossy(needle),
@@ -200,6 +264,24 @@ impl Ledger {
             test_peers::postgres::drop(&url).await;
         }
     }
+}
+
+/// What `needle` looks like inside any base64 text that holds it, at each of the three
+/// alignments: the characters that encode its bytes alone.
+fn base64_forms(needle: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    (0..3)
+        .map(|pad| {
+            let mut padded = vec![0u8; pad];
+            padded.extend_from_slice(needle);
+            let text = base64::engine::general_purpose::STANDARD.encode(&padded);
+            // Skip the groups that hold padding, and the last group, which depends on
+            // what follows the needle.
+            let start = pad.div_ceil(3) * 4;
+            let end = (padded.len() / 3) * 4;
+            text.as_bytes()[start..end].to_vec()
+        })
+        .collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -301,6 +383,12 @@ async fn sqlite_personal_data_is_ciphertext_at_rest_and_gone_once_erased() {
 #[tokio::test]
 async fn postgres_personal_data_is_ciphertext_at_rest_and_gone_once_erased() {
     personal_data_is_ciphertext_at_rest_and_gone_once_erased(Ledger::postgres().await).await;
+}
+
+#[cfg(feature = "dynamo")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_personal_data_is_ciphertext_at_rest_and_gone_once_erased() {
+    personal_data_is_ciphertext_at_rest_and_gone_once_erased(Ledger::dynamo().await).await;
 }
 
 async fn personal_data_is_ciphertext_at_rest_and_gone_once_erased(ledger: Ledger) {
@@ -448,7 +536,7 @@ async fn another_master_key_opens_nothing() {
         .await
         .unwrap();
     let stranger = EventStore::new(backend)
-        .with_master_key(&Vault::generate_master())
+        .with_master(local_master())
         .unwrap();
     assert!(matches!(
         stranger.load_from_store::<Client>(&id).await,

