@@ -180,9 +180,16 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
             read_database_url,
         } => {
             let clients = AwsClients::new(&aws_config::load_from_env().await);
-            let store =
-                event_store::DynamoStore::new(clients.dynamo, Topology::new(stack.prefix).tables());
-            let rebuilt = aws_stack::rebuild(store, &read_database_url).await?;
+            // Personal data opens with the key the services encrypt it under.
+            let data_key = event_store::kms_master::data_key_from(|name| std::env::var(name).ok());
+            let store = event_store::kms_master::dynamo_store(
+                clients.dynamo,
+                Topology::new(stack.prefix).tables(),
+                &clients.digests.kms,
+                data_key.as_deref(),
+            )?;
+            let rebuilt =
+                aws_stack::rebuild(std::sync::Arc::new(store), &read_database_url).await?;
             println!(
                 "projected {} events ({} applied) into {read_database_url}",
                 rebuilt.events, rebuilt.applied

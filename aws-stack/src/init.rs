@@ -175,57 +175,84 @@ pub async fn init(clients: &AwsClients, topology: &Topology) -> Result<Stack, St
     })
 }
 
-/// The ledger digests' signing key and bucket in the local mode, created if missing:
-/// an ECC_NIST_P256 KMS key under alias `alias/<prefix>ledger-digests` and the bucket
-/// `<prefix>ledger-digests` with Object Lock in compliance mode (a day). In AWS infra/
-/// declares both (a bucket's name is global: the stack chooses it). Returns the key's
-/// id and the bucket.
-pub async fn local_digests(
+/// The keys and the digest bucket of the local mode, created if missing. In AWS infra/
+/// declares them (a bucket's name is global: the stack chooses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalKeys {
+    /// Signs the ledger's digests: ECC_NIST_P256, alias `alias/<prefix>ledger-digests`.
+    pub digest_key: String,
+    /// `<prefix>ledger-digests`, with Object Lock in compliance mode (a day).
+    pub digest_bucket: String,
+    /// Wraps clients' data keys: symmetric, alias `alias/<prefix>personal-data`.
+    pub data_key: String,
+}
+
+/// The KMS key under `alias`, made with `spec` and `usage` if there is none.
+async fn kms_key(
+    clients: &AwsClients,
+    alias: &str,
+    spec: aws_sdk_kms::types::KeySpec,
+    usage: aws_sdk_kms::types::KeyUsageType,
+) -> Result<String, StackError> {
+    let kms = &clients.digests.kms;
+    match kms.describe_key().key_id(alias).send().await {
+        Ok(found) => {
+            if let Some(key) = found.key_metadata().map(|m| m.key_id().to_string()) {
+                return Ok(key);
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_not_found_exception()) => {}
+        Err(e) => return Err(StackError::aws(alias, e)),
+    }
+    let made = kms
+        .create_key()
+        .key_spec(spec)
+        .key_usage(usage)
+        .description(format!("Ledgerline (local mode): {alias}"))
+        .send()
+        .await
+        .map_err(|e| StackError::aws(alias, e))?;
+    let key = made
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .ok_or_else(|| StackError::Setup(format!("{alias}: no key made")))?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(&key)
+        .send()
+        .await
+        .map_err(|e| StackError::aws(alias, e))?;
+    Ok(key)
+}
+
+/// Creates what [`LocalKeys`] describes where missing.
+pub async fn local_keys(
     clients: &AwsClients,
     topology: &Topology,
-) -> Result<(String, String), StackError> {
+) -> Result<LocalKeys, StackError> {
     use aws_sdk_kms::types::{KeySpec, KeyUsageType};
     use aws_sdk_s3::types::{
         DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
         ObjectLockRule,
     };
-    let (kms, s3) = (&clients.digests.kms, &clients.digests.s3);
+    let s3 = &clients.digests.s3;
     let name = format!("{}ledger-digests", topology.prefix()).to_lowercase();
-    let alias = format!("alias/{name}");
-    let key = match kms.describe_key().key_id(&alias).send().await {
-        Ok(found) => found.key_metadata().map(|m| m.key_id().to_string()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(StackError::aws(&alias, e)),
-    };
-    let key = match key {
-        Some(key) => key,
-        None => {
-            let made = kms
-                .create_key()
-                .key_spec(KeySpec::EccNistP256)
-                .key_usage(KeyUsageType::SignVerify)
-                .description("Ledgerline: signs the ledger's digests (local mode)")
-                .send()
-                .await
-                .map_err(|e| StackError::aws(&alias, e))?;
-            let key = made
-                .key_metadata()
-                .map(|m| m.key_id().to_string())
-                .ok_or_else(|| StackError::Setup(format!("{alias}: no key made")))?;
-            kms.create_alias()
-                .alias_name(&alias)
-                .target_key_id(&key)
-                .send()
-                .await
-                .map_err(|e| StackError::aws(&alias, e))?;
-            key
-        }
-    };
+    let digest_key = kms_key(
+        clients,
+        &format!("alias/{name}"),
+        KeySpec::EccNistP256,
+        KeyUsageType::SignVerify,
+    )
+    .await?;
+    let data_key = kms_key(
+        clients,
+        &format!("alias/{}personal-data", topology.prefix()).to_lowercase(),
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await?;
     match s3
         .create_bucket()
         .bucket(&name)
@@ -258,7 +285,11 @@ pub async fn local_digests(
         .send()
         .await
         .map_err(|e| StackError::aws(&name, e))?;
-    Ok((key, name))
+    Ok(LocalKeys {
+        digest_key,
+        digest_bucket: name,
+        data_key,
+    })
 }
 
 /// A FIFO queue (content-based deduplication: EventBridge sends no deduplication id)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::StaffId;
-use event_store::{Backend, EventStore};
+use event_store::EventStore;
 use identity::CognitoConfig;
 use projections::{CatchUp, Projector, ReadStore, SystemLog};
 use tokio::net::TcpListener;
@@ -66,6 +66,10 @@ pub struct LocalStack {
     pub mail_url: String,
     pub front_url: String,
     pub cognito: CognitoConfig,
+    /// The KMS keys and the digest bucket it made.
+    pub keys: crate::init::LocalKeys,
+    /// The event store as its services open it (clients' personal data encrypted).
+    store: Arc<EventStore>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     projected: Arc<Mutex<CatchUp>>,
@@ -99,28 +103,30 @@ impl LocalStack {
         let (shutdown, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
+        let keys = crate::init::local_keys(&clients, &options.topology).await?;
         let commands = command_api::service::router(
             &command_api::service::ServiceConfig {
                 addr: options.command_addr,
                 table_prefix: stack.table_prefix.clone(),
                 read_database_url: options.read_database_url.clone(),
                 cognito: cognito.clone(),
+                data_key: Some(keys.data_key.clone()),
             },
             clients.dynamo.clone(),
             clients.cognito.clone(),
+            clients.digests.kms.clone(),
         )
         .await
         .map_err(StackError::Setup)?;
-        let (digest_key, digest_bucket) =
-            crate::init::local_digests(&clients, &options.topology).await?;
         let queries = query_api::service::router(
             &query_api::service::ServiceConfig {
                 addr: options.query_addr,
                 read_database_url: options.read_database_url.clone(),
                 table_prefix: stack.table_prefix.clone(),
+                data_key: Some(keys.data_key.clone()),
                 digests: query_api::service::DigestConfig {
-                    kms_key: digest_key,
-                    bucket: digest_bucket,
+                    kms_key: keys.digest_key.clone(),
+                    bucket: keys.digest_bucket.clone(),
                     retired_keys: Vec::new(),
                     interval: DIGEST_INTERVAL,
                 },
@@ -136,7 +142,7 @@ impl LocalStack {
         tasks.push(task);
         let (query_url, task) = serve(options.query_addr, queries, stopped.clone()).await?;
         tasks.push(task);
-        let mail = mail_router(&clients, &options, &stack, &cognito).await?;
+        let mail = mail_router(&clients, &options, &stack, &cognito, &keys.data_key).await?;
         let (mail_url, task) = serve(options.mail_addr, mail, stopped.clone()).await?;
         tasks.push(task);
 
@@ -149,13 +155,15 @@ impl LocalStack {
         let stream = StreamMapping::new(clients.streams.clone(), stack.events_stream_arn.clone());
         tasks.push(tokio::spawn(run_relay(publisher, stream, stopped.clone())));
 
-        let store = Arc::new(EventStore::new(Backend::dynamo(
+        let store = Arc::new(event_store::kms_master::dynamo_store(
             clients.dynamo.clone(),
             options.topology.tables(),
-        )));
+            &clients.digests.kms,
+            Some(&keys.data_key),
+        )?);
         let read = Arc::new(ReadStore::open(&options.read_database_url).await?);
         let log = Arc::new(SystemLog::open(&options.read_database_url).await?);
-        let projector = Arc::new(Projector::new(store, read, log.clone()));
+        let projector = Arc::new(Projector::new(store.clone(), read, log.clone()));
         let projected = Arc::new(Mutex::new(CatchUp::default()));
         let receiving = Arc::new(tokio::sync::Mutex::new(()));
         for _ in 0..options.projector_workers.max(1) {
@@ -199,10 +207,17 @@ impl LocalStack {
             mail_url,
             front_url,
             cognito,
+            keys,
+            store,
             shutdown,
             tasks,
             projected,
         })
+    }
+
+    /// The event store as the services open it.
+    pub fn store(&self) -> Arc<EventStore> {
+        self.store.clone()
     }
 
     /// What the projector workers did so far, together.
@@ -228,6 +243,7 @@ async fn mail_router(
     options: &LocalOptions,
     stack: &Stack,
     cognito: &CognitoConfig,
+    data_key: &str,
 ) -> Result<axum::Router, StackError> {
     match clients
         .ses
@@ -250,6 +266,7 @@ async fn mail_router(
             from: options.mail_from.clone(),
             ..Default::default()
         },
+        data_key: Some(data_key.to_string()),
     };
     mail::lambda::router(
         &config,
@@ -258,6 +275,7 @@ async fn mail_router(
             cognito: clients.cognito.clone(),
             ses: clients.ses.clone(),
             bedrock: clients.bedrock.clone(),
+            kms: clients.digests.kms.clone(),
         },
     )
     .await

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use event_store::{DynamoStore, EventStore};
+use event_store::EventStore;
 use projections::{Projector, ReadStore, SystemLog};
 
 use crate::error::StackError;
@@ -18,10 +18,16 @@ pub struct Rebuilt {
     pub applied: u64,
 }
 
-/// Projects every event of `dynamo` into the database at `database_url`.
-pub async fn rebuild(dynamo: DynamoStore, database_url: &str) -> Result<Rebuilt, StackError> {
+/// Projects every event of `store` (a DynamoDB store, opening personal data with its
+/// vault if it has one) into the database at `database_url`.
+pub async fn rebuild(store: Arc<EventStore>, database_url: &str) -> Result<Rebuilt, StackError> {
     // The scan is DynamoDB's; gaps are filled through the store, as in the Lambdas.
-    let store = Arc::new(EventStore::new(dynamo.clone().into()));
+    let event_store::Backend::Dynamo(dynamo) = store.backend() else {
+        return Err(StackError::Setup(
+            "a rebuild in AWS reads a DynamoDB store".into(),
+        ));
+    };
+    let dynamo = dynamo.clone();
     let read = Arc::new(ReadStore::open(database_url).await?);
     let log = Arc::new(SystemLog::open(database_url).await?);
     let projector = Projector::new(store, read.clone(), log.clone());

@@ -294,7 +294,10 @@ async fn faults_lose_no_event_and_apply_none_twice() {
     // And the whole read side equals a rebuild from the store.
     let rebuilt = test_peers::postgres::fresh("crm_aws_faults_rebuilt").await;
     let made = aws_stack::rebuild(
-        event_store::DynamoStore::new(clients.dynamo.clone(), topology.tables()),
+        std::sync::Arc::new(event_store::EventStore::new(event_store::Backend::dynamo(
+            clients.dynamo.clone(),
+            topology.tables(),
+        ))),
         &rebuilt,
     )
     .await

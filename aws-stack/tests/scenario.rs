@@ -223,14 +223,30 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
         .await;
     assert_eq!(verified["ok"], true, "{verified}");
 
+    // The client's personal data is sealed in the store (a KMS key wraps its data key),
+    // and the projector opened it for the read models.
+    let stored = stack
+        .store()
+        .stream("client", client.as_str())
+        .await
+        .unwrap();
+    let onboarded = stored[0].payload.to_string();
+    assert!(onboarded.contains("sealed_v1"), "{onboarded}");
+    let read = api
+        .get_until(&agent, &format!("/v1/clients/{client}"), |v| {
+            v["last_name"].is_string()
+        })
+        .await;
+    assert!(
+        !onboarded.contains(read["last_name"].as_str().unwrap()),
+        "{onboarded}"
+    );
+
     // A rebuild from the DynamoDB event store equals what the Lambdas built.
     let rebuilt_url = test_peers::postgres::fresh("crm_aws_rebuilt").await;
-    let rebuilt = aws_stack::rebuild(
-        event_store::DynamoStore::new(clients.dynamo.clone(), Topology::new("day-").tables()),
-        &rebuilt_url,
-    )
-    .await
-    .unwrap();
+    let rebuilt = aws_stack::rebuild(stack.store(), &rebuilt_url)
+        .await
+        .unwrap();
     assert_eq!(rebuilt.events, rebuilt.applied, "every event applies once");
     let expected = dump(&rebuilt_url).await;
     let live_rows = settle(&live, &expected).await;

@@ -91,12 +91,9 @@ async fn four_workers_apply_every_event_once_and_each_stream_in_order() {
     pool.close().await;
 
     let rebuilt_url = test_peers::postgres::fresh("crm_aws_workers_rebuilt").await;
-    let rebuilt = aws_stack::rebuild(
-        event_store::DynamoStore::new(clients.dynamo.clone(), topology.tables()),
-        &rebuilt_url,
-    )
-    .await
-    .unwrap();
+    let rebuilt = aws_stack::rebuild(stack.store(), &rebuilt_url)
+        .await
+        .unwrap();
     let expected = dump(&rebuilt_url).await;
     let live_rows = settle(&live, &expected).await;
     assert!(

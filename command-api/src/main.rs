@@ -21,6 +21,7 @@ async fn main() -> std::process::ExitCode {
         &config,
         event_store::aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+        event_store::aws_sdk_kms::Client::new(&sdk),
     )
     .await
     {

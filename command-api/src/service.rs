@@ -6,7 +6,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use event_store::{Backend, DynamoTables, EventStore};
+use event_store::DynamoTables;
 use identity::{required_vars, CognitoConfig};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -20,11 +20,14 @@ pub struct ServiceConfig {
     /// The read-model database, where the system log is.
     pub read_database_url: String,
     pub cognito: CognitoConfig,
+    /// The KMS key clients' personal data is encrypted under (`CRM_DATA_KEY_KMS_KEY`).
+    pub data_key: Option<String>,
 }
 
 impl ServiceConfig {
     /// Reads `CRM_ADDR` (default 0.0.0.0:8080), `CRM_DYNAMODB_TABLE_PREFIX`,
-    /// `CRM_READ_DATABASE_URL` and the user pool's variables ([`CognitoConfig::from_env`]).
+    /// `CRM_READ_DATABASE_URL`, the user pool's variables ([`CognitoConfig::from_env`])
+    /// and, if the store encrypts personal data, `CRM_DATA_KEY_KMS_KEY`.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut missing = Vec::new();
         let mut values = required_vars(
@@ -49,6 +52,7 @@ impl ServiceConfig {
             addr,
             table_prefix,
             read_database_url,
+            data_key: event_store::kms_master::data_key_from(&var),
             cognito,
         })
     }
@@ -60,16 +64,34 @@ pub async fn router(
     config: &ServiceConfig,
     dynamo: event_store::aws_sdk_dynamodb::Client,
     cognito: aws_sdk_cognitoidentityprovider::Client,
+    kms: event_store::aws_sdk_kms::Client,
 ) -> Result<Router, String> {
     let log = Arc::new(
         projections::SystemLog::open(&config.read_database_url)
             .await
             .map_err(|e| format!("system log: {e}"))?,
     );
-    let store = Arc::new(EventStore::new(Backend::dynamo(
-        dynamo,
-        DynamoTables::with_prefix(&config.table_prefix),
-    )));
+    let store = Arc::new(
+        event_store::kms_master::dynamo_store(
+            dynamo,
+            DynamoTables::with_prefix(&config.table_prefix),
+            &kms,
+            config.data_key.as_deref(),
+        )
+        .map_err(|e| format!("event store: {e}"))?,
+    );
+    if let Some(vault) = store.vault() {
+        // Erasures a stop interrupted between their event and their key's destruction
+        // are finished at start and every ten minutes (a scan: not on every request).
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = vault.shred_erased().await {
+                    tracing::error!(%error, "the data keys of erased clients could not be destroyed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            }
+        });
+    }
     let (directory, auth) = config.cognito.connect(cognito);
     let health = store.clone();
     // Several services share the store: each finds the transfers left unfinished by any

@@ -10,6 +10,31 @@ use aws_sdk_kms::primitives::Blob;
 use crate::error::StoreError;
 use crate::personal::{not_opened, MasterKey};
 
+/// The variable naming the KMS key (symmetric, ENCRYPT_DECRYPT) that clients' data keys
+/// are wrapped under in AWS.
+pub const DATA_KEY_VAR: &str = "CRM_DATA_KEY_KMS_KEY";
+
+/// The store on DynamoDB in `tables`, encrypting clients' personal data under data keys
+/// wrapped by KMS key `data_key` when one is named. Every AWS process opens its store
+/// here, so that each reads what the others sealed.
+pub fn dynamo_store(
+    dynamo: aws_sdk_dynamodb::Client,
+    tables: crate::DynamoTables,
+    kms: &aws_sdk_kms::Client,
+    data_key: Option<&str>,
+) -> Result<crate::EventStore, StoreError> {
+    let store = crate::EventStore::new(crate::Backend::dynamo(dynamo, tables));
+    match data_key {
+        Some(key) => store.with_master(std::sync::Arc::new(KmsMaster::new(kms.clone(), key))),
+        None => Ok(store),
+    }
+}
+
+/// [`DATA_KEY_VAR`] from `var`, if set and not blank.
+pub fn data_key_from(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    var(DATA_KEY_VAR).filter(|key| !key.trim().is_empty())
+}
+
 /// The encryption context's one entry: which client a data key is.
 const OWNER: &str = "ledgerline-data-key-owner";
 

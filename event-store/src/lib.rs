@@ -39,4 +39,4 @@ pub use store::{EventStore, SNAPSHOT_EVERY};
 pub use verify::{ChainCheck, StreamListing, VerifyCursor, VerifyStep};
 /// The AWS SDK crates this store is built with, for callers that configure clients.
 #[cfg(feature = "dynamo")]
-pub use {aws_config, aws_sdk_dynamodb};
+pub use {aws_config, aws_sdk_dynamodb, aws_sdk_kms};

@@ -70,6 +70,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     sftpSgId: network.sftpSg.securityGroupId,
     tables: data.tables,
     tablesKey: data.tablesKey,
+    personalDataKey: data.personalDataKey,
     proxy: data.proxy,
     databaseSecret: data.databaseSecret,
     sftpSecret: data.sftpSecret,
@@ -98,6 +99,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     clientIds: [identity.uiClient.userPoolClientId, identity.sftpClient.userPoolClientId, identity.smokeClient.userPoolClientId],
     digestKey: data.digestKey,
     digestBucket: data.digestBucket,
+    personalDataKey: data.personalDataKey,
     description: 'Ledgerline: command-api and query-api on Fargate, mail Lambda, ALB, regional WAF',
   });
   // CLOUDFRONT WebACLs exist only in us-east-1; the Edge stack takes nothing from the others.
@@ -106,7 +108,7 @@ export function buildApp(app: App, infraDir: string, topologyOverride?: Topology
     env,
     config: cfg,
     logsKey: network.logsKey,
-    dataKeys: [data.tablesKey, data.databaseKey, data.secretsKey, events.queuesKey],
+    dataKeys: [data.tablesKey, data.databaseKey, data.secretsKey, events.queuesKey, data.personalDataKey],
     tables: Object.values(data.tables),
     database: data.cluster,
     databaseClusterIdentifier: `${cfg.prefix}read-models`,

@@ -50,6 +50,11 @@ export class DataStack extends Stack {
   readonly databaseSecret: secretsmanager.ISecret;
   readonly proxy: rds.DatabaseProxy;
   readonly sftpSecret: secretsmanager.Secret;
+  /**
+   * Wraps each client's data key (crypto-shredding, docs/audit.md): the services and
+   * Lambdas that read or write clients' personal data use it; the DBAs never may.
+   */
+  readonly personalDataKey: kms.Key;
   /** Signs the ledger's digests (ECDSA P-256); only the query service may use it. */
   readonly digestKey: kms.Key;
   /** Where the digests are published, under Object Lock. */
@@ -65,6 +70,7 @@ export class DataStack extends Stack {
     this.tablesKey = newKey(this, 'TablesKey', `Ledgerline ${config.name}: DynamoDB event store`);
     this.databaseKey = newKey(this, 'DatabaseKey', `Ledgerline ${config.name}: Aurora storage and Performance Insights`);
     this.secretsKey = newKey(this, 'SecretsKey', `Ledgerline ${config.name}: Secrets Manager secrets`);
+    this.personalDataKey = newKey(this, 'PersonalDataKey', `Ledgerline ${config.name}: wraps clients' personal-data keys`);
 
     for (const spec of topology.tables) {
       const attr = (k: { name: string; type: string }): dynamodb.Attribute => ({

@@ -32,6 +32,8 @@ export interface EventsStackProps extends StackProps {
   readonly sftpSgId: string;
   readonly tables: Record<string, dynamodb.ITable>;
   readonly tablesKey: kms.IKey;
+  /** Wraps clients' personal-data keys: the projector and the SFTP worker open them. */
+  readonly personalDataKey: kms.IKey;
   readonly proxy: rds.IDatabaseProxy;
   readonly databaseSecret: secretsmanager.ISecret;
   readonly sftpSecret: secretsmanager.ISecret;
@@ -216,7 +218,7 @@ export class EventsStack extends Stack {
       packageName: 'projector-lambda',
       description: 'SQS → Aurora read models',
       securityGroup: lambdaSg,
-      environment: { ...readDatabase, CRM_DYNAMODB_TABLE_PREFIX: config.prefix },
+      environment: { ...readDatabase, CRM_DYNAMODB_TABLE_PREFIX: config.prefix, CRM_DATA_KEY_KMS_KEY: props.personalDataKey.keyArn },
       // Below the visibility timeout, so a slow batch is not delivered twice at once.
       timeout: Duration.seconds(Math.floor(projectorSpec.visibilityTimeoutSeconds / 2)),
       reservedConcurrency: PROJECTOR_MAX_CONCURRENCY,
@@ -230,6 +232,11 @@ export class EventsStack extends Stack {
     );
     // Gaps in a stream are fetched from the event store.
     for (const role of ['events', 'snapshots']) tables[role].grantReadData(this.projector);
+    // Clients' personal data opens with their data keys, which the projector reads
+    // (the idempotency table's data-key items) and unwraps.
+    const personalDataKey = kms.Key.fromKeyArn(this, 'ImportedPersonalDataKey', props.personalDataKey.keyArn);
+    tables.idempotency.grantReadData(this.projector);
+    personalDataKey.grantDecrypt(this.projector);
     grantSecretRead(this.projector, props.databaseSecret, props.secretsKey);
 
     // SFTP worker: inbound files on a schedule, exports from its queue.
@@ -247,6 +254,7 @@ export class EventsStack extends Stack {
         CRM_SFTP_SECRET_ARN: props.sftpSecret.secretArn,
         CRM_SFTP_CLIENT_ID: props.sftpClientId,
         CRM_DYNAMODB_TABLE_PREFIX: config.prefix,
+        CRM_DATA_KEY_KMS_KEY: props.personalDataKey.keyArn,
         CRM_SFTP_HOST: sftp.host,
         CRM_SFTP_PORT: String(sftp.port),
         CRM_SFTP_USER: sftp.user,
@@ -266,6 +274,8 @@ export class EventsStack extends Stack {
       new sources.SqsEventSource(this.queues.sftpExports, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: 2 }),
     );
     for (const role of ['events', 'snapshots']) tables[role].grantReadData(this.sftp);
+    tables.idempotency.grantReadData(this.sftp);
+    personalDataKey.grantDecrypt(this.sftp);
     grantSecretRead(this.sftp, props.databaseSecret, props.secretsKey);
     grantSecretRead(this.sftp, props.sftpSecret, props.secretsKey);
 

@@ -50,6 +50,8 @@ export interface ServicesStackProps extends StackProps {
   /** The ledger's digests: the key that signs them and the bucket they are published to. */
   readonly digestKey: kms.IKey;
   readonly digestBucket: s3.IBucket;
+  /** Wraps clients' personal-data keys. */
+  readonly personalDataKey: kms.IKey;
 }
 
 export class ServicesStack extends Stack {
@@ -117,6 +119,7 @@ export class ServicesStack extends Stack {
           CRM_ADDR: `0.0.0.0:${SERVICE_PORT}`,
           AWS_REGION: this.region,
           CRM_READ_DATABASE_URL: databaseUrl(props.cluster.clusterEndpoint.hostname),
+          CRM_DATA_KEY_KMS_KEY: props.personalDataKey.keyArn,
           ...(name === 'query' ? { CRM_DIGEST_KMS_KEY: props.digestKey.keyArn, CRM_DIGEST_BUCKET: props.digestBucket.bucketName } : {}),
         },
         secrets: { PGPASSWORD: ecs.Secret.fromSecretsManager(databaseSecret, 'password') },
@@ -155,6 +158,12 @@ export class ServicesStack extends Stack {
     // Least privilege per service: commands append; queries read (audit reads go to DynamoDB).
     for (const role of ['events', 'snapshots', 'idempotency']) tables[role].grantReadWriteData(this.commandService.taskDefinition.taskRole);
     for (const role of ['events', 'snapshots', 'ledger']) tables[role].grantReadData(this.queryService.taskDefinition.taskRole);
+    // Clients' personal data: the command service and mail seal it (and so make data
+    // keys), the query service only opens it.
+    const personalDataKey = kms.Key.fromKeyArn(this, 'ImportedPersonalDataKey', props.personalDataKey.keyArn);
+    personalDataKey.grantEncryptDecrypt(this.commandService.taskDefinition.taskRole);
+    personalDataKey.grantDecrypt(this.queryService.taskDefinition.taskRole);
+    tables.idempotency.grantReadData(this.queryService.taskDefinition.taskRole);
     // The query service signs digests (no one else may) and publishes them; Object Lock,
     // not IAM, keeps them from being rewritten.
     props.digestKey.grant(this.queryService.taskDefinition.taskRole, 'kms:Sign', 'kms:GetPublicKey');
@@ -204,6 +213,7 @@ export class ServicesStack extends Stack {
         CRM_READ_DATABASE_URL: databaseUrl(props.proxy.endpoint),
         CRM_READ_DATABASE_SECRET_ARN: props.databaseSecret.secretArn,
         CRM_MAIL_FROM: config.mailFrom,
+        CRM_DATA_KEY_KMS_KEY: props.personalDataKey.keyArn,
         CRM_MAIL_PROVIDER: 'bedrock',
         CRM_MAIL_MODEL: config.mailModel,
       },
@@ -212,6 +222,7 @@ export class ServicesStack extends Stack {
       reservedConcurrency: 20,
     }).fn;
     for (const role of ['events', 'snapshots', 'idempotency']) tables[role].grantReadWriteData(this.mail);
+    kms.Key.fromKeyArn(this, 'MailPersonalDataKey', props.personalDataKey.keyArn).grantEncryptDecrypt(this.mail);
     grantSecretRead(this.mail, props.databaseSecret, props.secretsKey);
     this.mail.addToRolePolicy(new iam.PolicyStatement({ actions: poolReads, resources: [props.userPool.userPoolArn] }));
     this.mail.addToRolePolicy(

@@ -260,6 +260,18 @@ impl<F: GapSource> Projector<F> {
     /// Delivers one event in its own transaction (how events arriving from a queue are
     /// applied); returns what happened.
     pub async fn deliver_one(&self, stored: &StoredEvent) -> Result<CatchUp, ProjectionError> {
+        // An event as stored (a message from the relay) carries personal data sealed:
+        // opened here, as the store's own readers open it.
+        let opened;
+        let stored = match self.store.vault() {
+            Some(vault) => {
+                let mut copy = stored.clone();
+                vault.open(&mut copy.event).await?;
+                opened = copy;
+                &opened
+            }
+            None => stored,
+        };
         let pool = self.read.pool();
         let mut tx = pool.begin().await?;
         if tx.backend_name() == "PostgreSQL" {

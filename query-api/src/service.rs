@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use axum::routing::get;
 use axum::{Json, Router};
-use event_store::{Backend, DynamoTables, EventStore};
+use event_store::{DynamoTables, EventStore};
 use identity::{required_vars, CognitoConfig};
 use projections::{ReadStore, SystemLog};
 use serde_json::json;
@@ -23,6 +23,8 @@ pub struct ServiceConfig {
     pub table_prefix: String,
     pub cognito: CognitoConfig,
     pub digests: DigestConfig,
+    /// The KMS key clients' personal data is encrypted under (`CRM_DATA_KEY_KMS_KEY`).
+    pub data_key: Option<String>,
 }
 
 /// Where the ledger's digests are signed and published.
@@ -93,6 +95,7 @@ impl ServiceConfig {
             addr,
             read_database_url,
             table_prefix,
+            data_key: event_store::kms_master::data_key_from(&var),
             cognito,
             digests: DigestConfig {
                 kms_key,
@@ -177,10 +180,15 @@ pub async fn router(
             .await
             .map_err(|e| format!("system log: {e}"))?,
     );
-    let store = Arc::new(EventStore::new(Backend::dynamo(
-        dynamo,
-        DynamoTables::with_prefix(&config.table_prefix),
-    )));
+    let store = Arc::new(
+        event_store::kms_master::dynamo_store(
+            dynamo,
+            DynamoTables::with_prefix(&config.table_prefix),
+            &digests.kms,
+            config.data_key.as_deref(),
+        )
+        .map_err(|e| format!("event store: {e}"))?,
+    );
     let (_, auth) = config.cognito.connect(cognito);
     let ready = read.clone();
     let observer = api_kit::observe::Observer::new(Some(log.clone()));

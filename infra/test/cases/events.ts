@@ -172,12 +172,12 @@ export function eventsCases(s: Synthesized): void {
     assert.deepEqual(Object.keys(env('RelayFunction')).sort(), ['CRM_DYNAMODB_TABLE_PREFIX', 'CRM_EVENT_BUS', 'CRM_PROJECTOR_QUEUE_URL']);
     assert.equal(env('RelayFunction').CRM_DYNAMODB_TABLE_PREFIX, prefix);
     assert.deepEqual(env('RelayFunction').CRM_PROJECTOR_QUEUE_URL, { Ref: logicalIdOfQueue(rebase(topo, prefix, queueSpec(topo, 'projector').name)) });
-    assert.deepEqual(Object.keys(env('ProjectorFunction')).sort(), ['CRM_DYNAMODB_TABLE_PREFIX', 'CRM_READ_DATABASE_SECRET_ARN', 'CRM_READ_DATABASE_URL']);
+    assert.deepEqual(Object.keys(env('ProjectorFunction')).sort(), ['CRM_DATA_KEY_KMS_KEY', 'CRM_DYNAMODB_TABLE_PREFIX', 'CRM_READ_DATABASE_SECRET_ARN', 'CRM_READ_DATABASE_URL']);
     assert.equal(env('ProjectorFunction').CRM_DYNAMODB_TABLE_PREFIX, prefix);
     const sftp = env('SftpFunction');
     for (const name of [
       'CRM_API_URL', 'CRM_TOKEN_URL', 'CRM_SFTP_SECRET_ARN', 'CRM_SFTP_CLIENT_ID', 'CRM_READ_DATABASE_URL', 'CRM_READ_DATABASE_SECRET_ARN',
-      'CRM_DYNAMODB_TABLE_PREFIX', 'CRM_SFTP_HOST', 'CRM_SFTP_PORT', 'CRM_SFTP_USER', 'CRM_SFTP_HOST_KEY', 'CRM_SFTP_INBOX', 'CRM_SFTP_OUTBOX',
+      'CRM_DYNAMODB_TABLE_PREFIX', 'CRM_DATA_KEY_KMS_KEY', 'CRM_SFTP_HOST', 'CRM_SFTP_PORT', 'CRM_SFTP_USER', 'CRM_SFTP_HOST_KEY', 'CRM_SFTP_INBOX', 'CRM_SFTP_OUTBOX',
       'CRM_SFTP_ARCHIVE', 'CRM_SFTP_ERROR',
     ]) {
       assert.ok(sftp[name] !== undefined, `sftp ${name}`);

@@ -113,6 +113,22 @@ export function securityCases(s: Synthesized): void {
     assert.deepEqual([...readers].sort(), ['Relay', 'queryTask']);
   });
 
+  it('lets only what seals clients\' personal data encrypt under its key, and only what reads it decrypt', () => {
+    const [encrypting, decrypting]: [Set<string>, Set<string>] = [new Set(), new Set()];
+    for (const stack of s.all) {
+      const json = s.template(stack).toJSON();
+      for (const { where, statement } of identityStatements(json)) {
+        if (statement.Effect !== 'Allow' || !JSON.stringify(statement.Resource).includes('PersonalDataKey')) continue;
+        const roles = JSON.stringify(json.Resources[where].Properties.Roles ?? []);
+        const who = roles.match(/"Ref":"(Relay|queryTask|commandTask|Projector|Mail|Sftp)/)?.[1] ?? roles;
+        if (list(statement.Action).some((a) => a.startsWith('kms:Encrypt'))) encrypting.add(who);
+        if (list(statement.Action).includes('kms:Decrypt')) decrypting.add(who);
+      }
+    }
+    assert.deepEqual([...encrypting].sort(), ['Mail', 'commandTask']);
+    assert.deepEqual([...decrypting].sort(), ['Mail', 'Projector', 'Sftp', 'commandTask', 'queryTask']);
+  });
+
   it('denies the database administrators the data keys, data reads and the database secret', () => {
     const roleId = Object.keys(t().findResources('AWS::IAM::Role')).find((id) => id.startsWith('DatabaseAdministratorRole'))!;
     const statements = identityStatements(t().toJSON())
@@ -122,7 +138,7 @@ export function securityCases(s: Synthesized): void {
     const denied = (action: string): Props | undefined => denies.find((st) => list(st.Action).includes(action));
     const keyDeny = denied('kms:Decrypt')!;
     assert.ok(keyDeny && list(denied('kms:GenerateDataKey*')?.Action).length);
-    assert.equal(list(keyDeny.Resource).length, 4, 'tables, database, secrets and queues keys');
+    assert.equal(list(keyDeny.Resource).length, 5, 'tables, database, secrets, queues and personal-data keys');
     for (const a of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:PartiQLSelect', 'rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue']) {
       assert.ok(denied(a), `${a} denied`);
     }

@@ -55,6 +55,7 @@ export function servicesCases(s: Synthesized): void {
       const env = Object.fromEntries(c.Environment.map((e: Props) => [e.Name, e.Value]));
       assert.equal(env.CRM_ADDR, '0.0.0.0:8080');
       assert.equal(env.CRM_DYNAMODB_TABLE_PREFIX, cfg.prefix);
+      assert.ok(env.CRM_DATA_KEY_KMS_KEY, `${id}: the personal-data key`);
       assert.equal(env.AWS_REGION, cfg.region);
       assert.ok(env.CRM_COGNITO_USER_POOL_ID);
       assert.equal(env.CRM_COGNITO_CLIENT_IDS['Fn::Join'][1].length, 5, 'UI, SFTP worker and smoke-test client ids, comma-separated');
@@ -168,7 +169,7 @@ export function servicesCases(s: Synthesized): void {
     assert.equal(env.CRM_MAIL_MODEL, cfg.mailModel);
     assert.equal(env.CRM_MAIL_FROM, cfg.mailFrom);
     assert.equal(env.CRM_DYNAMODB_TABLE_PREFIX, cfg.prefix);
-    for (const name of ['CRM_READ_DATABASE_URL', 'CRM_READ_DATABASE_SECRET_ARN', 'CRM_COGNITO_USER_POOL_ID', 'CRM_COGNITO_CLIENT_IDS']) assert.ok(env[name], name);
+    for (const name of ['CRM_READ_DATABASE_URL', 'CRM_READ_DATABASE_SECRET_ARN', 'CRM_COGNITO_USER_POOL_ID', 'CRM_COGNITO_CLIENT_IDS', 'CRM_DATA_KEY_KMS_KEY']) assert.ok(env[name], name);
   });
 
   it('protects the ALB with a regional WebACL (managed groups + rate limit) that logs', () => {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use event_store::{Backend, DynamoTables, EventStore};
+use event_store::{DynamoTables, EventStore};
 use identity::{required_vars, CognitoConfig};
 use projections::ReadStore;
 
@@ -21,12 +21,15 @@ pub struct LambdaConfig {
     pub read_database_url: String,
     pub cognito: CognitoConfig,
     pub mail: MailSettings,
+    /// The KMS key clients' personal data is encrypted under (`CRM_DATA_KEY_KMS_KEY`).
+    pub data_key: Option<String>,
 }
 
 impl LambdaConfig {
     /// `CRM_DYNAMODB_TABLE_PREFIX`, `CRM_READ_DATABASE_URL`, `CRM_MAIL_FROM` (an SES
     /// verified identity), the user pool's variables and the model's
-    /// ([`MailSettings::from_env`]); every missing one is named.
+    /// ([`MailSettings::from_env`]), and `CRM_DATA_KEY_KMS_KEY` if the store encrypts
+    /// personal data; every missing one is named.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut missing = Vec::new();
         let values = required_vars(
@@ -45,8 +48,9 @@ impl LambdaConfig {
         Ok(LambdaConfig {
             table_prefix: values[0].clone(),
             read_database_url: values[1].clone(),
-            cognito,
             mail: MailSettings::from_env(&var)?,
+            data_key: event_store::kms_master::data_key_from(&var),
+            cognito,
         })
     }
 }
@@ -57,6 +61,7 @@ pub struct AwsClients {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub ses: aws_sdk_sesv2::Client,
     pub bedrock: aws_sdk_bedrockruntime::Client,
+    pub kms: event_store::aws_sdk_kms::Client,
 }
 
 impl AwsClients {
@@ -66,15 +71,21 @@ impl AwsClients {
             cognito: aws_sdk_cognitoidentityprovider::Client::new(sdk),
             ses: aws_sdk_sesv2::Client::new(sdk),
             bedrock: aws_sdk_bedrockruntime::Client::new(sdk),
+            kms: event_store::aws_sdk_kms::Client::new(sdk),
         }
     }
 }
 
 pub async fn state(config: &LambdaConfig, clients: AwsClients) -> Result<MailState, String> {
-    let store = Arc::new(EventStore::new(Backend::dynamo(
-        clients.dynamo,
-        DynamoTables::with_prefix(&config.table_prefix),
-    )));
+    let store = Arc::new(
+        event_store::kms_master::dynamo_store(
+            clients.dynamo,
+            DynamoTables::with_prefix(&config.table_prefix),
+            &clients.kms,
+            config.data_key.as_deref(),
+        )
+        .map_err(|e| format!("event store: {e}"))?,
+    );
     let read = Arc::new(
         ReadStore::open(&config.read_database_url)
             .await

@@ -11,7 +11,7 @@ use domain::contact::{Address, PersonalDetails};
 use domain::metadata::CommandMetadata;
 use domain::policy::Role;
 use domain::{ClientId, StaffId};
-use event_store::{time_position, Backend, DynamoTables, EventStore, Expected, StoredEvent};
+use event_store::{time_position, DynamoTables, Expected, StoredEvent};
 use identity::{CognitoConfig, CognitoDirectory, NewDirectoryUser, StaffDirectory};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Context, LambdaEvent, Service};
@@ -100,10 +100,19 @@ async fn alb_events_draft_nothing_without_a_model_and_send_through_ses() {
         .unwrap();
 
     // Bob's client, in the store and in the read models.
-    let store = Arc::new(EventStore::new(Backend::dynamo(
-        event_store::aws_sdk_dynamodb::Client::new(&store_sdk),
-        tables.clone(),
-    )));
+    // Clients' personal data encrypted under a KMS key (moto), as in AWS.
+    let kms = event_store::aws_sdk_kms::Client::new(&aws_sdk);
+    let data_key = kms.create_key().send().await.unwrap();
+    let data_key = data_key.key_metadata().unwrap().key_id().to_string();
+    let store = Arc::new(
+        event_store::kms_master::dynamo_store(
+            event_store::aws_sdk_dynamodb::Client::new(&store_sdk),
+            tables.clone(),
+            &kms,
+            Some(&data_key),
+        )
+        .unwrap(),
+    );
     let client_id = ClientId::new();
     let details = PersonalDetails::builder()
         .first_name("Grace")
@@ -176,12 +185,14 @@ async fn alb_events_draft_nothing_without_a_model_and_send_through_ses() {
             from: "no-reply@bank.example".into(),
             ..Default::default()
         },
+        data_key: Some(data_key.clone()),
     };
     let clients = mail::lambda::AwsClients {
         dynamo: event_store::aws_sdk_dynamodb::Client::new(&store_sdk),
         cognito: cognito.clone(),
         ses: ses.clone(),
         bedrock: aws_sdk_bedrockruntime::Client::new(&aws_sdk),
+        kms,
     };
     let state = mail::lambda::state(&config, clients).await.unwrap();
     let mut handler = lambda_http::Adapter::from(mail::router(state));
@@ -248,7 +259,19 @@ async fn alb_events_draft_nothing_without_a_model_and_send_through_ses() {
         .stream("client", &client_id.to_string())
         .await
         .unwrap();
-    assert_eq!(stream.last().unwrap().event_type, "CommunicationSent");
+    let recorded = stream.last().unwrap();
+    assert_eq!(recorded.event_type, "CommunicationSent");
+    // The recipient is stored sealed, and opens for the store's readers.
+    let stored = recorded.payload.to_string();
+    assert!(
+        stored.contains("sealed_v1") && !stored.contains("grace@"),
+        "{stored}"
+    );
+    let client = store
+        .load::<domain::client::Client>(&client_id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(client.aggregate.details.unwrap().first_name, "Grace");
 
     read.close().await;
     test_peers::postgres::drop(&database).await;

@@ -1,13 +1,14 @@
 //! The projector Lambda binary. Configuration (all required): `CRM_READ_DATABASE_URL`
 //! (Aurora PostgreSQL, read models and system log), `CRM_DYNAMODB_TABLE_PREFIX` (the
 //! event store, for gaps), and the standard AWS SDK environment; optionally
-//! `CRM_READ_DATABASE_SECRET_ARN`, the secret holding the database's password.
+//! `CRM_READ_DATABASE_SECRET_ARN`, the secret holding the database's password, and
+//! `CRM_DATA_KEY_KMS_KEY`, the KMS key clients' personal data is encrypted under.
 
 #![recursion_limit = "256"]
 
 use std::sync::Arc;
 
-use event_store::{Backend, DynamoTables, EventStore};
+use event_store::DynamoTables;
 use lambda_runtime::{service_fn, LambdaEvent};
 use projections::{Projector, ReadStore, SystemLog};
 
@@ -20,10 +21,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let secret = std::env::var("CRM_READ_DATABASE_SECRET_ARN").ok();
     let database =
         projections::database_secret::database_url(&config, &database, secret.as_deref()).await?;
-    let store = Arc::new(EventStore::new(Backend::dynamo(
+    let store = Arc::new(event_store::kms_master::dynamo_store(
         event_store::aws_sdk_dynamodb::Client::new(&config),
         DynamoTables::with_prefix(&prefix),
-    )));
+        &event_store::aws_sdk_kms::Client::new(&config),
+        event_store::kms_master::data_key_from(|name| std::env::var(name).ok()).as_deref(),
+    )?);
     let read = Arc::new(ReadStore::open(&database).await?);
     let log = Arc::new(SystemLog::open(&database).await?);
     let projector = Projector::new(store, read, log);

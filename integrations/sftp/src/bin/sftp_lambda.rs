@@ -61,12 +61,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sftp: settings.sftp,
         ledger: sftp_worker::Ledger::connect(&database).await?,
         log: Arc::new(projections::SystemLog::open(&database).await?),
-        store: Arc::new(event_store::EventStore::new(event_store::Backend::dynamo(
+        store: Arc::new(event_store::kms_master::dynamo_store(
             event_store::aws_sdk_dynamodb::Client::new(&sdk),
             event_store::DynamoTables::with_prefix(
                 &var("CRM_DYNAMODB_TABLE_PREFIX").unwrap_or_default(),
             ),
-        ))),
+            &event_store::aws_sdk_kms::Client::new(&sdk),
+            event_store::kms_master::data_key_from(var).as_deref(),
+        )?),
     };
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
