@@ -91,6 +91,18 @@ pub(crate) enum AwsCommand {
         #[arg(long, env = "CRM_USERNAME")]
         username: String,
     },
+    /// Export the DynamoDB store for an outside auditor, in the format `crm audit verify`
+    /// reads (docs/audit.md), into the empty directory --out; with --digest-bucket, the
+    /// digests published there too, as --out/digests.jsonl.
+    Export {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The bucket the query service publishes digests to (its CRM_DIGEST_BUCKET).
+        #[arg(long, env = "CRM_DIGEST_BUCKET")]
+        digest_bucket: Option<String>,
+    },
     /// Move the messages of the projector's dead-letter queue back to its queue.
     Redrive {
         #[command(flatten)]
@@ -194,6 +206,30 @@ pub(crate) async fn run(command: AwsCommand) -> anyhow::Result<()> {
                 "projected {} events ({} applied) into {read_database_url}",
                 rebuilt.events, rebuilt.applied
             );
+            Ok(())
+        }
+        AwsCommand::Export {
+            stack,
+            out,
+            digest_bucket,
+        } => {
+            let clients = AwsClients::new(&aws_config::load_from_env().await);
+            let topology = Topology::new(stack.prefix);
+            let exported =
+                aws_stack::export_for_audit(&clients, &topology, &out, digest_bucket.as_deref())
+                    .await?;
+            println!(
+                "exported {} events ({} in the Merkle log) to {}",
+                exported.events,
+                exported.log_size,
+                out.display()
+            );
+            if let Some(digests) = exported.digests {
+                println!(
+                    "and {digests} digests to {}",
+                    out.join("digests.jsonl").display()
+                );
+            }
             Ok(())
         }
         AwsCommand::Redrive { stack } => {

@@ -4,6 +4,7 @@
 //! machine ([`LocalStack`], `crm aws local`, behind its [`front_door`]), rebuilding the Aurora read models from
 //! DynamoDB ([`rebuild()`]) and redriving the dead-letter queue ([`redrive()`]).
 
+pub mod audit_export;
 pub mod clients;
 pub mod error;
 pub mod front_door;
@@ -15,6 +16,7 @@ pub mod redrive;
 pub mod routes;
 pub mod topology;
 
+pub use audit_export::{export_for_audit, Exported};
 pub use clients::AwsClients;
 pub use error::StackError;
 pub use init::{ensure_root, ensure_root_deployed, init, Stack};

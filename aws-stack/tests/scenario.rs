@@ -242,6 +242,35 @@ async fn a_day_over_http_ends_equal_to_a_rebuild_from_dynamodb() {
         "{onboarded}"
     );
 
+    // What an outside auditor is handed: the store exported and the digests published
+    // to S3, checked with the KMS key's public half alone.
+    let signed = api
+        .http
+        .post(format!("{}/v1/audit/digests", api.queries))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 201);
+    let export = tempfile::tempdir().unwrap();
+    let out = export.path().join("export");
+    let exported = aws_stack::export_for_audit(
+        &clients,
+        &Topology::new("day-"),
+        &out,
+        Some(&stack.keys.digest_bucket),
+    )
+    .await
+    .unwrap();
+    assert_eq!(exported.digests, Some(1));
+    let public = proofs::aws::public_key(&clients.digests.kms, &stack.keys.digest_key)
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(out.join("digests.jsonl")).unwrap();
+    let digests = proofs::digest_file::parse(&out.join("digests.jsonl"), &text).unwrap();
+    let report = proofs::export::verify(&out, &digests, &[public].into_iter().collect()).unwrap();
+    assert!(report.ok && report.digests == 1, "{:?}", report.problems);
+
     // A rebuild from the DynamoDB event store equals what the Lambdas built.
     let rebuilt_url = test_peers::postgres::fresh("crm_aws_rebuilt").await;
     let rebuilt = aws_stack::rebuild(stack.store(), &rebuilt_url)
