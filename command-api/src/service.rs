@@ -82,13 +82,14 @@ pub async fn router(
     );
     if let Some(vault) = store.vault() {
         // Erasures a stop interrupted between their event and their key's destruction
-        // are finished at start and every ten minutes (a scan: not on every request).
+        // are finished at start and every hour: finding them scans the events table, too
+        // dear to do often on a bank's history (asking to erase again finishes one at once).
         tokio::spawn(async move {
             loop {
                 if let Err(error) = vault.shred_erased().await {
                     tracing::error!(%error, "the data keys of erased clients could not be destroyed");
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             }
         });
     }
