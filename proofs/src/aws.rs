@@ -7,8 +7,6 @@
 //! The KMS key is ECDSA P-256 (`ECC_NIST_P256`, signed `ECDSA_SHA_256` over the raw
 //! message): what the AWS emulator the tests run offers, and what browsers verify.
 
-use std::sync::Mutex;
-
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -97,11 +95,13 @@ impl Signer for KmsSigner {
 /// Digests published to an S3 bucket, one object each: `digests/<sequence, 20
 /// digits>.json`, so that keys sort in sequence order. Each is created only if absent
 /// (`If-None-Match: *`): of two issuers, one publishes a sequence, the other is told.
+/// Published objects never change (Object Lock), so those read once are kept in memory
+/// and each read lists and fetches only what was published since.
 pub struct S3Digests {
     client: aws_sdk_s3::Client,
     bucket: String,
-    /// The last key seen, to list from (the bucket only grows).
-    last_key: Mutex<Option<String>>,
+    /// The digests read so far, in key order, with their keys.
+    known: tokio::sync::Mutex<Vec<(String, Digest)>>,
 }
 
 const PREFIX: &str = "digests/";
@@ -115,7 +115,7 @@ impl S3Digests {
         S3Digests {
             client,
             bucket: bucket.into(),
-            last_key: Mutex::new(None),
+            known: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -169,11 +169,10 @@ impl S3Digests {
             .map_err(|e| DigestLogError::Unavailable(format!("{key} is not a digest: {e}")))
     }
 
-    fn remember(&self, key: &str) {
-        let mut last = self.last_key.lock().unwrap_or_else(|e| e.into_inner());
-        if last.as_deref().is_none_or(|known| known < key) {
-            *last = Some(key.to_string());
-        }
+    /// The keys published after those known (all of them, the first time).
+    async fn newer(&self, known: &[(String, Digest)]) -> Result<Vec<String>, DigestLogError> {
+        self.keys_after(known.last().map(|(key, _)| key.clone()))
+            .await
     }
 }
 
@@ -195,10 +194,7 @@ impl DigestLog for S3Digests {
             .send()
             .await;
         match put {
-            Ok(_) => {
-                self.remember(&key);
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(error)
                 if matches!(
                     error.code(),
@@ -212,28 +208,26 @@ impl DigestLog for S3Digests {
     }
 
     async fn read(&self) -> Result<Vec<Digest>, DigestLogError> {
-        let keys = self.keys_after(None).await?;
-        let mut digests = Vec::with_capacity(keys.len());
-        for key in &keys {
-            digests.push(self.get(key).await?);
+        let mut known = self.known.lock().await;
+        for key in self.newer(&known).await? {
+            let digest = self.get(&key).await?;
+            known.push((key, digest));
         }
-        if let Some(key) = keys.last() {
-            self.remember(key);
-        }
-        Ok(digests)
+        Ok(known.iter().map(|(_, digest)| digest.clone()).collect())
     }
 
+    /// Only the last new digest is fetched; it is kept only if it directly follows those
+    /// known (what is known always runs from the first digest without a gap).
     async fn last(&self) -> Result<Option<Digest>, DigestLogError> {
-        let known = self
-            .last_key
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let newer = self.keys_after(known.clone()).await?;
-        let Some(key) = newer.last().cloned().or(known) else {
-            return Ok(None);
+        let mut known = self.known.lock().await;
+        let newer = self.newer(&known).await?;
+        let Some(key) = newer.last() else {
+            return Ok(known.last().map(|(_, digest)| digest.clone()));
         };
-        self.remember(&key);
-        self.get(&key).await.map(Some)
+        let digest = self.get(key).await?;
+        if newer.len() == 1 {
+            known.push((key.clone(), digest.clone()));
+        }
+        Ok(Some(digest))
     }
 }

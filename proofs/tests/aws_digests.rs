@@ -154,13 +154,24 @@ async fn digests_signed_by_kms_are_published_once_each_and_cannot_be_rewritten()
     }
     assert_eq!(two.published().last().await.unwrap().unwrap(), published[1]);
 
+    // A reader that took the last digest first still reads them all; one that read
+    // them all before sees the next one too (each fetches only what is new).
+    let reader = S3Digests::new(peers.s3.clone(), BUCKET);
+    assert_eq!(reader.last().await.unwrap().unwrap(), published[1]);
+    assert_eq!(reader.read().await.unwrap(), published);
+    let third = one.issue(false).await.unwrap().unwrap();
+    assert_eq!(third.sequence, 2);
+    assert_eq!(reader.read().await.unwrap().len(), 3);
+    assert_eq!(reader.last().await.unwrap().unwrap(), third);
+    let published = one.published().read().await.unwrap();
+
     // The ledger checks out against them with the public key alone.
     let log = peers.store.backend().merkle().unwrap();
     let report = proofs::ledger_check::check_store(log, &published, &keys)
         .await
         .unwrap();
     assert!(report.ok, "{:?}", report.problems);
-    assert_eq!(report.digests, 2);
+    assert_eq!(report.digests, 3);
 
     // A digest published cannot be replaced by another of its sequence...
     let mut forged = published[0].clone();
