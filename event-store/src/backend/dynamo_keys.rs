@@ -120,9 +120,11 @@ impl DataKeys for DynamoStore {
                 .table_name(&self.tables().idempotency)
                 .consistent_read(true)
                 .key_condition_expression("Caller = :keys")
+                // `Wrapped` is one of DynamoDB's reserved words: named through `#wrapped`.
                 .filter_expression(
-                    "attribute_exists(Wrapped) AND attribute_not_exists(DestroyedAt)",
+                    "attribute_exists(#wrapped) AND attribute_not_exists(DestroyedAt)",
                 )
+                .expression_attribute_names("#wrapped", "Wrapped")
                 .expression_attribute_values(":keys", AttributeValue::S(KEYS.into()))
                 .set_exclusive_start_key(start.take())
                 .send()
