@@ -20,11 +20,8 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub fn new(sdk: &SdkConfig) -> Self {
-        let custom_s3_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-            .iter()
-            .any(|name| std::env::var_os(name).is_some());
         AwsClients {
-            digests: query_api::service::DigestClients::new(sdk, custom_s3_endpoint),
+            digests: query_api::service::DigestClients::from_env(sdk),
             ..Self::split(sdk, sdk)
         }
     }

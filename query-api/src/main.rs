@@ -17,14 +17,11 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let sdk = aws_config::load_from_env().await;
-    let custom_s3_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some());
     let router = query_api::service::router(
         &config,
         event_store::aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_cognitoidentityprovider::Client::new(&sdk),
-        query_api::service::DigestClients::new(&sdk, custom_s3_endpoint),
+        query_api::service::DigestClients::from_env(&sdk),
     );
     match router.await {
         Ok(router) => api_kit::serve::run("query-api", config.addr, router).await,

@@ -126,6 +126,15 @@ pub struct DigestClients {
 }
 
 impl DigestClients {
+    /// From the SDK's configuration, S3 addressed by path when the environment points
+    /// S3 at an endpoint of its own (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`).
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
+        let custom_s3_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some());
+        Self::new(sdk, custom_s3_endpoint)
+    }
+
     /// From the SDK's configuration. S3 behind an endpoint of its own (an emulator, a
     /// VPC endpoint) is addressed by path, where a bucket's host name would not resolve.
     pub fn new(sdk: &aws_config::SdkConfig, custom_s3_endpoint: bool) -> Self {
