@@ -556,6 +556,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
                 let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0usize);
+                let (mut late, mut floors, mut answered) = (Vec::new(), Vec::new(), Vec::new());
                 let probe = worker < probes;
                 // Clients' schedules are spread over one interval.
                 let mut due = started + interval.unwrap_or_default() * worker as u32 / clients as u32;
@@ -570,28 +571,41 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                             if due >= deadline {
                                 break;
                             }
-                            tokio::time::sleep_until(due.into()).await;
+                            // How late the generator's own timer sent a command it was free
+                            // to send on time: counted in the latency, not the server's doing.
+                            if due > Instant::now() {
+                                tokio::time::sleep_until(due.into()).await;
+                                late.push(due.elapsed());
+                            }
                             let sent = due;
                             due += interval;
                             sent
                         }
                         None => Instant::now(),
                     };
+                    let on_wire = Instant::now();
                     match post_keyed(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body, key).await {
                         Ok((201, reply)) => {
                             latencies.push(sent.elapsed());
+                            answered.push(on_wire.elapsed());
                             if probe {
                                 let version = reply["version"].as_u64().unwrap_or(0);
                                 let accepted = Instant::now();
+                                // When the last poll that did not see it was sent: the view
+                                // changed after that, so the lag lies between the two.
+                                let mut unseen = Duration::ZERO;
                                 loop {
+                                    let polled = accepted.elapsed();
                                     let view = match http.get(format!("{base}/v1/accounts/{account}")).bearer_auth(&agent).send().await {
                                         Ok(response) => response.json::<Value>().await.unwrap_or(Value::Null),
                                         Err(_) => Value::Null,
                                     };
                                     if view["version"].as_u64().unwrap_or(0) >= version {
                                         lags.push(accepted.elapsed());
+                                        floors.push(unseen);
                                         break;
                                     }
+                                    unseen = polled;
                                     if accepted.elapsed() > Duration::from_secs(10) {
                                         errors += 1;
                                         break;
@@ -606,16 +620,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                         _ => errors += 1,
                     }
                 }
-                (latencies, lags, errors)
+                (latencies, lags, errors, (late, floors, answered))
             })
         })
         .collect();
     let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0);
+    let (mut late, mut floors, mut answered) = (Vec::new(), Vec::new(), Vec::new());
     for task in tasks {
-        let (l, g, e) = task.await?;
+        let (l, g, e, (t, f, a)) = task.await?;
+        floors.extend(f);
+        answered.extend(a);
         latencies.extend(l);
         lags.extend(g);
         errors += e;
+        late.extend(t);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(&pid.to_string())
@@ -624,6 +642,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let own_cpu = cpu_seconds("self").zip(own_cpu).map(|(b, a)| b - a);
     latencies.sort();
     lags.sort();
+    late.sort();
+    floors.sort();
+    answered.sort();
     println!(
         "commands:        {} accepted, {errors} failed, {:.0} commands/s",
         latencies.len(),
@@ -641,6 +662,25 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         ms(percentile(&lags, 0.99)),
         lags.len()
     );
+    println!(
+        "  not yet seen:  p50 {}  p99 {}  (the last poll that missed it; the lag lies between)",
+        ms(percentile(&floors, 0.5)),
+        ms(percentile(&floors, 0.99))
+    );
+    if interval.is_some() {
+        println!(
+            "  once sent:     p50 {}  p99 {}  (from the request leaving the load generator)",
+            ms(percentile(&answered, 0.5)),
+            ms(percentile(&answered, 0.99))
+        );
+    }
+    if !late.is_empty() {
+        println!(
+            "sent late:       p50 {}  p99 {}  (the load generator's timer, in the latency above)",
+            ms(percentile(&late, 0.5)),
+            ms(percentile(&late, 0.99))
+        );
+    }
     if let (Some(server_cpu), Some(own_cpu)) = (server_cpu, own_cpu) {
         // Per command, a figure that moves less than latency when the machine is busy.
         println!(
