@@ -555,8 +555,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             let (http, base, agent, ids) = (http.clone(), base.clone(), agent.clone(), ids.clone());
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
-                let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0usize);
-                let (mut late, mut floors, mut answered) = (Vec::new(), Vec::new(), Vec::new());
+                let mut s = LoadSamples::default();
                 let probe = worker < probes;
                 // Clients' schedules are spread over one interval.
                 let mut due = started + interval.unwrap_or_default() * worker as u32 / clients as u32;
@@ -575,7 +574,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                             // to send on time: counted in the latency, not the server's doing.
                             if due > Instant::now() {
                                 tokio::time::sleep_until(due.into()).await;
-                                late.push(due.elapsed());
+                                s.late.push(due.elapsed());
                             }
                             let sent = due;
                             due += interval;
@@ -586,8 +585,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                     let on_wire = Instant::now();
                     match post_keyed(&http, format!("{base}/v1/accounts/{account}/{kind}"), Some(&agent), body, key).await {
                         Ok((201, reply)) => {
-                            latencies.push(sent.elapsed());
-                            answered.push(on_wire.elapsed());
+                            s.latencies.push(sent.elapsed());
+                            s.answered.push(on_wire.elapsed());
                             if probe {
                                 let version = reply["version"].as_u64().unwrap_or(0);
                                 let accepted = Instant::now();
@@ -601,13 +600,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                                         Err(_) => Value::Null,
                                     };
                                     if view["version"].as_u64().unwrap_or(0) >= version {
-                                        lags.push(accepted.elapsed());
-                                        floors.push(unseen);
+                                        s.lags.push(accepted.elapsed());
+                                        s.floors.push(unseen);
                                         break;
                                     }
                                     unseen = polled;
                                     if accepted.elapsed() > Duration::from_secs(10) {
-                                        errors += 1;
+                                        s.errors += 1;
                                         break;
                                     }
                                     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -617,34 +616,39 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                                 due = due.max(Instant::now());
                             }
                         }
-                        _ => errors += 1,
+                        _ => s.errors += 1,
                     }
                 }
-                (latencies, lags, errors, (late, floors, answered))
+                s
             })
         })
         .collect();
-    let (mut latencies, mut lags, mut errors) = (Vec::new(), Vec::new(), 0);
-    let (mut late, mut floors, mut answered) = (Vec::new(), Vec::new(), Vec::new());
+    let mut all = LoadSamples::default();
     for task in tasks {
-        let (l, g, e, (t, f, a)) = task.await?;
-        floors.extend(f);
-        answered.extend(a);
-        latencies.extend(l);
-        lags.extend(g);
-        errors += e;
-        late.extend(t);
+        all.merge(task.await?);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(&pid.to_string())
         .zip(server_cpu)
         .map(|(b, a)| b - a);
     let own_cpu = cpu_seconds("self").zip(own_cpu).map(|(b, a)| b - a);
-    latencies.sort();
-    lags.sort();
-    late.sort();
-    floors.sort();
-    answered.sort();
+    for samples in [
+        &mut all.latencies,
+        &mut all.lags,
+        &mut all.floors,
+        &mut all.late,
+        &mut all.answered,
+    ] {
+        samples.sort();
+    }
+    let LoadSamples {
+        latencies,
+        lags,
+        floors,
+        late,
+        answered,
+        errors,
+    } = all;
     println!(
         "commands:        {} accepted, {errors} failed, {:.0} commands/s",
         latencies.len(),
@@ -695,6 +699,33 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     drop(server);
     Ok(())
+}
+
+/// What one `load` client measured, and then all of them.
+#[derive(Default)]
+struct LoadSamples {
+    /// From when each accepted command was due.
+    latencies: Vec<Duration>,
+    /// From acceptance to the first poll that saw the change.
+    lags: Vec<Duration>,
+    /// From acceptance to the last poll that did not (the lag lies between).
+    floors: Vec<Duration>,
+    /// How late the timer sent commands the client was free to send on time.
+    late: Vec<Duration>,
+    /// From the request leaving the generator.
+    answered: Vec<Duration>,
+    errors: usize,
+}
+
+impl LoadSamples {
+    fn merge(&mut self, other: LoadSamples) {
+        self.latencies.extend(other.latencies);
+        self.lags.extend(other.lags);
+        self.floors.extend(other.floors);
+        self.late.extend(other.late);
+        self.answered.extend(other.answered);
+        self.errors += other.errors;
+    }
 }
 
 /// Writes `events` events straight to the store in streams of 1,000 (an account opened,
